@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The job engine: the public API of libjobworker's core.
+ *
+ * One Engine owns one io_uring and all job and subscriber state. Every
+ * function below except engine_post() and engine_wake_stop() must be called
+ * on the engine thread, i.e. the thread running engine_run() (or, in tests,
+ * the thread calling engine_run_once()). Other threads hand work to the
+ * engine with engine_post(), which runs a closure on the engine thread.
+ * Because of that, job state has no locks.
+ *
+ * Callbacks (subscriber chunk/end, job exit observers) are invoked on the
+ * engine thread; they may call back into the engine.
+ *
+ * Errors are negative errno values; expected conditions have named codes:
+ *   -ENOENT   no such job (or subscriber)
+ *   -ESRCH    the job is not running (stop of a finished job)
+ *   -EINVAL   invalid argument (empty argv, NUL byte, bad env entry, ...)
+ *   -E2BIG    argv/env over the limits below
+ *   -EMFILE/-ENFILE/-EAGAIN  out of resources
+ * A failed exec is reported by engine_start_job() with the errno of the
+ * exec (or of chdir/setuid...) and the stage that failed, see JobStartError.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/job-id.h"
+
+typedef struct Engine Engine;
+
+/* Limits on what a caller may ask for. Documented in jobworkerd(8). */
+#define JOB_ARGV_MAX 4096u           /* arguments per job */
+#define JOB_ENV_MAX 1024u            /* extra environment entries */
+#define JOB_STRING_MAX (64u * 1024u) /* one argument / env entry / cwd, bytes */
+#define JOB_ARGS_TOTAL_MAX (1024u * 1024u) /* argv + env + cwd together, bytes */
+#define JOB_OWNER_MAX 255u           /* owner string, bytes */
+#define JOB_COMMAND_MAX 255u         /* the command line summary kept in status */
+
+/* Largest chunk handed to a subscriber in one callback. */
+#define ENGINE_CHUNK_MAX (1024u * 1024u)
+
+typedef enum JobStream {
+        JOB_STREAM_STDOUT = 1,
+        JOB_STREAM_STDERR = 2,
+} JobStream;
+
+/* Bit mask of JobStream values. */
+#define JOB_STREAMS_ALL (JOB_STREAM_STDOUT | JOB_STREAM_STDERR)
+
+typedef enum JobState {
+        JOB_STATE_RUNNING,
+        JOB_STATE_EXITED, /* exit_code is valid */
+        JOB_STATE_KILLED, /* signal is valid */
+        JOB_STATE_LOST,   /* was running when a previous daemon died */
+} JobState;
+
+const char *job_state_to_string(JobState s);
+
+typedef struct JobStatus {
+        JobId id;
+        JobState state;
+        int exit_code;          /* JOB_STATE_EXITED */
+        int signal;             /* JOB_STATE_KILLED */
+        bool stop_requested;    /* a stop was asked for before it ended */
+        pid_t pid;
+        uint64_t start_usec;    /* CLOCK_REALTIME, microseconds */
+        uint64_t end_usec;      /* 0 while running */
+        uint64_t stdout_bytes;  /* bytes kept in the output log */
+        uint64_t stderr_bytes;
+        bool truncated;         /* output cap reached */
+        uint64_t dropped_bytes; /* bytes discarded past the cap */
+        char owner[JOB_OWNER_MAX + 1];
+        char command[JOB_COMMAND_MAX + 1]; /* argv joined by spaces, cut */
+} JobStatus;
+
+/* Identity to run a job as. NULL in JobSpec: run as the engine's own user. */
+typedef struct JobCredentials {
+        uid_t uid;
+        gid_t gid;
+        size_t n_groups;
+        gid_t *groups;          /* supplementary groups, borrowed */
+        const char *user;       /* for USER= */
+        const char *home;       /* for HOME= and the default cwd */
+} JobCredentials;
+
+typedef struct JobSpec {
+        const char *const *argv; /* NULL-terminated, argv[0] is the program */
+        const char *const *env;  /* NULL-terminated "KEY=VALUE" extras, or NULL */
+        const char *cwd;         /* NULL: HOME of the account, or / */
+        const char *owner;       /* who started it (identity), stored in status */
+        const JobCredentials *creds; /* NULL: as the engine's user */
+        int cgroup_fd;           /* -1: none; else the job's cgroup dir (CLONE_INTO_CGROUP) */
+} JobSpec;
+
+/* What failed when engine_start_job() says the job could not be started. */
+typedef enum JobStartStage {
+        JOB_START_STAGE_NONE,
+        JOB_START_STAGE_SPAWN,  /* clone3 / pipes */
+        JOB_START_STAGE_CHDIR,
+        JOB_START_STAGE_CREDENTIALS,
+        JOB_START_STAGE_EXEC,
+} JobStartStage;
+
+typedef struct JobStartError {
+        JobStartStage stage;
+        int error;              /* positive errno */
+        char message[512];      /* human readable, names the path */
+} JobStartError;
+
+typedef struct EngineConfig {
+        const char *state_dir;       /* required; created if missing */
+        uint64_t output_cap;         /* bytes per job; 0 = default (1 GiB) */
+        unsigned retain_max_jobs;    /* finished jobs kept; 0 = default (1000) */
+        uint64_t retain_max_age_usec;/* 0 = default (7 days) */
+        uint64_t default_grace_usec; /* stop grace; 0 = default (5 s) */
+        unsigned ring_entries;       /* 0 = default */
+} EngineConfig;
+
+#define ENGINE_DEFAULT_OUTPUT_CAP (1024ull * 1024 * 1024)
+#define ENGINE_DEFAULT_RETAIN_JOBS 1000u
+#define ENGINE_DEFAULT_RETAIN_AGE_USEC (7ull * 24 * 3600 * 1000000)
+#define ENGINE_DEFAULT_GRACE_USEC (5ull * 1000000)
+
+/*
+ * Creates the engine: opens the ring, creates/loads state_dir. Finished
+ * jobs found there are loaded (jobs that were running are marked LOST).
+ * The calling thread becomes the engine thread.
+ */
+int engine_new(Engine **ret, const EngineConfig *config);
+Engine *engine_free(Engine *e);
+
+/* Runs the loop until engine_wake_stop(); returns 0 or -errno. */
+int engine_run(Engine *e);
+/* One iteration: wait up to timeout_usec (or forever if UINT64_MAX) for
+ * events and dispatch them. Returns 0, or -errno. For tests and embedding. */
+int engine_run_once(Engine *e, uint64_t timeout_usec);
+
+/* Thread-safe: run fn(userdata) on the engine thread soon. Never fails
+ * except -ENOMEM. If the engine is freed first, fn is called with
+ * engine == NULL so that userdata can be released. */
+typedef void (*EngineClosure)(Engine *e, void *userdata);
+int engine_post(Engine *e, EngineClosure fn, void *userdata);
+/* Thread-safe: make engine_run() return. */
+void engine_wake_stop(Engine *e);
+
+/* Jobs ------------------------------------------------------------------ */
+
+/* Starts a job. On success writes its id to *ret_id. When the process
+ * could not be started, returns the negative errno and (if ret_error) fills
+ * *ret_error with stage and message. */
+int engine_start_job(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartError *ret_error);
+
+/* SIGTERM now, then SIGKILL to the whole job after grace_usec
+ * (UINT64_MAX = the engine's default). -ENOENT unknown, -ESRCH not running. */
+int engine_stop_job(Engine *e, const JobId *id, uint64_t grace_usec);
+
+/* Stops every running job (as engine_stop_job with the given grace).
+ * Returns the number of jobs that were asked to stop. */
+unsigned engine_stop_all(Engine *e, uint64_t grace_usec);
+
+int engine_get_status(Engine *e, const JobId *id, JobStatus *ret);
+
+/* All jobs, oldest first, optionally only those whose owner equals owner.
+ * *ret is malloc()ed, caller frees. */
+int engine_list(Engine *e, const char *owner, JobStatus **ret, size_t *ret_n);
+
+/* Counts for status reporting. */
+typedef struct EngineCounts {
+        unsigned running;
+        unsigned finished;
+        unsigned subscribers;
+} EngineCounts;
+void engine_get_counts(Engine *e, EngineCounts *ret);
+
+/* Observer of job state changes (e.g. for logging and sd_notify STATUS=).
+ * Called on the engine thread after the change. One observer per engine. */
+typedef enum EngineEvent {
+        ENGINE_EVENT_STARTED,
+        ENGINE_EVENT_EXITED,    /* status is final */
+        ENGINE_EVENT_REMOVED,   /* retention removed it */
+} EngineEvent;
+typedef void (*EngineObserver)(Engine *e, EngineEvent ev, const JobStatus *status, void *userdata);
+void engine_set_observer(Engine *e, EngineObserver fn, void *userdata);
+
+/* Subscribers ----------------------------------------------------------- */
+
+/*
+ * A subscriber reads one job's output log from a starting offset. Offsets
+ * count bytes of the *selected* streams in the order they were captured (the
+ * "view"): with streams = STDOUT, offset N skips the first N bytes of stdout;
+ * with both, the first N bytes of the interleaved output. A chunk carries the
+ * view offset of its first byte, so a client that received K bytes resumes
+ * exactly with offset K.
+ *
+ * Flow control: after a chunk callback the subscriber is paused until
+ * engine_subscriber_ready() is called (from the callback or later). A paused
+ * subscriber costs nothing but its cursor.
+ *
+ * When follow is false the subscription ends at the end of the output that
+ * exists when it reaches it; otherwise it ends after the job ended and all
+ * output was delivered. In both cases end() is called exactly once, with the
+ * job's status at that moment, and the subscription is then gone (its id is
+ * invalid; engine_unsubscribe() on it returns -ENOENT).
+ */
+typedef struct SubscriberId {
+        uint64_t value;
+} SubscriberId;
+
+typedef struct SubscriberOps {
+        /* data is valid only during the call. */
+        void (*chunk)(void *userdata, JobStream stream, uint64_t offset, const void *data, size_t size);
+        /* status->state may be RUNNING when follow was false. */
+        void (*end)(void *userdata, const JobStatus *status);
+} SubscriberOps;
+
+int engine_subscribe(
+                Engine *e,
+                const JobId *id,
+                unsigned streams,       /* mask of JobStream, non-zero */
+                uint64_t offset,
+                bool follow,
+                const SubscriberOps *ops,
+                void *userdata,
+                SubscriberId *ret);
+
+/* The consumer is ready for the next chunk. -ENOENT if gone. */
+int engine_subscriber_ready(Engine *e, SubscriberId id);
+
+/* Cancels a subscription; no callback is invoked afterwards. */
+int engine_unsubscribe(Engine *e, SubscriberId id);
