@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * Output log files (format in outlog.h). The one idea: readers never share
+ * state with the writer but the file and its size, so any number of them
+ * can follow one job, each at its own pace, with only a cursor in memory.
+ */
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "core/outlog.h"
+#include "shared/macro.h"
+
+static const char outlog_magic[OUTLOG_HEADER_SIZE] = { 'J', 'W', 'L', 'O', 'G', 0, 0, 1 };
+
+static int pwrite_all(int fd, const struct iovec *iov_in, int n, uint64_t pos) {
+        struct iovec iov[4];
+        size_t total = 0;
+
+        assert(n <= 4);
+        memcpy(iov, iov_in, sizeof(struct iovec) * (size_t) n);
+        for (int i = 0; i < n; i++)
+                total += iov[i].iov_len;
+
+        while (total > 0) {
+                ssize_t k = pwritev(fd, iov, n, (off_t) pos);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        return -EIO;
+                total -= (size_t) k;
+                pos += (uint64_t) k;
+                /* Advance the vector past what was written. */
+                while (k > 0 && n > 0) {
+                        if ((size_t) k >= iov[0].iov_len) {
+                                k -= (ssize_t) iov[0].iov_len;
+                                memmove(iov, iov + 1, sizeof(struct iovec) * (size_t) (n - 1));
+                                n--;
+                        } else {
+                                iov[0].iov_base = (char *) iov[0].iov_base + k;
+                                iov[0].iov_len -= (size_t) k;
+                                k = 0;
+                        }
+                }
+        }
+        return 0;
+}
+
+static int pread_all(int fd, void *buf, size_t size, uint64_t pos) {
+        size_t done = 0;
+
+        while (done < size) {
+                ssize_t k = pread(fd, (char *) buf + done, size - done, (off_t) (pos + done));
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        return -ENODATA;
+                done += (size_t) k;
+        }
+        return 0;
+}
+
+int outlog_create(int dirfd, const char *name, int *ret_fd) {
+        _cleanup_close_ int fd = -1;
+        struct iovec iov = { (void *) outlog_magic, sizeof(outlog_magic) };
+        int r;
+
+        fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        r = pwrite_all(fd, &iov, 1, 0);
+        if (r < 0)
+                return r;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static void header_encode(uint8_t h[OUTLOG_RECORD_HEADER_SIZE], uint32_t size, JobStream stream) {
+        h[0] = (uint8_t) size;
+        h[1] = (uint8_t) (size >> 8);
+        h[2] = (uint8_t) (size >> 16);
+        h[3] = (uint8_t) (size >> 24);
+        h[4] = (uint8_t) stream;
+        h[5] = h[6] = h[7] = 0;
+}
+
+static int header_decode(const uint8_t h[OUTLOG_RECORD_HEADER_SIZE], uint32_t *ret_size, JobStream *ret_stream) {
+        uint32_t size = (uint32_t) h[0] | (uint32_t) h[1] << 8 | (uint32_t) h[2] << 16 | (uint32_t) h[3] << 24;
+
+        if (size == 0 || size > OUTLOG_RECORD_MAX)
+                return -EBADMSG;
+        if (h[4] != JOB_STREAM_STDOUT && h[4] != JOB_STREAM_STDERR)
+                return -EBADMSG;
+        if (h[5] || h[6] || h[7])
+                return -EBADMSG;
+        *ret_size = size;
+        *ret_stream = (JobStream) h[4];
+        return 0;
+}
+
+int outlog_append(int fd, uint64_t *pos, JobStream stream, const void *data, size_t size) {
+        uint8_t h[OUTLOG_RECORD_HEADER_SIZE];
+        struct iovec iov[2];
+        int r;
+
+        if (size == 0 || size > OUTLOG_RECORD_MAX)
+                return -EINVAL;
+        header_encode(h, (uint32_t) size, stream);
+        iov[0] = (struct iovec) { h, sizeof(h) };
+        iov[1] = (struct iovec) { (void *) data, size };
+        r = pwrite_all(fd, iov, 2, *pos);
+        if (r < 0)
+                return r;
+        *pos += sizeof(h) + size;
+        return 0;
+}
+
+int outlog_scan(int fd, bool repair, uint64_t *ret_end, uint64_t *ret_stdout, uint64_t *ret_stderr) {
+        char magic[OUTLOG_HEADER_SIZE];
+        uint64_t pos = OUTLOG_HEADER_SIZE, n_out = 0, n_err = 0;
+        struct stat st;
+        int r;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        r = pread_all(fd, magic, sizeof(magic), 0);
+        if (r < 0 || memcmp(magic, outlog_magic, sizeof(magic)) != 0)
+                return -EBADMSG;
+
+        for (;;) {
+                uint8_t h[OUTLOG_RECORD_HEADER_SIZE];
+                uint32_t size;
+                JobStream s;
+
+                if (pos + sizeof(h) > (uint64_t) st.st_size)
+                        break;
+                if (pread_all(fd, h, sizeof(h), pos) < 0 || header_decode(h, &size, &s) < 0)
+                        break;
+                if (pos + sizeof(h) + size > (uint64_t) st.st_size)
+                        break;
+                pos += sizeof(h) + size;
+                if (s == JOB_STREAM_STDOUT)
+                        n_out += size;
+                else
+                        n_err += size;
+        }
+
+        if (repair && pos < (uint64_t) st.st_size && ftruncate(fd, (off_t) pos) < 0)
+                return -errno;
+
+        *ret_end = pos;
+        *ret_stdout = n_out;
+        *ret_stderr = n_err;
+        return 0;
+}
+
+void outlog_cursor_init(OutlogCursor *c) {
+        *c = (OutlogCursor) { .pos = OUTLOG_HEADER_SIZE };
+}
+
+/* Makes sure the cursor is inside a record with data, or returns 0 at the end. */
+static int cursor_load(int fd, uint64_t end, OutlogCursor *c) {
+        uint8_t h[OUTLOG_RECORD_HEADER_SIZE];
+        uint32_t size;
+        JobStream s;
+        int r;
+
+        if (c->rec_left > 0)
+                return 1;
+        if (c->pos + sizeof(h) > end)
+                return 0;
+        r = pread_all(fd, h, sizeof(h), c->pos);
+        if (r < 0)
+                return r;
+        r = header_decode(h, &size, &s);
+        if (r < 0)
+                return r;
+        if (c->pos + sizeof(h) + size > end)
+                return 0;
+        c->pos += sizeof(h);
+        c->rec_left = size;
+        c->rec_stream = s;
+        return 1;
+}
+
+int outlog_seek(int fd, uint64_t end, OutlogCursor *c, unsigned streams, uint64_t view) {
+        while (c->view < view) {
+                int r = cursor_load(fd, end, c);
+                if (r <= 0)
+                        return r;
+                uint32_t step = c->rec_left;
+                if (c->rec_stream & streams) {
+                        if (step > view - c->view)
+                                step = (uint32_t) (view - c->view);
+                        c->view += step;
+                }
+                c->pos += step;
+                c->rec_left -= step;
+        }
+        return 0;
+}
+
+ssize_t outlog_read(int fd, uint64_t end, OutlogCursor *c, unsigned streams, void *buf, size_t max, JobStream *ret_stream) {
+        JobStream stream = 0;
+        size_t n = 0;
+
+        while (n < max) {
+                int r = cursor_load(fd, end, c);
+                if (r < 0)
+                        return n > 0 ? (ssize_t) n : r;
+                if (r == 0)
+                        break;
+                if (!(c->rec_stream & streams)) {
+                        c->pos += c->rec_left;
+                        c->rec_left = 0;
+                        continue;
+                }
+                if (n > 0 && c->rec_stream != stream)
+                        break;
+                stream = c->rec_stream;
+
+                size_t k = MIN((size_t) c->rec_left, max - n);
+                r = pread_all(fd, (char *) buf + n, k, c->pos);
+                if (r < 0)
+                        return n > 0 ? (ssize_t) n : r;
+                n += k;
+                c->pos += k;
+                c->rec_left -= (uint32_t) k;
+                c->view += k;
+        }
+
+        if (n > 0)
+                *ret_stream = stream;
+        return (ssize_t) n;
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The output log: one file per job holding everything the job wrote, in the
+ * order it was read, as records that keep the stream of each chunk.
+ *
+ *   file   := "JWLOG\0\0\1" record*
+ *   record := size:u32le stream:u8 0:u8 0:u16 data[size]
+ *
+ * The file is the buffer between the job and its subscribers: the writer
+ * only appends, readers keep a cursor. Nothing about a log lives in memory
+ * but its size.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/engine.h"
+
+#define OUTLOG_HEADER_SIZE 8u
+#define OUTLOG_RECORD_HEADER_SIZE 8u
+#define OUTLOG_RECORD_MAX (16u * 1024u * 1024u)
+
+/* Creates (O_EXCL) the log `name` in dirfd and writes the file header.
+ * *ret_fd is O_RDWR|O_CLOEXEC, owned by the caller. */
+int outlog_create(int dirfd, const char *name, int *ret_fd);
+
+/* Appends one record at *pos (the current end), advancing *pos.
+ * size must be 1..OUTLOG_RECORD_MAX. */
+int outlog_append(int fd, uint64_t *pos, JobStream stream, const void *data, size_t size);
+
+/* Validates a log: walks the record headers, returns the end of the last
+ * complete record in *ret_end and per-stream byte counts. A torn record at
+ * the end (crash while writing) is cut off by truncating the file when
+ * `repair` is set. -EBADMSG if the file header is wrong. */
+int outlog_scan(int fd, bool repair, uint64_t *ret_end, uint64_t *ret_stdout, uint64_t *ret_stderr);
+
+/* A reader's position: the next byte to read. */
+typedef struct OutlogCursor {
+        uint64_t pos;          /* file offset of the next record header, or of data inside rec */
+        uint32_t rec_left;     /* data bytes left in the current record */
+        JobStream rec_stream;  /* stream of the current record (when rec_left > 0) */
+        uint64_t view;         /* bytes of the selected streams before the cursor */
+} OutlogCursor;
+
+void outlog_cursor_init(OutlogCursor *c);
+
+/* Skips forward until c->view == view or the end (end = file size to
+ * consider). Returns 0; the cursor may stop short at the end. */
+int outlog_seek(int fd, uint64_t end, OutlogCursor *c, unsigned streams, uint64_t view);
+
+/* Reads up to max bytes of one stream from consecutive selected records
+ * (records of unselected streams are skipped; a change of stream ends the
+ * chunk). Returns the number of bytes (0 at the end) and the stream. */
+ssize_t outlog_read(int fd, uint64_t end, OutlogCursor *c, unsigned streams, void *buf, size_t max, JobStream *ret_stream);

@@ -1,0 +1,800 @@
+/* SPDX-License-Identifier: MIT */
+
+/* The job engine, end to end: real processes, real pipes, real log files. */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/engine.h"
+#include "../helpers/testdata.h"
+
+#define MiB (1024ull * 1024)
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+
+static const char *testprog;
+
+/* Helpers --------------------------------------------------------------------- */
+
+static uint64_t mono_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+static char *make_state_dir(void) {
+        char tmpl[] = "/tmp/jw-test-engine-XXXXXX";
+        char *d = mkdtemp(tmpl);
+        assert_non_null(d);
+        return strdup(d);
+}
+
+static void rm_rf(const char *path) {
+        char cmd[512];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+        assert_int_equal(system(cmd), 0);
+}
+
+static Engine *engine_at(const char *dir, uint64_t cap, unsigned retain) {
+        Engine *e = NULL;
+        EngineConfig c = { .state_dir = dir, .output_cap = cap, .retain_max_jobs = retain };
+        assert_int_equal(engine_new(&e, &c), 0);
+        return e;
+}
+
+static JobId start(Engine *e, const char *const *argv) {
+        JobSpec spec = { .argv = argv, .owner = "tester", .cgroup_fd = -1 };
+        JobStartError err;
+        JobId id;
+        int r = engine_start_job(e, &spec, &id, &err);
+        if (r < 0)
+                fail_msg("start %s: %s", argv[0], err.message);
+        return id;
+}
+
+static JobStatus status_of(Engine *e, const JobId *id) {
+        JobStatus s;
+        assert_int_equal(engine_get_status(e, id, &s), 0);
+        return s;
+}
+
+/* Runs the loop until the job has ended (bounded). */
+static JobStatus wait_job(Engine *e, const JobId *id, unsigned timeout_ms) {
+        uint64_t until = mono_ms() + timeout_ms;
+        for (;;) {
+                JobStatus s = status_of(e, id);
+                if (s.state != JOB_STATE_RUNNING)
+                        return s;
+                if (mono_ms() > until)
+                        fail_msg("job did not end within %u ms", timeout_ms);
+                assert_int_equal(engine_run_once(e, 100000), 0);
+        }
+}
+
+static unsigned count_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        unsigned n = 0;
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static long rss_kib(void) {
+        FILE *f = fopen("/proc/self/status", "r");
+        char line[256];
+        long v = -1;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmRSS: %ld", &v) == 1)
+                        break;
+        fclose(f);
+        return v;
+}
+
+/* A subscriber that checks content against testdata and hashes the sequence. */
+typedef struct Reader {
+        Engine *e;
+        SubscriberId id;
+        uint64_t seed;
+        uint64_t got[3];        /* per stream */
+        uint64_t view;          /* next expected view offset */
+        uint64_t hash;
+        unsigned chunks;
+        bool ended;
+        bool bad;
+        bool stall;             /* never ask for more */
+        bool check_data;
+        JobStream last_stream;
+        uint64_t base_out;      /* stdout offset of the first byte (for offset tests) */
+        JobStatus end;
+} Reader;
+
+static void reader_chunk(void *ud, JobStream stream, uint64_t offset, const void *data, size_t size) {
+        Reader *r = ud;
+        const uint8_t *p = data;
+
+        if (offset != r->view || size == 0 || size > ENGINE_CHUNK_MAX)
+                r->bad = true;
+        if (r->check_data) {
+                uint64_t seed = stream == JOB_STREAM_STDOUT ? r->seed : r->seed + 1;
+                uint64_t at = r->got[stream] + (stream == JOB_STREAM_STDOUT ? r->base_out : 0);
+                if (!testdata_check(seed, at, p, size))
+                        r->bad = true;
+        } else {
+                for (size_t i = 0; i < size; i++)
+                        if (p[i] != 0) {
+                                r->bad = true;
+                                break;
+                        }
+        }
+        /* FNV-1a over the bytes and every change of stream: the
+         * interleaving is part of the hash, the chunking is not. */
+        if (stream != r->last_stream)
+                r->hash = (r->hash ^ (0x100u + (uint64_t) stream)) * 0x100000001b3ull;
+        r->last_stream = stream;
+        for (size_t i = 0; i < size; i++)
+                r->hash = (r->hash ^ p[i]) * 0x100000001b3ull;
+        r->got[stream] += size;
+        r->view += size;
+        r->chunks++;
+        if (!r->stall)
+                assert_int_equal(engine_subscriber_ready(r->e, r->id), 0);
+}
+
+static void reader_end(void *ud, const JobStatus *st) {
+        Reader *r = ud;
+        r->ended = true;
+        r->end = *st;
+}
+
+static const SubscriberOps reader_ops = { .chunk = reader_chunk, .end = reader_end };
+
+static void reader_subscribe(Engine *e, Reader *r, const JobId *id, unsigned streams, uint64_t offset, bool follow) {
+        r->e = e;
+        r->hash = 0xcbf29ce484222325ull;
+        r->view = offset;
+        assert_int_equal(engine_subscribe(e, id, streams, offset, follow, &reader_ops, r, &r->id), 0);
+}
+
+static void run_until_ended(Engine *e, Reader *r, unsigned timeout_ms) {
+        uint64_t until = mono_ms() + timeout_ms;
+        while (!r->ended) {
+                if (mono_ms() > until)
+                        fail_msg("subscriber did not end within %u ms", timeout_ms);
+                assert_int_equal(engine_run_once(e, 100000), 0);
+        }
+}
+
+/* Tests ----------------------------------------------------------------------- */
+
+static void test_exact_bytes_three_subscribers(void **state) {
+        char *dir = make_state_dir();
+        Engine *e = engine_at(dir, 0, 0);
+        const uint64_t n_out = 256 * MiB, n_err = 8 * MiB, seed = 42;
+        char a_out[32], a_err[32], a_seed[32];
+        Reader a = { .seed = seed, .check_data = true }, b = a, c = a, d = a;
+
+        snprintf(a_out, sizeof(a_out), "%llu", (unsigned long long) n_out);
+        snprintf(a_err, sizeof(a_err), "%llu", (unsigned long long) n_err);
+        snprintf(a_seed, sizeof(a_seed), "%llu", (unsigned long long) seed);
+        const char *argv[] = { testprog, "write", a_out, a_err, a_seed, NULL };
+        JobId id = start(e, argv);
+
+        /* a: from the start, subscribed before any output was read. */
+        reader_subscribe(e, &a, &id, JOB_STREAMS_ALL, 0, true);
+        /* d: stdout only, from an offset. */
+        d.base_out = 12345;
+        reader_subscribe(e, &d, &id, JOB_STREAM_STDOUT, 12345, true);
+
+        /* b: joins when about 100 MiB have been captured. */
+        uint64_t until = mono_ms() + 120000;
+        while (status_of(e, &id).stdout_bytes < 100 * MiB) {
+                assert_true(mono_ms() < until);
+                assert_int_equal(engine_run_once(e, 100000), 0);
+        }
+        assert_int_equal(status_of(e, &id).state, JOB_STATE_RUNNING);
+        reader_subscribe(e, &b, &id, JOB_STREAMS_ALL, 0, true);
+
+        JobStatus s = wait_job(e, &id, 120000);
+        assert_int_equal(s.state, JOB_STATE_EXITED);
+        assert_int_equal(s.exit_code, 0);
+        assert_int_equal(s.stdout_bytes, n_out);
+        assert_int_equal(s.stderr_bytes, n_err);
+        assert_false(s.truncated);
+
+        /* c: after the exit. */
+        reader_subscribe(e, &c, &id, JOB_STREAMS_ALL, 0, true);
+
+        run_until_ended(e, &a, 120000);
+        run_until_ended(e, &b, 120000);
+        run_until_ended(e, &c, 120000);
+        run_until_ended(e, &d, 120000);
+
+        Reader *all[] = { &a, &b, &c };
+        for (size_t i = 0; i < 3; i++) {
+                assert_false(all[i]->bad);
+                assert_int_equal(all[i]->got[JOB_STREAM_STDOUT], n_out);
+                assert_int_equal(all[i]->got[JOB_STREAM_STDERR], n_err);
+                assert_int_equal(all[i]->end.state, JOB_STATE_EXITED);
+                assert_int_equal(all[i]->end.exit_code, 0);
+                assert_int_equal(all[i]->hash, a.hash);
+                /* Coalesced: far fewer chunks than 1 MiB pieces would allow. */
+                assert_true(all[i]->chunks < (n_out + n_err) / 4096);
+        }
+        assert_false(d.bad);
+        assert_int_equal(d.got[JOB_STREAM_STDOUT], n_out - 12345);
+        assert_int_equal(d.got[JOB_STREAM_STDERR], 0);
+
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
+static void test_stalled_subscriber_holds_nothing(void **state) {
+        char *dir = make_state_dir();
+        Engine *e = engine_at(dir, 2048 * MiB, 0);
+        Reader stalled = { .stall = true }, reader = {};
+        const char *argv[] = { testprog, "zeros", "1073741824", NULL };
+
+        JobId id = start(e, argv);
+        reader_subscribe(e, &stalled, &id, JOB_STREAMS_ALL, 0, true);
+        reader_subscribe(e, &reader, &id, JOB_STREAMS_ALL, 0, true);
+
+        /* Let the first chunks flow, then take the baseline. */
+        while (reader.view < 16 * MiB)
+                assert_int_equal(engine_run_once(e, 100000), 0);
+        long rss0 = rss_kib();
+
+        JobStatus s = wait_job(e, &id, 180000);
+        assert_int_equal(s.state, JOB_STATE_EXITED);
+        assert_int_equal(s.exit_code, 0);
+        assert_int_equal(s.stdout_bytes, 1024 * MiB);
+        run_until_ended(e, &reader, 180000);
+        long rss1 = rss_kib();
+
+        assert_false(reader.bad);
+        assert_int_equal(reader.got[JOB_STREAM_STDOUT], 1024 * MiB);
+        assert_int_equal(stalled.chunks, 1);
+        assert_false(stalled.ended);
+        /* Memory stayed flat while 1 GiB went through the engine. */
+        print_message("RSS %ld KiB -> %ld KiB\n", rss0, rss1);
+        assert_true(rss1 - rss0 < 16 * 1024);
+
+        assert_int_equal(engine_unsubscribe(e, stalled.id), 0);
+        assert_int_equal(engine_unsubscribe(e, stalled.id), -ENOENT);
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
+static void test_exit_codes_and_signals(void **state) {
+        char *dir = make_state_dir();
+        Engine *e = engine_at(dir, 0, 0);
+        const char *codes[] = { "0", "1", "255" };
+
+        for (size_t i = 0; i < 3; i++) {
+                const char *argv[] = { testprog, "exit", codes[i], NULL };
+                JobId id = start(e, argv);
+                JobStatus s = wait_job(e, &id, 10000);
+                assert_int_equal(s.state, JOB_STATE_EXITED);
+                assert_int_equal(s.exit_code, atoi(codes[i]));
+                assert_false(s.stop_requested);
+                assert_true(s.end_usec >= s.start_usec);
+                assert_true(s.pid > 0);
+                assert_string_equal(s.owner, "tester");
+        }
+        const char *sigs[] = { "9", "15", "11" };
+        for (size_t i = 0; i < 3; i++) {
+                const char *argv[] = { testprog, "signal", sigs[i], NULL };
+                JobId id = start(e, argv);
+                JobStatus s = wait_job(e, &id, 10000);
+                assert_int_equal(s.state, JOB_STATE_KILLED);
+                assert_int_equal(s.signal, atoi(sigs[i]));
+        }
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
+static void test_start_errors(void **state) {
+        char *dir = make_state_dir();
+        Engine *e = engine_at(dir, 0, 0);
+        JobStartError err;
+        JobId id;
+
+        const char *missing[] = { "/nonexistent/program", NULL };
+        JobSpec spec = { .argv = missing, .cgroup_fd = -1 };
+        assert_int_equal(engine_start_job(e, &spec, &id, &err), -ENOENT);
+        assert_int_equal(err.stage, JOB_START_STAGE_EXEC);
+        assert_non_null(strstr(err.message, "/nonexistent/program"));
+
+        const char *nopath[] = { "no-such-command-jw", NULL };
+        spec.argv = nopath;
+        assert_int_equal(engine_start_job(e, &spec, &id, &err), -ENOENT);
+        assert_non_null(strstr(err.message, "searched PATH"));
+
+        /* A file without x bits, and one with x bits that is not a program. */
+        char plain[600], garbage[600];
+        snprintf(plain, sizeof(plain), "%s/plain", dir);
+        snprintf(garbage, sizeof(garbage), "%s/garbage", dir);
+        FILE *f = fopen(plain, "w");
+        fputs("hello\n", f);
+        fclose(f);
+        f = fopen(garbage, "w");
+        fputs("\x01\x02\x03 not an executable\n", f);
+        fclose(f);
+        chmod(plain, 0644);
+        chmod(garbage, 0755);
+        const char *noexec[] = { plain, NULL };
+        spec.argv = noexec;
+        assert_int_equal(engine_start_job(e, &spec, &id, &err), -EACCES);
+        assert_int_equal(err.stage, JOB_START_STAGE_EXEC);
+        assert_non_null(strstr(err.message, "Permission denied"));
+        const char *badformat[] = { garbage, NULL };
+        spec.argv = badformat;
+        assert_int_equal(engine_start_job(e, &spec, &id, &err), -ENOEXEC);
+        assert_non_null(strstr(err.message, garbage));
+
+        const char *ok[] = { "true", NULL };
+        spec.argv = ok;
+        spec.cwd = "/nonexistent-dir";
+        assert_int_equal(engine_start_job(e, &spec, &id, &err), -ENOENT);
+        assert_int_equal(err.stage, JOB_START_STAGE_CHDIR);
+        assert_non_null(strstr(err.message, "/nonexistent-dir"));
+        spec.cwd = "relative";
+        assert_int_equal(engine_start_job(e, &spec, &id, &err), -EINVAL);
+        spec.cwd = NULL;
+
+        const char *empty[] = { NULL };
+        spec.argv = empty;
+        assert_int_equal(engine_start_job(e, &spec, &id, &err), -EINVAL);
+        const char *empty0[] = { "", NULL };
+        spec.argv = empty0;
+        assert_int_equal(engine_start_job(e, &spec, &id, &err), -EINVAL);
+
+        const char *env_bad[] = { "NOEQUALS", NULL };
+        spec.argv = ok;
+        spec.env = env_bad;
+        assert_int_equal(engine_start_job(e, &spec, &id, &err), -EINVAL);
+        spec.env = NULL;
+
+        /* Over the argument count limit. */
+        const char **many = calloc(JOB_ARGV_MAX + 2, sizeof(char *));
+        for (unsigned i = 0; i <= JOB_ARGV_MAX; i++)
+                many[i] = "x";
+        spec.argv = many;
+        assert_int_equal(engine_start_job(e, &spec, &id, &err), -E2BIG);
+        assert_non_null(strstr(err.message, "limit"));
+        free(many);
+
+        /* Nothing was left behind. */
+        size_t n;
+        JobStatus *v;
+        assert_int_equal(engine_list(e, NULL, &v, &n), 0);
+        assert_int_equal(n, 0);
+        free(v);
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
+static bool pid_gone(pid_t pid) {
+        char path[64], buf[512];
+        if (kill(pid, 0) < 0 && errno == ESRCH)
+                return true;
+        /* A zombie waiting for init to reap it is gone too. */
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+                return true;
+        bool zombie = fgets(buf, sizeof(buf), f) && strstr(buf, ") Z ");
+        fclose(f);
+        return zombie;
+}
+
+#define GRAB_MAX 4095
+static void grab_chunk(void *ud, JobStream stream, uint64_t offset, const void *data, size_t size) {
+        char *buf = ud;
+        size_t have = strlen(buf);
+        size_t k = MIN(size, GRAB_MAX - have);
+        memcpy(buf + have, data, k);
+        buf[have + k] = 0;
+}
+
+static void test_stop_kills_stubborn_group(void **state) {
+        char *dir = make_state_dir();
+        Engine *e = engine_at(dir, 0, 0);
+        const char *argv[] = { testprog, "stubborn", NULL };
+        char out[GRAB_MAX + 1] = "";
+        SubscriberOps ops = { .chunk = grab_chunk };
+        SubscriberId sid;
+
+        JobId id = start(e, argv);
+        assert_int_equal(engine_subscribe(e, &id, JOB_STREAM_STDOUT, 0, true, &ops, out, &sid), 0);
+        uint64_t until = mono_ms() + 10000;
+        while (!strchr(out, '\n')) {
+                assert_true(mono_ms() < until);
+                assert_int_equal(engine_run_once(e, 100000), 0);
+        }
+        pid_t child = (pid_t) atoi(out);
+        assert_true(child > 0);
+        assert_false(pid_gone(child));
+
+        uint64_t t0 = mono_ms();
+        assert_int_equal(engine_stop_job(e, &id, 300000), 0);
+        JobStatus s = wait_job(e, &id, 10000);
+        uint64_t took = mono_ms() - t0;
+        assert_int_equal(s.state, JOB_STATE_KILLED);
+        assert_int_equal(s.signal, SIGKILL);
+        assert_true(s.stop_requested);
+        assert_true(took >= 250); /* it ignored SIGTERM: the grace ran out */
+
+        until = mono_ms() + 5000;
+        while (!pid_gone(child)) {
+                assert_true(mono_ms() < until);
+                usleep(10000);
+        }
+        assert_int_equal(engine_stop_job(e, &id, 0), -ESRCH);
+        JobId unknown;
+        assert_int_equal(job_id_generate(&unknown), 0);
+        assert_int_equal(engine_stop_job(e, &unknown, 0), -ENOENT);
+        assert_int_equal(engine_get_status(e, &unknown, &s), -ENOENT);
+        engine_unsubscribe(e, sid);
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
+static void test_stop_polite_job(void **state) {
+        char *dir = make_state_dir();
+        Engine *e = engine_at(dir, 0, 0);
+        const char *argv[] = { "sleep", "60", NULL };
+
+        JobId id = start(e, argv);
+        assert_int_equal(engine_stop_job(e, &id, 10 * 1000000), 0);
+        JobStatus s = wait_job(e, &id, 5000);
+        assert_int_equal(s.state, JOB_STATE_KILLED);
+        assert_int_equal(s.signal, SIGTERM);
+        assert_true(s.stop_requested);
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
+static void test_output_cap(void **state) {
+        char *dir = make_state_dir();
+        Engine *e = engine_at(dir, 1 * MiB, 0);
+        const char *argv[] = { testprog, "zeros", "10485760", NULL };
+        Reader r = {};
+
+        JobId id = start(e, argv);
+        JobStatus s = wait_job(e, &id, 30000);
+        assert_int_equal(s.state, JOB_STATE_EXITED);
+        assert_int_equal(s.exit_code, 0); /* not blocked, not killed */
+        assert_true(s.truncated);
+        assert_int_equal(s.stdout_bytes, 1 * MiB);
+        assert_int_equal(s.dropped_bytes, 9 * MiB);
+
+        reader_subscribe(e, &r, &id, JOB_STREAMS_ALL, 0, false);
+        run_until_ended(e, &r, 10000);
+        assert_false(r.bad);
+        assert_int_equal(r.got[JOB_STREAM_STDOUT], 1 * MiB);
+        assert_true(r.end.truncated);
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
+static unsigned exited_events;
+static void count_exits(Engine *e, EngineEvent ev, const JobStatus *s, void *ud) {
+        if (ev == ENGINE_EVENT_EXITED)
+                exited_events++;
+}
+
+static unsigned count_dir(const char *path) {
+        DIR *d = opendir(path);
+        unsigned n = 0;
+        struct dirent *de;
+        assert_non_null(d);
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static void test_thousand_jobs_no_leak(void **state) {
+        char *dir = make_state_dir(), jobs[512];
+        Engine *e = engine_at(dir, 0, 100);
+        const char *argv[] = { testprog, "exit", "3", NULL };
+        JobId ids[1000];
+
+        /* Warm up allocator and ring so the baseline is fair. */
+        JobId w = start(e, argv);
+        wait_job(e, &w, 10000);
+        unsigned fds0 = count_fds();
+        long rss0 = rss_kib();
+
+        exited_events = 0;
+        engine_set_observer(e, count_exits, NULL);
+        for (int i = 0; i < 1000; i++)
+                ids[i] = start(e, argv);
+        uint64_t until = mono_ms() + 120000;
+        while (exited_events < 1000) {
+                assert_true(mono_ms() < until);
+                assert_int_equal(engine_run_once(e, 100000), 0);
+        }
+        EngineCounts c;
+        engine_get_counts(e, &c);
+        assert_int_equal(c.running, 0);
+        assert_int_equal(c.finished, 100);
+        /* The last ones are kept (retention drops the oldest). */
+        JobStatus s;
+        assert_int_equal(engine_get_status(e, &ids[999], &s), 0);
+        assert_int_equal(s.exit_code, 3);
+        assert_int_equal(engine_get_status(e, &ids[0], &s), -ENOENT);
+
+        snprintf(jobs, sizeof(jobs), "%s/jobs", dir);
+        assert_int_equal(count_dir(jobs), 100);
+        assert_int_equal(count_fds(), fds0);
+        long rss1 = rss_kib();
+        print_message("RSS %ld KiB -> %ld KiB after 1000 jobs\n", rss0, rss1);
+        assert_true(rss1 - rss0 < 4 * 1024);
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
+static void test_restart_keeps_finished_jobs(void **state) {
+        char *dir = make_state_dir();
+        Engine *e = engine_at(dir, 0, 0);
+        const char *argv[] = { testprog, "write", "3000000", "50000", "7", NULL };
+        Reader r1 = { .seed = 7, .check_data = true }, r2 = r1;
+
+        JobId id = start(e, argv);
+        wait_job(e, &id, 30000);
+        reader_subscribe(e, &r1, &id, JOB_STREAMS_ALL, 0, false);
+        run_until_ended(e, &r1, 10000);
+        engine_free(e);
+
+        e = engine_at(dir, 0, 0);
+        JobStatus s = status_of(e, &id);
+        assert_int_equal(s.state, JOB_STATE_EXITED);
+        assert_int_equal(s.exit_code, 0);
+        assert_int_equal(s.stdout_bytes, 3000000);
+        assert_int_equal(s.stderr_bytes, 50000);
+        assert_string_equal(s.owner, "tester");
+        assert_non_null(strstr(s.command, "write 3000000"));
+        reader_subscribe(e, &r2, &id, JOB_STREAMS_ALL, 0, true);
+        run_until_ended(e, &r2, 10000);
+        assert_false(r2.bad);
+        assert_int_equal(r2.hash, r1.hash);
+        assert_int_equal(r2.got[JOB_STREAM_STDOUT], 3000000);
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
+static void test_running_job_of_dead_engine_is_lost(void **state) {
+        char *dir = make_state_dir();
+        int p[2];
+        assert_int_equal(pipe(p), 0);
+
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                /* A daemon that dies with a job running. */
+                Engine *e = NULL;
+                EngineConfig c = { .state_dir = dir };
+                const char *argv[] = { "sleep", "30", NULL };
+                JobSpec spec = { .argv = argv, .owner = "ghost", .cgroup_fd = -1 };
+                JobId id;
+                if (engine_new(&e, &c) < 0 || engine_start_job(e, &spec, &id, NULL) < 0)
+                        _exit(1);
+                JobStatus s;
+                engine_get_status(e, &id, &s);
+                (void) !write(p[1], &s.pid, sizeof(s.pid));
+                _exit(0);
+        }
+        pid_t job_pid = 0;
+        assert_int_equal(read(p[0], &job_pid, sizeof(job_pid)), sizeof(job_pid));
+        int ws;
+        assert_int_equal(waitpid(pid, &ws, 0), pid);
+        close(p[0]);
+        close(p[1]);
+
+        Engine *e = engine_at(dir, 0, 0);
+        JobStatus *v;
+        size_t n;
+        assert_int_equal(engine_list(e, "ghost", &v, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(v[0].state, JOB_STATE_LOST);
+        assert_int_equal(v[0].pid, job_pid);
+        assert_int_equal(engine_stop_job(e, &v[0].id, 0), -ESRCH);
+        free(v);
+        kill(job_pid, SIGKILL);
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
+static void test_job_hygiene(void **state) {
+        char *dir = make_state_dir();
+        Engine *e = engine_at(dir, 0, 0);
+        char out[GRAB_MAX + 1];
+        sigset_t block, old;
+
+        /* Things of the daemon's that must not reach a job. */
+        setenv("NOTIFY_SOCKET", "/run/systemd/notify", 1);
+        signal(SIGPIPE, SIG_IGN);
+        sigemptyset(&block);
+        sigaddset(&block, SIGUSR1);
+        sigprocmask(SIG_BLOCK, &block, &old);
+        int leak = open("/dev/null", O_RDONLY); /* no CLOEXEC on purpose */
+        assert_true(leak > 2);
+
+        struct { const char *mode; } runs[] = { { "env" }, { "fds" }, { "sigmask" } };
+        for (size_t i = 0; i < 3; i++) {
+                const char *argv[] = { testprog, runs[i].mode, NULL };
+                const char *env[] = { "FOO=bar baz", "LANG=de_DE.UTF-8", NULL };
+                JobSpec spec = { .argv = argv, .env = env, .cgroup_fd = -1 };
+                JobId id;
+                SubscriberOps ops = { .chunk = grab_chunk };
+                SubscriberId sid;
+                assert_int_equal(engine_start_job(e, &spec, &id, NULL), 0);
+                wait_job(e, &id, 10000);
+                memset(out, 0, sizeof(out));
+                assert_int_equal(engine_subscribe(e, &id, JOB_STREAM_STDOUT, 0, false, &ops, out, &sid), 0);
+                for (int k = 0; k < 10; k++)
+                        engine_run_once(e, 10000);
+                if (i == 0) {
+                        assert_non_null(strstr(out, "FOO=bar baz\n"));
+                        assert_non_null(strstr(out, "PATH=/usr/local/sbin"));
+                        assert_non_null(strstr(out, "LANG=de_DE.UTF-8\n"));
+                        assert_null(strstr(out, "LANG=C.UTF-8"));
+                        assert_null(strstr(out, "NOTIFY_SOCKET"));
+                } else if (i == 1)
+                        assert_string_equal(out, "0\n1\n2\n");
+                else {
+                        assert_non_null(strstr(out, "SigBlk:\t0000000000000000"));
+                        assert_non_null(strstr(out, "SigIgn:\t0000000000000000"));
+                }
+                engine_unsubscribe(e, sid);
+        }
+        close(leak);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        unsetenv("NOTIFY_SOCKET");
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
+static void test_offset_past_end_and_nonfollow(void **state) {
+        char *dir = make_state_dir();
+        Engine *e = engine_at(dir, 0, 0);
+        const char *argv[] = { testprog, "write", "5000000", "0", "9", NULL };
+        Reader late = { .seed = 9, .check_data = true, .base_out = 4000000 };
+
+        JobId id = start(e, argv);
+        /* Subscribe from 4 MB before (probably) any of it exists. */
+        reader_subscribe(e, &late, &id, JOB_STREAM_STDOUT, 4000000, true);
+        run_until_ended(e, &late, 30000);
+        assert_false(late.bad);
+        assert_int_equal(late.got[JOB_STREAM_STDOUT], 1000000);
+
+        /* A non-follow read of a finished job stops at the end. */
+        Reader once = { .seed = 9, .check_data = true };
+        reader_subscribe(e, &once, &id, JOB_STREAMS_ALL, 0, false);
+        run_until_ended(e, &once, 30000);
+        assert_int_equal(once.got[JOB_STREAM_STDOUT], 5000000);
+        /* Beyond the end: ends at once with nothing. */
+        Reader past = {};
+        reader_subscribe(e, &past, &id, JOB_STREAMS_ALL, 9999999, false);
+        run_until_ended(e, &past, 30000);
+        assert_int_equal(past.chunks, 0);
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
+static void test_retention_by_age(void **state) {
+        char *dir = make_state_dir();
+        Engine *e = NULL;
+        EngineConfig c = { .state_dir = dir, .retain_max_age_usec = 1 };
+        const char *argv[] = { "true", NULL };
+        JobStatus s;
+
+        assert_int_equal(engine_new(&e, &c), 0);
+        JobId id = start(e, argv);
+        /* It goes once it has ended and aged (here at once). */
+        uint64_t until = mono_ms() + 5000;
+        while (engine_get_status(e, &id, &s) == 0) {
+                assert_true(mono_ms() < until);
+                assert_int_equal(engine_run_once(e, 100000), 0);
+        }
+        char jobs[512];
+        snprintf(jobs, sizeof(jobs), "%s/jobs", dir);
+        assert_int_equal(count_dir(jobs), 0);
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
+typedef struct PostCtx {
+        int ran;
+} PostCtx;
+
+static void posted(Engine *e, void *ud) {
+        PostCtx *p = ud;
+        p->ran++;
+}
+
+static void *poster(void *ud) {
+        Engine *e = ((void **) ud)[0];
+        PostCtx *p = ((void **) ud)[1];
+        for (int i = 0; i < 1000; i++)
+                assert_int_equal(engine_post(e, posted, p), 0);
+        engine_wake_stop(e);
+        return NULL;
+}
+
+static void test_post_from_other_thread(void **state) {
+        char *dir = make_state_dir();
+        Engine *e = engine_at(dir, 0, 0);
+        PostCtx p = {};
+        void *args[2] = { e, &p };
+        pthread_t t;
+
+        assert_int_equal(pthread_create(&t, NULL, poster, args), 0);
+        assert_int_equal(engine_run(e), 0);
+        pthread_join(t, NULL);
+        /* engine_run() may return before the last posts were run. */
+        for (int k = 0; k < 10 && p.ran < 1000; k++)
+                engine_run_once(e, 10000);
+        assert_int_equal(p.ran, 1000);
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
+int main(void) {
+        testprog = getenv("JW_TESTPROG");
+        if (!testprog) {
+                fprintf(stderr, "JW_TESTPROG is not set (run through meson test)\n");
+                return 77;
+        }
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_exit_codes_and_signals),
+                cmocka_unit_test(test_start_errors),
+                cmocka_unit_test(test_job_hygiene),
+                cmocka_unit_test(test_stop_polite_job),
+                cmocka_unit_test(test_stop_kills_stubborn_group),
+                cmocka_unit_test(test_output_cap),
+                cmocka_unit_test(test_offset_past_end_and_nonfollow),
+                cmocka_unit_test(test_restart_keeps_finished_jobs),
+                cmocka_unit_test(test_running_job_of_dead_engine_is_lost),
+                cmocka_unit_test(test_retention_by_age),
+                cmocka_unit_test(test_post_from_other_thread),
+                cmocka_unit_test(test_thousand_jobs_no_leak),
+                cmocka_unit_test(test_exact_bytes_three_subscribers),
+                cmocka_unit_test(test_stalled_subscriber_holds_nothing),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
