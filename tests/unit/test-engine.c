@@ -24,6 +24,14 @@
 #include "../helpers/testdata.h"
 
 #define MiB (1024ull * 1024)
+
+/* AddressSanitizer keeps freed memory in quarantine: RSS says nothing there
+ * (the leak checker covers that build instead). */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_CHECKS 0
+#else
+#define RSS_CHECKS 1
+#endif
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 
 static const char *testprog;
@@ -274,7 +282,8 @@ static void test_stalled_subscriber_holds_nothing(void **state) {
         assert_false(stalled.ended);
         /* Memory stayed flat while 1 GiB went through the engine. */
         print_message("RSS %ld KiB -> %ld KiB\n", rss0, rss1);
-        assert_true(rss1 - rss0 < 16 * 1024);
+        if (RSS_CHECKS)
+                assert_true(rss1 - rss0 < 16 * 1024);
 
         assert_int_equal(engine_unsubscribe(e, stalled.id), 0);
         assert_int_equal(engine_unsubscribe(e, stalled.id), -ENOENT);
@@ -555,7 +564,8 @@ static void test_thousand_jobs_no_leak(void **state) {
         assert_int_equal(count_fds(), fds0);
         long rss1 = rss_kib();
         print_message("RSS %ld KiB -> %ld KiB after 1000 jobs\n", rss0, rss1);
-        assert_true(rss1 - rss0 < 4 * 1024);
+        if (RSS_CHECKS)
+                assert_true(rss1 - rss0 < 4 * 1024);
         engine_free(e);
         rm_rf(dir);
         free(dir);
