@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/cgroup.h"
 #include "core/engine.h"
 #include "core/outlog.h"
 #include "core/spawn.h"
@@ -65,6 +66,7 @@ enum {
         OP_PIPE_ERR,    /* stderr readable */
         OP_STOP_TIMER,  /* grace period over */
         OP_RETENTION,   /* retention timer */
+        OP_CGROUP,      /* cgroup.events changed (POLLPRI) */
         OP_IGNORE,      /* cancellations and the like */
 };
 
@@ -102,6 +104,11 @@ struct Job {
         int log_fd;             /* open while running or subscribed */
         uint64_t log_size;      /* end of the last complete record */
         bool log_failed;        /* a write to the log failed: rest dropped */
+
+        int cg_fd;              /* the job's cgroup directory, or -1 */
+        int cg_events_fd;       /* its cgroup.events, watched while emptying */
+        bool cg_emptying;       /* main process gone, waiting for populated 0 */
+        siginfo_t exit_info;    /* how the main process ended */
 
         uint64_t stop_deadline; /* CLOCK_MONOTONIC usec of the armed kill timer, 0 */
         struct __kernel_timespec stop_ts;
@@ -150,6 +157,9 @@ struct Engine {
         uint64_t default_grace_usec;
 
         int state_fd, jobs_fd, devnull_fd;
+        int cgroup_fd;          /* root for job cgroups, or -1 */
+        unsigned cg_controllers;
+        unsigned cgroups_cleaned;
         int wake_fd;
         uint64_t wake_value;
         atomic_bool stop;
@@ -380,6 +390,8 @@ static int job_write_status(Engine *e, Job *j) {
                 s->start_usec, s->end_usec, s->stdout_bytes, s->stderr_bytes);
         fprintf(f, "truncated=%d\ndropped_bytes=%" PRIu64 "\nlog_size=%" PRIu64 "\n",
                 s->truncated, s->dropped_bytes, j->log_size);
+        fprintf(f, "has_cgroup=%d\ncpu_usec=%" PRIu64 "\nmemory_peak=%" PRIu64 "\noom_kills=%" PRIu64 "\noom_killed=%d\n",
+                s->has_cgroup, s->cpu_usec, s->memory_peak, s->oom_kills, s->oom_killed);
         fputs("owner=", f);
         fput_escaped(f, s->owner);
         fputs("\ncommand=", f);
@@ -441,6 +453,16 @@ static int job_read_status(Engine *e, const char *dir, JobStatus *s, uint64_t *r
                         s->truncated = atoi(v) != 0;
                 else if (strcmp(line, "dropped_bytes") == 0)
                         s->dropped_bytes = strtoull(v, NULL, 10);
+                else if (strcmp(line, "has_cgroup") == 0)
+                        s->has_cgroup = atoi(v) != 0;
+                else if (strcmp(line, "cpu_usec") == 0)
+                        s->cpu_usec = strtoull(v, NULL, 10);
+                else if (strcmp(line, "memory_peak") == 0)
+                        s->memory_peak = strtoull(v, NULL, 10);
+                else if (strcmp(line, "oom_kills") == 0)
+                        s->oom_kills = strtoull(v, NULL, 10);
+                else if (strcmp(line, "oom_killed") == 0)
+                        s->oom_killed = atoi(v) != 0;
                 else if (strcmp(line, "log_size") == 0)
                         log_size = strtoull(v, NULL, 10);
                 else if (strcmp(line, "owner") == 0)
@@ -463,7 +485,7 @@ static Job *job_new(Engine *e) {
         Job *j = calloc(1, sizeof(Job));
         if (!j)
                 return NULL;
-        j->pidfd = j->log_fd = -1;
+        j->pidfd = j->log_fd = j->cg_fd = j->cg_events_fd = -1;
         j->pipe_fd[0] = j->pipe_fd[1] = -1;
         if (slot_alloc(&e->job_slots, j, &j->slot, &j->gen) < 0) {
                 free(j);
@@ -484,6 +506,8 @@ static void job_free(Engine *e, Job *j) {
         safe_close(j->pipe_fd[0]);
         safe_close(j->pipe_fd[1]);
         safe_close(j->log_fd);
+        safe_close(j->cg_fd);
+        safe_close(j->cg_events_fd);
         slot_free(&e->job_slots, j->slot);
         free(j);
 }
@@ -491,6 +515,15 @@ static void job_free(Engine *e, Job *j) {
 static void notify(Engine *e, EngineEvent ev, Job *j) {
         if (e->observer)
                 e->observer(e, ev, &j->st, e->observer_userdata);
+}
+
+static int arm_poll_mask(Engine *e, int fd, unsigned mask, unsigned op, Job *j) {
+        struct io_uring_sqe *sqe = get_sqe(e);
+        if (!sqe)
+                return -EBUSY;
+        io_uring_prep_poll_add(sqe, fd, mask);
+        io_uring_sqe_set_data64(sqe, ud_make(op, j->slot, j->gen));
+        return 0;
 }
 
 static int arm_poll(Engine *e, int fd, unsigned op, Job *j) {
@@ -612,9 +645,11 @@ static void job_pipe_service(Engine *e, Job *j, int i, unsigned budget) {
 }
 
 static void job_kill_all(Engine *e, Job *j) {
-        /* Seam for per-job cgroups: cgroup.kill reaches every process of the
-         * job, including ones that left the process group. Without one the
-         * process group is what we can reach. */
+        /* cgroup.kill reaches every process of the job, including ones that
+         * left the process group; without a cgroup the process group is
+         * what we can reach. */
+        if (j->cg_fd >= 0)
+                (void) cgroup_kill(j->cg_fd);
         if (j->st.pid > 0)
                 (void) kill(-j->st.pid, SIGKILL);
         if (j->pidfd >= 0)
@@ -623,8 +658,44 @@ static void job_kill_all(Engine *e, Job *j) {
 
 static void retention_run(Engine *e);
 
+static void job_complete(Engine *e, Job *j);
+
+static void cgroup_name(const Job *j, char buf[static JOB_ID_STRING_MAX + 8]) {
+        char id[JOB_ID_STRING_MAX];
+        snprintf(buf, JOB_ID_STRING_MAX + 8, "job-%s", job_id_to_string(&j->st.id, id));
+}
+
+/* The job's cgroup is empty (or we give up waiting): final numbers, remove it. */
+static void job_cgroup_done(Engine *e, Job *j) {
+        char name[JOB_ID_STRING_MAX + 8];
+
+        cgroup_read_stats(j->cg_fd, &j->st);
+        j->st.oom_killed = j->st.state == JOB_STATE_KILLED && j->st.signal == SIGKILL && j->st.oom_kills > 0 &&
+                           !j->st.stop_requested;
+        j->cg_fd = safe_close(j->cg_fd);
+        j->cg_events_fd = safe_close(j->cg_events_fd);
+        j->cg_emptying = false;
+        cgroup_name(j, name);
+        (void) unlinkat(e->cgroup_fd, name, AT_REMOVEDIR);
+}
+
+static void on_cgroup_event(Engine *e, Job *j, int res) {
+        if (!j->cg_emptying)
+                return;
+        int r = cgroup_events_populated(j->cg_events_fd);
+        if (r > 0 && res >= 0) {
+                /* Still someone in there (a fork raced with cgroup.kill). */
+                (void) cgroup_kill(j->cg_fd);
+                if (arm_poll_mask(e, j->cg_events_fd, POLLPRI, OP_CGROUP, j) >= 0)
+                        return;
+        }
+        job_cgroup_done(e, j);
+        job_complete(e, j);
+}
+
 /* The process is gone: collect what is left in the pipes, record the end. */
 static void job_finish(Engine *e, Job *j, const siginfo_t *si) {
+        j->exit_info = *si;
         if (si->si_code == CLD_EXITED) {
                 j->st.state = JOB_STATE_EXITED;
                 j->st.exit_code = si->si_status;
@@ -639,8 +710,10 @@ static void job_finish(Engine *e, Job *j, const siginfo_t *si) {
                 if (j->pipe_fd[i] >= 0)
                         (void) job_drain_pipe(e, j, i, EXIT_DRAIN_BUDGET);
 
-        /* A stopped job leaves nothing behind in its group. */
-        if (j->st.stop_requested)
+        /* A stopped job leaves nothing behind in its group; with a cgroup
+         * no job leaves anything behind: what the main process left
+         * running is killed when it exits (documented). */
+        if (j->st.stop_requested || j->cg_fd >= 0)
                 job_kill_all(e, j);
 
         /* Leftover processes that still hold the pipes (a daemonised
@@ -650,6 +723,20 @@ static void job_finish(Engine *e, Job *j, const siginfo_t *si) {
         job_close_pipe(e, j, 1);
         list_unlink(&e->drains, &j->drain);
         j->pidfd = safe_close(j->pidfd);
+
+        if (j->cg_fd >= 0) {
+                /* Finish once cgroup.events says populated 0, so the numbers
+                 * are final and the directory can go. */
+                j->cg_emptying = true;
+                if (cgroup_events_populated(j->cg_events_fd) > 0 &&
+                    arm_poll_mask(e, j->cg_events_fd, POLLPRI, OP_CGROUP, j) >= 0)
+                        return;
+                job_cgroup_done(e, j);
+        }
+        job_complete(e, j);
+}
+
+static void job_complete(Engine *e, Job *j) {
         if (j->subs.n == 0)
                 j->log_fd = safe_close(j->log_fd);
 
@@ -890,6 +977,9 @@ static void dispatch(Engine *e, struct io_uring_cqe *cqe) {
                 job_pipe_service(e, j, i, DRAIN_BUDGET);
                 break;
         }
+        case OP_CGROUP:
+                on_cgroup_event(e, j, cqe->res);
+                break;
         case OP_STOP_TIMER:
                 if (cqe->res == -ETIME && j->st.state == JOB_STATE_RUNNING &&
                     j->stop_deadline && now_usec(CLOCK_MONOTONIC) + 1000 >= j->stop_deadline)
@@ -992,7 +1082,7 @@ static int validate_spec(const JobSpec *spec, JobStartError *err) {
                 if (l > JOB_STRING_MAX)
                         FAIL(E2BIG, "working directory is %zu bytes long (limit %u)", l, JOB_STRING_MAX);
                 if (spec->cwd[0] != '/')
-                        FAIL(EINVAL, "working directory '%s' is not an absolute path", spec->cwd);
+                        FAIL(EINVAL, "working directory '%.300s' is not an absolute path", spec->cwd);
                 total += l + 1;
         }
         if (total > JOB_ARGS_TOTAL_MAX)
@@ -1100,6 +1190,8 @@ int engine_start_job(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartErro
         JobStartError err_local, *err = ret_error ? ret_error : &err_local;
         _cleanup_free_ char **envp = NULL, **candidates = NULL;
         _cleanup_close_ int out_r = -1, out_w = -1, err_r = -1, err_w = -1, log_fd = -1, pidfd = -1;
+        _cleanup_close_ int cg_fd = -1, cg_events_fd = -1;
+        char cg_name[JOB_ID_STRING_MAX + 8] = "";
         char dir[JOB_ID_STRING_MAX], path[JOB_ID_STRING_MAX + 16];
         const char *user, *home, *cwd;
         JobStartStage stage;
@@ -1113,6 +1205,15 @@ int engine_start_job(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartErro
         r = validate_spec(spec, err);
         if (r < 0)
                 return r;
+        bool want_limits = spec->limits && (spec->limits->cpu_millis || spec->limits->memory_max ||
+                                            spec->limits->pids_max || spec->limits->n_io);
+        if (want_limits && e->cgroup_fd < 0) {
+                err->stage = JOB_START_STAGE_LIMITS;
+                err->error = EOPNOTSUPP;
+                snprintf(err->message, sizeof(err->message),
+                         "resource limits need cgroup v2, and no cgroup is set up for jobs on this host");
+                return -EOPNOTSUPP;
+        }
 
         user = spec->creds ? spec->creds->user : e->default_user;
         home = spec->creds ? spec->creds->home : e->default_home;
@@ -1164,6 +1265,33 @@ int engine_start_job(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartErro
                 goto fail_dir;
         }
 
+        if (e->cgroup_fd >= 0) {
+                snprintf(cg_name, sizeof(cg_name), "job-%s", dir);
+                if (mkdirat(e->cgroup_fd, cg_name, 0755) < 0) {
+                        r = -errno;
+                        cg_name[0] = 0;
+                        snprintf(err->message, sizeof(err->message), "cannot create the job's cgroup: %s", strerror(-r));
+                        err->stage = JOB_START_STAGE_LIMITS;
+                        err->error = -r;
+                        goto fail_dir;
+                }
+                cg_fd = openat(e->cgroup_fd, cg_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (cg_fd >= 0)
+                        cg_events_fd = openat(cg_fd, "cgroup.events", O_RDONLY | O_CLOEXEC);
+                if (cg_fd < 0 || cg_events_fd < 0) {
+                        r = -errno;
+                        goto fail_dir;
+                }
+                if (want_limits) {
+                        r = cgroup_apply_limits(cg_fd, e->cg_controllers, spec->limits, err->message, sizeof(err->message));
+                        if (r < 0) {
+                                err->stage = JOB_START_STAGE_LIMITS;
+                                err->error = -r;
+                                goto fail_dir;
+                        }
+                }
+        }
+
         SpawnRequest req = {
                 .argv = spec->argv,
                 .envp = (const char *const *) envp,
@@ -1173,7 +1301,7 @@ int engine_start_job(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartErro
                 .stdin_fd = e->devnull_fd,
                 .stdout_fd = out_w,
                 .stderr_fd = err_w,
-                .cgroup_fd = spec->cgroup_fd,
+                .cgroup_fd = cg_fd,
         };
         uint64_t start = now_usec(CLOCK_REALTIME);
         r = spawn_process(&req, &e->stack, &pid, &pidfd, &stage);
@@ -1223,6 +1351,9 @@ int engine_start_job(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartErro
         j->pipe_fd[1] = TAKE_FD(err_r);
         j->log_fd = TAKE_FD(log_fd);
         j->log_size = OUTLOG_HEADER_SIZE;
+        j->cg_fd = TAKE_FD(cg_fd);
+        j->cg_events_fd = TAKE_FD(cg_events_fd);
+        j->st.has_cgroup = j->cg_fd >= 0;
         if (hash_add(e, j) < 0) {
                 /* Cannot be found by id: kill it rather than run it blind. */
                 job_kill_all(e, j);
@@ -1233,6 +1364,8 @@ int engine_start_job(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartErro
                 safe_close(j->pipe_fd[0]);
                 safe_close(j->pipe_fd[1]);
                 safe_close(j->log_fd);
+                safe_close(j->cg_fd);
+                safe_close(j->cg_events_fd);
                 free(j);
                 r = -ENOMEM;
                 goto fail_dir;
@@ -1254,6 +1387,8 @@ int engine_start_job(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartErro
 fail_dir:
         log_fd = safe_close(log_fd);
         remove_job_dir(e, dir);
+        if (cg_name[0])
+                (void) unlinkat(e->cgroup_fd, cg_name, AT_REMOVEDIR);
         return r;
 }
 
@@ -1335,6 +1470,9 @@ void engine_get_counts(Engine *e, EngineCounts *ret) {
                 .running = e->n_running,
                 .finished = (unsigned) e->finished.n,
                 .subscribers = e->n_subscribers,
+                .cgroups = e->cgroup_fd >= 0,
+                .cgroup_controllers = e->cg_controllers,
+                .cgroups_cleaned = e->cgroups_cleaned,
         };
 }
 
@@ -1533,7 +1671,7 @@ int engine_new(Engine **ret, const EngineConfig *config) {
         e = calloc(1, sizeof(Engine));
         if (!e)
                 return -ENOMEM;
-        e->state_fd = e->jobs_fd = e->devnull_fd = e->wake_fd = -1;
+        e->state_fd = e->jobs_fd = e->devnull_fd = e->wake_fd = e->cgroup_fd = -1;
         pthread_mutex_init(&e->post_lock, NULL);
         e->output_cap = config->output_cap ? config->output_cap : ENGINE_DEFAULT_OUTPUT_CAP;
         e->retain_max_jobs = config->retain_max_jobs ? config->retain_max_jobs : ENGINE_DEFAULT_RETAIN_JOBS;
@@ -1575,6 +1713,19 @@ int engine_new(Engine **ret, const EngineConfig *config) {
         r = spawn_stack_init(&e->stack);
         if (r < 0)
                 goto fail;
+
+        if (config->cgroup_root) {
+                e->cgroup_fd = open(config->cgroup_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (e->cgroup_fd < 0) {
+                        r = -errno;
+                        goto fail;
+                }
+                e->cgroup_fd = fd_above_2(e->cgroup_fd);
+                r = cgroup_child_controllers(e->cgroup_fd, &e->cg_controllers);
+                if (r < 0)
+                        goto fail; /* not a cgroup v2 directory */
+                (void) cgroup_cleanup_leftovers(e->cgroup_fd, &e->cgroups_cleaned);
+        }
 
         {
                 struct passwd *pw = getpwuid(geteuid());
@@ -1635,6 +1786,23 @@ Engine *engine_free(Engine *e) {
                 for (int i = 0; i < 2; i++)
                         if (j->pipe_fd[i] >= 0 && e->buf)
                                 (void) job_drain_pipe(e, j, i, EXIT_DRAIN_BUDGET);
+                if (j->cg_fd >= 0) {
+                        /* Bounded: SIGKILLed processes leave within ms. */
+                        for (int i = 0; i < 400 && cgroup_populated(j->cg_fd) > 0; i++)
+                                usleep(5000);
+                        job_cgroup_done(e, j);
+                }
+                (void) job_write_status(e, j);
+        }
+        /* Jobs whose main process ended but whose cgroup was emptying. */
+        for (ListNode *p = e->jobs.first; p; p = p->next) {
+                Job *j = list_entry(p, Job, by_start);
+                if (!j->cg_emptying)
+                        continue;
+                for (int i = 0; i < 400 && cgroup_populated(j->cg_fd) > 0; i++)
+                        usleep(5000);
+                job_cgroup_done(e, j);
+                j->st.state = j->exit_info.si_code == CLD_EXITED ? JOB_STATE_EXITED : JOB_STATE_KILLED;
                 (void) job_write_status(e, j);
         }
 
@@ -1665,6 +1833,7 @@ Engine *engine_free(Engine *e) {
         safe_close(e->jobs_fd);
         safe_close(e->devnull_fd);
         safe_close(e->wake_fd);
+        safe_close(e->cgroup_fd);
         pthread_mutex_destroy(&e->post_lock);
         free(e->job_slots.slots);
         free(e->sub_slots.slots);

@@ -74,6 +74,12 @@ typedef struct JobStatus {
         uint64_t stderr_bytes;
         bool truncated;         /* output cap reached */
         uint64_t dropped_bytes; /* bytes discarded past the cap */
+        /* With a per-job cgroup (has_cgroup); final once the job ended. */
+        bool has_cgroup;
+        uint64_t cpu_usec;      /* CPU time used by all its processes */
+        uint64_t memory_peak;   /* bytes; 0 if the memory controller is off */
+        uint64_t oom_kills;     /* processes killed by the OOM killer */
+        bool oom_killed;        /* it ended because of an OOM kill */
         char owner[JOB_OWNER_MAX + 1];
         char command[JOB_COMMAND_MAX + 1]; /* argv joined by spaces, cut */
 } JobStatus;
@@ -88,13 +94,29 @@ typedef struct JobCredentials {
         const char *home;       /* for HOME= and the default cwd */
 } JobCredentials;
 
+/* Resource limits of one job (cgroup v2). 0 / empty = no limit. */
+typedef struct JobIoLimit {
+        uint32_t major, minor;  /* block device */
+        uint64_t read_bps;      /* 0 = unlimited */
+        uint64_t write_bps;
+} JobIoLimit;
+
+typedef struct JobLimits {
+        uint32_t cpu_millis;    /* 1000 = one CPU (cpu.max) */
+        uint64_t memory_max;    /* bytes (memory.max; swap then 0) */
+        uint64_t pids_max;      /* pids.max */
+        size_t n_io;
+        const JobIoLimit *io;   /* io.max entries, borrowed */
+} JobLimits;
+
 typedef struct JobSpec {
         const char *const *argv; /* NULL-terminated, argv[0] is the program */
         const char *const *env;  /* NULL-terminated "KEY=VALUE" extras, or NULL */
         const char *cwd;         /* NULL: HOME of the account, or / */
         const char *owner;       /* who started it (identity), stored in status */
         const JobCredentials *creds; /* NULL: as the engine's user */
-        int cgroup_fd;           /* -1: none; else the job's cgroup dir (CLONE_INTO_CGROUP) */
+        const JobLimits *limits; /* NULL: none. Needs EngineConfig.cgroup_root */
+        int cgroup_fd;           /* unused, keep -1 (the engine makes the job's cgroup) */
 } JobSpec;
 
 /* What failed when engine_start_job() says the job could not be started. */
@@ -104,6 +126,7 @@ typedef enum JobStartStage {
         JOB_START_STAGE_CHDIR,
         JOB_START_STAGE_CREDENTIALS,
         JOB_START_STAGE_EXEC,
+        JOB_START_STAGE_LIMITS, /* a limit cannot be applied (-EOPNOTSUPP: controller missing) */
 } JobStartStage;
 
 typedef struct JobStartError {
@@ -119,6 +142,10 @@ typedef struct EngineConfig {
         uint64_t retain_max_age_usec;/* 0 = default (7 days) */
         uint64_t default_grace_usec; /* stop grace; 0 = default (5 s) */
         unsigned ring_entries;       /* 0 = default */
+        /* A cgroup v2 directory the engine may create job cgroups in (see
+         * cgroup_prepare_delegated()); NULL: no cgroups, stop reaches the
+         * process group only. */
+        const char *cgroup_root;
 } EngineConfig;
 
 #define ENGINE_DEFAULT_OUTPUT_CAP (1024ull * 1024 * 1024)
@@ -174,6 +201,9 @@ typedef struct EngineCounts {
         unsigned running;
         unsigned finished;
         unsigned subscribers;
+        bool cgroups;            /* jobs get their own cgroup */
+        unsigned cgroup_controllers; /* CGROUP_CTRL_* mask usable for limits */
+        unsigned cgroups_cleaned;    /* leftover job cgroups removed at start */
 } EngineCounts;
 void engine_get_counts(Engine *e, EngineCounts *ret);
 

@@ -12,6 +12,10 @@
  *   stubborn                 ignore SIGTERM, fork a child (same process
  *                            group) that ignores it too, print the child's
  *                            pid on stdout, sleep
+ *   escape                   double-fork a setsid()ed grandchild that ignores
+ *                            SIGTERM and SIGHUP, print its pid, then exit 0
+ *                            (or, with "escape stay", stay and ignore SIGTERM)
+ *   burn MS                  spin on the CPU for MS milliseconds
  *   env                      print the environment, one entry per line
  *   fds                      print the open fds (from /proc/self/fd)
  *   sigmask                  print SigBlk and SigIgn from /proc/self/status
@@ -23,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testdata.h"
@@ -94,6 +99,44 @@ int main(int argc, char **argv) {
                 fflush(stdout);
                 for (;;)
                         pause();
+        }
+        if (argc >= 2 && strcmp(argv[1], "escape") == 0) {
+                int p[2];
+                if (pipe(p) < 0)
+                        return 97;
+                signal(SIGTERM, SIG_IGN);
+                if (fork() == 0) {
+                        setsid();
+                        if (fork() == 0) {
+                                signal(SIGHUP, SIG_IGN);
+                                pid_t me = getpid();
+                                (void) !write(p[1], &me, sizeof(me));
+                                close(p[1]);
+                                close(1);
+                                close(2);
+                                for (;;)
+                                        pause();
+                        }
+                        _exit(0);
+                }
+                pid_t gc;
+                if (read(p[0], &gc, sizeof(gc)) != sizeof(gc))
+                        return 96;
+                printf("%d\n", (int) gc);
+                fflush(stdout);
+                if (argc >= 3 && strcmp(argv[2], "stay") == 0)
+                        for (;;)
+                                pause();
+                return 0;
+        }
+        if (argc >= 3 && strcmp(argv[1], "burn") == 0) {
+                struct timespec a, b;
+                long ms = atol(argv[2]);
+                clock_gettime(CLOCK_MONOTONIC, &a);
+                do
+                        clock_gettime(CLOCK_MONOTONIC, &b);
+                while ((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < ms);
+                return 0;
         }
         if (argc >= 2 && strcmp(argv[1], "env") == 0) {
                 for (char **e = environ; *e; e++)

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * cgroup v2 for jobs: one leaf per job under a directory the engine owns
+ * (systemd's Delegate=yes subtree, or a configured parent), limits written
+ * before the spawn, CLONE_INTO_CGROUP, cgroup.kill, cgroup.events.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/engine.h"
+
+/* The cgroup2 mount point, e.g. "/sys/fs/cgroup" or, on hybrid systems,
+ * "/sys/fs/cgroup/unified". -ENOENT if there is none. */
+int cgroup_v2_mount(char **ret);
+
+/* Absolute path of the calling process's own cgroup v2 directory. */
+int cgroup_self_path(char **ret);
+
+/*
+ * Makes `dir` (a cgroup this process may manage, e.g. a delegated service
+ * cgroup) ready for jobs: moves this process into dir/supervisor (cgroup v2
+ * forbids processes in an inner node whose children have controllers),
+ * creates dir/jobs and enables every available controller for it and its
+ * children. *ret_jobs is the absolute path of dir/jobs.
+ */
+int cgroup_prepare_delegated(const char *dir, char **ret_jobs);
+
+/* Controllers enabled for children of the directory (cgroup.subtree_control),
+ * as a bit mask of CGROUP_CTRL_*. */
+enum {
+        CGROUP_CTRL_CPU = 1 << 0,
+        CGROUP_CTRL_MEMORY = 1 << 1,
+        CGROUP_CTRL_IO = 1 << 2,
+        CGROUP_CTRL_PIDS = 1 << 3,
+};
+int cgroup_child_controllers(int dirfd, unsigned *ret);
+
+/* Writes limits into a job's cgroup. On failure err names the controller
+ * or file. -EOPNOTSUPP: the controller is not available there. */
+int cgroup_apply_limits(int cgfd, unsigned controllers, const JobLimits *limits, char *err, size_t err_size);
+
+/* Kills every process in the cgroup: cgroup.kill (5.14+), else SIGKILL to
+ * each pid in cgroup.procs. */
+int cgroup_kill(int cgfd);
+
+/* 1 if the cgroup has processes, 0 if not (cgroup.events). */
+int cgroup_populated(int cgfd);
+
+/* Same, through an fd of cgroup.events that is watched with POLLPRI: the
+ * read re-arms the notification. */
+int cgroup_events_populated(int events_fd);
+
+/* Fills cpu_usec, memory_peak (peak, or current where the kernel has no
+ * memory.peak), oom_kills where the files exist. */
+void cgroup_read_stats(int cgfd, JobStatus *st);
+
+/* Kills and removes leftover job cgroups (names starting with "job-") in
+ * rootfd, e.g. after a crash. Returns how many were removed. */
+int cgroup_cleanup_leftovers(int rootfd, unsigned *ret_n);
