@@ -67,6 +67,7 @@ enum {
         OP_STOP_TIMER,  /* grace period over */
         OP_RETENTION,   /* retention timer */
         OP_CGROUP,      /* cgroup.events changed (POLLPRI) */
+        OP_TIMER,       /* an EngineTimer fired; gen = the arming */
         OP_IGNORE,      /* cancellations and the like */
 };
 
@@ -140,6 +141,14 @@ typedef struct SlotTable {
         uint32_t free_head; /* index + 1, 0 = none */
 } SlotTable;
 
+struct EngineTimer {
+        uint32_t slot;
+        uint32_t armed_gen;     /* which arming is current; odd = armed */
+        EngineClosure fn;
+        void *userdata;
+        struct __kernel_timespec ts;
+};
+
 typedef struct Posted {
         struct Posted *next;
         EngineClosure fn;
@@ -170,7 +179,8 @@ struct Engine {
         SpawnStack stack;
         uint8_t *buf;
 
-        SlotTable job_slots, sub_slots;
+        SlotTable job_slots, sub_slots, timer_slots;
+        uint32_t timer_seq;     /* keeps arming numbers of reused slots apart */
         Job **hash;
         size_t n_buckets;
 
@@ -955,6 +965,14 @@ static void dispatch(Engine *e, struct io_uring_cqe *cqe) {
                 e->retention_armed = false;
                 retention_run(e);
                 return;
+        case OP_TIMER: {
+                EngineTimer *t = ud_slot(ud) < e->timer_slots.n ? e->timer_slots.slots[ud_slot(ud)].ptr : NULL;
+                if (!t || t->armed_gen != ud_gen(ud) || cqe->res != -ETIME)
+                        return; /* re-armed, disarmed or freed since */
+                t->armed_gen++;
+                t->fn(e, t->userdata);
+                return;
+        }
         case OP_IGNORE:
         case OP_NONE:
                 return;
@@ -1543,6 +1561,68 @@ int engine_unsubscribe(Engine *e, SubscriberId id) {
         return 0;
 }
 
+/* Timers ----------------------------------------------------------------------- */
+
+int engine_timer_new(Engine *e, EngineClosure fn, void *userdata, EngineTimer **ret) {
+        EngineTimer *t = calloc(1, sizeof(EngineTimer));
+        uint32_t gen;
+        int r;
+
+        if (!t)
+                return -ENOMEM;
+        r = slot_alloc(&e->timer_slots, t, &t->slot, &gen);
+        if (r < 0) {
+                free(t);
+                return r;
+        }
+        t->fn = fn;
+        t->userdata = userdata;
+        e->timer_seq += 0x10000;
+        t->armed_gen = e->timer_seq & ~1u;
+        *ret = t;
+        return 0;
+}
+
+void engine_timer_disarm(Engine *e, EngineTimer *t) {
+        if (t && (t->armed_gen & 1)) {
+                struct io_uring_sqe *sqe = get_sqe(e);
+                if (sqe) {
+                        io_uring_prep_timeout_remove(sqe, ud_make(OP_TIMER, t->slot, t->armed_gen), 0);
+                        io_uring_sqe_set_data64(sqe, ud_make(OP_IGNORE, 0, 0));
+                }
+                t->armed_gen++;
+        }
+}
+
+int engine_timer_arm(Engine *e, EngineTimer *t, uint64_t after_usec) {
+        struct io_uring_sqe *sqe;
+
+        engine_timer_disarm(e, t);
+        sqe = get_sqe(e);
+        if (!sqe)
+                return -EBUSY;
+        t->armed_gen++; /* now odd: armed */
+        t->ts.tv_sec = (long long) (after_usec / 1000000);
+        t->ts.tv_nsec = (long long) (after_usec % 1000000) * 1000;
+        io_uring_prep_timeout(sqe, &t->ts, 0, 0);
+        io_uring_sqe_set_data64(sqe, ud_make(OP_TIMER, t->slot, t->armed_gen));
+        io_uring_submit(&e->ring); /* the timespec is read now */
+        return 0;
+}
+
+bool engine_timer_armed(Engine *e, EngineTimer *t) {
+        return t && (t->armed_gen & 1);
+}
+
+EngineTimer *engine_timer_free(Engine *e, EngineTimer *t) {
+        if (!t)
+                return NULL;
+        engine_timer_disarm(e, t);
+        slot_free(&e->timer_slots, t->slot);
+        free(t);
+        return NULL;
+}
+
 /* Creation, loading, teardown ------------------------------------------------- */
 
 static int load_job(Engine *e, const char *dir) {
@@ -1835,6 +1915,9 @@ Engine *engine_free(Engine *e) {
         safe_close(e->wake_fd);
         safe_close(e->cgroup_fd);
         pthread_mutex_destroy(&e->post_lock);
+        for (uint32_t i = 0; i < e->timer_slots.n; i++)
+                free(e->timer_slots.slots[i].ptr);
+        free(e->timer_slots.slots);
         free(e->job_slots.slots);
         free(e->sub_slots.slots);
         free(e->hash);

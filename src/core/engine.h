@@ -175,6 +175,16 @@ int engine_post(Engine *e, EngineClosure fn, void *userdata);
 /* Thread-safe: make engine_run() return. */
 void engine_wake_stop(Engine *e);
 
+/* Timers for the embedding program (watchdog, rate limits): one-shot,
+ * re-armable, run on the engine thread. Re-arming replaces the previous
+ * deadline. */
+typedef struct EngineTimer EngineTimer;
+int engine_timer_new(Engine *e, EngineClosure fn, void *userdata, EngineTimer **ret);
+int engine_timer_arm(Engine *e, EngineTimer *t, uint64_t after_usec);
+void engine_timer_disarm(Engine *e, EngineTimer *t);
+bool engine_timer_armed(Engine *e, EngineTimer *t);
+EngineTimer *engine_timer_free(Engine *e, EngineTimer *t);
+
 /* Jobs ------------------------------------------------------------------ */
 
 /* Starts a job. On success writes its id to *ret_id. When the process

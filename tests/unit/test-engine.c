@@ -784,6 +784,43 @@ static void test_post_from_other_thread(void **state) {
         free(dir);
 }
 
+static void tick(Engine *e, void *ud) {
+        (*(int *) ud)++;
+}
+
+static void test_timers(void **state) {
+        char *dir = make_state_dir();
+        Engine *e = engine_at(dir, 0, 0);
+        EngineTimer *a, *b;
+        int na = 0, nb = 0;
+
+        assert_int_equal(engine_timer_new(e, tick, &na, &a), 0);
+        assert_int_equal(engine_timer_new(e, tick, &nb, &b), 0);
+        assert_int_equal(engine_timer_arm(e, a, 20000), 0);
+        assert_int_equal(engine_timer_arm(e, a, 60000), 0); /* replaces the 20 ms one */
+        assert_int_equal(engine_timer_arm(e, b, 30000), 0);
+        engine_timer_disarm(e, b);
+        assert_true(engine_timer_armed(e, a));
+        assert_false(engine_timer_armed(e, b));
+        uint64_t t0 = mono_ms();
+        while (mono_ms() - t0 < 200)
+                assert_int_equal(engine_run_once(e, 20000), 0);
+        assert_int_equal(na, 1);
+        assert_int_equal(nb, 0);
+        assert_false(engine_timer_armed(e, a));
+        /* Freed while armed: never fires. */
+        assert_int_equal(engine_timer_arm(e, b, 10000), 0);
+        b = engine_timer_free(e, b);
+        t0 = mono_ms();
+        while (mono_ms() - t0 < 60)
+                assert_int_equal(engine_run_once(e, 20000), 0);
+        assert_int_equal(nb, 0);
+        engine_timer_free(e, a);
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
 int main(void) {
         testprog = getenv("JW_TESTPROG");
         if (!testprog) {
@@ -802,6 +839,7 @@ int main(void) {
                 cmocka_unit_test(test_running_job_of_dead_engine_is_lost),
                 cmocka_unit_test(test_retention_by_age),
                 cmocka_unit_test(test_post_from_other_thread),
+                cmocka_unit_test(test_timers),
                 cmocka_unit_test(test_thousand_jobs_no_leak),
                 cmocka_unit_test(test_exact_bytes_three_subscribers),
                 cmocka_unit_test(test_stalled_subscriber_holds_nothing),
