@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The server-side TLS <-> plaintext bridge: accepts TCP connections, does the
+ * mutual-TLS handshake, and for every verified client hands gRPC the
+ * plaintext end of a socketpair, then pumps bytes between the two until either
+ * side closes. One thread with its own io_uring serves all connections.
+ */
+
+#include <stdint.h>
+
+#include "tls/tls.h"
+
+typedef struct TlsBridge TlsBridge;
+
+typedef struct TlsBridgeConfig {
+        unsigned max_connections;        /* 0 = 1024; counts handshaking + established */
+        uint64_t handshake_timeout_usec; /* 0 = 5 s */
+} TlsBridgeConfig;
+
+typedef struct TlsBridgeOps {
+        /* Handshake done and client verified. grpc_fd: the plaintext end of a socketpair,
+         * non-blocking, CLOEXEC, ownership passes to the callee (it hands it to gRPC).
+         * conn_id: unique, never reused. identity: client cert CN. peer_addr: "IP:port"
+         * ("[IPv6]:port" for IPv6). Called on the bridge thread. */
+        void (*accepted)(void *userdata, uint64_t conn_id, int grpc_fd, const char *identity, const char *peer_addr);
+        /* A connection was refused (handshake failure, timeout, over the limit). For logging.
+         * A client can cause any number of these: rate-limit what you log. Called on the
+         * bridge thread; peer_addr is "-" for accept() failures (reason says which). */
+        void (*refused)(void *userdata, const char *peer_addr, const char *reason);
+        /* An accepted connection is gone (either side closed). grpc_fd_number is the number
+         * the grpc_fd had (it may already be closed/reused: use conn_id to match).
+         * Called on the bridge thread, exactly once per accepted connection, also for
+         * connections still open when the bridge is freed. */
+        void (*closed)(void *userdata, uint64_t conn_id, int grpc_fd_number);
+} TlsBridgeOps;
+
+/* server_ctx must be a TLS_ROLE_SERVER context; the bridge takes its own reference.
+ * config may be NULL (defaults). ops and userdata are copied/kept. -errno on failure
+ * (-EOPNOTSUPP if the kernel's io_uring lacks an operation the bridge needs). */
+int tls_bridge_new(TlsBridge **ret, TlsContext *server_ctx, const TlsBridgeConfig *config, const TlsBridgeOps *ops,
+                   void *userdata);
+/* Takes ownership of listen_fd, a listening TCP socket (made non-blocking), also on failure.
+ * May be called before or after tls_bridge_start(). */
+int tls_bridge_add_listener(TlsBridge *b, int listen_fd);
+/* Starts the bridge thread. */
+int tls_bridge_start(TlsBridge *b);
+/* Thread-safe: connections accepted from now on use ctx (takes a reference);
+ * established ones keep the context they started with. */
+int tls_bridge_set_context(TlsBridge *b, TlsContext *ctx);
+/* Thread-safe: connections handshaking or established right now. */
+unsigned tls_bridge_connection_count(TlsBridge *b);
+/* Stops the thread (closed() is called for every open accepted connection), closes
+ * every fd the bridge owns (not grpc_fds handed out), frees. NULL ok; returns NULL. */
+TlsBridge *tls_bridge_free(TlsBridge *b);

@@ -1,0 +1,329 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The client mirror image of the bridge (see client.h): one connection, so
+ * one pump thread using poll(); the same pump (pump.c) and the same policy
+ * (tls.c) as the server.
+ *
+ * The one idea: every failure the user can meet becomes one sentence naming
+ * HOST:PORT and the reason in user words, and a TLS 1.3 refusal of our
+ * certificate (which arrives as an alert after our handshake "succeeded") is
+ * remembered by the pump so the caller can explain a failed call afterwards.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "tls/client.h"
+#include "tls/pump.h"
+
+#define CLIENT_DEFAULT_TIMEOUT_USEC (10ull * 1000 * 1000)
+#define CLIENT_PUMP_BUDGET (4u * 1024 * 1024)
+
+struct TlsClient {
+        TlsSession *tls;
+        int tcp_fd;
+        int plain_fd;
+        int wake_fd;
+        TlsPump pump;
+        pthread_t thread;
+        bool running;
+        bool stop; /* __atomic */
+};
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static int remaining_msec(uint64_t deadline) {
+        uint64_t now = now_usec();
+        if (now >= deadline)
+                return 0;
+        return (int) MIN((deadline - now + 999) / 1000, (uint64_t) INT32_MAX);
+}
+
+static char *format(const char *fmt, ...) _printf_(1, 2);
+static char *format(const char *fmt, ...) {
+        va_list ap;
+        char *s = NULL;
+
+        va_start(ap, fmt);
+        if (vasprintf(&s, fmt, ap) < 0)
+                s = NULL;
+        va_end(ap);
+        return s;
+}
+
+/* strerror() in lower case, to fit in a sentence. */
+static void error_words(int err, char *buf, size_t size) {
+        snprintf(buf, size, "%s", strerror(err));
+        if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+                buf[0] = (char) (buf[0] - 'A' + 'a');
+}
+
+static int fail(TlsClientFailure failure, int r, TlsClientFailure *ret_failure, char **ret_message, char *msg) {
+        if (ret_failure)
+                *ret_failure = failure;
+        if (ret_message)
+                *ret_message = msg;
+        else
+                free(msg);
+        return r;
+}
+
+/* Connects one address before the deadline. Returns the fd or -errno (-ETIMEDOUT). */
+static int connect_one(const struct addrinfo *ai, uint64_t deadline) {
+        _cleanup_close_ int fd = -1;
+        int err = 0;
+        socklen_t len = sizeof err;
+
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0)
+                return negative_errno();
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+                if (errno != EINPROGRESS)
+                        return negative_errno();
+                for (;;) {
+                        struct pollfd p = { .fd = fd, .events = POLLOUT };
+                        int n = poll(&p, 1, remaining_msec(deadline));
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n < 0)
+                                return negative_errno();
+                        if (n == 0)
+                                return -ETIMEDOUT;
+                        break;
+                }
+                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+                        return negative_errno();
+                if (err != 0)
+                        return -err;
+        }
+        return TAKE_FD(fd);
+}
+
+static void *pump_thread(void *userdata) {
+        TlsClient *c = userdata;
+
+        while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
+                unsigned mask = tls_pump_run(&c->pump, CLIENT_PUMP_BUDGET);
+                if (mask & TLS_PUMP_FINISHED)
+                        break;
+                if (mask & TLS_PUMP_MORE)
+                        continue;
+                struct pollfd p[3] = {
+                        { .fd = (mask & (TLS_PUMP_TCP_IN | TLS_PUMP_TCP_OUT)) ? c->tcp_fd : -1,
+                          .events = (short) (((mask & TLS_PUMP_TCP_IN) ? POLLIN : 0) |
+                                             ((mask & TLS_PUMP_TCP_OUT) ? POLLOUT : 0)) },
+                        { .fd = (mask & (TLS_PUMP_PLAIN_IN | TLS_PUMP_PLAIN_OUT)) ? c->plain_fd : -1,
+                          .events = (short) (((mask & TLS_PUMP_PLAIN_IN) ? POLLIN : 0) |
+                                             ((mask & TLS_PUMP_PLAIN_OUT) ? POLLOUT : 0)) },
+                        { .fd = c->wake_fd, .events = POLLIN },
+                };
+                if (poll(p, 3, -1) < 0 && errno != EINTR)
+                        break;
+        }
+        /* Whatever ended it, gRPC must see the end of its stream. */
+        (void) shutdown(c->plain_fd, SHUT_RDWR);
+        return NULL;
+}
+
+int tls_client_connect(TlsContext *ctx, const char *host, const char *port, uint64_t timeout_usec, TlsClient **ret,
+                       int *ret_grpc_fd, TlsClientFailure *ret_failure, char **ret_message) {
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
+        struct addrinfo *ais = NULL;
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *hostport = NULL;
+        TlsClient *c = NULL;
+        uint64_t deadline;
+        char words[128];
+        int r, sv[2], one = 1;
+
+        if (!ctx || !host || !port || !ret || !ret_grpc_fd || tls_context_role(ctx) != TLS_ROLE_CLIENT)
+                return -EINVAL;
+        if (timeout_usec == 0)
+                timeout_usec = CLIENT_DEFAULT_TIMEOUT_USEC;
+        deadline = now_usec() + timeout_usec;
+        hostport = strchr(host, ':') ? format("[%s]:%s", host, port) : format("%s:%s", host, port);
+        if (!hostport)
+                return -ENOMEM;
+
+        /* resolve */
+        r = getaddrinfo(host, port, &hints, &ais);
+        if (r != 0) {
+                const char *why;
+                switch (r) {
+                case EAI_NONAME:
+#ifdef EAI_NODATA
+                case EAI_NODATA:
+#endif
+                case EAI_FAIL:
+                case EAI_ADDRFAMILY:
+                        why = "name not known";
+                        break;
+                case EAI_AGAIN:
+                        why = "temporary failure in name resolution";
+                        break;
+                case EAI_SERVICE:
+                        why = "invalid port";
+                        break;
+                case EAI_SYSTEM:
+                        why = strerror(errno);
+                        break;
+                default:
+                        why = gai_strerror(r);
+                }
+                return fail(TLS_CLIENT_RESOLVE, r == EAI_SYSTEM ? negative_errno() : -EHOSTUNREACH, ret_failure,
+                            ret_message, format("cannot connect to %s: %s", hostport, why));
+        }
+
+        /* connect: every address in turn, within the one deadline */
+        r = -EHOSTUNREACH;
+        for (struct addrinfo *ai = ais; ai; ai = ai->ai_next) {
+                r = connect_one(ai, deadline);
+                if (r >= 0) {
+                        fd = r;
+                        break;
+                }
+                if (r == -ETIMEDOUT)
+                        break;
+        }
+        freeaddrinfo(ais);
+        if (fd < 0) {
+                if (r == -ECONNREFUSED)
+                        return fail(TLS_CLIENT_CONNECT_REFUSED, r, ret_failure, ret_message,
+                                    format("cannot connect to %s: connection refused", hostport));
+                if (r == -ETIMEDOUT)
+                        return fail(TLS_CLIENT_CONNECT_TIMEOUT, r, ret_failure, ret_message,
+                                    format("cannot connect to %s: timed out", hostport));
+                error_words(-r, words, sizeof words);
+                return fail(TLS_CLIENT_CONNECT_OTHER, r, ret_failure, ret_message,
+                            format("cannot connect to %s: %s", hostport, words));
+        }
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->tcp_fd = c->plain_fd = c->wake_fd = -1;
+
+        /* handshake */
+        r = tls_session_new(&c->tls, ctx, fd, host);
+        if (r < 0)
+                goto fail_errno;
+        while ((r = tls_session_handshake(c->tls)) == -EAGAIN) {
+                struct pollfd p = { .fd = fd, .events = tls_session_wants_write(c->tls) ? POLLOUT : POLLIN };
+                int n = poll(&p, 1, remaining_msec(deadline));
+                if (n < 0 && errno != EINTR) {
+                        r = negative_errno();
+                        goto fail_errno;
+                }
+                if (n == 0) {
+                        tls_client_free(c);
+                        return fail(TLS_CLIENT_HANDSHAKE, -ETIMEDOUT, ret_failure, ret_message,
+                                    format("TLS handshake with %s failed: timed out", hostport));
+                }
+        }
+        if (r == -EPROTO) {
+                int err = tls_session_failure_error(c->tls);
+                gnutls_alert_description_t alert = gnutls_alert_get(tls_session_gnutls(c->tls));
+                TlsClientFailure failure = TLS_CLIENT_HANDSHAKE;
+                char *msg;
+
+                if (err == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR || err == GNUTLS_E_CERTIFICATE_ERROR ||
+                    err == GNUTLS_E_NO_CERTIFICATE_FOUND)
+                        failure = TLS_CLIENT_SERVER_CERT;
+                if (err == GNUTLS_E_FATAL_ALERT_RECEIVED && tls_certificate_alert_reason(alert)) {
+                        failure = TLS_CLIENT_REJECTED_BY_SERVER;
+                        msg = format("TLS handshake with %s failed: the server refused our certificate: %s", hostport,
+                                     tls_certificate_alert_reason(alert));
+                } else
+                        msg = format("TLS handshake with %s failed: %s", hostport,
+                                     tls_session_failure_reason(c->tls) ?: "unknown error");
+                tls_client_free(c);
+                return fail(failure, -EPROTO, ret_failure, ret_message, msg);
+        }
+        if (r < 0)
+                goto fail_errno;
+
+        /* the plaintext socketpair and the pump */
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+                r = negative_errno();
+                goto fail_errno;
+        }
+        c->plain_fd = sv[0];
+        c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (c->wake_fd < 0) {
+                r = negative_errno();
+                close(sv[1]);
+                goto fail_errno;
+        }
+        c->tcp_fd = TAKE_FD(fd);
+        tls_pump_init(&c->pump, c->tls, c->tcp_fd, c->plain_fd);
+        r = pthread_create(&c->thread, NULL, pump_thread, c);
+        if (r != 0) {
+                r = -r;
+                close(sv[1]);
+                goto fail_errno;
+        }
+        c->running = true;
+
+        *ret = c;
+        *ret_grpc_fd = sv[1];
+        if (ret_failure)
+                *ret_failure = TLS_CLIENT_OK;
+        return 0;
+
+fail_errno:
+        tls_client_free(c);
+        error_words(-r, words, sizeof words);
+        return fail(TLS_CLIENT_HANDSHAKE, r, ret_failure, ret_message,
+                    format("TLS connection to %s failed: %s", hostport, words));
+}
+
+char *tls_client_failure_message(TlsClient *c) {
+        int alert;
+        const char *why;
+
+        if (!c)
+                return NULL;
+        alert = __atomic_load_n(&c->pump.alert, __ATOMIC_ACQUIRE);
+        if (alert < 0)
+                return NULL;
+        why = tls_certificate_alert_reason((gnutls_alert_description_t) alert);
+        if (why)
+                return format("the server refused our certificate: %s", why);
+        return format("the server closed the connection with TLS alert: %s",
+                      gnutls_alert_get_name((gnutls_alert_description_t) alert) ?: "unknown");
+}
+
+TlsClient *tls_client_free(TlsClient *c) {
+        if (!c)
+                return NULL;
+        if (c->running) {
+                uint64_t one = 1;
+                __atomic_store_n(&c->stop, true, __ATOMIC_RELEASE);
+                (void) !write(c->wake_fd, &one, sizeof one);
+                pthread_join(c->thread, NULL);
+        }
+        tls_pump_done(&c->pump);
+        tls_session_free(c->tls);
+        safe_close(c->tcp_fd);
+        safe_close(c->plain_fd);
+        safe_close(c->wake_fd);
+        free(c);
+        return NULL;
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The client side of the TLS bridge (used by jwctl): connect, mutual-TLS
+ * handshake, then a pump thread moving bytes between the TLS connection and
+ * a socketpair whose other end is given to gRPC (grpc_channel_create_from_fd).
+ */
+
+#include <stdint.h>
+
+#include "tls/tls.h"
+
+typedef enum TlsClientFailure {
+        TLS_CLIENT_OK,
+        TLS_CLIENT_RESOLVE,
+        TLS_CLIENT_CONNECT_REFUSED,
+        TLS_CLIENT_CONNECT_TIMEOUT,
+        TLS_CLIENT_CONNECT_OTHER,
+        TLS_CLIENT_HANDSHAKE,
+        TLS_CLIENT_SERVER_CERT,
+        TLS_CLIENT_REJECTED_BY_SERVER,
+} TlsClientFailure;
+
+typedef struct TlsClient TlsClient;
+
+/* Resolves host, connects (timeout), handshakes (client cert from ctx, server verified against CA + host name, ALPN h2),
+ * creates a socketpair and starts a pump thread. *ret_grpc_fd: non-blocking plaintext fd for grpc_channel_create_from_fd
+ * (owned by the caller/gRPC). timeout_usec bounds resolve-less connect + handshake together (0 = 10 s).
+ * On failure returns -errno-ish, sets *ret_failure and a malloc()ed one-line *ret_message in user words:
+ * "cannot connect to HOST:PORT: connection refused", "...: timed out", "...: name not known",
+ * "TLS handshake with HOST:PORT failed: server certificate not trusted (unknown CA)", etc.
+ * ret_failure and ret_message may be NULL; on success *ret_failure = TLS_CLIENT_OK. */
+int tls_client_connect(TlsContext *client_ctx, const char *host, const char *port, uint64_t timeout_usec, TlsClient **ret,
+                       int *ret_grpc_fd, TlsClientFailure *ret_failure, char **ret_message);
+
+/* After a call failed with UNAVAILABLE: if the server closed the TLS session with an alert (TLS 1.3 reports a refused
+ * client certificate only after the client believes it is connected), return a malloc()ed message such as
+ * "the server refused our certificate: certificate expired" (alert 45), "... not trusted (unknown CA)" (48),
+ * "... bad certificate" (42), "... certificate required" (116), or for other alerts
+ * "the server closed the connection with TLS alert: NAME"; NULL if none. Thread-safe. */
+char *tls_client_failure_message(TlsClient *c);
+
+/* Stops the pump, closes its fds (not the grpc fd). NULL ok; returns NULL. */
+TlsClient *tls_client_free(TlsClient *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(TlsClient *, tls_client_free);

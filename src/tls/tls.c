@@ -1,0 +1,597 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * TLS policy, credentials and sessions (GnuTLS) for both ends of a connection.
+ *
+ * The one idea: GnuTLS does all certificate checks during the handshake
+ * (gnutls_session_set_verify_cert2 with the peer's required key purpose, plus
+ * the host name on the client), so a session whose handshake returned success
+ * has a verified peer; this module only adds what GnuTLS cannot know (the
+ * identity is the subject CN, ALPN must be h2 when offered) and turns failures
+ * into words and into the right TLS alert for the peer.
+ */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <gnutls/x509.h>
+
+#include "tls/tls.h"
+
+/* Files larger than this are not certificates or keys we want to parse. */
+#define TLS_FILE_MAX (1024 * 1024)
+
+struct TlsContext {
+        unsigned n_ref;
+        TlsRole role;
+        gnutls_certificate_credentials_t cred;
+        gnutls_priority_t priority;
+};
+
+struct TlsSession {
+        gnutls_session_t session;
+        TlsContext *ctx;                /* a reference */
+        TlsRole role;
+        char *host;                     /* client: GnuTLS keeps a pointer to it (vdata) */
+        gnutls_typed_vdata_st vdata[2]; /* GnuTLS keeps a pointer to this array */
+        char *identity;
+        int error;
+        const char *reason;
+        char reason_buf[128];
+};
+
+static char *error_message(const char *fmt, ...) _printf_(1, 2);
+static char *error_message(const char *fmt, ...) {
+        va_list ap;
+        char *s = NULL;
+
+        va_start(ap, fmt);
+        if (vasprintf(&s, fmt, ap) < 0)
+                s = NULL;
+        va_end(ap);
+        return s;
+}
+
+/* Reads a whole (small) file. Returns -errno. */
+static int read_small_file(const char *path, gnutls_datum_t *ret) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ unsigned char *buf = NULL;
+        struct stat st;
+        size_t n = 0;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (st.st_size > TLS_FILE_MAX)
+                return -EFBIG;
+
+        buf = malloc(TLS_FILE_MAX + 1);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t k = read(fd, buf + n, TLS_FILE_MAX + 1 - n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (k == 0)
+                        break;
+                n += (size_t) k;
+                if (n > TLS_FILE_MAX)
+                        return -EFBIG;
+        }
+        buf[n] = 0;
+        ret->data = TAKE_PTR(buf);
+        ret->size = (unsigned) n;
+        return 0;
+}
+
+static void datum_clear(gnutls_datum_t *d) {
+        if (d->data) {
+                /* key material: do not leave it in freed memory */
+                gnutls_memset(d->data, 0, d->size);
+                free(d->data);
+        }
+        d->data = NULL;
+        d->size = 0;
+}
+
+static bool has_pem_block(const gnutls_datum_t *d, const char *label) {
+        char marker[64];
+
+        snprintf(marker, sizeof marker, "-----BEGIN %s", label);
+        return d->data && memmem(d->data, d->size, marker, strlen(marker));
+}
+
+TlsContext *tls_context_ref(TlsContext *ctx) {
+        if (ctx)
+                __atomic_add_fetch(&ctx->n_ref, 1, __ATOMIC_RELAXED);
+        return ctx;
+}
+
+TlsContext *tls_context_unref(TlsContext *ctx) {
+        if (!ctx)
+                return NULL;
+        if (__atomic_sub_fetch(&ctx->n_ref, 1, __ATOMIC_ACQ_REL) > 0)
+                return NULL;
+        if (ctx->priority)
+                gnutls_priority_deinit(ctx->priority);
+        if (ctx->cred)
+                gnutls_certificate_free_credentials(ctx->cred);
+        free(ctx);
+        return NULL;
+}
+
+TlsRole tls_context_role(const TlsContext *ctx) {
+        return ctx->role;
+}
+
+int tls_context_new(TlsContext **ret, TlsRole role, const char *cert_file, const char *key_file,
+                    const char *ca_file, const char *priority, char **ret_error) {
+        _cleanup_tls_context_ TlsContext *ctx = NULL;
+        gnutls_datum_t cert = {}, key = {}, ca = {};
+        gnutls_x509_crt_t *crts = NULL;
+        unsigned n_crts = 0;
+        gnutls_x509_privkey_t pkey = NULL;
+        _cleanup_free_ char *msg = NULL;
+        const char *errpos = NULL;
+        int r;
+
+        if (!ret || !cert_file || !key_file || !ca_file || (role != TLS_ROLE_SERVER && role != TLS_ROLE_CLIENT))
+                return -EINVAL;
+        if (!priority)
+                priority = TLS_DEFAULT_PRIORITY;
+
+        ctx = calloc(1, sizeof *ctx);
+        if (!ctx)
+                return -ENOMEM;
+        ctx->n_ref = 1;
+        ctx->role = role;
+
+        /* Read and parse each file on its own first, so the message names the culprit. */
+        r = read_small_file(cert_file, &cert);
+        if (r < 0) {
+                msg = error_message("certificate file %s: %s", cert_file, strerror(-r));
+                goto finish;
+        }
+        r = gnutls_x509_crt_list_import2(&crts, &n_crts, &cert, GNUTLS_X509_FMT_PEM, 0);
+        if (r < 0 || n_crts == 0) {
+                msg = error_message("certificate file %s: not a PEM certificate (%s)", cert_file,
+                                    r < 0 ? gnutls_strerror(r) : "no certificate found");
+                r = -EBADMSG;
+                goto finish;
+        }
+
+        r = read_small_file(key_file, &key);
+        if (r < 0) {
+                msg = error_message("key file %s: %s", key_file, strerror(-r));
+                goto finish;
+        }
+        r = gnutls_x509_privkey_init(&pkey);
+        if (r < 0) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        r = gnutls_x509_privkey_import2(pkey, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
+        if (r < 0) {
+                if (has_pem_block(&key, "ENCRYPTED PRIVATE KEY"))
+                        msg = error_message("key file %s: encrypted private keys are not supported", key_file);
+                else
+                        msg = error_message("key file %s: not a PEM private key (%s)", key_file, gnutls_strerror(r));
+                r = -EBADMSG;
+                goto finish;
+        }
+
+        r = read_small_file(ca_file, &ca);
+        if (r < 0) {
+                msg = error_message("CA file %s: %s", ca_file, strerror(-r));
+                goto finish;
+        }
+
+        r = gnutls_certificate_allocate_credentials(&ctx->cred);
+        if (r < 0) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        /* Checks that the key belongs to the first certificate. */
+        r = gnutls_certificate_set_x509_key_mem2(ctx->cred, &cert, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
+        if (r == GNUTLS_E_CERTIFICATE_KEY_MISMATCH) {
+                msg = error_message("key file %s does not match certificate file %s", key_file, cert_file);
+                r = -EINVAL;
+                goto finish;
+        }
+        if (r < 0) {
+                msg = error_message("certificate file %s / key file %s: %s", cert_file, key_file, gnutls_strerror(r));
+                r = -EINVAL;
+                goto finish;
+        }
+
+        r = gnutls_certificate_set_x509_trust_mem(ctx->cred, &ca, GNUTLS_X509_FMT_PEM);
+        if (r <= 0) {
+                msg = error_message("CA file %s: not a PEM certificate (%s)", ca_file,
+                                    r < 0 ? gnutls_strerror(r) : "no certificate found");
+                r = -EBADMSG;
+                goto finish;
+        }
+
+        r = gnutls_priority_init(&ctx->priority, priority, &errpos);
+        if (r < 0) {
+                ctx->priority = NULL;
+                if (errpos && errpos >= priority && errpos <= priority + strlen(priority))
+                        msg = error_message("bad TLS priority string at position %zu: \"%s\"",
+                                            (size_t) (errpos - priority), errpos);
+                else
+                        msg = error_message("bad TLS priority string: %s", gnutls_strerror(r));
+                r = -EINVAL;
+                goto finish;
+        }
+
+        /* A key the policy cannot sign with makes every handshake fail later with a vague
+         * error (typically an RSA key under the ECDSA-only default): say so now. */
+        {
+                const unsigned *signs = NULL;
+                int n_signs = gnutls_priority_sign_list(ctx->priority, &signs);
+                int pk = gnutls_x509_privkey_get_pk_algorithm(pkey);
+                bool usable = n_signs <= 0 || pk <= 0;
+
+                for (int i = 0; !usable && i < n_signs; i++)
+                        usable = gnutls_sign_supports_pk_algorithm((gnutls_sign_algorithm_t) signs[i],
+                                                                   (gnutls_pk_algorithm_t) pk);
+                if (!usable) {
+                        msg = error_message("key file %s: its %s key cannot make any signature the TLS priority "
+                                            "string allows (use an ECDSA P-384 key)",
+                                            key_file, gnutls_pk_get_name((gnutls_pk_algorithm_t) pk) ?: "unknown");
+                        r = -EINVAL;
+                        goto finish;
+                }
+        }
+
+        *ret = TAKE_PTR(ctx);
+        r = 0;
+
+finish:
+        for (unsigned i = 0; i < n_crts; i++)
+                gnutls_x509_crt_deinit(crts[i]);
+        gnutls_free(crts);
+        if (pkey)
+                gnutls_x509_privkey_deinit(pkey);
+        datum_clear(&cert);
+        datum_clear(&key);
+        datum_clear(&ca);
+        if (r < 0 && ret_error)
+                *ret_error = msg ? TAKE_PTR(msg) : error_message("TLS setup failed: %s", strerror(-r));
+        return r;
+}
+
+static bool is_ip_literal(const char *host) {
+        unsigned char buf[sizeof(struct in6_addr)];
+
+        return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+TlsSession *tls_session_free(TlsSession *s) {
+        if (!s)
+                return NULL;
+        if (s->session)
+                gnutls_deinit(s->session);
+        tls_context_unref(s->ctx);
+        free(s->host);
+        free(s->identity);
+        free(s);
+        return NULL;
+}
+
+int tls_session_new(TlsSession **ret, TlsContext *ctx, int fd, const char *server_host) {
+        _cleanup_tls_session_ TlsSession *s = NULL;
+        gnutls_datum_t alpn = { (unsigned char *) TLS_ALPN_PROTOCOL, sizeof(TLS_ALPN_PROTOCOL) - 1 };
+        unsigned flags = GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL | GNUTLS_NO_TICKETS;
+        int r;
+
+        if (!ret || !ctx || fd < 0)
+                return -EINVAL;
+        if (ctx->role == TLS_ROLE_CLIENT && (!server_host || !*server_host))
+                return -EINVAL;
+
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->role = ctx->role;
+        s->ctx = tls_context_ref(ctx);
+
+        r = gnutls_init(&s->session, flags | (s->role == TLS_ROLE_SERVER ? GNUTLS_SERVER : GNUTLS_CLIENT));
+        if (r < 0) {
+                s->session = NULL;
+                return -ENOMEM;
+        }
+        r = gnutls_priority_set(s->session, ctx->priority);
+        if (r < 0)
+                return -EINVAL;
+        r = gnutls_credentials_set(s->session, GNUTLS_CRD_CERTIFICATE, ctx->cred);
+        if (r < 0)
+                return -EINVAL;
+        gnutls_transport_set_int(s->session, fd);
+        /* Deadlines are the caller's business (non-blocking I/O). */
+        gnutls_handshake_set_timeout(s->session, 0);
+
+        if (s->role == TLS_ROLE_SERVER) {
+                gnutls_certificate_server_set_request(s->session, GNUTLS_CERT_REQUIRE);
+                /* Do not list our CA in the CertificateRequest: a client then sends
+                 * whatever certificate it has (instead of none when its issuer is not
+                 * listed), so a refusal names the real problem ("unknown CA"). */
+                gnutls_certificate_send_x509_rdn_sequence(s->session, 1);
+                s->vdata[0] = (gnutls_typed_vdata_st) {
+                        .type = GNUTLS_DT_KEY_PURPOSE_OID,
+                        .data = (unsigned char *) GNUTLS_KP_TLS_WWW_CLIENT,
+                };
+                gnutls_session_set_verify_cert2(s->session, s->vdata, 1, 0);
+                /* MANDATORY: a client offering ALPN without h2 is refused; one
+                 * offering no ALPN at all still gets through. */
+                r = gnutls_alpn_set_protocols(s->session, &alpn, 1, GNUTLS_ALPN_MANDATORY);
+        } else {
+                s->host = strdup(server_host);
+                if (!s->host)
+                        return -ENOMEM;
+                s->vdata[0] = (gnutls_typed_vdata_st) {
+                        .type = GNUTLS_DT_DNS_HOSTNAME, /* an IP literal matches IP SANs */
+                        .data = (unsigned char *) s->host,
+                };
+                s->vdata[1] = (gnutls_typed_vdata_st) {
+                        .type = GNUTLS_DT_KEY_PURPOSE_OID,
+                        .data = (unsigned char *) GNUTLS_KP_TLS_WWW_SERVER,
+                };
+                gnutls_session_set_verify_cert2(s->session, s->vdata, 2, 0);
+                if (!is_ip_literal(s->host)) {
+                        r = gnutls_server_name_set(s->session, GNUTLS_NAME_DNS, s->host, strlen(s->host));
+                        if (r < 0)
+                                return -EINVAL;
+                }
+                r = gnutls_alpn_set_protocols(s->session, &alpn, 1, 0);
+        }
+        if (r < 0)
+                return -EINVAL;
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+gnutls_session_t tls_session_gnutls(TlsSession *s) {
+        return s->session;
+}
+
+TlsContext *tls_session_context(TlsSession *s) {
+        return s->ctx;
+}
+
+bool tls_session_wants_write(TlsSession *s) {
+        return gnutls_record_get_direction(s->session) == 1;
+}
+
+const char *tls_session_identity(TlsSession *s) {
+        return s ? s->identity : NULL;
+}
+
+const char *tls_session_failure_reason(TlsSession *s) {
+        return s ? s->reason : NULL;
+}
+
+int tls_session_failure_error(TlsSession *s) {
+        return s ? s->error : 0;
+}
+
+const char *tls_failure_reason(TlsRole role, int err, unsigned status) {
+        bool server = role == TLS_ROLE_SERVER;
+
+        switch (err) {
+        case 0:
+                return "no error";
+        case GNUTLS_E_CERTIFICATE_REQUIRED:
+        case GNUTLS_E_NO_CERTIFICATE_FOUND:
+                return server ? "no client certificate" : "server sent no certificate";
+        case GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR:
+                if (status & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNER_NOT_CA))
+                        return server ? "certificate not trusted (unknown CA)"
+                                      : "server certificate not trusted (unknown CA)";
+                if (status & (GNUTLS_CERT_INSECURE_ALGORITHM | GNUTLS_CERT_SIGNATURE_FAILURE))
+                        return server ? "certificate signature not acceptable"
+                                      : "server certificate signature not acceptable";
+                if (status & GNUTLS_CERT_REVOKED)
+                        return server ? "certificate revoked" : "server certificate revoked";
+                if (status & GNUTLS_CERT_EXPIRED)
+                        return server ? "certificate expired" : "server certificate expired";
+                if (status & GNUTLS_CERT_NOT_ACTIVATED)
+                        return server ? "certificate not yet valid" : "server certificate not yet valid";
+                if (status & GNUTLS_CERT_PURPOSE_MISMATCH)
+                        return server ? "certificate not valid for client authentication"
+                                      : "server certificate not valid for server authentication";
+                if (status & GNUTLS_CERT_UNEXPECTED_OWNER)
+                        return server ? "certificate does not match the expected name"
+                                      : "server certificate does not match the host name";
+                return server ? "certificate not trusted" : "server certificate not trusted";
+        case GNUTLS_E_CERTIFICATE_ERROR:
+                return server ? "certificate could not be verified" : "server certificate could not be verified";
+        case GNUTLS_E_UNSUPPORTED_VERSION_PACKET:
+        case GNUTLS_E_NO_CIPHER_SUITES:
+        case GNUTLS_E_UNKNOWN_CIPHER_SUITE:
+        case GNUTLS_E_NO_COMMON_KEY_SHARE:
+        case GNUTLS_E_UNWANTED_ALGORITHM:
+        case GNUTLS_E_UNSUPPORTED_SIGNATURE_ALGORITHM:
+        case GNUTLS_E_INSUFFICIENT_CREDENTIALS:
+        case GNUTLS_E_INSUFFICIENT_SECURITY:
+        case GNUTLS_E_UNKNOWN_PK_ALGORITHM:
+        case GNUTLS_E_ECC_UNSUPPORTED_CURVE:
+        case GNUTLS_E_UNKNOWN_ALGORITHM:
+                return server ? "protocol/cipher not acceptable (TLS 1.2 / other cipher offered)"
+                              : "protocol/cipher not acceptable (server offers no TLS 1.3 with AES-256-GCM)";
+        case GNUTLS_E_NO_APPLICATION_PROTOCOL:
+                return "no common application protocol (ALPN h2 required)";
+        case GNUTLS_E_UNEXPECTED_PACKET_LENGTH:
+        case GNUTLS_E_UNEXPECTED_PACKET:
+        case GNUTLS_E_UNEXPECTED_HANDSHAKE_PACKET:
+        case GNUTLS_E_RECORD_OVERFLOW:
+        case GNUTLS_E_DECRYPTION_FAILED:
+        case GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER:
+        case GNUTLS_E_RECEIVED_ILLEGAL_EXTENSION:
+        case GNUTLS_E_ILLEGAL_PARAMETER:
+                return "not a valid TLS handshake";
+        case GNUTLS_E_PREMATURE_TERMINATION:
+        case GNUTLS_E_PULL_ERROR:
+        case GNUTLS_E_PUSH_ERROR:
+                return "connection closed during the handshake";
+        case GNUTLS_E_TIMEDOUT:
+                return "handshake timed out";
+        case GNUTLS_E_FATAL_ALERT_RECEIVED:
+                return server ? "the client aborted the handshake (alert)" : "the server aborted the handshake (alert)";
+        default:
+                return gnutls_strerror(err);
+        }
+}
+
+const char *tls_certificate_alert_reason(gnutls_alert_description_t alert) {
+        switch (alert) {
+        case GNUTLS_A_BAD_CERTIFICATE:
+                return "bad certificate";
+        case GNUTLS_A_UNSUPPORTED_CERTIFICATE:
+                return "certificate not valid for client authentication";
+        case GNUTLS_A_CERTIFICATE_REVOKED:
+                return "certificate revoked";
+        case GNUTLS_A_CERTIFICATE_EXPIRED:
+                return "certificate expired";
+        case GNUTLS_A_CERTIFICATE_UNKNOWN:
+                return "certificate unknown";
+        case GNUTLS_A_UNKNOWN_CA:
+                return "not trusted (unknown CA)";
+        case GNUTLS_A_CERTIFICATE_REQUIRED:
+                return "certificate required";
+        default:
+                return NULL;
+        }
+}
+
+/* The alert telling a peer why its certificate was refused, as precise as TLS allows. */
+static int verification_alert(unsigned status) {
+        if (status & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNER_NOT_CA))
+                return GNUTLS_A_UNKNOWN_CA;
+        if (status & (GNUTLS_CERT_INSECURE_ALGORITHM | GNUTLS_CERT_SIGNATURE_FAILURE))
+                return GNUTLS_A_BAD_CERTIFICATE;
+        if (status & GNUTLS_CERT_REVOKED)
+                return GNUTLS_A_CERTIFICATE_REVOKED;
+        if (status & GNUTLS_CERT_EXPIRED)
+                return GNUTLS_A_CERTIFICATE_EXPIRED;
+        if (status & GNUTLS_CERT_PURPOSE_MISMATCH)
+                return GNUTLS_A_UNSUPPORTED_CERTIFICATE;
+        return GNUTLS_A_BAD_CERTIFICATE;
+}
+
+static int session_fail(TlsSession *s, int err, const char *reason, int alert) {
+        s->error = err;
+        if (reason)
+                s->reason = reason;
+        else if (err == GNUTLS_E_FATAL_ALERT_RECEIVED) {
+                snprintf(s->reason_buf, sizeof s->reason_buf, "the %s sent alert: %s",
+                         s->role == TLS_ROLE_SERVER ? "client" : "server",
+                         gnutls_alert_get_name(gnutls_alert_get(s->session)) ?: "unknown");
+                s->reason = s->reason_buf;
+        } else
+                s->reason = tls_failure_reason(s->role, err,
+                                               err == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR
+                                                               ? gnutls_session_get_verify_cert_status(s->session)
+                                                               : 0);
+
+        /* Tell the peer, or it sees only EOF. Best effort: one non-blocking try. */
+        switch (err) {
+        case GNUTLS_E_FATAL_ALERT_RECEIVED:
+        case GNUTLS_E_PREMATURE_TERMINATION:
+        case GNUTLS_E_PULL_ERROR:
+        case GNUTLS_E_PUSH_ERROR:
+                break; /* the peer is gone or already knows */
+        case GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR:
+                (void) gnutls_alert_send(s->session, GNUTLS_AL_FATAL,
+                                         verification_alert(gnutls_session_get_verify_cert_status(s->session)));
+                break;
+        default:
+                if (alert >= 0)
+                        (void) gnutls_alert_send(s->session, GNUTLS_AL_FATAL, alert);
+                else
+                        (void) gnutls_alert_send_appropriate(s->session, err);
+        }
+        return -EPROTO;
+}
+
+/* Server side: the subject CN of the verified client certificate, exactly one, printable. */
+static int session_take_identity(TlsSession *s) {
+        const gnutls_datum_t *peers;
+        unsigned n_peers = 0;
+        gnutls_x509_crt_t crt = NULL;
+        char cn[256], extra[256];
+        size_t sz = sizeof cn - 1, sz2 = sizeof extra;
+        int r;
+
+        peers = gnutls_certificate_get_peers(s->session, &n_peers);
+        if (!peers || n_peers == 0)
+                return session_fail(s, GNUTLS_E_NO_CERTIFICATE_FOUND, NULL, GNUTLS_A_CERTIFICATE_REQUIRED);
+        if (gnutls_x509_crt_init(&crt) < 0)
+                return -ENOMEM;
+        r = gnutls_x509_crt_import(crt, &peers[0], GNUTLS_X509_FMT_DER);
+        if (r >= 0)
+                r = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &sz);
+        if (r < 0) {
+                gnutls_x509_crt_deinit(crt);
+                return session_fail(s, r, "certificate has no subject CN", GNUTLS_A_BAD_CERTIFICATE);
+        }
+        r = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 1, 0, extra, &sz2);
+        gnutls_x509_crt_deinit(crt);
+        if (r != GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+                return session_fail(s, GNUTLS_E_CERTIFICATE_ERROR, "certificate has more than one subject CN",
+                                    GNUTLS_A_BAD_CERTIFICATE);
+        cn[MIN(sz, sizeof cn - 1)] = 0;
+        if (sz == 0 || strlen(cn) != sz)
+                return session_fail(s, GNUTLS_E_CERTIFICATE_ERROR, "certificate has an empty or malformed subject CN",
+                                    GNUTLS_A_BAD_CERTIFICATE);
+        for (size_t i = 0; i < sz; i++)
+                if ((unsigned char) cn[i] < 0x20 || cn[i] == 0x7f)
+                        return session_fail(s, GNUTLS_E_CERTIFICATE_ERROR,
+                                            "certificate subject CN contains control characters",
+                                            GNUTLS_A_BAD_CERTIFICATE);
+
+        s->identity = strdup(cn);
+        if (!s->identity)
+                return -ENOMEM;
+        return 0;
+}
+
+int tls_session_handshake(TlsSession *s) {
+        gnutls_datum_t proto = {};
+        int r;
+
+        if (s->error)
+                return -EPROTO;
+        for (unsigned n = 0;; n++) {
+                r = gnutls_handshake(s->session);
+                if (r == GNUTLS_E_AGAIN)
+                        return -EAGAIN;
+                if (n < 16 && (r == GNUTLS_E_INTERRUPTED || (r < 0 && !gnutls_error_is_fatal(r))))
+                        continue; /* e.g. a warning alert: keep going (a few times, not forever) */
+                break;
+        }
+        if (r < 0)
+                return session_fail(s, r, NULL, -1);
+
+        /* ALPN: if anything was selected it must be h2 (GnuTLS enforces this for
+         * clients that offered ALPN; a client offering none selects nothing). */
+        if (gnutls_alpn_get_selected_protocol(s->session, &proto) == 0 &&
+            (proto.size != sizeof(TLS_ALPN_PROTOCOL) - 1 || memcmp(proto.data, TLS_ALPN_PROTOCOL, proto.size) != 0))
+                return session_fail(s, GNUTLS_E_NO_APPLICATION_PROTOCOL, NULL, GNUTLS_A_NO_APPLICATION_PROTOCOL);
+
+        if (s->role == TLS_ROLE_SERVER)
+                return session_take_identity(s);
+        return 0;
+}

@@ -1,0 +1,625 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests of the TLS bridge (src/tls/bridge.c) driven by the client
+ * (src/tls/client.c) over loopback TCP with the committed development
+ * certificates: identity, byte-exact transfer of 64 MiB both ways, close in
+ * either direction, handshake deadline, connection limit, refusal reasons on
+ * both ends, context reload.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "tls/bridge.h"
+#include "tls/client.h"
+
+#define MAX_EVENTS 64
+
+typedef struct Events {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct {
+                uint64_t id;
+                int fd;
+                char identity[64];
+                char peer[64];
+        } accepted[MAX_EVENTS];
+        unsigned n_accepted;
+        struct {
+                char peer[64];
+                char reason[128];
+        } refused[MAX_EVENTS];
+        unsigned n_refused;
+        struct {
+                uint64_t id;
+                int fd;
+        } closed[MAX_EVENTS];
+        unsigned n_closed;
+} Events;
+
+static void on_accepted(void *userdata, uint64_t id, int fd, const char *identity, const char *peer) {
+        Events *e = userdata;
+        pthread_mutex_lock(&e->lock);
+        if (e->n_accepted < MAX_EVENTS) {
+                e->accepted[e->n_accepted].id = id;
+                e->accepted[e->n_accepted].fd = fd;
+                snprintf(e->accepted[e->n_accepted].identity, 64, "%s", identity);
+                snprintf(e->accepted[e->n_accepted].peer, 64, "%s", peer);
+                e->n_accepted++;
+        } else
+                close(fd);
+        pthread_cond_broadcast(&e->cond);
+        pthread_mutex_unlock(&e->lock);
+}
+
+static void on_refused(void *userdata, const char *peer, const char *reason) {
+        Events *e = userdata;
+        pthread_mutex_lock(&e->lock);
+        if (e->n_refused < MAX_EVENTS) {
+                snprintf(e->refused[e->n_refused].peer, 64, "%s", peer);
+                snprintf(e->refused[e->n_refused].reason, 128, "%s", reason);
+                e->n_refused++;
+        }
+        pthread_cond_broadcast(&e->cond);
+        pthread_mutex_unlock(&e->lock);
+}
+
+static void on_closed(void *userdata, uint64_t id, int fd) {
+        Events *e = userdata;
+        pthread_mutex_lock(&e->lock);
+        if (e->n_closed < MAX_EVENTS) {
+                e->closed[e->n_closed].id = id;
+                e->closed[e->n_closed].fd = fd;
+                e->n_closed++;
+        }
+        pthread_cond_broadcast(&e->cond);
+        pthread_mutex_unlock(&e->lock);
+}
+
+static const TlsBridgeOps ops = {
+        .accepted = on_accepted,
+        .refused = on_refused,
+        .closed = on_closed,
+};
+
+/* Waits until *counter >= n (under the lock) or 10 s pass. */
+static bool wait_count(Events *e, unsigned *counter, unsigned n) {
+        struct timespec deadline;
+        bool ok;
+
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += 10;
+        pthread_mutex_lock(&e->lock);
+        while (*counter < n)
+                if (pthread_cond_timedwait(&e->cond, &e->lock, &deadline) == ETIMEDOUT)
+                        break;
+        ok = *counter >= n;
+        pthread_mutex_unlock(&e->lock);
+        return ok;
+}
+
+static uint64_t now_msec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+static char *cert_path(const char *name) {
+        const char *root = getenv("JW_SOURCE_ROOT");
+        char *p;
+        assert_true(asprintf(&p, "%s/certs/%s", root ?: ".", name) > 0);
+        return p;
+}
+
+static TlsContext *load(TlsRole role, const char *cert, const char *key, const char *ca) {
+        _cleanup_free_ char *c = cert_path(cert), *k = cert_path(key), *a = cert_path(ca), *err = NULL;
+        TlsContext *ctx = NULL;
+        if (tls_context_new(&ctx, role, c, k, a, NULL, &err) < 0)
+                fail_msg("loading %s: %s", cert, err);
+        return ctx;
+}
+
+typedef struct Fixture {
+        Events events;
+        TlsBridge *bridge;
+        TlsContext *server_ctx;
+        TlsContext *alice;
+        char port[16];
+} Fixture;
+
+static Fixture *fixture_new(unsigned max_connections, uint64_t handshake_timeout_usec) {
+        Fixture *f = calloc(1, sizeof *f);
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof sa;
+        TlsBridgeConfig config = { .max_connections = max_connections,
+                                   .handshake_timeout_usec = handshake_timeout_usec };
+        int fd;
+
+        assert_non_null(f);
+        pthread_mutex_init(&f->events.lock, NULL);
+        pthread_cond_init(&f->events.cond, NULL);
+        f->server_ctx = load(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem");
+        f->alice = load(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "ca.pem");
+
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof sa), 0);
+        assert_int_equal(listen(fd, 64), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &len), 0);
+        snprintf(f->port, sizeof f->port, "%u", ntohs(sa.sin_port));
+
+        assert_int_equal(tls_bridge_new(&f->bridge, f->server_ctx, &config, &ops, &f->events), 0);
+        assert_int_equal(tls_bridge_add_listener(f->bridge, fd), 0);
+        assert_int_equal(tls_bridge_start(f->bridge), 0);
+        return f;
+}
+
+static void fixture_free(Fixture *f) {
+        tls_bridge_free(f->bridge);
+        for (unsigned i = 0; i < f->events.n_accepted; i++)
+                if (f->events.accepted[i].fd >= 0)
+                        close(f->events.accepted[i].fd);
+        tls_context_unref(f->server_ctx);
+        tls_context_unref(f->alice);
+        free(f);
+}
+
+static int raw_connect(const char *port) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                  .sin_port = htons((uint16_t) atoi(port)) };
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof sa), 0);
+        return fd;
+}
+
+/* Reads until EOF or error within timeout_ms: returns 0 for EOF, -errno for an error, -ETIMEDOUT. */
+static int wait_eof(int fd, int timeout_ms) {
+        uint64_t end = now_msec() + (uint64_t) timeout_ms;
+        char buf[4096];
+
+        for (;;) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                int left = (int) (end - MIN(end, now_msec()));
+                if (poll(&p, 1, left) == 0)
+                        return -ETIMEDOUT;
+                ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+                if (n == 0)
+                        return 0;
+                if (n < 0 && errno != EAGAIN && errno != EINTR)
+                        return -errno;
+        }
+}
+
+static void write_all(int fd, const void *data, size_t size) {
+        const char *p = data;
+        while (size > 0) {
+                struct pollfd pf = { .fd = fd, .events = POLLOUT };
+                ssize_t n = send(fd, p, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+                        assert_int_equal(poll(&pf, 1, 10000), 1);
+                        continue;
+                }
+                assert_true(n > 0);
+                p += n;
+                size -= (size_t) n;
+        }
+}
+
+static void read_exact(int fd, void *data, size_t size) {
+        char *p = data;
+        while (size > 0) {
+                struct pollfd pf = { .fd = fd, .events = POLLIN };
+                ssize_t n = recv(fd, p, size, MSG_DONTWAIT);
+                if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+                        assert_int_equal(poll(&pf, 1, 10000), 1);
+                        continue;
+                }
+                assert_true(n > 0);
+                p += n;
+                size -= (size_t) n;
+        }
+}
+
+static void fill_random(uint8_t *buf, size_t size) {
+        uint64_t x;
+        assert_int_equal(getrandom(&x, sizeof x, 0), (ssize_t) sizeof x);
+        x |= 1;
+        for (size_t i = 0; i < size; i += 8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                memcpy(buf + i, &x, MIN((size_t) 8, size - i));
+        }
+}
+
+/* Connects alice; returns the client and sets *client_fd and *server_fd (the fd gRPC would get). */
+static TlsClient *connect_alice(Fixture *f, const char *host, int *client_fd, int *server_fd, uint64_t *conn_id) {
+        TlsClient *c = NULL;
+        TlsClientFailure failure = TLS_CLIENT_HANDSHAKE;
+        _cleanup_free_ char *msg = NULL;
+        unsigned n = f->events.n_accepted;
+        int r;
+
+        r = tls_client_connect(f->alice, host, f->port, 5000000, &c, client_fd, &failure, &msg);
+        if (r < 0)
+                fail_msg("connect: %s", msg ?: "?");
+        assert_int_equal(failure, TLS_CLIENT_OK);
+        assert_true(wait_count(&f->events, &f->events.n_accepted, n + 1));
+        pthread_mutex_lock(&f->events.lock);
+        *server_fd = f->events.accepted[n].fd;
+        f->events.accepted[n].fd = -1; /* the test owns it now */
+        if (conn_id)
+                *conn_id = f->events.accepted[n].id;
+        assert_string_equal(f->events.accepted[n].identity, "alice");
+        pthread_mutex_unlock(&f->events.lock);
+        return c;
+}
+
+static bool has_closed(Events *e, uint64_t id) {
+        bool found = false;
+        pthread_mutex_lock(&e->lock);
+        for (unsigned i = 0; i < e->n_closed; i++)
+                found = found || e->closed[i].id == id;
+        pthread_mutex_unlock(&e->lock);
+        return found;
+}
+
+static bool wait_closed(Events *e, uint64_t id) {
+        uint64_t end = now_msec() + 10000;
+        while (now_msec() < end) {
+                if (has_closed(e, id))
+                        return true;
+                usleep(5000);
+        }
+        return false;
+}
+
+static bool has_refused(Events *e, const char *reason) {
+        bool found = false;
+        pthread_mutex_lock(&e->lock);
+        for (unsigned i = 0; i < e->n_refused; i++)
+                found = found || strcmp(e->refused[i].reason, reason) == 0;
+        pthread_mutex_unlock(&e->lock);
+        return found;
+}
+
+static void test_accept_identity_and_fds(void **state) {
+        Fixture *f = fixture_new(0, 0);
+        int cfd, sfd, flags;
+        uint64_t id;
+        struct rlimit rl;
+        TlsClient *c = connect_alice(f, "localhost", &cfd, &sfd, &id);
+
+        assert_true(id > 0);
+        pthread_mutex_lock(&f->events.lock);
+        assert_true(strncmp(f->events.accepted[0].peer, "127.0.0.1:", 10) == 0);
+        pthread_mutex_unlock(&f->events.lock);
+        /* the gRPC fd: non-blocking, close-on-exec, from the high range when the limit allows */
+        flags = fcntl(sfd, F_GETFL);
+        assert_true(flags & O_NONBLOCK);
+        assert_true(fcntl(sfd, F_GETFD) & FD_CLOEXEC);
+        assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        if (rl.rlim_cur > 1100)
+                assert_true(sfd >= 1000);
+        assert_true(fcntl(cfd, F_GETFL) & O_NONBLOCK);
+        assert_int_equal(tls_bridge_connection_count(f->bridge), 1);
+
+        /* small exchange both ways */
+        char buf[5];
+        write_all(sfd, "hello", 5);
+        read_exact(cfd, buf, 5);
+        assert_memory_equal(buf, "hello", 5);
+        write_all(cfd, "world", 5);
+        read_exact(sfd, buf, 5);
+        assert_memory_equal(buf, "world", 5);
+        assert_null(tls_client_failure_message(c));
+
+        close(cfd);
+        close(sfd);
+        tls_client_free(c);
+        fixture_free(f);
+}
+
+/* 64 MiB of random bytes each way at the same time, compared byte for byte. */
+static void test_transfer_64mib_both_ways(void **state) {
+        const size_t size = 64u * 1024 * 1024;
+        Fixture *f = fixture_new(0, 0);
+        int cfd, sfd;
+        uint64_t id;
+        TlsClient *c = connect_alice(f, "127.0.0.1", &cfd, &sfd, &id);
+        uint8_t *down = malloc(size), *up = malloc(size), *rdown = malloc(size), *rup = malloc(size);
+        size_t down_w = 0, down_r = 0, up_w = 0, up_r = 0;
+
+        assert_non_null(down);
+        assert_non_null(up);
+        assert_non_null(rdown);
+        assert_non_null(rup);
+        fill_random(down, size);
+        fill_random(up, size);
+
+        /* sfd plays gRPC on the server, cfd gRPC on the client */
+        while (down_r < size || up_r < size) {
+                struct pollfd p[2] = {
+                        { .fd = sfd, .events = (short) ((down_w < size ? POLLOUT : 0) | (up_r < size ? POLLIN : 0)) },
+                        { .fd = cfd, .events = (short) ((up_w < size ? POLLOUT : 0) | (down_r < size ? POLLIN : 0)) },
+                };
+                assert_true(poll(p, 2, 20000) > 0);
+                ssize_t n;
+                if (p[0].revents & POLLOUT) {
+                        n = send(sfd, down + down_w, MIN(size - down_w, (size_t) 1 << 20), MSG_DONTWAIT | MSG_NOSIGNAL);
+                        if (n > 0)
+                                down_w += (size_t) n;
+                }
+                if (p[1].revents & POLLOUT) {
+                        n = send(cfd, up + up_w, MIN(size - up_w, (size_t) 1 << 20), MSG_DONTWAIT | MSG_NOSIGNAL);
+                        if (n > 0)
+                                up_w += (size_t) n;
+                }
+                if (p[0].revents & POLLIN) {
+                        n = recv(sfd, rup + up_r, size - up_r, MSG_DONTWAIT);
+                        assert_true(n > 0 || (n < 0 && errno == EAGAIN));
+                        if (n > 0)
+                                up_r += (size_t) n;
+                }
+                if (p[1].revents & POLLIN) {
+                        n = recv(cfd, rdown + down_r, size - down_r, MSG_DONTWAIT);
+                        assert_true(n > 0 || (n < 0 && errno == EAGAIN));
+                        if (n > 0)
+                                down_r += (size_t) n;
+                }
+        }
+        assert_int_equal(down_r, size);
+        assert_int_equal(up_r, size);
+        assert_memory_equal(down, rdown, size);
+        assert_memory_equal(up, rup, size);
+
+        /* gRPC on the server closes: the bridge sends close_notify, the client side sees EOF */
+        close(sfd);
+        assert_true(wait_closed(&f->events, id));
+        assert_int_equal(wait_eof(cfd, 5000), 0);
+        assert_null(tls_client_failure_message(c));
+        close(cfd);
+        tls_client_free(c);
+        fixture_free(f);
+        free(down);
+        free(up);
+        free(rdown);
+        free(rup);
+}
+
+/* The client side closes first: the bridge shuts the gRPC end for writing; when
+ * gRPC closes its end the connection is gone and closed() fires. */
+static void test_client_closes_first(void **state) {
+        Fixture *f = fixture_new(0, 0);
+        int cfd, sfd;
+        uint64_t id;
+        TlsClient *c = connect_alice(f, "localhost", &cfd, &sfd, &id);
+        char buf[3];
+
+        write_all(cfd, "bye", 3);
+        close(cfd); /* the client's gRPC goes away: close_notify to the server */
+        read_exact(sfd, buf, 3);
+        assert_memory_equal(buf, "bye", 3);
+        assert_int_equal(wait_eof(sfd, 5000), 0); /* SHUT_WR from the bridge */
+        assert_false(has_closed(&f->events, id));
+        close(sfd);
+        assert_true(wait_closed(&f->events, id));
+        tls_client_free(c);
+
+        /* the TCP connection vanishing without close_notify is the same for gRPC */
+        c = connect_alice(f, "localhost", &cfd, &sfd, &id);
+        tls_client_free(c); /* closes the TCP socket, no close_notify */
+        assert_int_equal(wait_eof(sfd, 5000), 0);
+        close(sfd);
+        close(cfd);
+        assert_true(wait_closed(&f->events, id));
+        assert_int_equal(tls_bridge_connection_count(f->bridge), 0);
+        fixture_free(f);
+}
+
+/* A connection that never says anything is dropped at the deadline; others are served meanwhile. */
+static void test_handshake_timeout(void **state) {
+        Fixture *f = fixture_new(0, 300 * 1000);
+        int raw = raw_connect(f->port), cfd, sfd;
+        uint64_t start = now_msec(), id;
+        TlsClient *c;
+        char buf[2];
+
+        c = connect_alice(f, "localhost", &cfd, &sfd, &id);
+        /* served while the silent one still waits for its deadline */
+        assert_false(has_refused(&f->events, "handshake timed out"));
+
+        assert_int_equal(wait_eof(raw, 5000), 0);
+        assert_true(now_msec() - start >= 290);
+        assert_true(has_refused(&f->events, "handshake timed out"));
+        close(raw);
+
+        /* the established one is not affected by the deadline */
+        usleep(400 * 1000);
+        write_all(sfd, "ok", 2);
+        read_exact(cfd, buf, 2);
+        assert_memory_equal(buf, "ok", 2);
+        assert_int_equal(tls_bridge_connection_count(f->bridge), 1);
+
+        close(cfd);
+        close(sfd);
+        tls_client_free(c);
+        fixture_free(f);
+}
+
+static void test_max_connections(void **state) {
+        Fixture *f = fixture_new(2, 0);
+        int a = raw_connect(f->port), b = raw_connect(f->port), extra, cfd, sfd;
+        uint64_t end = now_msec() + 5000, id;
+        TlsClient *c;
+
+        while (tls_bridge_connection_count(f->bridge) < 2 && now_msec() < end)
+                usleep(2000);
+        assert_int_equal(tls_bridge_connection_count(f->bridge), 2);
+
+        extra = raw_connect(f->port);
+        int r = wait_eof(extra, 5000);
+        assert_true(r == 0 || r == -ECONNRESET);
+        assert_true(has_refused(&f->events, "too many connections"));
+        assert_int_equal(tls_bridge_connection_count(f->bridge), 2);
+        close(extra);
+
+        /* freeing a place lets the next client in */
+        close(a);
+        close(b);
+        end = now_msec() + 5000;
+        while (tls_bridge_connection_count(f->bridge) > 0 && now_msec() < end)
+                usleep(2000);
+        assert_int_equal(tls_bridge_connection_count(f->bridge), 0);
+        assert_true(has_refused(&f->events, "connection closed during the handshake"));
+        c = connect_alice(f, "localhost", &cfd, &sfd, &id);
+        assert_int_equal(tls_bridge_connection_count(f->bridge), 1);
+        close(cfd);
+        close(sfd);
+        tls_client_free(c);
+        fixture_free(f);
+}
+
+/* TLS 1.3: the expired certificate is refused after the client's handshake finished. */
+static void test_expired_certificate_refusal(void **state) {
+        Fixture *f = fixture_new(0, 0);
+        TlsContext *expired = load(TLS_ROLE_CLIENT, "bad/expired.pem", "bad/expired-key.pem", "ca.pem");
+        TlsClient *c = NULL;
+        TlsClientFailure failure;
+        _cleanup_free_ char *msg = NULL, *why = NULL;
+        int cfd = -1, r;
+
+        r = tls_client_connect(expired, "localhost", f->port, 5000000, &c, &cfd, &failure, &msg);
+        if (r == 0) {
+                /* what gRPC would do: write its preface, then read */
+                (void) send(cfd, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24, MSG_NOSIGNAL);
+                r = wait_eof(cfd, 5000);
+                assert_true(r == 0 || r == -ECONNRESET);
+                why = tls_client_failure_message(c);
+                assert_non_null(why);
+                assert_string_equal(why, "the server refused our certificate: certificate expired");
+                close(cfd);
+                tls_client_free(c);
+        } else {
+                /* should the refusal arrive during the handshake, it must say the same */
+                assert_int_equal(failure, TLS_CLIENT_REJECTED_BY_SERVER);
+                assert_non_null(strstr(msg, "the server refused our certificate: certificate expired"));
+        }
+        assert_true(wait_count(&f->events, &f->events.n_refused, 1));
+        assert_true(has_refused(&f->events, "certificate expired"));
+        assert_int_equal(f->events.n_accepted, 0);
+        tls_context_unref(expired);
+        fixture_free(f);
+}
+
+static void test_client_failures(void **state) {
+        Fixture *f = fixture_new(0, 0);
+        TlsContext *wrong_ca = load(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "bad/other-ca.pem");
+        TlsClient *c = NULL;
+        TlsClientFailure failure;
+        _cleanup_free_ char *expect = NULL;
+        char *msg = NULL;
+        int cfd = -1, fd, r;
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof sa;
+        char port[16];
+
+        /* server certificate from a CA we do not trust */
+        r = tls_client_connect(wrong_ca, "localhost", f->port, 5000000, &c, &cfd, &failure, &msg);
+        assert_true(r < 0);
+        assert_null(c);
+        assert_int_equal(failure, TLS_CLIENT_SERVER_CERT);
+        assert_true(asprintf(&expect, "TLS handshake with localhost:%s failed: server certificate not trusted (unknown CA)",
+                             f->port) > 0);
+        assert_string_equal(msg, expect);
+        free(msg);
+        free(expect);
+
+        /* nobody listening: a port that was just free */
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof sa), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &len), 0);
+        snprintf(port, sizeof port, "%u", ntohs(sa.sin_port));
+        close(fd);
+        r = tls_client_connect(f->alice, "127.0.0.1", port, 5000000, &c, &cfd, &failure, &msg);
+        assert_int_equal(r, -ECONNREFUSED);
+        assert_int_equal(failure, TLS_CLIENT_CONNECT_REFUSED);
+        assert_true(asprintf(&expect, "cannot connect to 127.0.0.1:%s: connection refused", port) > 0);
+        assert_string_equal(msg, expect);
+        free(msg);
+
+        /* a port name that does not exist */
+        r = tls_client_connect(f->alice, "127.0.0.1", "no-such-service", 5000000, &c, &cfd, &failure, &msg);
+        assert_true(r < 0);
+        assert_int_equal(failure, TLS_CLIENT_RESOLVE);
+        assert_non_null(strstr(msg, "cannot connect to 127.0.0.1:no-such-service: "));
+        free(msg);
+
+        tls_context_unref(wrong_ca);
+        fixture_free(f);
+}
+
+/* set_context: new connections use the new context, open ones keep working. */
+static void test_set_context(void **state) {
+        Fixture *f = fixture_new(0, 0);
+        TlsContext *next = load(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem");
+        TlsContext *client_ctx = load(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "ca.pem");
+        int cfd1, sfd1, cfd2, sfd2;
+        uint64_t id1, id2;
+        TlsClient *c1 = connect_alice(f, "localhost", &cfd1, &sfd1, &id1), *c2;
+        char buf[2];
+
+        assert_int_equal(tls_bridge_set_context(f->bridge, next), 0);
+        tls_context_unref(next); /* the bridge holds its own reference */
+        assert_int_equal(tls_bridge_set_context(f->bridge, client_ctx), -EINVAL); /* wrong role */
+        c2 = connect_alice(f, "localhost", &cfd2, &sfd2, &id2);
+        assert_true(id2 != id1);
+        write_all(sfd1, "1!", 2);
+        read_exact(cfd1, buf, 2);
+        assert_memory_equal(buf, "1!", 2);
+        write_all(sfd2, "2!", 2);
+        read_exact(cfd2, buf, 2);
+        assert_memory_equal(buf, "2!", 2);
+
+        /* freeing the bridge closes what is open and reports it */
+        close(sfd1);
+        close(sfd2);
+        tls_bridge_free(f->bridge);
+        f->bridge = NULL;
+        assert_true(has_closed(&f->events, id1));
+        assert_true(has_closed(&f->events, id2));
+        assert_int_equal(wait_eof(cfd1, 5000), 0);
+        close(cfd1);
+        close(cfd2);
+        tls_client_free(c1);
+        tls_client_free(c2);
+        tls_context_unref(client_ctx);
+        fixture_free(f);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_accept_identity_and_fds),
+                cmocka_unit_test(test_transfer_64mib_both_ways),
+                cmocka_unit_test(test_client_closes_first),
+                cmocka_unit_test(test_handshake_timeout),
+                cmocka_unit_test(test_max_connections),
+                cmocka_unit_test(test_expired_certificate_refusal),
+                cmocka_unit_test(test_client_failures),
+                cmocka_unit_test(test_set_context),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
