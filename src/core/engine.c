@@ -178,6 +178,7 @@ struct Engine {
 
         SpawnStack stack;
         uint8_t *buf;
+        bool no_splice;         /* the state directory's fs cannot splice */
 
         SlotTable job_slots, sub_slots, timer_slots;
         uint32_t timer_seq;     /* keeps arming numbers of reused slots apart */
@@ -597,6 +598,24 @@ static void job_capture(Engine *e, Job *j, JobStream stream, const uint8_t *data
                 job_wake_subscribers(e, j);
 }
 
+/* Pipe -> log with splice(): one copy (pipe pages into the page cache)
+ * instead of two through e->buf. Returns bytes moved, 0 at EOF, -errno. */
+static ssize_t job_capture_splice(Engine *e, Job *j, int i) {
+        JobStream stream = i == 0 ? JOB_STREAM_STDOUT : JOB_STREAM_STDERR;
+        uint64_t kept = j->st.stdout_bytes + j->st.stderr_bytes;
+        size_t want = (size_t) MIN((uint64_t) ENGINE_BUFFER_SIZE, e->output_cap - kept);
+        ssize_t n = outlog_append_splice(j->log_fd, &j->log_size, stream, j->pipe_fd[i], want);
+
+        if (n > 0) {
+                if (stream == JOB_STREAM_STDOUT)
+                        j->st.stdout_bytes += (uint64_t) n;
+                else
+                        j->st.stderr_bytes += (uint64_t) n;
+                job_wake_subscribers(e, j);
+        }
+        return n;
+}
+
 static void job_close_pipe(Engine *e, Job *j, int i) {
         if (j->pipe_fd[i] < 0)
                 return;
@@ -613,7 +632,35 @@ static int job_drain_pipe(Engine *e, Job *j, int i, unsigned budget) {
         JobStream stream = i == 0 ? JOB_STREAM_STDOUT : JOB_STREAM_STDERR;
 
         while (budget-- > 0) {
-                ssize_t n = read(j->pipe_fd[i], e->buf, ENGINE_BUFFER_SIZE);
+                ssize_t n;
+
+                if (!e->no_splice && !j->log_failed && j->st.stdout_bytes + j->st.stderr_bytes < e->output_cap) {
+                        n = job_capture_splice(e, j, i);
+                        if (n == -EINVAL) {
+                                e->no_splice = true; /* fall back to read() for good */
+                                continue;
+                        }
+                        if (n < 0 && n != -EAGAIN && n != -EINTR) {
+                                j->log_failed = true; /* disk full...: the read path drops */
+                                continue;
+                        }
+                        if (n < 0) {
+                                if (n == -EINTR)
+                                        continue;
+                                return DRAIN_AGAIN;
+                        }
+                        if (n == 0) {
+                                job_close_pipe(e, j, i);
+                                return DRAIN_EOF;
+                        }
+                        if (!j->pipe_big[i] && n >= 65536) {
+                                j->pipe_big[i] = true;
+                                (void) fcntl(j->pipe_fd[i], F_SETPIPE_SZ, PIPE_SIZE_BIG);
+                        }
+                        continue;
+                }
+
+                n = read(j->pipe_fd[i], e->buf, ENGINE_BUFFER_SIZE);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -1757,6 +1804,7 @@ int engine_new(Engine **ret, const EngineConfig *config) {
         e->retain_max_jobs = config->retain_max_jobs ? config->retain_max_jobs : ENGINE_DEFAULT_RETAIN_JOBS;
         e->retain_max_age_usec = config->retain_max_age_usec ? config->retain_max_age_usec : ENGINE_DEFAULT_RETAIN_AGE_USEC;
         e->default_grace_usec = config->default_grace_usec ? config->default_grace_usec : ENGINE_DEFAULT_GRACE_USEC;
+        e->no_splice = config->no_splice;
 
         e->state_dir = strdup(config->state_dir);
         if (!e->state_dir) {

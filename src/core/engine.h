@@ -146,6 +146,9 @@ typedef struct EngineConfig {
          * cgroup_prepare_delegated()); NULL: no cgroups, stop reaches the
          * process group only. */
         const char *cgroup_root;
+        /* Capture with read()+pwritev() instead of splice() (for benchmarks;
+         * the engine falls back by itself where splice is not supported). */
+        bool no_splice;
 } EngineConfig;
 
 #define ENGINE_DEFAULT_OUTPUT_CAP (1024ull * 1024 * 1024)

@@ -9,6 +9,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/types.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -125,6 +126,31 @@ int outlog_append(int fd, uint64_t *pos, JobStream stream, const void *data, siz
                 return r;
         *pos += sizeof(h) + size;
         return 0;
+}
+
+ssize_t outlog_append_splice(int fd, uint64_t *pos, JobStream stream, int pipe_fd, size_t max) {
+        uint8_t h[OUTLOG_RECORD_HEADER_SIZE];
+        struct iovec iov;
+        loff_t data_pos = (loff_t) (*pos + sizeof(h));
+        ssize_t n;
+        int r;
+
+        if (max == 0 || max > OUTLOG_RECORD_MAX)
+                return -EINVAL;
+        /* Data first, header after: readers stop at *pos, so a record is
+         * visible only once both are in place. */
+        n = splice(pipe_fd, NULL, fd, &data_pos, max, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n < 0)
+                return -errno;
+        if (n == 0)
+                return 0;
+        header_encode(h, (uint32_t) n, stream);
+        iov = (struct iovec) { h, sizeof(h) };
+        r = pwrite_all(fd, &iov, 1, *pos);
+        if (r < 0)
+                return r;
+        *pos += sizeof(h) + (uint64_t) n;
+        return n;
 }
 
 int outlog_scan(int fd, bool repair, uint64_t *ret_end, uint64_t *ret_stdout, uint64_t *ret_stderr) {

@@ -32,6 +32,12 @@ int outlog_create(int dirfd, const char *name, int *ret_fd);
  * size must be 1..OUTLOG_RECORD_MAX. */
 int outlog_append(int fd, uint64_t *pos, JobStream stream, const void *data, size_t size);
 
+/* Moves up to max bytes from a pipe into a new record at *pos without
+ * copying through user space (splice). Returns the bytes moved, 0 at the
+ * pipe's end, -EAGAIN when it is empty, -EINVAL when the file system cannot
+ * splice (then use outlog_append()). */
+ssize_t outlog_append_splice(int fd, uint64_t *pos, JobStream stream, int pipe_fd, size_t max);
+
 /* Validates a log: walks the record headers, returns the end of the last
  * complete record in *ret_end and per-stream byte counts. A torn record at
  * the end (crash while writing) is cut off by truncating the file when
