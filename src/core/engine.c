@@ -1272,6 +1272,12 @@ int engine_start_job(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartErro
                 return r;
         bool want_limits = spec->limits && (spec->limits->cpu_millis || spec->limits->memory_max ||
                                             spec->limits->pids_max || spec->limits->n_io);
+        if (spec->isolate & ~(unsigned) JOB_ISOLATE_ALL) {
+                err->stage = JOB_START_STAGE_ISOLATION;
+                err->error = EINVAL;
+                snprintf(err->message, sizeof(err->message), "unknown isolation flags 0x%x", spec->isolate);
+                return -EINVAL;
+        }
         if (want_limits && e->cgroup_fd < 0) {
                 err->stage = JOB_START_STAGE_LIMITS;
                 err->error = EOPNOTSUPP;
@@ -1367,6 +1373,7 @@ int engine_start_job(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartErro
                 .stdout_fd = out_w,
                 .stderr_fd = err_w,
                 .cgroup_fd = cg_fd,
+                .isolate = spec->isolate,
         };
         uint64_t start = now_usec(CLOCK_REALTIME);
         r = spawn_process(&req, &e->stack, &pid, &pidfd, &stage);
@@ -1384,6 +1391,13 @@ int engine_start_job(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartErro
                         break;
                 case JOB_START_STAGE_CREDENTIALS:
                         snprintf(err->message, sizeof(err->message), "cannot switch to user '%s': %s", user, strerror(-r));
+                        break;
+                case JOB_START_STAGE_ISOLATION:
+                        snprintf(err->message, sizeof(err->message),
+                                 "isolation (%s%s%s) refused by this host: %s",
+                                 spec->isolate & JOB_ISOLATE_PID ? "pid " : "",
+                                 spec->isolate & JOB_ISOLATE_NET ? "net " : "",
+                                 spec->isolate & JOB_ISOLATE_TMP ? "tmp" : "", strerror(-r));
                         break;
                 default:
                         snprintf(err->message, sizeof(err->message), "cannot create the process: %s", strerror(-r));

@@ -117,7 +117,25 @@ typedef struct JobSpec {
         const JobCredentials *creds; /* NULL: as the engine's user */
         const JobLimits *limits; /* NULL: none. Needs EngineConfig.cgroup_root */
         int cgroup_fd;           /* unused, keep -1 (the engine makes the job's cgroup) */
+        unsigned isolate;        /* JOB_ISOLATE_* mask, 0: none */
 } JobSpec;
+
+/*
+ * Opt-in isolation, each a new namespace for the job:
+ *   PID  the job is PID 1 of its own PID namespace, with /proc remounted
+ *        (implies MOUNT). As an init process it gets only the signals it has
+ *        handlers for, so a stop's SIGTERM is ignored unless the program
+ *        handles it; the SIGKILL after the grace period always works. When
+ *        it exits, everything else in the namespace is killed.
+ *   NET  a network namespace with only the loopback interface (up).
+ *   TMP  a mount namespace with a private, empty tmpfs on /tmp.
+ */
+enum {
+        JOB_ISOLATE_PID = 1 << 0,
+        JOB_ISOLATE_NET = 1 << 1,
+        JOB_ISOLATE_TMP = 1 << 2,
+};
+#define JOB_ISOLATE_ALL (JOB_ISOLATE_PID | JOB_ISOLATE_NET | JOB_ISOLATE_TMP)
 
 /* What failed when engine_start_job() says the job could not be started. */
 typedef enum JobStartStage {
@@ -127,6 +145,7 @@ typedef enum JobStartStage {
         JOB_START_STAGE_CREDENTIALS,
         JOB_START_STAGE_EXEC,
         JOB_START_STAGE_LIMITS, /* a limit cannot be applied (-EOPNOTSUPP: controller missing) */
+        JOB_START_STAGE_ISOLATION, /* a namespace or its set-up was refused */
 } JobStartStage;
 
 typedef struct JobStartError {

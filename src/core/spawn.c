@@ -18,6 +18,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -93,6 +97,45 @@ static NO_SANITIZE int child_fail(SpawnChild *c, JobStartStage stage, long r) {
         return 127;
 }
 
+/* Namespaces were made by clone3(); here they get their contents. Runs
+ * before the credentials change (mounting needs the privilege). */
+static NO_SANITIZE long child_isolate(unsigned isolate) {
+        long r;
+
+        if (isolate & (JOB_ISOLATE_PID | JOB_ISOLATE_TMP)) {
+                /* Our mounts must not propagate back to the host. */
+                r = raw(SYS_mount, 0, (long) "/", 0, MS_REC | MS_PRIVATE);
+                if (r < 0)
+                        return r;
+        }
+        if (isolate & JOB_ISOLATE_TMP) {
+                r = syscall(SYS_mount, "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+                if (r < 0)
+                        return -errno;
+        }
+        if (isolate & JOB_ISOLATE_PID) {
+                r = syscall(SYS_mount, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, 0);
+                if (r < 0)
+                        return -errno;
+        }
+        if (isolate & JOB_ISOLATE_NET) {
+                /* A new network namespace has lo, but down. */
+                struct ifreq ifr = { .ifr_name = "lo" };
+                long fd = raw(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0, 0);
+                if (fd < 0)
+                        return fd;
+                r = raw(SYS_ioctl, fd, SIOCGIFFLAGS, (long) &ifr, 0);
+                if (r >= 0) {
+                        ifr.ifr_flags |= IFF_UP;
+                        r = raw(SYS_ioctl, fd, SIOCSIFFLAGS, (long) &ifr, 0);
+                }
+                (void) raw(SYS_close, fd, 0, 0, 0);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* Runs in the child, on the private stack, sharing the parent's memory. */
 static NO_SANITIZE int child_main(void *p) {
         SpawnChild *c = p;
@@ -127,6 +170,12 @@ static NO_SANITIZE int child_main(void *p) {
         if (raw(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, (long) &rl) >= 0 && rl.rlim_cur > 1024) {
                 rl.rlim_cur = 1024;
                 (void) raw(SYS_prlimit64, 0, RLIMIT_NOFILE, (long) &rl, 0);
+        }
+
+        if (req->isolate) {
+                r = child_isolate(req->isolate);
+                if (r < 0)
+                        return child_fail(c, JOB_START_STAGE_ISOLATION, r);
         }
 
         if (req->creds) {
@@ -243,6 +292,12 @@ int spawn_process(const SpawnRequest *req, SpawnStack *stack, pid_t *ret_pid, in
                 args.flags |= CLONE_INTO_CGROUP;
                 args.cgroup = (uint64_t) req->cgroup_fd;
         }
+        if (req->isolate & JOB_ISOLATE_PID)
+                args.flags |= CLONE_NEWPID | CLONE_NEWNS;
+        if (req->isolate & JOB_ISOLATE_TMP)
+                args.flags |= CLONE_NEWNS;
+        if (req->isolate & JOB_ISOLATE_NET)
+                args.flags |= CLONE_NEWNET;
 
         /* The child starts with every signal blocked, so no handler of ours
          * can run on its stack before it has reset the dispositions. */
@@ -253,7 +308,10 @@ int spawn_process(const SpawnRequest *req, SpawnStack *stack, pid_t *ret_pid, in
         pthread_sigmask(SIG_SETMASK, &old, NULL);
 
         if (pid < 0) {
-                *ret_stage = JOB_START_STAGE_SPAWN;
+                /* A namespace the kernel or our privileges do not allow. */
+                *ret_stage = req->isolate && (saved == EPERM || saved == EINVAL || saved == ENOSPC || saved == EUSERS)
+                                     ? JOB_START_STAGE_ISOLATION
+                                     : JOB_START_STAGE_SPAWN;
                 return -saved;
         }
 

@@ -29,6 +29,7 @@ typedef struct SpawnRequest {
         const JobCredentials *creds;   /* NULL: keep the caller's identity */
         int stdin_fd, stdout_fd, stderr_fd; /* borrowed; must be >= 3 */
         int cgroup_fd;                 /* -1: none */
+        unsigned isolate;              /* JOB_ISOLATE_* */
 } SpawnRequest;
 
 /*

@@ -16,6 +16,8 @@
  *                            SIGTERM and SIGHUP, print its pid, then exit 0
  *                            (or, with "escape stay", stay and ignore SIGTERM)
  *   burn MS                  spin on the CPU for MS milliseconds
+ *   whoami                   print "pid=P netdevs=N" (interfaces in /proc/net/dev)
+ *   touch PATH               create PATH, print "ok"
  *   env                      print the environment, one entry per line
  *   fds                      print the open fds (from /proc/self/fd)
  *   sigmask                  print SigBlk and SigIgn from /proc/self/status
@@ -136,6 +138,25 @@ int main(int argc, char **argv) {
                 do
                         clock_gettime(CLOCK_MONOTONIC, &b);
                 while ((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < ms);
+                return 0;
+        }
+        if (argc >= 2 && strcmp(argv[1], "whoami") == 0) {
+                FILE *f = fopen("/proc/net/dev", "r");
+                char line[512];
+                int n = -2; /* two header lines */
+                while (f && fgets(line, sizeof(line), f))
+                        n++;
+                if (f)
+                        fclose(f);
+                printf("pid=%d netdevs=%d\n", (int) getpid(), n);
+                return 0;
+        }
+        if (argc >= 3 && strcmp(argv[1], "touch") == 0) {
+                FILE *f = fopen(argv[2], "w");
+                if (!f)
+                        return 1;
+                fclose(f);
+                printf("ok\n");
                 return 0;
         }
         if (argc >= 2 && strcmp(argv[1], "env") == 0) {

@@ -784,6 +784,61 @@ static void test_post_from_other_thread(void **state) {
         free(dir);
 }
 
+static void run_capture(Engine *e, const char *const *argv, unsigned isolate, char *out, JobStatus *ret) {
+        JobSpec spec = { .argv = argv, .cgroup_fd = -1, .isolate = isolate };
+        SubscriberOps ops = { .chunk = grab_chunk };
+        SubscriberId sid;
+        JobStartError err;
+        JobId id;
+        int r = engine_start_job(e, &spec, &id, &err);
+        if (r < 0)
+                fail_msg("start: %s", err.message);
+        *ret = wait_job(e, &id, 10000);
+        out[0] = 0;
+        assert_int_equal(engine_subscribe(e, &id, JOB_STREAM_STDOUT, 0, false, &ops, out, &sid), 0);
+        for (int k = 0; k < 5; k++)
+                engine_run_once(e, 10000);
+}
+
+static void test_isolation(void **state) {
+        if (geteuid() != 0) {
+                print_message("namespaces need root here; skipped\n");
+                skip();
+        }
+        char *dir = make_state_dir(), out[GRAB_MAX + 1], host[GRAB_MAX + 1], path[64];
+        Engine *e = engine_at(dir, 0, 0);
+        const char *who[] = { testprog, "whoami", NULL };
+        JobStatus s;
+
+        run_capture(e, who, 0, host, &s);
+        run_capture(e, who, JOB_ISOLATE_PID, out, &s);
+        assert_int_equal(s.exit_code, 0);
+        assert_non_null(strstr(out, "pid=1 "));
+        assert_true(s.pid > 1); /* the host's view of it */
+
+        run_capture(e, who, JOB_ISOLATE_NET, out, &s);
+        assert_non_null(strstr(out, "netdevs=1\n")); /* only lo */
+        assert_non_null(strstr(host, "netdevs=")); /* (the host has whatever it has) */
+
+        snprintf(path, sizeof(path), "/tmp/jw-isolated-%d", (int) getpid());
+        const char *touch[] = { testprog, "touch", path, NULL };
+        run_capture(e, touch, JOB_ISOLATE_TMP, out, &s);
+        assert_string_equal(out, "ok\n");
+        assert_int_equal(access(path, F_OK), -1); /* it went to the private /tmp */
+        run_capture(e, touch, 0, out, &s);
+        assert_int_equal(access(path, F_OK), 0);
+        unlink(path);
+
+        JobSpec bad = { .argv = who, .cgroup_fd = -1, .isolate = 1u << 7 };
+        JobStartError err;
+        JobId id;
+        assert_int_equal(engine_start_job(e, &bad, &id, &err), -EINVAL);
+        assert_int_equal(err.stage, JOB_START_STAGE_ISOLATION);
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
 static void tick(Engine *e, void *ud) {
         (*(int *) ud)++;
 }
@@ -840,6 +895,7 @@ int main(void) {
                 cmocka_unit_test(test_retention_by_age),
                 cmocka_unit_test(test_post_from_other_thread),
                 cmocka_unit_test(test_timers),
+                cmocka_unit_test(test_isolation),
                 cmocka_unit_test(test_thousand_jobs_no_leak),
                 cmocka_unit_test(test_exact_bytes_three_subscribers),
                 cmocka_unit_test(test_stalled_subscriber_holds_nothing),
