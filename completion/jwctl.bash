@@ -1,0 +1,112 @@
+# bash completion for jwctl(1)                          -*- shell-script -*-
+# SPDX-License-Identifier: MIT
+#
+# Completes commands, options, and option values that are files; for JOB it
+# asks the server (jwctl list --json) when a server is configured, quietly
+# and with a short timeout.
+
+_jwctl_job_ids()
+{
+    local -a global=()
+    local i w
+    # Reuse the global options already on the line.
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        w=${COMP_WORDS[i]}
+        case $w in
+            --server|--cert|--key|--ca)
+                global+=("$w" "${COMP_WORDS[i+1]}")
+                ;;
+            --server=*|--cert=*|--key=*|--ca=*)
+                global+=("$w")
+                ;;
+        esac
+    done
+    jwctl "${global[@]}" --timeout 2 list --json 2>/dev/null |
+        sed -n 's/^.*"job_id":"\([0-9a-f-]*\)".*$/\1/p'
+}
+
+_jwctl()
+{
+    local cur prev words cword
+    if declare -F _init_completion >/dev/null 2>&1; then
+        _init_completion -n = || return
+    else
+        cur=${COMP_WORDS[COMP_CWORD]}
+        prev=${COMP_WORDS[COMP_CWORD-1]}
+        words=("${COMP_WORDS[@]}")
+        cword=$COMP_CWORD
+    fi
+
+    local commands="start run status list logs stop wait help"
+    local global_opts="--server --cert --key --ca --timeout --help --version"
+    local cmd="" i w dashdash=0 cmd_at=0
+
+    for ((i = 1; i < cword; i++)); do
+        w=${words[i]}
+        case $w in
+            --server|--cert|--key|--ca|--timeout|--env|--cwd|--offset|--grace)
+                ((i++)); continue ;;
+        esac
+        if [[ -z $cmd && $w != -* ]]; then
+            cmd=$w; cmd_at=$i; continue
+        fi
+        if [[ -n $cmd && $w == -- ]]; then
+            dashdash=1
+        fi
+        # start/run: the first word after the command that is not an
+        # option starts the remote command.
+        if [[ ($cmd == start || $cmd == run) && $i -gt $cmd_at && $w != -* ]]; then
+            dashdash=1
+        fi
+    done
+
+    case $prev in
+        --cert|--key|--ca)
+            COMPREPLY=($(compgen -f -- "$cur")); compopt -o filenames 2>/dev/null; return ;;
+        --cwd)
+            COMPREPLY=($(compgen -d -- "$cur")); compopt -o filenames 2>/dev/null; return ;;
+        --server|--timeout|--env|--offset|--grace)
+            return ;;
+    esac
+
+    if [[ -z $cmd ]]; then
+        if [[ $cur == -* ]]; then
+            COMPREPLY=($(compgen -W "$global_opts" -- "$cur"))
+        else
+            COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+        fi
+        return
+    fi
+
+    if ((dashdash)) && [[ $cmd == start || $cmd == run ]]; then
+        # The remote command: complete program names, then files.
+        if [[ ${words[cword-1]} == -- || $prev == "$cmd" ]]; then
+            COMPREPLY=($(compgen -c -- "$cur"))
+        else
+            COMPREPLY=($(compgen -f -- "$cur")); compopt -o filenames 2>/dev/null
+        fi
+        return
+    fi
+
+    local opts=""
+    case $cmd in
+        start|run) opts="--env --cwd --" ;;
+        status)    opts="--json" ;;
+        list)      opts="--json --running" ;;
+        logs)      opts="-f --follow --stdout --stderr --offset" ;;
+        stop)      opts="--grace" ;;
+        wait)      opts="" ;;
+        help)      COMPREPLY=($(compgen -W "${commands% help}" -- "$cur")); return ;;
+        *)         return ;;
+    esac
+
+    if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$opts $global_opts" -- "$cur"))
+        return
+    fi
+    case $cmd in
+        status|logs|stop|wait)
+            COMPREPLY=($(compgen -W "$(_jwctl_job_ids)" -- "$cur")) ;;
+    esac
+} &&
+complete -F _jwctl jwctl

@@ -1,0 +1,602 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * jwctl's argument parser: a pure function from argv to a CliArgs or to a
+ * one-line usage error, so that every rule here is unit-tested (cmocka,
+ * tests/unit/test-cli-args.c).
+ *
+ * The one idea: global options are accepted before and after the command
+ * name; for start/run the first non-option word (or the word after "--")
+ * begins the remote command and everything after it belongs to that command,
+ * even words starting with "-" (like ssh or env). For the other commands
+ * options and the JOB may come in any order, and "--" ends the options.
+ */
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "shared/macro.h"
+
+static const char *const command_names[_CLI_COMMAND_MAX] = {
+        [CLI_COMMAND_NONE] = "",
+        [CLI_COMMAND_START] = "start",
+        [CLI_COMMAND_RUN] = "run",
+        [CLI_COMMAND_STATUS] = "status",
+        [CLI_COMMAND_LIST] = "list",
+        [CLI_COMMAND_LOGS] = "logs",
+        [CLI_COMMAND_STOP] = "stop",
+        [CLI_COMMAND_WAIT] = "wait",
+};
+
+const char *cli_command_to_string(CliCommand c) {
+        if (c < 0 || c >= _CLI_COMMAND_MAX)
+                return NULL;
+        return command_names[c];
+}
+
+CliCommand cli_command_from_string(const char *s) {
+        for (CliCommand c = CLI_COMMAND_START; c < _CLI_COMMAND_MAX; c++)
+                if (strcmp(s, command_names[c]) == 0)
+                        return c;
+        return CLI_COMMAND_NONE;
+}
+
+int cli_parse_uint64(const char *s, uint64_t *ret) {
+        uint64_t v = 0;
+
+        if (!s || !*s)
+                return -EINVAL;
+        for (const char *p = s; *p; p++) {
+                if (*p < '0' || *p > '9')
+                        return -EINVAL;
+                if (v > (UINT64_MAX - (uint64_t) (*p - '0')) / 10)
+                        return -ERANGE;
+                v = v * 10 + (uint64_t) (*p - '0');
+        }
+        *ret = v;
+        return 0;
+}
+
+int cli_parse_seconds(const char *s, uint64_t *ret_usec) {
+        const uint64_t max_seconds = 100ULL * 366 * 24 * 3600;
+        uint64_t sec = 0, frac = 0;
+        const char *p = s;
+        unsigned n_int = 0, n_frac = 0;
+
+        if (!s)
+                return -EINVAL;
+        for (; *p >= '0' && *p <= '9'; p++, n_int++) {
+                sec = sec * 10 + (uint64_t) (*p - '0');
+                if (sec > max_seconds)
+                        return -ERANGE;
+        }
+        if (*p == '.') {
+                p++;
+                for (; *p >= '0' && *p <= '9'; p++, n_frac++) {
+                        if (n_frac >= 6)
+                                return -EINVAL;
+                        frac = frac * 10 + (uint64_t) (*p - '0');
+                }
+                if (n_frac == 0)
+                        return -EINVAL;
+        }
+        if (*p != '\0' || n_int == 0)
+                return -EINVAL;
+        for (unsigned i = n_frac; i < 6; i++)
+                frac *= 10;
+        *ret_usec = sec * 1000000 + frac;
+        return 0;
+}
+
+static const char usage_global[] =
+        "Usage: jwctl [OPTIONS] COMMAND [ARGS...]\n"
+        "\n"
+        "Run and control jobs on a jobworkerd server.\n"
+        "\n"
+        "Commands:\n"
+        "  start [--env K=V]... [--cwd DIR] -- CMD [ARG...]\n"
+        "                        start a job, print its id\n"
+        "  run [--env K=V]... [--cwd DIR] -- CMD [ARG...]\n"
+        "                        start a job, copy its output, exit with its code\n"
+        "  status [--json] JOB   show a job's status\n"
+        "  list [--json] [--running]\n"
+        "                        list the jobs you may see\n"
+        "  logs [-f|--follow] [--stdout|--stderr] [--offset N] JOB\n"
+        "                        write a job's output\n"
+        "  stop [--grace SECONDS] JOB\n"
+        "                        stop a running job\n"
+        "  wait JOB              wait for a job to end, exit with its code\n"
+        "\n"
+        "Options (before or after the command):\n"
+        "  --server HOST:PORT    the server (env JWCTL_SERVER, config 'server')\n"
+        "  --cert FILE           client certificate (env JWCTL_CERT, config 'cert')\n"
+        "  --key FILE            client private key (env JWCTL_KEY, config 'key')\n"
+        "  --ca FILE             CA of the server (env JWCTL_CA, config 'ca')\n"
+        "  --timeout SECONDS     connect and unary-call timeout (default 10)\n"
+        "  -h, --help            show help (also 'jwctl help COMMAND')\n"
+        "  --version             show the version\n"
+        "\n"
+        "JOB is a job id or a unique prefix of one (at least 8 characters).\n"
+        "Config file: $XDG_CONFIG_HOME/jwctl/config (default ~/.config/jwctl/config),\n"
+        "lines 'key = value'. Exit status: 0 success, 1 the server refused or failed\n"
+        "the request, 2 usage error, 3 could not connect or TLS failed; run and wait\n"
+        "exit with the job's exit code (128+N if killed by signal N). See jwctl(1).\n";
+
+static const char *const usage_command[_CLI_COMMAND_MAX] = {
+        [CLI_COMMAND_START] =
+                "Usage: jwctl [OPTIONS] start [--env KEY=VALUE]... [--cwd DIR] [--] CMD [ARG...]\n"
+                "\n"
+                "Start CMD on the server and print the new job's id on standard output.\n"
+                "The first word that is not an option starts the command; words after it,\n"
+                "even those starting with '-', are its arguments. PATH is searched.\n"
+                "\n"
+                "  --env KEY=VALUE   add to the job's environment (repeatable)\n"
+                "  --cwd DIR         working directory (default: the run-as account's home)\n"
+                "  -h, --help        show this help\n",
+        [CLI_COMMAND_RUN] =
+                "Usage: jwctl [OPTIONS] run [--env KEY=VALUE]... [--cwd DIR] [--] CMD [ARG...]\n"
+                "\n"
+                "Start CMD, copy its standard output and error to ours while it runs and\n"
+                "exit with its exit code (128+N if it was killed by signal N).\n"
+                "Ctrl-C stops the job (SIGTERM, then SIGKILL after the server's grace\n"
+                "period) and exits with 130.\n"
+                "\n"
+                "  --env KEY=VALUE   add to the job's environment (repeatable)\n"
+                "  --cwd DIR         working directory (default: the run-as account's home)\n"
+                "  -h, --help        show this help\n",
+        [CLI_COMMAND_STATUS] =
+                "Usage: jwctl [OPTIONS] status [--json] JOB\n"
+                "\n"
+                "Show the state of a job: running, exited (with its code), killed (with the\n"
+                "signal) or lost; its command, owner, pid, times and output sizes.\n"
+                "\n"
+                "  --json       print one JSON object (field names in jwctl(1))\n"
+                "  -h, --help   show this help\n",
+        [CLI_COMMAND_LIST] =
+                "Usage: jwctl [OPTIONS] list [--json] [--running]\n"
+                "\n"
+                "List the jobs you may see, oldest first.\n"
+                "\n"
+                "  --json       print a JSON array of objects (as status --json)\n"
+                "  --running    only running jobs\n"
+                "  -h, --help   show this help\n",
+        [CLI_COMMAND_LOGS] =
+                "Usage: jwctl [OPTIONS] logs [-f|--follow] [--stdout|--stderr] [--offset N] JOB\n"
+                "\n"
+                "Write the job's standard output to ours and its standard error to ours,\n"
+                "byte for byte.\n"
+                "\n"
+                "  -f, --follow   keep streaming until the job ends\n"
+                "  --stdout       only the job's standard output\n"
+                "  --stderr       only the job's standard error\n"
+                "  --offset N     skip the first N bytes of the selected output (in the\n"
+                "                 order it was captured), to resume an earlier transfer\n"
+                "  -h, --help     show this help\n",
+        [CLI_COMMAND_STOP] =
+                "Usage: jwctl [OPTIONS] stop [--grace SECONDS] JOB\n"
+                "\n"
+                "Stop a running job: SIGTERM, then SIGKILL to all its processes after the\n"
+                "grace period.\n"
+                "\n"
+                "  --grace SECONDS   time between SIGTERM and SIGKILL (default: the server's)\n"
+                "  -h, --help        show this help\n",
+        [CLI_COMMAND_WAIT] =
+                "Usage: jwctl [OPTIONS] wait JOB\n"
+                "\n"
+                "Wait until the job ends and exit with its exit code (128+N if it was\n"
+                "killed by signal N). Ctrl-C stops waiting (the job keeps running).\n"
+                "\n"
+                "  -h, --help   show this help\n",
+};
+
+const char *cli_usage(CliCommand c) {
+        if (c <= CLI_COMMAND_NONE || c >= _CLI_COMMAND_MAX)
+                return usage_global;
+        return usage_command[c];
+}
+
+void cli_args_done(CliArgs *a) {
+        if (!a)
+                return;
+        free(a->env);
+        a->env = NULL;
+        a->n_env = 0;
+        free(a->cmd);
+        a->cmd = NULL;
+        a->n_cmd = 0;
+}
+
+typedef struct Parser {
+        int argc;
+        char *const *argv;
+        int i;              /* index of the word being looked at */
+        CliArgs *a;
+        char *error;
+} Parser;
+
+_printf_(2, 3) static int fail(Parser *p, const char *fmt, ...) {
+        va_list ap;
+        char *m = NULL;
+
+        va_start(ap, fmt);
+        if (vasprintf(&m, fmt, ap) < 0)
+                m = NULL;
+        va_end(ap);
+        if (!m)
+                return -ENOMEM;
+        free(p->error);
+        p->error = m;
+        return -EINVAL;
+}
+
+static const char *see_help(const Parser *p) {
+        switch (p->a->command) {
+        case CLI_COMMAND_START: return " (see 'jwctl start --help')";
+        case CLI_COMMAND_RUN: return " (see 'jwctl run --help')";
+        case CLI_COMMAND_STATUS: return " (see 'jwctl status --help')";
+        case CLI_COMMAND_LIST: return " (see 'jwctl list --help')";
+        case CLI_COMMAND_LOGS: return " (see 'jwctl logs --help')";
+        case CLI_COMMAND_STOP: return " (see 'jwctl stop --help')";
+        case CLI_COMMAND_WAIT: return " (see 'jwctl wait --help')";
+        default: return " (see 'jwctl --help')";
+        }
+}
+
+typedef enum OptId {
+        OPT_HELP,
+        OPT_VERSION,
+        OPT_SERVER,
+        OPT_CERT,
+        OPT_KEY,
+        OPT_CA,
+        OPT_TIMEOUT,
+        OPT_ENV,
+        OPT_CWD,
+        OPT_JSON,
+        OPT_RUNNING,
+        OPT_FOLLOW,
+        OPT_STDOUT,
+        OPT_STDERR,
+        OPT_OFFSET,
+        OPT_GRACE,
+} OptId;
+
+typedef struct OptDef {
+        const char *name;   /* long name without "--" */
+        char short_name;    /* 0: none */
+        bool has_arg;
+        OptId id;
+        unsigned commands;  /* bit mask of CliCommand; 0 = global */
+} OptDef;
+
+#define CMD_BIT(c) (1u << (c))
+
+static const OptDef options[] = {
+        { "help", 'h', false, OPT_HELP, 0 },
+        { "version", 0, false, OPT_VERSION, 0 },
+        { "server", 0, true, OPT_SERVER, 0 },
+        { "cert", 0, true, OPT_CERT, 0 },
+        { "key", 0, true, OPT_KEY, 0 },
+        { "ca", 0, true, OPT_CA, 0 },
+        { "timeout", 0, true, OPT_TIMEOUT, 0 },
+        { "env", 0, true, OPT_ENV, CMD_BIT(CLI_COMMAND_START) | CMD_BIT(CLI_COMMAND_RUN) },
+        { "cwd", 0, true, OPT_CWD, CMD_BIT(CLI_COMMAND_START) | CMD_BIT(CLI_COMMAND_RUN) },
+        { "json", 0, false, OPT_JSON, CMD_BIT(CLI_COMMAND_STATUS) | CMD_BIT(CLI_COMMAND_LIST) },
+        { "running", 0, false, OPT_RUNNING, CMD_BIT(CLI_COMMAND_LIST) },
+        { "follow", 'f', false, OPT_FOLLOW, CMD_BIT(CLI_COMMAND_LOGS) },
+        { "stdout", 0, false, OPT_STDOUT, CMD_BIT(CLI_COMMAND_LOGS) },
+        { "stderr", 0, false, OPT_STDERR, CMD_BIT(CLI_COMMAND_LOGS) },
+        { "offset", 0, true, OPT_OFFSET, CMD_BIT(CLI_COMMAND_LOGS) },
+        { "grace", 0, true, OPT_GRACE, CMD_BIT(CLI_COMMAND_STOP) },
+};
+
+static bool option_applies(const Parser *p, const OptDef *o) {
+        return o->commands == 0 || (o->commands & CMD_BIT(p->a->command));
+}
+
+static const char *command_label(const Parser *p) {
+        return p->a->command == CLI_COMMAND_NONE ? "jwctl" : cli_command_to_string(p->a->command);
+}
+
+/* Applies one option. Returns 1 if parsing should stop (help), 0, or < 0. */
+static int apply_option(Parser *p, const OptDef *o, const char *shown, const char *value) {
+        CliArgs *a = p->a;
+        uint64_t u;
+        int r;
+
+        switch (o->id) {
+        case OPT_HELP:
+                a->help = true;
+                return 1;
+        case OPT_VERSION:
+                a->version = true;
+                return 0;
+        case OPT_SERVER:
+                if (!*value)
+                        return fail(p, "option '%s' needs HOST:PORT, not an empty string", shown);
+                a->server = value;
+                return 0;
+        case OPT_CERT:
+        case OPT_KEY:
+        case OPT_CA:
+                if (!*value)
+                        return fail(p, "option '%s' needs a file name, not an empty string", shown);
+                if (o->id == OPT_CERT)
+                        a->cert = value;
+                else if (o->id == OPT_KEY)
+                        a->key = value;
+                else
+                        a->ca = value;
+                return 0;
+        case OPT_TIMEOUT:
+                r = cli_parse_seconds(value, &u);
+                if (r < 0 || u == 0)
+                        return fail(p, "invalid value '%s' for '%s': expected a number of seconds greater than 0, like 10 or 2.5",
+                                    value, shown);
+                a->timeout_set = true;
+                a->timeout_usec = u;
+                return 0;
+        case OPT_ENV: {
+                const char *eq = strchr(value, '=');
+                const char **n;
+
+                if (!eq || eq == value)
+                        return fail(p, "invalid value '%s' for '%s': expected KEY=VALUE", value, shown);
+                n = reallocarray(a->env, a->n_env + 1, sizeof(*a->env));
+                if (!n)
+                        return -ENOMEM;
+                a->env = n;
+                a->env[a->n_env++] = value;
+                return 0;
+        }
+        case OPT_CWD:
+                if (!*value)
+                        return fail(p, "option '%s' needs a directory, not an empty string", shown);
+                a->cwd = value;
+                return 0;
+        case OPT_JSON:
+                a->json = true;
+                return 0;
+        case OPT_RUNNING:
+                a->running = true;
+                return 0;
+        case OPT_FOLLOW:
+                a->follow = true;
+                return 0;
+        case OPT_STDOUT:
+        case OPT_STDERR: {
+                CliStream s = o->id == OPT_STDOUT ? CLI_STREAM_STDOUT : CLI_STREAM_STDERR;
+
+                if (a->stream != CLI_STREAM_BOTH && a->stream != s)
+                        return fail(p, "options '--stdout' and '--stderr' exclude each other (give neither for both streams)");
+                a->stream = s;
+                return 0;
+        }
+        case OPT_OFFSET:
+                r = cli_parse_uint64(value, &u);
+                if (r == -ERANGE)
+                        return fail(p, "invalid value '%s' for '%s': too large", value, shown);
+                if (r < 0)
+                        return fail(p, "invalid value '%s' for '%s': expected a number of bytes (0 or more)", value, shown);
+                a->offset = u;
+                return 0;
+        case OPT_GRACE:
+                r = cli_parse_seconds(value, &u);
+                if (r < 0)
+                        return fail(p, "invalid value '%s' for '%s': expected a number of seconds (0 or more), like 5 or 0.5",
+                                    value, shown);
+                a->grace_set = true;
+                a->grace_ms = (u + 999) / 1000;
+                return 0;
+        }
+        assert(!"unhandled option");
+        return -EINVAL;
+}
+
+static int parse_long(Parser *p) {
+        const char *word = p->argv[p->i];
+        const char *name = word + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t) (eq - name) : strlen(name);
+        const char *value = NULL;
+
+        for (size_t k = 0; k < ELEMENTSOF(options); k++) {
+                const OptDef *o = &options[k];
+
+                if (strlen(o->name) != len || strncmp(o->name, name, len) != 0)
+                        continue;
+                if (!option_applies(p, o))
+                        break;
+
+                if (o->has_arg) {
+                        if (eq)
+                                value = eq + 1;
+                        else if (p->i + 1 < p->argc)
+                                value = p->argv[++p->i];
+                        else
+                                return fail(p, "option '--%s' needs a value%s", o->name, see_help(p));
+                } else if (eq)
+                        return fail(p, "option '--%s' takes no value", o->name);
+
+                char shown[64];
+                snprintf(shown, sizeof shown, "--%s", o->name);
+                return apply_option(p, o, shown, value);
+        }
+
+        if (p->a->command == CLI_COMMAND_NONE)
+                return fail(p, "unknown option '%.*s'%s", (int) (len + 2), word, see_help(p));
+        return fail(p, "unknown option '%.*s' for '%s'%s", (int) (len + 2), word, command_label(p), see_help(p));
+}
+
+static int parse_short(Parser *p) {
+        const char *word = p->argv[p->i];
+
+        for (const char *c = word + 1; *c; c++) {
+                const OptDef *o = NULL;
+
+                for (size_t k = 0; k < ELEMENTSOF(options); k++)
+                        if (options[k].short_name == *c && option_applies(p, &options[k])) {
+                                o = &options[k];
+                                break;
+                        }
+                if (!o) {
+                        if (p->a->command == CLI_COMMAND_NONE)
+                                return fail(p, "unknown option '-%c'%s", *c, see_help(p));
+                        return fail(p, "unknown option '-%c' for '%s'%s", *c, command_label(p), see_help(p));
+                }
+                /* No short option takes a value today. */
+                assert(!o->has_arg);
+
+                char shown[3] = { '-', *c, 0 };
+                int r = apply_option(p, o, shown, NULL);
+                if (r != 0)
+                        return r;
+        }
+        return 0;
+}
+
+static bool is_job_char(char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == '-';
+}
+
+static int set_job(Parser *p, const char *word) {
+        CliArgs *a = p->a;
+        size_t n = strlen(word);
+
+        if (a->job)
+                return fail(p, "unexpected argument '%s': '%s' takes one JOB%s", word, command_label(p), see_help(p));
+        for (const char *c = word; *c; c++)
+                if (!is_job_char(*c))
+                        return fail(p, "'%s' is not a job id: job ids are hexadecimal with dashes, like 0b5f3a1c-…", word);
+        if (n < 8)
+                return fail(p, "job id prefix '%s' is too short: give at least 8 characters", word);
+        if (n > 36)
+                return fail(p, "'%s' is not a job id: too long", word);
+        a->job = word;
+        return 0;
+}
+
+static int take_command(Parser *p, int from) {
+        CliArgs *a = p->a;
+        size_t n = (size_t) (p->argc - from);
+
+        a->cmd = calloc(n + 1, sizeof(*a->cmd));
+        if (!a->cmd)
+                return -ENOMEM;
+        for (size_t k = 0; k < n; k++)
+                a->cmd[k] = p->argv[from + (int) k];
+        a->n_cmd = n;
+        return 0;
+}
+
+static int parse(Parser *p) {
+        CliArgs *a = p->a;
+        bool dashdash = false;
+        int r;
+
+        for (p->i = 1; p->i < p->argc; p->i++) {
+                const char *word = p->argv[p->i];
+
+                if (!dashdash && strcmp(word, "--") == 0) {
+                        if (a->command == CLI_COMMAND_NONE)
+                                return fail(p, "missing command before '--'%s", see_help(p));
+                        if (a->command == CLI_COMMAND_START || a->command == CLI_COMMAND_RUN)
+                                return take_command(p, p->i + 1);
+                        dashdash = true;
+                        continue;
+                }
+                if (!dashdash && word[0] == '-' && word[1] == '-') {
+                        r = parse_long(p);
+                        if (r != 0)
+                                return r;
+                        continue;
+                }
+                if (!dashdash && word[0] == '-' && word[1] != '\0') {
+                        r = parse_short(p);
+                        if (r != 0)
+                                return r;
+                        continue;
+                }
+
+                /* A word that is not an option. */
+                if (a->command == CLI_COMMAND_NONE) {
+                        if (strcmp(word, "help") == 0) {
+                                a->help = true;
+                                if (p->i + 1 < p->argc) {
+                                        const char *w = p->argv[p->i + 1];
+                                        a->command = cli_command_from_string(w);
+                                        if (a->command == CLI_COMMAND_NONE)
+                                                return fail(p, "unknown command '%s'%s", w, see_help(p));
+                                }
+                                return 1;
+                        }
+                        a->command = cli_command_from_string(word);
+                        if (a->command == CLI_COMMAND_NONE)
+                                return fail(p, "unknown command '%s'%s", word, see_help(p));
+                        continue;
+                }
+                switch (a->command) {
+                case CLI_COMMAND_START:
+                case CLI_COMMAND_RUN:
+                        return take_command(p, p->i);
+                case CLI_COMMAND_LIST:
+                        return fail(p, "unexpected argument '%s': 'list' takes no arguments%s", word, see_help(p));
+                default:
+                        r = set_job(p, word);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+static int validate(Parser *p) {
+        CliArgs *a = p->a;
+
+        if (a->help || a->version)
+                return 0;
+        switch (a->command) {
+        case CLI_COMMAND_NONE:
+                return fail(p, "missing command%s", see_help(p));
+        case CLI_COMMAND_START:
+        case CLI_COMMAND_RUN:
+                if (a->n_cmd == 0 || !a->cmd[0][0])
+                        return fail(p, "missing the command to run, as in 'jwctl %s -- CMD [ARG...]'", command_label(p));
+                return 0;
+        case CLI_COMMAND_STATUS:
+        case CLI_COMMAND_LOGS:
+        case CLI_COMMAND_STOP:
+        case CLI_COMMAND_WAIT:
+                if (!a->job)
+                        return fail(p, "missing JOB: 'jwctl %s' needs a job id%s", command_label(p), see_help(p));
+                return 0;
+        default:
+                return 0;
+        }
+}
+
+int cli_args_parse(int argc, char *const *argv, CliArgs *ret, char **ret_error) {
+        CliArgs a = { .stream = CLI_STREAM_BOTH };
+        Parser p = { .argc = argc, .argv = argv, .a = &a };
+        int r;
+
+        assert(argc >= 0);
+        assert(ret);
+        assert(ret_error);
+
+        r = parse(&p);
+        if (r >= 0)
+                r = validate(&p);
+        if (r < 0) {
+                cli_args_done(&a);
+                if (r == -EINVAL)
+                        *ret_error = TAKE_PTR(p.error);
+                free(p.error);
+                return r;
+        }
+        *ret = a;
+        return 0;
+}

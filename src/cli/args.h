@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * jwctl's command line, parsed by a pure function: argv in, a CliArgs (or a
+ * one-line error message) out. No getopt (it keeps global state), no I/O, no
+ * environment: what the environment and the config file add is resolved
+ * later (settings.h).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum CliCommand {
+        CLI_COMMAND_NONE,    /* only global options (--help / --version) */
+        CLI_COMMAND_START,
+        CLI_COMMAND_RUN,
+        CLI_COMMAND_STATUS,
+        CLI_COMMAND_LIST,
+        CLI_COMMAND_LOGS,
+        CLI_COMMAND_STOP,
+        CLI_COMMAND_WAIT,
+        _CLI_COMMAND_MAX,
+} CliCommand;
+
+typedef enum CliStream {
+        CLI_STREAM_BOTH,
+        CLI_STREAM_STDOUT,
+        CLI_STREAM_STDERR,
+} CliStream;
+
+/* Default for --timeout (connect + handshake, and every unary call). */
+#define CLI_DEFAULT_TIMEOUT_USEC (10ULL * 1000 * 1000)
+
+typedef struct CliArgs {
+        CliCommand command;
+        bool help;                 /* -h/--help/help: show help for `command` */
+        bool version;              /* --version */
+
+        /* Global options; NULL/false when not given on the command line. */
+        const char *server;
+        const char *cert;
+        const char *key;
+        const char *ca;
+        bool timeout_set;
+        uint64_t timeout_usec;
+
+        /* start, run */
+        const char **env;          /* "KEY=VALUE", n_env entries (array owned, strings point into argv) */
+        size_t n_env;
+        const char *cwd;
+        const char **cmd;          /* CMD ARG..., n_cmd entries, NULL-terminated (array owned, strings in argv) */
+        size_t n_cmd;
+
+        /* status, list */
+        bool json;
+        bool running;              /* list --running */
+
+        /* logs */
+        bool follow;
+        CliStream stream;
+        uint64_t offset;
+
+        /* stop */
+        bool grace_set;
+        uint64_t grace_ms;
+
+        /* status, logs, stop, wait */
+        const char *job;
+} CliArgs;
+
+/* Parses argv[1..argc-1]. On success fills *ret (strings point into argv,
+ * which must outlive it; release with cli_args_done()) and returns 0. On a
+ * usage error returns -EINVAL and sets *ret_error to a malloc()ed one-line
+ * message without the "jwctl: " prefix (e.g. "unknown option '--foo' for
+ * 'status'"); -ENOMEM if out of memory. */
+int cli_args_parse(int argc, char *const *argv, CliArgs *ret, char **ret_error);
+
+/* Frees the arrays of a parsed CliArgs; safe to call twice. */
+void cli_args_done(CliArgs *a);
+
+const char *cli_command_to_string(CliCommand c);
+CliCommand cli_command_from_string(const char *s);
+
+/* Number parsers shared with the config file. Decimal only, no sign, no
+ * junk, no overflow: -EINVAL / -ERANGE. */
+int cli_parse_uint64(const char *s, uint64_t *ret);
+/* "SECONDS" with an optional fraction ("2", "0.5", "1.250"), to micro-
+ * seconds; at most 6 fractional digits; at most ~ 100 years. */
+int cli_parse_seconds(const char *s, uint64_t *ret_usec);
+
+/* Help texts (static strings). cli_usage(CLI_COMMAND_NONE) is the global one. */
+const char *cli_usage(CliCommand c);

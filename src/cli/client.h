@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * jwctl's connection to jobworkerd: TLS by src/tls (GnuTLS, the same policy
+ * as the daemon), HTTP/2 and calls by gRPC C core over the plaintext end of
+ * the TLS pump's socketpair, messages by protobuf-c.
+ *
+ * Calls are thread-safe in the way jwctl needs: the main thread may sit in a
+ * streaming call while the signal thread makes a unary call (Stop) or cancels
+ * the stream; every call has its own completion queue.
+ */
+
+#include <grpc/grpc.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cli/settings.h"
+#include "jobworker/v1/jobworker.pb-c.h"
+
+/* Exit codes of jwctl (documented in jwctl(1)). */
+enum {
+        CLI_EXIT_OK = 0,
+        CLI_EXIT_FAILED = 1,   /* the server refused or failed the request */
+        CLI_EXIT_USAGE = 2,
+        CLI_EXIT_CONNECT = 3,  /* could not connect, TLS failed, no answer */
+        CLI_EXIT_INTERRUPTED = 130,
+};
+
+typedef struct CliClient CliClient;
+
+/* The final status of a call. message is malloc()ed (may be NULL). */
+typedef struct CliCallStatus {
+        grpc_status_code code;
+        char *message;
+} CliCallStatus;
+
+void cli_call_status_done(CliCallStatus *s);
+
+/* Loads the TLS credentials, connects and handshakes within the settings'
+ * timeout, and sets up a gRPC channel on top. grpc_init() must have been
+ * called. On failure returns < 0 with *ret_exit (CLI_EXIT_USAGE for a
+ * missing/unreadable file, CLI_EXIT_CONNECT otherwise) and a malloc()ed
+ * one-line *ret_error ("cannot connect to HOST:PORT: connection refused"). */
+int cli_client_connect(const CliSettings *s, CliClient **ret, int *ret_exit, char **ret_error);
+CliClient *cli_client_free(CliClient *c);
+
+const char *cli_client_server(const CliClient *c);
+uint64_t cli_client_timeout_usec(const CliClient *c);
+
+/* After a call failed with UNAVAILABLE: why the server closed TLS ("the
+ * server refused our certificate: certificate expired"), malloc()ed, or NULL. */
+char *cli_client_tls_failure(CliClient *c);
+
+/* Our identity: the subject CN of our certificate, or NULL if unknown. */
+const char *cli_client_identity(CliClient *c);
+
+/* A unary call with the client's timeout. method: "/jobworker.v1.JobWorker/Start".
+ * Returns 0 with *ret_response (free with protobuf_c_message_free_unpacked)
+ * when the server answered OK; otherwise -EREMOTEIO with *ret_status set
+ * (transport failures are statuses too: UNAVAILABLE, DEADLINE_EXCEEDED), or
+ * -ENOMEM. */
+int cli_client_unary(CliClient *c, const char *method, const ProtobufCMessage *request,
+                     const ProtobufCMessageDescriptor *response_descriptor,
+                     ProtobufCMessage **ret_response, CliCallStatus *ret_status);
+
+/* A server-streaming Output call, without deadline. */
+typedef struct CliOutputCall CliOutputCall;
+
+int cli_client_output_start(CliClient *c, const Jobworker__V1__OutputRequest *request, CliOutputCall **ret);
+/* Waits for the next message. 1 and *ret_message (free with
+ * jobworker__v1__output_response__free_unpacked) or 0 at the end of the
+ * stream, then cli_output_call_status() tells how it ended; -EBADMSG if the
+ * server sent something that does not parse (the call is cancelled). */
+int cli_output_call_next(CliOutputCall *o, Jobworker__V1__OutputResponse **ret_message);
+/* After next() returned 0 or < 0: the final status (copied into *ret). */
+int cli_output_call_status(CliOutputCall *o, CliCallStatus *ret);
+/* Thread-safe; the pending next() returns 0 with status CANCELLED. */
+void cli_output_call_cancel(CliOutputCall *o);
+CliOutputCall *cli_output_call_free(CliOutputCall *o);
+
+/* "NOT_FOUND" etc. */
+const char *cli_grpc_status_name(grpc_status_code code);

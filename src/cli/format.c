@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Rendering of job statuses for jwctl status/list: text for terminals and
+ * JSON for scripts. Everything coming from the server is untrusted text: the
+ * text forms replace control characters and invalid UTF-8 by '?' (no
+ * terminal escape sequences reach the user's terminal), the JSON form escapes
+ * them and maps invalid UTF-8 bytes to U+FFFD.
+ */
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/format.h"
+#include "shared/macro.h"
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if the
+ * bytes there are not valid UTF-8 (overlong forms, surrogates, > U+10FFFF). */
+static size_t utf8_valid_len(const unsigned char *s, size_t n) {
+        unsigned char c = s[0];
+        size_t len;
+        uint32_t cp;
+
+        if (c < 0x80)
+                return 1;
+        if (c >= 0xc2 && c <= 0xdf) {
+                len = 2;
+                cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+                len = 3;
+                cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+                len = 4;
+                cp = c & 0x07;
+        } else
+                return 0;
+        if (n < len)
+                return 0;
+        for (size_t i = 1; i < len; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+                cp = (cp << 6) | (s[i] & 0x3f);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        return len;
+}
+
+void cli_json_write_string(FILE *f, const char *str, size_t n) {
+        const unsigned char *s = (const unsigned char *) str;
+
+        fputc('"', f);
+        for (size_t i = 0; i < n;) {
+                unsigned char c = s[i];
+
+                if (c == '"' || c == '\\') {
+                        fputc('\\', f);
+                        fputc(c, f);
+                        i++;
+                } else if (c == '\n') {
+                        fputs("\\n", f);
+                        i++;
+                } else if (c == '\t') {
+                        fputs("\\t", f);
+                        i++;
+                } else if (c == '\r') {
+                        fputs("\\r", f);
+                        i++;
+                } else if (c < 0x20 || c == 0x7f) {
+                        fprintf(f, "\\u%04x", c);
+                        i++;
+                } else {
+                        size_t k = utf8_valid_len(s + i, n - i);
+                        if (k == 0) {
+                                fputs("\\ufffd", f);
+                                i++;
+                        } else {
+                                fwrite(s + i, 1, k, f);
+                                i += k;
+                        }
+                }
+        }
+        fputc('"', f);
+}
+
+static void json_cstring(FILE *f, const char *s) {
+        s = s ?: "";
+        cli_json_write_string(f, s, strlen(s));
+}
+
+const char *cli_signal_name(int sig, char buf[static 16]) {
+        const char *n = sig > 0 ? sigabbrev_np(sig) : NULL;
+
+        if (n)
+                snprintf(buf, 16, "SIG%s", n);
+        else
+                snprintf(buf, 16, "SIG%d", sig);
+        return buf;
+}
+
+static const char *state_word(const CliJobStatus *st) {
+        switch (st->state) {
+        case JOBWORKER__V1__JOB_STATE__JOB_STATE_RUNNING:
+                return "running";
+        case JOBWORKER__V1__JOB_STATE__JOB_STATE_EXITED:
+                return "exited";
+        case JOBWORKER__V1__JOB_STATE__JOB_STATE_KILLED:
+                return "killed";
+        case JOBWORKER__V1__JOB_STATE__JOB_STATE_LOST:
+                return "lost";
+        default:
+                return "unknown";
+        }
+}
+
+const char *cli_state_short(const CliJobStatus *st, char buf[static 64]) {
+        char sig[16];
+
+        switch (st->state) {
+        case JOBWORKER__V1__JOB_STATE__JOB_STATE_RUNNING:
+                snprintf(buf, 64, "%s", st->stop_requested ? "stopping" : "running");
+                break;
+        case JOBWORKER__V1__JOB_STATE__JOB_STATE_EXITED:
+                snprintf(buf, 64, "exited %d", st->exit_code);
+                break;
+        case JOBWORKER__V1__JOB_STATE__JOB_STATE_KILLED:
+                snprintf(buf, 64, "killed %s", cli_signal_name(st->signal, sig));
+                break;
+        default:
+                snprintf(buf, 64, "%s", state_word(st));
+        }
+        return buf;
+}
+
+/* RFC 3339 UTC with microseconds: 2026-11-27T21:34:10.123456Z */
+static void json_time(FILE *f, uint64_t us) {
+        time_t t = (time_t) (us / 1000000);
+        struct tm tm;
+        char b[32];
+
+        if (!gmtime_r(&t, &tm) || strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+                fputs("null", f);
+                return;
+        }
+        fprintf(f, "\"%s.%06uZ\"", b, (unsigned) (us % 1000000));
+}
+
+void cli_format_status_json(FILE *f, const CliJobStatus *st) {
+        char sig[16];
+        bool exited = st->state == JOBWORKER__V1__JOB_STATE__JOB_STATE_EXITED;
+        bool killed = st->state == JOBWORKER__V1__JOB_STATE__JOB_STATE_KILLED;
+
+        fputs("{\"job_id\":", f);
+        json_cstring(f, st->job_id);
+        fprintf(f, ",\"state\":\"%s\"", state_word(st));
+        if (exited)
+                fprintf(f, ",\"exit_code\":%d", st->exit_code);
+        else
+                fputs(",\"exit_code\":null", f);
+        if (killed)
+                fprintf(f, ",\"signal\":%d,\"signal_name\":\"%s\"", st->signal, cli_signal_name(st->signal, sig));
+        else
+                fputs(",\"signal\":null,\"signal_name\":null", f);
+        fprintf(f, ",\"stop_requested\":%s", st->stop_requested ? "true" : "false");
+        fprintf(f, ",\"pid\":%d", st->pid);
+        fputs(",\"owner\":", f);
+        json_cstring(f, st->owner);
+        fputs(",\"command\":", f);
+        json_cstring(f, st->command);
+        fputs(",\"start_time\":", f);
+        json_time(f, st->start_time_us);
+        fputs(",\"end_time\":", f);
+        if (st->end_time_us)
+                json_time(f, st->end_time_us);
+        else
+                fputs("null", f);
+        fprintf(f, ",\"start_time_us\":%" PRIu64, st->start_time_us);
+        if (st->end_time_us)
+                fprintf(f, ",\"end_time_us\":%" PRIu64, st->end_time_us);
+        else
+                fputs(",\"end_time_us\":null", f);
+        fprintf(f, ",\"stdout_bytes\":%" PRIu64 ",\"stderr_bytes\":%" PRIu64, st->stdout_bytes, st->stderr_bytes);
+        fprintf(f, ",\"output_truncated\":%s,\"dropped_bytes\":%" PRIu64 "}",
+                st->output_truncated ? "true" : "false", st->dropped_bytes);
+}
+
+void cli_format_list_json(FILE *f, CliJobStatus *const *jobs, size_t n) {
+        if (n == 0) {
+                fputs("[]\n", f);
+                return;
+        }
+        fputs("[\n", f);
+        for (size_t i = 0; i < n; i++) {
+                cli_format_status_json(f, jobs[i]);
+                fputs(i + 1 < n ? ",\n" : "\n", f);
+        }
+        fputs("]\n", f);
+}
+
+char *cli_terminal_safe(const char *str) {
+        const unsigned char *s = (const unsigned char *) (str ?: "");
+        size_t n = strlen((const char *) s);
+        char *out = malloc(n + 1), *o = out;
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < n;) {
+                if (s[i] < 0x20 || s[i] == 0x7f) {
+                        *o++ = '?';
+                        i++;
+                        continue;
+                }
+                size_t k = utf8_valid_len(s + i, n - i);
+                /* C1 control characters (U+0080..U+009F) can also drive terminals. */
+                if (k == 0 || (k == 2 && s[i] == 0xc2 && s[i + 1] < 0xa0)) {
+                        *o++ = '?';
+                        i += k ? k : 1;
+                        continue;
+                }
+                memcpy(o, s + i, k);
+                o += k;
+                i += k;
+        }
+        *o = '\0';
+        return out;
+}
+
+/* Display width of a terminal-safe string: one column per code point (good
+ * enough for names and ids; wide CJK characters are rare in user names). */
+static size_t text_width(const char *s) {
+        size_t w = 0;
+        for (; *s; s++)
+                if (((unsigned char) *s & 0xc0) != 0x80)
+                        w++;
+        return w;
+}
+
+static void local_time(uint64_t us, char *buf, size_t size, bool zone) {
+        time_t t = (time_t) (us / 1000000);
+        struct tm tm;
+
+        if (!localtime_r(&t, &tm) ||
+            strftime(buf, size, zone ? "%Y-%m-%d %H:%M:%S %Z" : "%Y-%m-%d %H:%M:%S", &tm) == 0)
+                snprintf(buf, size, "-");
+}
+
+static void duration(uint64_t us, char *buf, size_t size) {
+        uint64_t s = us / 1000000;
+
+        if (s < 60)
+                snprintf(buf, size, "%" PRIu64 ".%03" PRIu64 "s", s, (us / 1000) % 1000);
+        else if (s < 3600)
+                snprintf(buf, size, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
+        else
+                snprintf(buf, size, "%" PRIu64 "h%02" PRIu64 "m%02" PRIu64 "s", s / 3600, (s / 60) % 60, s % 60);
+}
+
+void cli_format_status_text(FILE *f, const CliJobStatus *st) {
+        _cleanup_free_ char *id = cli_terminal_safe(st->job_id);
+        _cleanup_free_ char *owner = cli_terminal_safe(st->owner);
+        _cleanup_free_ char *command = cli_terminal_safe(st->command);
+        char t[64], d[32], sig[16];
+
+        if (!id || !owner || !command)
+                return;
+        fprintf(f, "Job:      %s\n", id);
+        switch (st->state) {
+        case JOBWORKER__V1__JOB_STATE__JOB_STATE_RUNNING:
+                fprintf(f, "State:    running%s\n", st->stop_requested ? " (stop requested)" : "");
+                break;
+        case JOBWORKER__V1__JOB_STATE__JOB_STATE_EXITED:
+                fprintf(f, "State:    exited with code %d%s\n", st->exit_code,
+                        st->stop_requested ? " (after a stop request)" : "");
+                break;
+        case JOBWORKER__V1__JOB_STATE__JOB_STATE_KILLED:
+                fprintf(f, "State:    killed by signal %d (%s)%s\n", st->signal, cli_signal_name(st->signal, sig),
+                        st->stop_requested ? " (stopped)" : "");
+                break;
+        case JOBWORKER__V1__JOB_STATE__JOB_STATE_LOST:
+                fputs("State:    lost (the server stopped while it ran)\n", f);
+                break;
+        default:
+                fputs("State:    unknown\n", f);
+        }
+        fprintf(f, "Command:  %s\n", command);
+        fprintf(f, "Owner:    %s\n", owner);
+        fprintf(f, "PID:      %d\n", st->pid);
+        local_time(st->start_time_us, t, sizeof t, true);
+        fprintf(f, "Started:  %s\n", t);
+        if (st->end_time_us) {
+                local_time(st->end_time_us, t, sizeof t, true);
+                duration(st->end_time_us >= st->start_time_us ? st->end_time_us - st->start_time_us : 0, d, sizeof d);
+                fprintf(f, "Ended:    %s (after %s)\n", t, d);
+        }
+        fprintf(f, "Output:   %" PRIu64 " bytes on stdout, %" PRIu64 " bytes on stderr", st->stdout_bytes,
+                st->stderr_bytes);
+        if (st->output_truncated || st->dropped_bytes)
+                fprintf(f, " (%" PRIu64 " bytes dropped by the server)", st->dropped_bytes);
+        fputc('\n', f);
+}
+
+void cli_format_list_text(FILE *f, CliJobStatus *const *jobs, size_t n) {
+        static const char *const header[] = { "JOB ID", "STATE", "OWNER", "STARTED", "COMMAND" };
+        enum { N_COLS = ELEMENTSOF(header) };
+        char **cells = calloc(n * N_COLS + 1, sizeof(char *));
+        size_t width[N_COLS];
+
+        if (!cells)
+                return;
+        for (size_t c = 0; c < N_COLS; c++)
+                width[c] = strlen(header[c]);
+        for (size_t i = 0; i < n; i++) {
+                char state[64], t[64];
+
+                local_time(jobs[i]->start_time_us, t, sizeof t, false);
+                cells[i * N_COLS + 0] = cli_terminal_safe(jobs[i]->job_id);
+                cells[i * N_COLS + 1] = strdup(cli_state_short(jobs[i], state));
+                cells[i * N_COLS + 2] = cli_terminal_safe(jobs[i]->owner);
+                cells[i * N_COLS + 3] = strdup(t);
+                cells[i * N_COLS + 4] = cli_terminal_safe(jobs[i]->command);
+                for (size_t c = 0; c < N_COLS; c++) {
+                        if (!cells[i * N_COLS + c])
+                                goto finish;
+                        width[c] = MAX(width[c], text_width(cells[i * N_COLS + c]));
+                }
+        }
+        for (size_t i = 0; i <= n; i++)
+                for (size_t c = 0; c < N_COLS; c++) {
+                        const char *s = i == 0 ? header[c] : cells[(i - 1) * N_COLS + c];
+                        if (c + 1 == N_COLS)
+                                fprintf(f, "%s\n", s);
+                        else
+                                fprintf(f, "%s%*s", s, (int) (width[c] - text_width(s) + 2), "");
+                }
+finish:
+        for (size_t i = 0; i < n * N_COLS; i++)
+                free(cells[i]);
+        free(cells);
+}

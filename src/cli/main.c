@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * jwctl: the command-line client of jobworkerd. main() parses the command
+ * line (cli/args.h), resolves settings (cli/settings.h), runs the command
+ * (cli/commands.h) and is the only place that prints errors and exits.
+ */
+
+#include <grpc/grpc.h>
+#include <grpc/support/log.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/client.h"
+#include "cli/commands.h"
+#include "cli/jwctl-version.h"
+#include "cli/settings.h"
+#include "shared/macro.h"
+
+
+/* gRPC's own log lines are not in the user's words and would break the
+ * "one line per error" rule; they stay available with GRPC_VERBOSITY set. */
+static void grpc_log_nothing(gpr_log_func_args *args) {
+}
+
+/* One line on stderr, whatever the message holds (it may quote the user's
+ * arguments or the server's words): control characters become '?'. */
+static void print_error(const char *message) {
+        fputs("jwctl: ", stderr);
+        for (const char *c = message; *c; c++)
+                fputc((unsigned char) *c < 0x20 || *c == 0x7f ? '?' : *c, stderr);
+        fputc('\n', stderr);
+}
+
+int main(int argc, char **argv) {
+        _cleanup_free_ char *error = NULL, *message = NULL;
+        CliArgs args;
+        CliSettings settings = {};
+        sigset_t set;
+        int r, code;
+
+        r = cli_args_parse(argc, argv, &args, &error);
+        if (r < 0) {
+                print_error(error ?: strerror(-r));
+                return r == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
+        }
+        if (args.help) {
+                fputs(cli_usage(args.command), stdout);
+                cli_args_done(&args);
+                return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+        }
+        if (args.version) {
+                printf("jwctl %s\n", JWCTL_VERSION);
+                cli_args_done(&args);
+                return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+        }
+
+        r = cli_settings_load(&args, &settings, &error);
+        if (r < 0) {
+                print_error(error ?: strerror(-r));
+                cli_args_done(&args);
+                return r == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
+        }
+
+        /* Before any thread exists (gRPC's, the TLS pump's): the signal
+         * thread of cli_execute() is the only one to receive these. A closed
+         * stdout shows up as EPIPE from write(), not as a signal. */
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        if (!getenv("GRPC_VERBOSITY"))
+                gpr_set_log_function(grpc_log_nothing);
+        grpc_init();
+        code = cli_execute(&args, &settings, &message);
+        grpc_shutdown();
+
+        if (message)
+                print_error(message);
+        cli_settings_done(&settings);
+        cli_args_done(&args);
+        return code;
+}

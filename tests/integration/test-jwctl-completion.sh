@@ -1,0 +1,42 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The bash completion of jwctl (completion/jwctl.bash): commands, options per
+# command, files for --cert, and the remote command after "--".
+set -u
+SRC=${JW_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+# No server here: job id completion must stay quiet and give nothing.
+export JWCTL_SERVER=127.0.0.1:1 XDG_CONFIG_HOME=/nonexistent
+source "$SRC/completion/jwctl.bash" || { echo "cannot source the completion"; exit 1; }
+FAILS=0
+# complete 'WORDS...' -> COMPREPLY for the last word
+complete_line() {
+        COMP_WORDS=("$@")
+        COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+        COMP_LINE="$*"
+        COMP_POINT=${#COMP_LINE}
+        COMPREPLY=()
+        _jwctl jwctl "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+        printf '%s\n' "${COMPREPLY[@]}" | sort -u | tr '\n' ' ' | sed 's/ $//'
+}
+check() { # check 'expected' WORDS...
+        local exp=$1; shift
+        local got; got=$(complete_line "$@")
+        if [[ $got != "$exp" ]]; then echo "FAIL: jwctl ${*:2}: got '$got', expected '$exp'"; FAILS=$((FAILS + 1)); fi
+}
+check "list logs" jwctl l
+check "start status stop" jwctl st
+check "help list logs run start status stop wait" jwctl --server x:1 ''
+check "--server --stderr --stdout" jwctl logs --s
+check "--ca --cert --help --json --key --running --server --timeout --version" jwctl list --
+check "--grace" jwctl stop --g
+check "--env" jwctl run --e
+check "--ca --cert --cwd" jwctl start --c
+check "" jwctl --timeout ''
+TMPD=$(mktemp -d); trap 'rm -rf "$TMPD"' EXIT
+touch "$TMPD/alice.pem" "$TMPD/alice-key.pem"
+check "$TMPD/alice-key.pem $TMPD/alice.pem" jwctl --cert "$TMPD/al"
+check "$TMPD/alice-key.pem" jwctl start -- cat "$TMPD/alice-"
+check "sha256sum" jwctl run -- sha256su
+check "" jwctl status ''
+[[ $FAILS == 0 ]] && echo "completion: all checks passed"
+[[ $FAILS == 0 ]]

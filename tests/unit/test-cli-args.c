@@ -1,0 +1,376 @@
+/* SPDX-License-Identifier: MIT */
+/* jwctl's argument parser (src/cli/args.c): argv in, CliArgs or a message out. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cli/args.h"
+
+#define JOB "0123abcd-4567-4890-8abc-def012345678"
+
+/* Parses a NULL-terminated list of words (argv[0] = "jwctl" is added). */
+static int parse_words(CliArgs *a, char **error, const char *const *words) {
+        char *argv[64] = { (char *) "jwctl" };
+        int argc = 1;
+
+        for (; words[argc - 1]; argc++) {
+                assert_true(argc < 63);
+                argv[argc] = (char *) words[argc - 1];
+        }
+        argv[argc] = NULL;
+        *error = NULL;
+        memset(a, 0x5a, sizeof *a); /* ret must be fully written on success */
+        return cli_args_parse(argc, argv, a, error);
+}
+#define PARSE(a, err, ...) parse_words((a), (err), (const char *const[]) { __VA_ARGS__, NULL })
+
+/* Expects a usage error whose message contains `needle`. */
+#define EXPECT_ERROR(needle, ...)                                                       \
+        do {                                                                            \
+                CliArgs _a;                                                             \
+                char *_e = NULL;                                                        \
+                assert_int_equal(PARSE(&_a, &_e, __VA_ARGS__), -EINVAL);                \
+                assert_non_null(_e);                                                    \
+                if (!strstr(_e, (needle)))                                              \
+                        fail_msg("error '%s' does not contain '%s'", _e, (needle));    \
+                assert_null(strchr(_e, '\n'));                                          \
+                free(_e);                                                               \
+        } while (0)
+
+static void test_no_arguments(void **state) {
+        CliArgs a;
+        char *e = NULL;
+        char *argv[] = { (char *) "jwctl", NULL };
+
+        assert_int_equal(cli_args_parse(1, argv, &a, &e), -EINVAL);
+        assert_non_null(strstr(e, "missing command"));
+        free(e);
+}
+
+static void test_help_and_version(void **state) {
+        CliArgs a;
+        char *e;
+
+        assert_int_equal(PARSE(&a, &e, "--help"), 0);
+        assert_true(a.help);
+        assert_int_equal(a.command, CLI_COMMAND_NONE);
+        cli_args_done(&a);
+
+        assert_int_equal(PARSE(&a, &e, "-h"), 0);
+        assert_true(a.help);
+        cli_args_done(&a);
+
+        assert_int_equal(PARSE(&a, &e, "--version"), 0);
+        assert_true(a.version);
+        assert_false(a.help);
+        cli_args_done(&a);
+
+        assert_int_equal(PARSE(&a, &e, "help"), 0);
+        assert_true(a.help);
+        assert_int_equal(a.command, CLI_COMMAND_NONE);
+        cli_args_done(&a);
+
+        assert_int_equal(PARSE(&a, &e, "help", "logs"), 0);
+        assert_true(a.help);
+        assert_int_equal(a.command, CLI_COMMAND_LOGS);
+        cli_args_done(&a);
+
+        /* help of each command, even without its required arguments */
+        for (CliCommand c = CLI_COMMAND_START; c < _CLI_COMMAND_MAX; c++) {
+                assert_int_equal(PARSE(&a, &e, cli_command_to_string(c), "--help"), 0);
+                assert_true(a.help);
+                assert_int_equal(a.command, c);
+                assert_non_null(strstr(cli_usage(c), cli_command_to_string(c)));
+                cli_args_done(&a);
+                assert_int_equal(PARSE(&a, &e, cli_command_to_string(c), "-h"), 0);
+                assert_true(a.help);
+                cli_args_done(&a);
+        }
+        /* -h wins over a missing JOB and over later junk */
+        assert_int_equal(PARSE(&a, &e, "stop", "-h", "--bogus"), 0);
+        assert_true(a.help);
+        cli_args_done(&a);
+        /* short flags cluster: -fh */
+        assert_int_equal(PARSE(&a, &e, "logs", "-fh"), 0);
+        assert_true(a.help);
+        assert_true(a.follow);
+        cli_args_done(&a);
+
+        EXPECT_ERROR("unknown command 'frob'", "help", "frob");
+        assert_non_null(strstr(cli_usage(CLI_COMMAND_NONE), "Usage: jwctl"));
+}
+
+static void test_start_dashdash(void **state) {
+        CliArgs a;
+        char *e;
+
+        assert_int_equal(PARSE(&a, &e, "start", "--", "ls", "-l", "/tmp"), 0);
+        assert_int_equal(a.command, CLI_COMMAND_START);
+        assert_int_equal(a.n_cmd, 3);
+        assert_string_equal(a.cmd[0], "ls");
+        assert_string_equal(a.cmd[1], "-l");
+        assert_string_equal(a.cmd[2], "/tmp");
+        assert_null(a.cmd[3]);
+        assert_int_equal(a.n_env, 0);
+        assert_null(a.cwd);
+        cli_args_done(&a);
+        cli_args_done(&a); /* twice is fine */
+
+        /* after "--" everything belongs to the command, even options of ours */
+        assert_int_equal(PARSE(&a, &e, "run", "--env", "A=1", "--", "-weird", "--env", "B=2", "-h", "--", "--help"), 0);
+        assert_int_equal(a.command, CLI_COMMAND_RUN);
+        assert_false(a.help);
+        assert_int_equal(a.n_env, 1);
+        assert_string_equal(a.env[0], "A=1");
+        assert_int_equal(a.n_cmd, 6);
+        assert_string_equal(a.cmd[0], "-weird");
+        assert_string_equal(a.cmd[1], "--env");
+        assert_string_equal(a.cmd[2], "B=2");
+        assert_string_equal(a.cmd[3], "-h");
+        assert_string_equal(a.cmd[4], "--");
+        assert_string_equal(a.cmd[5], "--help");
+        cli_args_done(&a);
+
+        /* without "--" the first non-option word starts the command */
+        assert_int_equal(PARSE(&a, &e, "start", "--cwd", "/srv", "sh", "-c", "echo --env x", "--cwd", "y"), 0);
+        assert_string_equal(a.cwd, "/srv");
+        assert_int_equal(a.n_cmd, 5);
+        assert_string_equal(a.cmd[0], "sh");
+        assert_string_equal(a.cmd[3], "--cwd");
+        cli_args_done(&a);
+
+        /* a single "-" is an argument, not an option */
+        assert_int_equal(PARSE(&a, &e, "start", "--", "cat", "-"), 0);
+        assert_int_equal(a.n_cmd, 2);
+        assert_string_equal(a.cmd[1], "-");
+        cli_args_done(&a);
+
+        EXPECT_ERROR("missing the command to run", "start");
+        EXPECT_ERROR("missing the command to run", "run", "--env", "A=1", "--");
+        EXPECT_ERROR("missing the command to run", "start", "--", "");
+        EXPECT_ERROR("missing command before '--'", "--", "start", "ls");
+}
+
+static void test_env_and_cwd(void **state) {
+        CliArgs a;
+        char *e;
+
+        assert_int_equal(PARSE(&a, &e, "start", "--env", "A=1", "--env=B=x=y", "--env", "C=", "--cwd=/tmp", "--", "env"), 0);
+        assert_int_equal(a.n_env, 3);
+        assert_string_equal(a.env[0], "A=1");
+        assert_string_equal(a.env[1], "B=x=y");
+        assert_string_equal(a.env[2], "C=");
+        assert_string_equal(a.cwd, "/tmp");
+        cli_args_done(&a);
+
+        /* the last --cwd wins */
+        assert_int_equal(PARSE(&a, &e, "run", "--cwd", "/a", "--cwd", "/b", "true"), 0);
+        assert_string_equal(a.cwd, "/b");
+        cli_args_done(&a);
+
+        EXPECT_ERROR("expected KEY=VALUE", "start", "--env", "NOEQUALS", "--", "x");
+        EXPECT_ERROR("expected KEY=VALUE", "start", "--env", "=value", "--", "x");
+        EXPECT_ERROR("needs a value", "start", "--env");
+        EXPECT_ERROR("needs a directory", "start", "--cwd", "", "x");
+        EXPECT_ERROR("unknown option '--env' for 'status'", "status", "--env", "A=1", JOB);
+}
+
+static void test_job_argument(void **state) {
+        CliArgs a;
+        char *e;
+
+        assert_int_equal(PARSE(&a, &e, "status", JOB), 0);
+        assert_int_equal(a.command, CLI_COMMAND_STATUS);
+        assert_string_equal(a.job, JOB);
+        assert_false(a.json);
+        cli_args_done(&a);
+
+        /* options after the JOB, and "--" before it */
+        assert_int_equal(PARSE(&a, &e, "status", "0123abcd", "--json"), 0);
+        assert_string_equal(a.job, "0123abcd");
+        assert_true(a.json);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "wait", "--", "0123ABCD-45"), 0);
+        assert_int_equal(a.command, CLI_COMMAND_WAIT);
+        assert_string_equal(a.job, "0123ABCD-45");
+        cli_args_done(&a);
+
+        EXPECT_ERROR("missing JOB", "status");
+        EXPECT_ERROR("missing JOB", "logs", "--follow");
+        EXPECT_ERROR("missing JOB", "stop", "--grace", "1");
+        EXPECT_ERROR("missing JOB", "wait", "--");
+        EXPECT_ERROR("too short", "status", "0123abc");
+        EXPECT_ERROR("not a job id", "status", "hello-world");
+        EXPECT_ERROR("not a job id", "stop", JOB "0");
+        EXPECT_ERROR("unexpected argument '0123abce'", "status", "0123abcd", "0123abce");
+        EXPECT_ERROR("'list' takes no arguments", "list", "0123abcd");
+        /* after "--" a dash-word is the JOB, and is checked as one */
+        EXPECT_ERROR("not a job id", "status", "--", "--json");
+}
+
+static void test_list_logs_stop(void **state) {
+        CliArgs a;
+        char *e;
+
+        assert_int_equal(PARSE(&a, &e, "list"), 0);
+        assert_int_equal(a.command, CLI_COMMAND_LIST);
+        assert_false(a.running);
+        assert_false(a.json);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "list", "--running", "--json"), 0);
+        assert_true(a.running);
+        assert_true(a.json);
+        cli_args_done(&a);
+
+        assert_int_equal(PARSE(&a, &e, "logs", JOB), 0);
+        assert_int_equal(a.stream, CLI_STREAM_BOTH);
+        assert_false(a.follow);
+        assert_int_equal(a.offset, 0);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "logs", "-f", "--stdout", "--offset", "12345", JOB), 0);
+        assert_true(a.follow);
+        assert_int_equal(a.stream, CLI_STREAM_STDOUT);
+        assert_int_equal(a.offset, 12345);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "logs", "--follow", "--stderr", "--offset=18446744073709551615", JOB), 0);
+        assert_int_equal(a.stream, CLI_STREAM_STDERR);
+        assert_true(a.offset == UINT64_MAX);
+        cli_args_done(&a);
+        /* the same stream twice is fine */
+        assert_int_equal(PARSE(&a, &e, "logs", "--stderr", "--stderr", JOB), 0);
+        assert_int_equal(a.stream, CLI_STREAM_STDERR);
+        cli_args_done(&a);
+
+        EXPECT_ERROR("exclude each other", "logs", "--stdout", "--stderr", JOB);
+        EXPECT_ERROR("expected a number of bytes", "logs", "--offset", "-1", JOB);
+        EXPECT_ERROR("expected a number of bytes", "logs", "--offset", "12k", JOB);
+        EXPECT_ERROR("expected a number of bytes", "logs", "--offset", "", JOB);
+        EXPECT_ERROR("expected a number of bytes", "logs", "--offset", "+5", JOB);
+        EXPECT_ERROR("expected a number of bytes", "logs", "--offset", " 5", JOB);
+        EXPECT_ERROR("too large", "logs", "--offset", "18446744073709551616", JOB);
+        EXPECT_ERROR("takes no value", "logs", "--follow=yes", JOB);
+        EXPECT_ERROR("unknown option '-x' for 'logs'", "logs", "-x", JOB);
+        EXPECT_ERROR("unknown option '-f' for 'status'", "status", "-f", JOB);
+
+        assert_int_equal(PARSE(&a, &e, "stop", JOB), 0);
+        assert_false(a.grace_set);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "stop", "--grace", "1.5", JOB), 0);
+        assert_true(a.grace_set);
+        assert_int_equal(a.grace_ms, 1500);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "stop", "--grace=0", JOB), 0);
+        assert_true(a.grace_set);
+        assert_int_equal(a.grace_ms, 0);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "stop", "--grace", "0.0001", JOB), 0);
+        assert_int_equal(a.grace_ms, 1); /* rounded up, never to "no grace" */
+        cli_args_done(&a);
+
+        EXPECT_ERROR("expected a number of seconds", "stop", "--grace", "-1", JOB);
+        EXPECT_ERROR("expected a number of seconds", "stop", "--grace", "1.2345678", JOB);
+        EXPECT_ERROR("expected a number of seconds", "stop", "--grace", "1.", JOB);
+        EXPECT_ERROR("expected a number of seconds", "stop", "--grace", "five", JOB);
+        EXPECT_ERROR("expected a number of seconds", "stop", "--grace", "99999999999999999999", JOB);
+}
+
+static void test_global_options(void **state) {
+        CliArgs a;
+        char *e;
+
+        assert_int_equal(PARSE(&a, &e, "--server", "h:1", "--cert=c.pem", "--key", "k.pem", "--ca", "ca.pem",
+                               "--timeout", "2.5", "list"), 0);
+        assert_string_equal(a.server, "h:1");
+        assert_string_equal(a.cert, "c.pem");
+        assert_string_equal(a.key, "k.pem");
+        assert_string_equal(a.ca, "ca.pem");
+        assert_true(a.timeout_set);
+        assert_int_equal(a.timeout_usec, 2500000);
+        cli_args_done(&a);
+
+        /* global options after the command, too */
+        assert_int_equal(PARSE(&a, &e, "status", JOB, "--server=[::1]:9", "--version"), 0);
+        assert_string_equal(a.server, "[::1]:9");
+        assert_true(a.version);
+        cli_args_done(&a);
+
+        /* ... but not after the remote command of start/run */
+        assert_int_equal(PARSE(&a, &e, "start", "--server", "a:1", "echo", "--server", "b:2"), 0);
+        assert_string_equal(a.server, "a:1");
+        assert_int_equal(a.n_cmd, 3);
+        cli_args_done(&a);
+
+        /* unset ones stay NULL */
+        assert_int_equal(PARSE(&a, &e, "list"), 0);
+        assert_null(a.server);
+        assert_null(a.cert);
+        assert_false(a.timeout_set);
+        cli_args_done(&a);
+
+        EXPECT_ERROR("greater than 0", "--timeout", "0", "list");
+        EXPECT_ERROR("greater than 0", "--timeout", "-3", "list");
+        EXPECT_ERROR("greater than 0", "--timeout", "1s", "list");
+        EXPECT_ERROR("needs a value", "list", "--server");
+        EXPECT_ERROR("empty string", "--server", "", "list");
+        EXPECT_ERROR("empty string", "--cert=", "list");
+        EXPECT_ERROR("unknown option '--frob'", "--frob", "list");
+        EXPECT_ERROR("unknown option '--frob' for 'list'", "list", "--frob");
+        EXPECT_ERROR("unknown option '--jsonx' for 'list'", "list", "--jsonx");
+        EXPECT_ERROR("unknown option '--json' for 'stop'", "stop", "--json=1", JOB);
+        EXPECT_ERROR("unknown command 'lst'", "lst");
+        EXPECT_ERROR("see 'jwctl list --help'", "list", "--frob");
+}
+
+static void test_numbers(void **state) {
+        uint64_t v;
+
+        assert_int_equal(cli_parse_uint64("0", &v), 0);
+        assert_int_equal(v, 0);
+        assert_int_equal(cli_parse_uint64("007", &v), 0);
+        assert_int_equal(v, 7);
+        assert_int_equal(cli_parse_uint64("18446744073709551615", &v), 0);
+        assert_true(v == UINT64_MAX);
+        assert_int_equal(cli_parse_uint64("18446744073709551616", &v), -ERANGE);
+        assert_int_equal(cli_parse_uint64("99999999999999999999", &v), -ERANGE);
+        assert_int_equal(cli_parse_uint64("", &v), -EINVAL);
+        assert_int_equal(cli_parse_uint64("1 ", &v), -EINVAL);
+        assert_int_equal(cli_parse_uint64("0x10", &v), -EINVAL);
+
+        assert_int_equal(cli_parse_seconds("3", &v), 0);
+        assert_int_equal(v, 3000000);
+        assert_int_equal(cli_parse_seconds("0.000001", &v), 0);
+        assert_int_equal(v, 1);
+        assert_int_equal(cli_parse_seconds("10.25", &v), 0);
+        assert_int_equal(v, 10250000);
+        assert_int_equal(cli_parse_seconds(".5", &v), -EINVAL);
+        assert_int_equal(cli_parse_seconds("1e3", &v), -EINVAL);
+        assert_int_equal(cli_parse_seconds("", &v), -EINVAL);
+        assert_int_equal(cli_parse_seconds("1.0000001", &v), -EINVAL);
+        assert_int_equal(cli_parse_seconds("99999999999", &v), -ERANGE);
+}
+
+static void test_commands_table(void **state) {
+        for (CliCommand c = CLI_COMMAND_START; c < _CLI_COMMAND_MAX; c++)
+                assert_int_equal(cli_command_from_string(cli_command_to_string(c)), c);
+        assert_int_equal(cli_command_from_string("help"), CLI_COMMAND_NONE);
+        assert_int_equal(cli_command_from_string(""), CLI_COMMAND_NONE);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_no_arguments),
+                cmocka_unit_test(test_help_and_version),
+                cmocka_unit_test(test_start_dashdash),
+                cmocka_unit_test(test_env_and_cwd),
+                cmocka_unit_test(test_job_argument),
+                cmocka_unit_test(test_list_logs_stop),
+                cmocka_unit_test(test_global_options),
+                cmocka_unit_test(test_numbers),
+                cmocka_unit_test(test_commands_table),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
