@@ -1,0 +1,409 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Flags and configuration file of jobworkerd (see config.h).
+ *
+ * The one idea: both sources go through config_set() with the option's
+ * long name, and a flag marks its option so the file cannot override it.
+ */
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/config.h"
+#include "daemon/log.h"
+
+#ifndef JOBWORKER_VERSION
+#define JOBWORKER_VERSION "unknown"
+#endif
+
+typedef enum OptionType {
+        OPT_STRING,
+        OPT_LISTEN,
+        OPT_LOG_LEVEL,
+        OPT_UNSIGNED,
+        OPT_DURATION,
+        OPT_SIZE,
+        OPT_CONFIG,
+} OptionType;
+
+typedef struct Option {
+        const char *name;
+        OptionType type;
+        size_t offset;
+        const char *metavar;
+        const char *help;
+} Option;
+
+#define O(f) offsetof(Config, f)
+
+static const Option options[] = {
+        { "config", OPT_CONFIG, O(config_file), "FILE", "configuration file (default " CONFIG_DEFAULT_FILE ")" },
+        { "listen", OPT_LISTEN, 0, "ADDR:PORT", "listen there (repeatable; ignored with socket activation)" },
+        { "cert", OPT_STRING, O(cert), "FILE", "server certificate, PEM" },
+        { "key", OPT_STRING, O(key), "FILE", "server private key, PEM" },
+        { "ca", OPT_STRING, O(ca), "FILE", "CA certificate(s) client certificates must chain to, PEM" },
+        { "tls-priority", OPT_STRING, O(priority), "STRING", "GnuTLS priority string" },
+        { "policy", OPT_STRING, O(policy), "FILE", "authorization policy file" },
+        { "state-dir", OPT_STRING, O(state_dir), "DIR", "directory for job state and output logs" },
+        { "log-level", OPT_LOG_LEVEL, O(log_level), "LEVEL", "error, warning, notice, info or debug" },
+        { "max-connections", OPT_UNSIGNED, O(max_connections), "N", "most simultaneous client connections (1024)" },
+        { "handshake-timeout", OPT_DURATION, O(handshake_timeout_usec), "DURATION", "TLS handshake deadline (5s)" },
+        { "output-cap", OPT_SIZE, O(output_cap), "SIZE", "output kept per job (1G)" },
+        { "retain-jobs", OPT_UNSIGNED, O(retain_jobs), "N", "finished jobs kept (1000)" },
+        { "retain-age", OPT_DURATION, O(retain_age_usec), "DURATION", "how long finished jobs are kept (7d)" },
+        { "stop-grace", OPT_DURATION, O(stop_grace_usec), "DURATION", "default SIGTERM-to-SIGKILL grace of Stop (5s)" },
+        { "shutdown-grace", OPT_DURATION, O(shutdown_grace_usec), "DURATION", "grace of running jobs at SIGTERM (stop grace)" },
+        { "max-message", OPT_SIZE, O(max_message), "SIZE", "largest request message accepted (2M)" },
+        { "max-output-streams", OPT_UNSIGNED, O(max_output_streams), "N", "Output calls served at once (1024)" },
+};
+
+static _printf_(2, 3) int fail(char **ret_error, const char *fmt, ...) {
+        va_list ap;
+        char *s = NULL;
+
+        if (ret_error) {
+                va_start(ap, fmt);
+                if (vasprintf(&s, fmt, ap) < 0)
+                        s = NULL;
+                va_end(ap);
+                free(*ret_error);
+                *ret_error = s;
+        }
+        return -EINVAL;
+}
+
+void config_init(Config *c) {
+        *c = (Config) { .log_level = LOG_INFO };
+}
+
+void config_done(Config *c) {
+        free(c->config_file);
+        for (size_t i = 0; i < c->n_listen; i++)
+                free(c->listen[i]);
+        free(c->cert);
+        free(c->key);
+        free(c->ca);
+        free(c->priority);
+        free(c->policy);
+        free(c->state_dir);
+        config_init(c);
+}
+
+int config_parse_duration(const char *s, uint64_t *ret_usec) {
+        static const struct {
+                const char *suffix;
+                uint64_t usec;
+        } units[] = {
+                { "", 1000000ull },       { "s", 1000000ull },     { "sec", 1000000ull },
+                { "ms", 1000ull },        { "us", 1ull },          { "min", 60000000ull },
+                { "m", 60000000ull },     { "h", 3600000000ull },  { "d", 86400000000ull },
+        };
+        unsigned long long v;
+        char *end;
+
+        if (!s || !isdigit((unsigned char) s[0]))
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno != 0)
+                return -EINVAL;
+        while (*end == ' ')
+                end++;
+        for (size_t i = 0; i < ELEMENTSOF(units); i++)
+                if (strcmp(end, units[i].suffix) == 0) {
+                        if (v > UINT64_MAX / units[i].usec)
+                                return -ERANGE;
+                        *ret_usec = v * units[i].usec;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+int config_parse_size(const char *s, uint64_t *ret) {
+        unsigned long long v, m = 1;
+        char *end;
+
+        if (!s || !isdigit((unsigned char) s[0]))
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno != 0)
+                return -EINVAL;
+        switch (*end) {
+        case 0:
+                break;
+        case 'K':
+        case 'k':
+                m = 1024ull;
+                end++;
+                break;
+        case 'M':
+                m = 1024ull * 1024;
+                end++;
+                break;
+        case 'G':
+                m = 1024ull * 1024 * 1024;
+                end++;
+                break;
+        case 'T':
+                m = 1024ull * 1024 * 1024 * 1024;
+                end++;
+                break;
+        default:
+                return -EINVAL;
+        }
+        if (*end == 'B' || *end == 'i')
+                end += *end == 'i' && end[1] == 'B' ? 2 : 1;
+        if (*end)
+                return -EINVAL;
+        if (v > UINT64_MAX / m)
+                return -ERANGE;
+        *ret = v * m;
+        return 0;
+}
+
+static const Option *find_option(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(options); i++)
+                if (strcmp(options[i].name, name) == 0)
+                        return &options[i];
+        return NULL;
+}
+
+/* where: "--name" or "file:line" for messages. */
+static int config_set(Config *c, const Option *o, const char *value, const char *where, char **ret_error) {
+        void *field = (uint8_t *) c + o->offset;
+        uint64_t v;
+        int r;
+
+        switch (o->type) {
+        case OPT_STRING:
+        case OPT_CONFIG: {
+                char *s;
+                if (!value[0])
+                        return fail(ret_error, "%s: %s needs a value", where, o->name);
+                s = strdup(value);
+                if (!s)
+                        return -ENOMEM;
+                free(*(char **) field);
+                *(char **) field = s;
+                if (o->type == OPT_CONFIG)
+                        c->config_file_explicit = true;
+                return 0;
+        }
+        case OPT_LISTEN: {
+                char *s;
+                if (!value[0])
+                        return fail(ret_error, "%s: listen needs ADDR:PORT", where);
+                if (c->n_listen >= CONFIG_LISTEN_MAX)
+                        return fail(ret_error, "%s: too many listen addresses (at most %d)", where, CONFIG_LISTEN_MAX);
+                s = strdup(value);
+                if (!s)
+                        return -ENOMEM;
+                c->listen[c->n_listen++] = s;
+                return 0;
+        }
+        case OPT_LOG_LEVEL:
+                r = log_level_from_string(value);
+                if (r < 0)
+                        return fail(ret_error, "%s: unknown log level '%s' (error, warning, notice, info, debug)",
+                                    where, value);
+                *(int *) field = r;
+                return 0;
+        case OPT_UNSIGNED: {
+                unsigned long long u;
+                char *end;
+                errno = 0;
+                u = strtoull(value, &end, 10);
+                if (!isdigit((unsigned char) value[0]) || *end || errno != 0 || u > 1000000000ull)
+                        return fail(ret_error, "%s: %s: '%s' is not a number", where, o->name, value);
+                *(unsigned *) field = (unsigned) u;
+                return 0;
+        }
+        case OPT_DURATION:
+                if (config_parse_duration(value, &v) < 0)
+                        return fail(ret_error, "%s: %s: '%s' is not a duration (like 5s, 500ms, 2min)",
+                                    where, o->name, value);
+                *(uint64_t *) field = v;
+                return 0;
+        case OPT_SIZE:
+                if (config_parse_size(value, &v) < 0)
+                        return fail(ret_error, "%s: %s: '%s' is not a size (like 1024, 64K, 1M, 1G)",
+                                    where, o->name, value);
+                *(uint64_t *) field = v;
+                return 0;
+        }
+        return -EINVAL;
+}
+
+static void help(const char *argv0) {
+        printf("Usage: %s [OPTIONS]\n\n"
+               "Runs jobs for remote users over gRPC with mutual TLS.\n\n"
+               "  -h --help                           show this help\n"
+               "     --version                        show the version\n",
+               argv0);
+        for (size_t i = 0; i < ELEMENTSOF(options); i++) {
+                char buf[64];
+                snprintf(buf, sizeof(buf), "--%s %s", options[i].name, options[i].metavar);
+                printf("     %-32s %s\n", buf, options[i].help);
+        }
+        printf("\nThe configuration file takes the same names as `name = value` lines; flags win.\n"
+               "See jobworkerd(8).\n");
+}
+
+int config_parse_argv(Config *c, int argc, char **argv, char **ret_error) {
+        struct option longopts[ELEMENTSOF(options) + 3];
+        size_t n = 0;
+        bool listen_reset = false;
+        int opt, idx;
+
+        for (size_t i = 0; i < ELEMENTSOF(options); i++)
+                longopts[n++] = (struct option) { options[i].name, required_argument, NULL, 0x100 + (int) i };
+        longopts[n++] = (struct option) { "help", no_argument, NULL, 'h' };
+        longopts[n++] = (struct option) { "version", no_argument, NULL, 'V' };
+        longopts[n] = (struct option) {};
+
+        optind = 0;
+        opterr = 0;
+        while ((opt = getopt_long(argc, argv, ":h", longopts, &idx)) >= 0) {
+                const Option *o;
+                char where[80];
+                int r;
+
+                switch (opt) {
+                case 'h':
+                        help(argv[0]);
+                        return CONFIG_EXIT;
+                case 'V':
+                        printf("jobworkerd " JOBWORKER_VERSION "\n");
+                        return CONFIG_EXIT;
+                case ':':
+                        return fail(ret_error, "option %s needs a value", argv[optind - 1]);
+                case '?':
+                        if (optopt)
+                                return fail(ret_error, "unknown option -%c (see --help)", optopt);
+                        return fail(ret_error, "unknown option %s (see --help)", argv[optind - 1]);
+                default:
+                        break;
+                }
+                o = &options[opt - 0x100];
+                /* Flags replace the file's listen list as a whole. */
+                if (o->type == OPT_LISTEN && !listen_reset) {
+                        for (size_t i = 0; i < c->n_listen; i++)
+                                free(c->listen[i]);
+                        c->n_listen = 0;
+                        listen_reset = true;
+                }
+                snprintf(where, sizeof(where), "--%s", o->name);
+                r = config_set(c, o, optarg, where, ret_error);
+                if (r < 0)
+                        return r;
+                c->set_by_flag |= 1ull << (o - options);
+        }
+        if (optind < argc)
+                return fail(ret_error, "unexpected argument '%s' (see --help)", argv[optind]);
+        return CONFIG_RUN;
+}
+
+int config_parse_text(Config *c, const char *text, size_t size, const char *origin, char **ret_error) {
+        const char *pos = text, *end = text + size;
+        unsigned line = 0;
+
+        while (pos < end) {
+                const char *eol = memchr(pos, '\n', end - pos);
+                size_t len = (eol ? eol : end) - pos;
+                _cleanup_free_ char *l = NULL;
+                char *key, *value, *eq, *p;
+                const Option *o;
+                char where[512];
+                int r;
+
+                line++;
+                l = strndup(pos, len);
+                pos = eol ? eol + 1 : end;
+                if (!l)
+                        return -ENOMEM;
+                if (strlen(l) != len)
+                        return fail(ret_error, "%s:%u: NUL byte in line", origin, line);
+
+                key = l + strspn(l, " \t\r");
+                if (*key == '#' || *key == ';' || *key == 0)
+                        continue;
+                for (p = key + strlen(key); p > key && strchr(" \t\r", p[-1]); p--)
+                        ;
+                *p = 0;
+                eq = strchr(key, '=');
+                if (!eq)
+                        return fail(ret_error, "%s:%u: expected 'name = value'", origin, line);
+                value = eq + 1;
+                for (p = eq; p > key && strchr(" \t", p[-1]); p--)
+                        ;
+                *p = 0;
+                value += strspn(value, " \t");
+                /* Optional quotes around the value. */
+                if (value[0] == '"' && strlen(value) >= 2 && value[strlen(value) - 1] == '"') {
+                        value[strlen(value) - 1] = 0;
+                        value++;
+                }
+
+                snprintf(where, sizeof(where), "%.400s:%u", origin, line);
+                o = find_option(key);
+                if (!o || o->type == OPT_CONFIG)
+                        return fail(ret_error, "%s: unknown option '%.64s'", where, key);
+                if (c->set_by_flag & (1ull << (o - options)))
+                        continue;
+                r = config_set(c, o, value, where, ret_error);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int config_load_file(Config *c, char **ret_error) {
+        const char *path = c->config_file ? c->config_file : CONFIG_DEFAULT_FILE;
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0, allocated = 0;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                if (errno == ENOENT && !c->config_file_explicit)
+                        return 0;
+                int r = negative_errno();
+                fail(ret_error, "configuration file %s: %s", path, strerror(-r));
+                return r;
+        }
+        for (;;) {
+                ssize_t k;
+
+                if (size == allocated) {
+                        char *nb;
+                        if (allocated >= 1024 * 1024)
+                                return fail(ret_error, "configuration file %s: too large", path);
+                        allocated = allocated ? allocated * 2 : 4096;
+                        nb = realloc(buf, allocated);
+                        if (!nb)
+                                return -ENOMEM;
+                        buf = nb;
+                }
+                k = read(fd, buf + size, allocated - size);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        int r = negative_errno();
+                        fail(ret_error, "configuration file %s: %s", path, strerror(-r));
+                        return r;
+                }
+                if (k == 0)
+                        break;
+                size += k;
+        }
+        return config_parse_text(c, buf, size, path, ret_error);
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The daemon's logging: every log line of jobworkerd goes through here, so
+ * that switching to the journal (sd_journal_send with structured fields) is
+ * a change to this module only. For now lines go to stderr, prefixed with
+ * the syslog level as "<N>" (which journald understands) when stderr is not
+ * a terminal, and with "error: "-style words when it is.
+ */
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <syslog.h>
+
+#include "shared/macro.h"
+
+/* Levels are syslog's: LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG. */
+void log_set_max_level(int level);
+int log_get_max_level(void);
+/* "err"/"error", "warning", "notice", "info", "debug", or a digit 0..7; -EINVAL otherwise. */
+int log_level_from_string(const char *s);
+const char *log_level_to_string(int level);
+
+/* fields: NULL or a NULL-terminated list of "KEY=value" journal fields
+ * (JOB_ID=, JOB_OWNER=, CLIENT=, PEER_ADDR=, ...). On stderr they are not
+ * printed; the message must make sense without them. Keeps errno. */
+void log_fields(int level, const char *const *fields, const char *fmt, ...) _printf_(3, 4);
+void log_fieldsv(int level, const char *const *fields, const char *fmt, va_list ap) _printf_(3, 0);
+
+#define log_error(...) log_fields(LOG_ERR, NULL, __VA_ARGS__)
+#define log_warning(...) log_fields(LOG_WARNING, NULL, __VA_ARGS__)
+#define log_notice(...) log_fields(LOG_NOTICE, NULL, __VA_ARGS__)
+#define log_info(...) log_fields(LOG_INFO, NULL, __VA_ARGS__)
+#define log_debug(...) log_fields(LOG_DEBUG, NULL, __VA_ARGS__)
+
+/* A token bucket so that clients cannot make the daemon log without bound.
+ * Thread-safe. */
+typedef struct LogRateLimit {
+        unsigned burst;          /* lines per interval */
+        unsigned long long interval_usec;
+        /* internal */
+        unsigned long long begin_usec;
+        unsigned count;
+        unsigned suppressed;
+        int lock;                /* spin lock word */
+} LogRateLimit;
+
+#define LOG_RATELIMIT_INIT(b, i) { .burst = (b), .interval_usec = (i) }
+
+/* Like log_fields(), unless more than burst lines were logged through rl
+ * in this interval (then counted, and reported once the interval is over). */
+void log_ratelimited(LogRateLimit *rl, int level, const char *const *fields, const char *fmt, ...) _printf_(4, 5);

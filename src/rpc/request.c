@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Request decoding and validation (see request.h).
+ *
+ * The one idea: the wire bytes are walked once before protobuf-c sees them.
+ * protobuf-c silently truncates a string at an embedded NUL byte, which
+ * would turn "ls\0-rf" into "ls", and it would happily allocate a million
+ * empty strings for a 2 MiB message of repeated fields. The walk rejects
+ * both (and anything structurally broken) before any allocation.
+ */
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobworker/v1/jobworker.pb-c.h"
+#include "rpc/request.h"
+
+static const struct {
+        const char *path;
+        const char *name;
+        const ProtobufCMessageDescriptor *descriptor;
+        const char *type;
+} methods[_REQUEST_METHOD_MAX] = {
+        [REQUEST_START] = { "/jobworker.v1.JobWorker/Start", "Start", &jobworker__v1__start_request__descriptor, "StartRequest" },
+        [REQUEST_STOP] = { "/jobworker.v1.JobWorker/Stop", "Stop", &jobworker__v1__stop_request__descriptor, "StopRequest" },
+        [REQUEST_STATUS] = { "/jobworker.v1.JobWorker/Status", "Status", &jobworker__v1__status_request__descriptor, "StatusRequest" },
+        [REQUEST_LIST] = { "/jobworker.v1.JobWorker/List", "List", &jobworker__v1__list_request__descriptor, "ListRequest" },
+        [REQUEST_OUTPUT] = { "/jobworker.v1.JobWorker/Output", "Output", &jobworker__v1__output_request__descriptor, "OutputRequest" },
+};
+
+const char *request_method_path(RequestMethod m) {
+        return m >= 0 && m < _REQUEST_METHOD_MAX ? methods[m].path : NULL;
+}
+
+const char *request_method_name(RequestMethod m) {
+        return m >= 0 && m < _REQUEST_METHOD_MAX ? methods[m].name : NULL;
+}
+
+Request *request_free(Request *r) {
+        if (!r)
+                return NULL;
+        free(r->argv);
+        free(r->env);
+        if (r->message)
+                protobuf_c_message_free_unpacked(r->message, NULL);
+        free(r);
+        return NULL;
+}
+
+static _printf_(3, 4) int fail(char **ret_message, int error, const char *fmt, ...) {
+        va_list ap;
+        char *s = NULL;
+
+        if (ret_message) {
+                va_start(ap, fmt);
+                if (vasprintf(&s, fmt, ap) < 0)
+                        s = NULL;
+                va_end(ap);
+                free(*ret_message);
+                *ret_message = s;
+        }
+        return error;
+}
+
+/* s made safe for a message: at most 64 bytes, non-printable bytes as '?'. */
+static void quote(char out[static 70], const char *s) {
+        size_t k = 0;
+
+        for (; *s && k < 64; s++)
+                out[k++] = (unsigned char) *s < 0x20 || (unsigned char) *s >= 0x7f ? '?' : *s;
+        if (*s) {
+                memcpy(out + k, "...", 3);
+                k += 3;
+        }
+        out[k] = 0;
+}
+
+/* The wire walk. string_fields: bit mask of field numbers (< 32) holding
+ * strings; counts[i] receives how often field i (< 32) occurs. */
+#define WIRE_FIELDS 32
+
+static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *ret) {
+        uint64_t v = 0;
+
+        for (unsigned shift = 0; shift < 64; shift += 7) {
+                uint8_t b;
+
+                if (*p >= end)
+                        return -EINVAL;
+                b = *(*p)++;
+                v |= (uint64_t) (b & 0x7f) << shift;
+                if (!(b & 0x80)) {
+                        *ret = v;
+                        return 0;
+                }
+        }
+        return -EINVAL;
+}
+
+static int wire_walk(const uint8_t *p, size_t size, uint32_t string_fields,
+                     size_t counts[static WIRE_FIELDS], unsigned *ret_nul_field) {
+        const uint8_t *end = p + size;
+
+        memset(counts, 0, sizeof(size_t) * WIRE_FIELDS);
+        *ret_nul_field = 0;
+        while (p < end) {
+                uint64_t key, v, field;
+
+                if (read_varint(&p, end, &key) < 0)
+                        return -EINVAL;
+                field = key >> 3;
+                if (field == 0 || field > 536870911u)
+                        return -EINVAL;
+                switch (key & 7) {
+                case 0:
+                        if (read_varint(&p, end, &v) < 0)
+                                return -EINVAL;
+                        break;
+                case 1:
+                        if ((size_t) (end - p) < 8)
+                                return -EINVAL;
+                        p += 8;
+                        break;
+                case 5:
+                        if ((size_t) (end - p) < 4)
+                                return -EINVAL;
+                        p += 4;
+                        break;
+                case 2:
+                        if (read_varint(&p, end, &v) < 0 || v > (uint64_t) (end - p))
+                                return -EINVAL;
+                        if (field < WIRE_FIELDS && (string_fields & (1u << field)) &&
+                            memchr(p, 0, v) && *ret_nul_field == 0)
+                                *ret_nul_field = field;
+                        p += v;
+                        break;
+                default: /* groups (3, 4) are not proto3; 6, 7 do not exist */
+                        return -EINVAL;
+                }
+                if (field < WIRE_FIELDS)
+                        counts[field]++;
+        }
+        return 0;
+}
+
+static int parse_job_id(const char *s, Request *r, char **ret_message) {
+        char q[70];
+
+        if (!s || !*s)
+                return fail(ret_message, -EINVAL, "job id is missing");
+        if (job_id_from_string(s, &r->job_id) < 0) {
+                quote(q, s);
+                return fail(ret_message, -EINVAL, "malformed job id '%s' (expected a UUID like 01234567-89ab-4def-8123-456789abcdef)", q);
+        }
+        job_id_to_string(&r->job_id, r->job_id_string);
+        return 0;
+}
+
+static int check_start(Jobworker__V1__StartRequest *m, Request *r, char **ret_message) {
+        size_t total = 0;
+
+        if (m->n_argv == 0)
+                return fail(ret_message, -EINVAL, "argv is empty: the program to run is missing");
+        if (m->n_argv > JOB_ARGV_MAX)
+                return fail(ret_message, -E2BIG, "too many arguments: %zu (at most %u)", m->n_argv, JOB_ARGV_MAX);
+        if (m->n_env > JOB_ENV_MAX)
+                return fail(ret_message, -E2BIG, "too many environment entries: %zu (at most %u)", m->n_env, JOB_ENV_MAX);
+        if (!m->argv[0][0])
+                return fail(ret_message, -EINVAL, "argv[0] (the program) is empty");
+
+        for (size_t i = 0; i < m->n_argv; i++) {
+                size_t l = strlen(m->argv[i]);
+                if (l > JOB_STRING_MAX)
+                        return fail(ret_message, -E2BIG, "argv[%zu] is too long: %zu bytes (at most %u)", i, l, JOB_STRING_MAX);
+                total += l + 1;
+        }
+        for (size_t i = 0; i < m->n_env; i++) {
+                const char *e = m->env[i], *eq = strchr(e, '=');
+                size_t l = strlen(e);
+                char q[70];
+
+                if (l > JOB_STRING_MAX)
+                        return fail(ret_message, -E2BIG, "env[%zu] is too long: %zu bytes (at most %u)", i, l, JOB_STRING_MAX);
+                if (!eq || eq == e) {
+                        quote(q, e);
+                        return fail(ret_message, -EINVAL, "env[%zu] '%s' is not of the form KEY=VALUE", i, q);
+                }
+                total += l + 1;
+        }
+        if (m->cwd && m->cwd[0]) {
+                size_t l = strlen(m->cwd);
+                char q[70];
+
+                if (l > JOB_STRING_MAX)
+                        return fail(ret_message, -E2BIG, "cwd is too long: %zu bytes (at most %u)", l, JOB_STRING_MAX);
+                if (m->cwd[0] != '/') {
+                        quote(q, m->cwd);
+                        return fail(ret_message, -EINVAL, "cwd '%s' is not an absolute path", q);
+                }
+                total += l + 1;
+                r->cwd = m->cwd;
+        }
+        if (total > JOB_ARGS_TOTAL_MAX)
+                return fail(ret_message, -E2BIG, "argv, env and cwd are too large together: %zu bytes (at most %u)",
+                            total, JOB_ARGS_TOTAL_MAX);
+
+        r->argv = calloc(m->n_argv + 1, sizeof(char *));
+        if (!r->argv)
+                return -ENOMEM;
+        memcpy(r->argv, m->argv, m->n_argv * sizeof(char *));
+        if (m->n_env > 0) {
+                r->env = calloc(m->n_env + 1, sizeof(char *));
+                if (!r->env)
+                        return -ENOMEM;
+                memcpy(r->env, m->env, m->n_env * sizeof(char *));
+        }
+        return 0;
+}
+
+static int check_output(Jobworker__V1__OutputRequest *m, Request *r, char **ret_message) {
+        int k = parse_job_id(m->job_id, r, ret_message);
+        if (k < 0)
+                return k;
+        switch ((int) m->stream) {
+        case JOBWORKER__V1__STREAM__STREAM_UNSPECIFIED:
+        case JOBWORKER__V1__STREAM__STREAM_BOTH:
+                r->streams = JOB_STREAMS_ALL;
+                break;
+        case JOBWORKER__V1__STREAM__STREAM_STDOUT:
+                r->streams = JOB_STREAM_STDOUT;
+                break;
+        case JOBWORKER__V1__STREAM__STREAM_STDERR:
+                r->streams = JOB_STREAM_STDERR;
+                break;
+        default:
+                return fail(ret_message, -EINVAL, "unknown stream %d (expected 1 stdout, 2 stderr or 3 both)", (int) m->stream);
+        }
+        r->offset = m->offset;
+        r->follow = m->follow;
+        return 0;
+}
+
+int request_decode(RequestMethod method, const void *data, size_t size, Request **ret, char **ret_message) {
+        static const uint32_t string_fields[_REQUEST_METHOD_MAX] = {
+                [REQUEST_START] = (1u << 1) | (1u << 2) | (1u << 3),
+                [REQUEST_STOP] = 1u << 1,
+                [REQUEST_STATUS] = 1u << 1,
+                [REQUEST_OUTPUT] = 1u << 1,
+        };
+        static const char *const string_names[_REQUEST_METHOD_MAX][4] = {
+                [REQUEST_START] = { NULL, "argv", "env", "cwd" },
+                [REQUEST_STOP] = { NULL, "job_id" },
+                [REQUEST_STATUS] = { NULL, "job_id" },
+                [REQUEST_OUTPUT] = { NULL, "job_id" },
+        };
+        _cleanup_request_ Request *r = NULL;
+        size_t counts[WIRE_FIELDS];
+        unsigned nul_field;
+        int k;
+
+        if (method < 0 || method >= _REQUEST_METHOD_MAX)
+                return fail(ret_message, -EINVAL, "unknown method");
+        if (size > 0 && !data)
+                return -EINVAL;
+
+        if (wire_walk(data, size, string_fields[method], counts, &nul_field) < 0)
+                return fail(ret_message, -EINVAL, "malformed %s message (not valid protobuf)", methods[method].type);
+        if (nul_field > 0)
+                return fail(ret_message, -EINVAL, "%s contains a NUL byte", string_names[method][nul_field]);
+        if (method == REQUEST_START) {
+                if (counts[1] > JOB_ARGV_MAX)
+                        return fail(ret_message, -E2BIG, "too many arguments: %zu (at most %u)", counts[1], JOB_ARGV_MAX);
+                if (counts[2] > JOB_ENV_MAX)
+                        return fail(ret_message, -E2BIG, "too many environment entries: %zu (at most %u)",
+                                    counts[2], JOB_ENV_MAX);
+        }
+
+        r = calloc(1, sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        r->method = method;
+        r->grace_usec = UINT64_MAX;
+
+        r->message = protobuf_c_message_unpack(methods[method].descriptor, NULL, size, data);
+        if (!r->message)
+                return fail(ret_message, -EINVAL, "malformed %s message (not valid protobuf)", methods[method].type);
+
+        switch (method) {
+        case REQUEST_START:
+                k = check_start(r->message, r, ret_message);
+                break;
+        case REQUEST_STOP: {
+                Jobworker__V1__StopRequest *m = r->message;
+                k = parse_job_id(m->job_id, r, ret_message);
+                if (k >= 0 && m->use_grace) {
+                        if (m->grace_ms > REQUEST_GRACE_MAX_MS)
+                                k = fail(ret_message, -EINVAL, "grace period %llu ms is too long (at most %llu ms)",
+                                         (unsigned long long) m->grace_ms, (unsigned long long) REQUEST_GRACE_MAX_MS);
+                        else
+                                r->grace_usec = m->grace_ms * 1000;
+                }
+                break;
+        }
+        case REQUEST_STATUS:
+                k = parse_job_id(((Jobworker__V1__StatusRequest *) r->message)->job_id, r, ret_message);
+                break;
+        case REQUEST_LIST:
+                r->running_only = ((Jobworker__V1__ListRequest *) r->message)->running_only;
+                k = 0;
+                break;
+        case REQUEST_OUTPUT:
+                k = check_output(r->message, r, ret_message);
+                break;
+        default:
+                k = -EINVAL;
+        }
+        if (k < 0)
+                return k;
+
+        *ret = TAKE_PTR(r);
+        return 0;
+}

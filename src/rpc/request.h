@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Decoding and validation of requests, from the serialized protobuf bytes
+ * of one gRPC message to a checked Request the server can act on without
+ * further checks. Everything a client sends passes through here first
+ * (this is what the libFuzzer target tests/fuzz/fuzz-request.c drives).
+ *
+ * Rejections are -EINVAL (malformed protobuf, empty argv, NUL byte in a
+ * string, bad env entry, relative cwd, malformed job id, bad stream, grace
+ * out of range) or -E2BIG (over the limits in core/engine.h), each with a
+ * one-line message for the INVALID_ARGUMENT status.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/engine.h"
+#include "core/job-id.h"
+#include "shared/macro.h"
+
+typedef enum RequestMethod {
+        REQUEST_START,
+        REQUEST_STOP,
+        REQUEST_STATUS,
+        REQUEST_LIST,
+        REQUEST_OUTPUT,
+        _REQUEST_METHOD_MAX,
+} RequestMethod;
+
+/* Largest grace period a Stop may ask for. */
+#define REQUEST_GRACE_MAX_MS (24ull * 3600 * 1000)
+
+typedef struct Request {
+        RequestMethod method;
+
+        /* START: NULL-terminated, pointing into the decoded message */
+        const char **argv;
+        const char **env;       /* NULL if none */
+        const char *cwd;        /* NULL: default */
+
+        /* STOP, STATUS, OUTPUT */
+        JobId job_id;
+        char job_id_string[JOB_ID_STRING_MAX]; /* normalized, lower case */
+
+        /* STOP */
+        uint64_t grace_usec;    /* UINT64_MAX: the engine's default */
+
+        /* LIST */
+        bool running_only;
+
+        /* OUTPUT */
+        unsigned streams;       /* JobStream mask, non-zero */
+        uint64_t offset;
+        bool follow;
+
+        void *message;          /* the protobuf-c message, owned */
+} Request;
+
+/* The full gRPC method path ("/jobworker.v1.JobWorker/Start") and its name. */
+const char *request_method_path(RequestMethod m);
+const char *request_method_name(RequestMethod m);
+
+/* Decodes size bytes of data as the request of method m and validates it.
+ * On success *ret is a new Request (free with request_free()). On -EINVAL or
+ * -E2BIG, *ret_message (if not NULL) is a malloc()ed human message.
+ * -ENOMEM may also be returned (then possibly without a message). */
+int request_decode(RequestMethod m, const void *data, size_t size, Request **ret, char **ret_message);
+
+Request *request_free(Request *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Request *, request_free);
+#define _cleanup_request_ _cleanup_(request_freep)

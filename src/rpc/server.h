@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The gRPC server of jobworker.v1.JobWorker on gRPC C core.
+ *
+ * Connections arrive already authenticated: the TLS bridge terminates TLS
+ * and hands over the plaintext end of a socketpair together with the
+ * verified identity (server_add_connection()). A completion-queue thread
+ * decodes requests and posts them to the engine; the engine thread
+ * authorizes, acts and answers (grpc_call_start_batch is thread-safe).
+ *
+ * Threads: server_add_connection()/server_remove_connection() from any
+ * thread; server_set_policy(), server_set_draining(), server_shutdown()
+ * on the engine thread; server_new()/server_start()/server_free() on the
+ * main thread (grpc_init() must have been called before server_new()).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/engine.h"
+#include "rpc/policy.h"
+
+typedef struct Server Server;
+
+#define SERVER_DEFAULT_MAX_MESSAGE (2u * 1024u * 1024u)
+
+typedef struct ServerConfig {
+        size_t max_receive_message;  /* bytes; 0 = SERVER_DEFAULT_MAX_MESSAGE */
+        unsigned max_streams_per_connection; /* 0 = 1024 */
+        unsigned max_output_streams; /* Output calls at once; 0 = SERVER_DEFAULT_MAX_OUTPUT_STREAMS */
+} ServerConfig;
+
+/* Each Output stream may hold one chunk (up to 1 MiB) in flight: this bounds
+ * what clients can make the daemon buffer. */
+#define SERVER_DEFAULT_MAX_OUTPUT_STREAMS 1024u
+
+/* policy: ownership passes to the server (even on failure). */
+int server_new(Server **ret, Engine *engine, Policy *policy, const ServerConfig *config);
+
+/* Starts gRPC and the completion-queue thread. */
+int server_start(Server *s);
+
+/* A verified connection: fd (non-blocking, ownership passes to the server
+ * even on failure) is the plaintext end; identity the client's CN; conn_id
+ * unique for the process lifetime. -ESHUTDOWN once shutting down. */
+int server_add_connection(Server *s, uint64_t conn_id, int fd, const char *identity, const char *peer_addr);
+
+/* The connection conn_id is gone (fd_number may already be reused). */
+void server_remove_connection(Server *s, uint64_t conn_id, int fd_number);
+
+/* Replaces the policy (ownership passes); the old one is freed. */
+void server_set_policy(Server *s, Policy *policy);
+const Policy *server_get_policy(Server *s);
+
+/* While draining, Start answers UNAVAILABLE; everything else still works. */
+void server_set_draining(Server *s, bool draining);
+
+/* Shutdown, engine thread. Refuses new Start and Output calls, waits until
+ * the Output streams still open ended by themselves (call it once no job
+ * runs anymore: followers then get their job's final status), then cancels
+ * every call and shuts gRPC down; done(userdata) is called on the engine
+ * thread when gRPC has finished. server_shutdown_now() ends the wait for
+ * streams (e.g. after a deadline, for clients that stopped reading). */
+void server_shutdown(Server *s, void (*done)(void *userdata), void *userdata);
+void server_shutdown_now(Server *s);
+
+/* Main thread, after done() ran (or if never started): joins the
+ * completion-queue thread, destroys gRPC objects. Closures still queued in
+ * the engine stay valid (they never touch the Server). */
+Server *server_free(Server *s);
+
+/* Counts, engine thread. */
+unsigned server_stream_count(Server *s);

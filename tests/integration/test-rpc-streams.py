@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""200 concurrent Output streams (follow) of one running job over 20 TLS
+connections: every stream receives the job's output byte-exact, in order,
+then the final status."""
+
+import random
+import threading
+import time
+
+import rpcharness as h
+
+CONNECTIONS = 20
+STREAMS_PER_CONNECTION = 10
+SIZE = 4 * 1024 * 1024
+
+GEN = ("import sys, time, random\n"
+       "random.seed(11)\n"
+       "data = random.randbytes(%d)\n"
+       "for i in range(0, len(data), 65536):\n"
+       "    sys.stdout.buffer.write(data[i:i + 65536]); sys.stdout.flush(); time.sleep(0.01)\n" % SIZE)
+
+
+def main():
+    pb, pbg = h.stubs()
+    d = h.Daemon()
+    random.seed(11)
+    expected = random.randbytes(SIZE)
+
+    channels = [d.channel("bob" if i % 2 else "charlie") for i in range(CONNECTIONS)]
+    starter = pbg.JobWorkerStub(d.channel("charlie"))
+    # the job waits for a go signal (a file) so that every stream starts before the data
+    gate = h.tmpdir()
+    job = starter.Start(pb.StartRequest(
+        argv=["/usr/bin/python3", "-c",
+              "import os, time\nwhile not os.path.exists(%r): time.sleep(0.01)\n" % (gate + "/go") + GEN]),
+        timeout=10).job_id
+
+    results = [None] * (CONNECTIONS * STREAMS_PER_CONNECTION)
+    started = threading.Barrier(len(results) + 1, timeout=60)
+
+    def reader(i):
+        stub = pbg.JobWorkerStub(channels[i % CONNECTIONS])
+        try:
+            data = bytearray()
+            end = None
+            it = stub.Output(pb.OutputRequest(job_id=job, follow=True), timeout=120)
+            started.wait()
+            for m in it:
+                if m.HasField("chunk"):
+                    if m.chunk.offset != len(data):
+                        raise AssertionError("stream %d: offset %d, expected %d" % (i, m.chunk.offset, len(data)))
+                    data += m.chunk.data
+                else:
+                    end = m.end
+            results[i] = (bytes(data), end)
+        except Exception as e:  # reported below
+            results[i] = e
+            try:
+                started.abort()
+            except Exception:
+                pass
+
+    threads = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(len(results))]
+    for t in threads:
+        t.start()
+    started.wait()
+    # every call is out; give the server a moment to have all 200 subscribed
+    time.sleep(0.5)
+    open(gate + "/go", "w").close()
+    for t in threads:
+        t.join(180)
+        if t.is_alive():
+            h.fail("a stream did not finish within 180 s")
+
+    bad = 0
+    for i, r in enumerate(results):
+        if isinstance(r, Exception):
+            print("stream %d failed: %r" % (i, r))
+            bad += 1
+            continue
+        data, end = r
+        if data != expected or end is None or end.state != pb.JOB_STATE_EXITED or end.exit_code != 0:
+            print("stream %d: %d bytes (expected %d), equal=%s, end=%s"
+                  % (i, len(data), len(expected), data == expected, end))
+            bad += 1
+    assert bad == 0, "%d of %d streams wrong" % (bad, len(results))
+    for c in channels:
+        c.close()
+    assert d.stop() == 0
+
+    # --- the bound on simultaneous Output streams ---------------------------
+    import grpc
+    d = h.Daemon(args=["--max-output-streams", "2"])
+    s = d.stub("charlie")
+    job = s.Start(pb.StartRequest(argv=["/bin/sleep", "60"]), timeout=10).job_id
+    h.wait_state(s, job, [pb.JOB_STATE_RUNNING])
+    held = [s.Output(pb.OutputRequest(job_id=job, follow=True), timeout=30) for _ in range(2)]
+    # the two calls are subscribed once the server answered something else after them
+    for _ in range(100):
+        try:
+            next(s.Output(pb.OutputRequest(job_id=job, follow=True), timeout=10))
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                assert "too many output streams (at most 2)" in e.details(), e.details()
+                break
+            raise
+        time.sleep(0.05)
+    else:
+        h.fail("a third Output stream was not refused")
+    for c in held:
+        c.cancel()
+    # cancelled streams free their places
+    for _ in range(100):
+        try:
+            data, _, end = h.collect_output(s, job, follow=False, timeout=10)
+            break
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e
+            time.sleep(0.05)
+    else:
+        h.fail("cancelled Output streams were not released")
+    assert end.state == pb.JOB_STATE_RUNNING
+    assert d.stop() == 0
+
+
+h.run_main(main)

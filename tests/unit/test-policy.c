@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+/* Policy parsing, permission lookups and authorization decisions. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "rpc/authz.h"
+#include "rpc/policy.h"
+
+static const char example[] =
+        "# the example policy\n"
+        "alice   self task-manager\n"
+        "bob     all  analyst      # reads everything\n"
+        "\n"
+        "charlie all  task-manager\n";
+
+static Policy *parse_ok(const char *text) {
+        Policy *p = NULL;
+        char *error = NULL;
+        int r = policy_parse(text, strlen(text), "test.conf", &p, &error);
+        if (r < 0)
+                fail_msg("parse failed: %s", error);
+        free(error);
+        return p;
+}
+
+/* Parses text, expects -EINVAL and a message containing want. */
+static void parse_fails(const char *text, const char *want) {
+        Policy *p = NULL;
+        char *error = NULL;
+        int r = policy_parse(text, strlen(text), "test.conf", &p, &error);
+
+        assert_int_equal(r, -EINVAL);
+        assert_null(p);
+        assert_non_null(error);
+        if (!strstr(error, want))
+                fail_msg("message '%s' does not contain '%s'", error, want);
+        free(error);
+}
+
+static void test_example(void **state) {
+        Policy *p = parse_ok(example);
+
+        assert_int_equal(p->n_rules, 3);
+        assert_string_equal(p->rules[0].user, "alice");
+        assert_int_equal(p->rules[0].entity, POLICY_ENTITY_SELF);
+        assert_int_equal(p->rules[0].role, POLICY_ROLE_TASK_MANAGER);
+        assert_int_equal(p->rules[0].line, 2);
+        assert_null(p->rules[0].run_as);
+        assert_string_equal(p->rules[1].user, "bob");
+        assert_int_equal(p->rules[1].entity, POLICY_ENTITY_ALL);
+        assert_int_equal(p->rules[1].role, POLICY_ROLE_ANALYST);
+        assert_int_equal(p->rules[2].line, 5);
+
+        assert_true(policy_knows(p, "alice"));
+        assert_false(policy_knows(p, "mallory"));
+        assert_false(policy_knows(p, "ALICE"));
+        assert_string_equal(policy_run_as(p, "alice"), POLICY_DEFAULT_RUN_AS);
+        assert_null(policy_run_as(p, "mallory"));
+
+        /* alice: self task-manager */
+        assert_int_equal(policy_permissions(p, "alice", "alice"),
+                         POLICY_PERMISSION_START_STOP | POLICY_PERMISSION_STATUS_OUTPUT);
+        assert_int_equal(policy_permissions(p, "alice", NULL),
+                         POLICY_PERMISSION_START_STOP | POLICY_PERMISSION_STATUS_OUTPUT);
+        assert_int_equal(policy_permissions(p, "alice", "bob"), 0);
+        /* bob: all analyst */
+        assert_int_equal(policy_permissions(p, "bob", "alice"), POLICY_PERMISSION_STATUS_OUTPUT);
+        assert_int_equal(policy_permissions(p, "bob", NULL), POLICY_PERMISSION_STATUS_OUTPUT);
+        /* charlie: all task-manager */
+        assert_int_equal(policy_permissions(p, "charlie", "alice"),
+                         POLICY_PERMISSION_START_STOP | POLICY_PERMISSION_STATUS_OUTPUT);
+        assert_int_equal(policy_permissions(p, "mallory", "mallory"), 0);
+        policy_free(p);
+}
+
+static void test_authz_matrix(void **state) {
+        Policy *p = parse_ok(example);
+
+        /* start */
+        assert_int_equal(authz_decide(p, "alice", AUTHZ_ACTION_START, NULL), AUTHZ_ALLOW);
+        assert_int_equal(authz_decide(p, "bob", AUTHZ_ACTION_START, NULL), AUTHZ_DENY);
+        assert_int_equal(authz_decide(p, "charlie", AUTHZ_ACTION_START, NULL), AUTHZ_ALLOW);
+        assert_int_equal(authz_decide(p, "mallory", AUTHZ_ACTION_START, NULL), AUTHZ_DENY);
+
+        /* alice: own job yes, others' hidden */
+        assert_int_equal(authz_decide(p, "alice", AUTHZ_ACTION_STOP, "alice"), AUTHZ_ALLOW);
+        assert_int_equal(authz_decide(p, "alice", AUTHZ_ACTION_STATUS, "alice"), AUTHZ_ALLOW);
+        assert_int_equal(authz_decide(p, "alice", AUTHZ_ACTION_OUTPUT, "alice"), AUTHZ_ALLOW);
+        assert_int_equal(authz_decide(p, "alice", AUTHZ_ACTION_STOP, "charlie"), AUTHZ_HIDE);
+        assert_int_equal(authz_decide(p, "alice", AUTHZ_ACTION_STATUS, "charlie"), AUTHZ_HIDE);
+        assert_int_equal(authz_decide(p, "alice", AUTHZ_ACTION_OUTPUT, "charlie"), AUTHZ_HIDE);
+        assert_true(authz_can_see(p, "alice", "alice"));
+        assert_false(authz_can_see(p, "alice", "charlie"));
+
+        /* bob: sees all, stops none */
+        assert_int_equal(authz_decide(p, "bob", AUTHZ_ACTION_STOP, "alice"), AUTHZ_DENY);
+        assert_int_equal(authz_decide(p, "bob", AUTHZ_ACTION_STOP, "bob"), AUTHZ_DENY);
+        assert_int_equal(authz_decide(p, "bob", AUTHZ_ACTION_STATUS, "alice"), AUTHZ_ALLOW);
+        assert_int_equal(authz_decide(p, "bob", AUTHZ_ACTION_OUTPUT, "charlie"), AUTHZ_ALLOW);
+        assert_true(authz_can_see(p, "bob", "alice"));
+
+        /* charlie: everything */
+        assert_int_equal(authz_decide(p, "charlie", AUTHZ_ACTION_STOP, "alice"), AUTHZ_ALLOW);
+        assert_int_equal(authz_decide(p, "charlie", AUTHZ_ACTION_STATUS, "alice"), AUTHZ_ALLOW);
+        assert_int_equal(authz_decide(p, "charlie", AUTHZ_ACTION_OUTPUT, "charlie"), AUTHZ_ALLOW);
+
+        /* no such job: hidden for known users, denied for unknown ones */
+        assert_int_equal(authz_decide(p, "charlie", AUTHZ_ACTION_STATUS, NULL), AUTHZ_HIDE);
+        assert_int_equal(authz_decide(p, "alice", AUTHZ_ACTION_STOP, NULL), AUTHZ_HIDE);
+        assert_int_equal(authz_decide(p, "mallory", AUTHZ_ACTION_STATUS, NULL), AUTHZ_DENY);
+        assert_int_equal(authz_decide(p, "mallory", AUTHZ_ACTION_STATUS, "mallory"), AUTHZ_DENY);
+        assert_int_equal(authz_decide(p, "mallory", AUTHZ_ACTION_LIST, NULL), AUTHZ_DENY);
+        assert_int_equal(authz_decide(p, "bob", AUTHZ_ACTION_LIST, NULL), AUTHZ_ALLOW);
+        assert_int_equal(authz_decide(p, NULL, AUTHZ_ACTION_LIST, NULL), AUTHZ_DENY);
+        policy_free(p);
+}
+
+static void test_multiple_lines(void **state) {
+        Policy *p = parse_ok("dave self task-manager daemon\n"
+                             "dave all analyst\n"
+                             "erin all analyst root\n");
+
+        assert_int_equal(policy_permissions(p, "dave", "dave"),
+                         POLICY_PERMISSION_START_STOP | POLICY_PERMISSION_STATUS_OUTPUT);
+        assert_int_equal(policy_permissions(p, "dave", "erin"), POLICY_PERMISSION_STATUS_OUTPUT);
+        assert_int_equal(authz_decide(p, "dave", AUTHZ_ACTION_STOP, "erin"), AUTHZ_DENY);
+        assert_string_equal(policy_run_as(p, "dave"), "daemon");
+        assert_string_equal(policy_run_as(p, "erin"), "root");
+        policy_free(p);
+}
+
+static void test_empty_and_edge(void **state) {
+        Policy *p = parse_ok("");
+        assert_int_equal(p->n_rules, 0);
+        assert_false(policy_knows(p, "alice"));
+        policy_free(p);
+
+        p = parse_ok("   # only a comment\n\t\n\r\n");
+        assert_int_equal(p->n_rules, 0);
+        policy_free(p);
+
+        /* CRLF line ends, tabs, no final newline, comment glued to a field */
+        p = parse_ok("alice\tself\ttask-manager\r\nbob all analyst#c");
+        assert_int_equal(p->n_rules, 2);
+        assert_int_equal(p->rules[1].role, POLICY_ROLE_ANALYST);
+        policy_free(p);
+
+        /* identities may be any printable non-space bytes */
+        p = parse_ok("svc.backup@example.org all analyst\n");
+        assert_true(policy_knows(p, "svc.backup@example.org"));
+        policy_free(p);
+}
+
+static void test_errors(void **state) {
+        parse_fails("alice self\n", "test.conf:1: expected 'USER ENTITY ROLE [RUN-AS]', got 2 fields");
+        parse_fails("alice\n", "got 1 field");
+        parse_fails("# ok\nalice self task-manager nobody extra\n", "test.conf:2: expected");
+        parse_fails("alice some task-manager\n", "test.conf:1: unknown entity 'some' (expected self or all)");
+        parse_fails("alice self admin\n", "test.conf:1: unknown role 'admin' (expected task-manager or analyst)");
+        parse_fails("\n\nalice self analyst -rf\n", "test.conf:3: invalid account name '-rf'");
+        parse_fails("alice self analyst a/b\n", "invalid account name 'a/b'");
+        parse_fails("alice self task-manager daemon\nalice all analyst nobody\n",
+                    "test.conf:2: user 'alice' has RUN-AS 'daemon' on line 1 and another one here");
+        parse_fails("alice self Task-Manager\n", "unknown role");
+        parse_fails("alice SELF analyst\n", "unknown entity");
+
+        /* a NUL byte names its line */
+        {
+                static const char text[] = "alice self analyst\nbob all\0 analyst\n";
+                Policy *p = NULL;
+                char *error = NULL;
+                assert_int_equal(policy_parse(text, sizeof(text) - 1, "t", &p, &error), -EINVAL);
+                assert_string_equal(error, "t:2: NUL byte in line");
+                free(error);
+        }
+        /* a control byte in a user name */
+        parse_fails("al\001ice self analyst\n", "invalid user name 'al?ice'");
+}
+
+static void test_load(void **state) {
+        char path[] = "/tmp/test-policy-XXXXXX";
+        int fd = mkstemp(path);
+        Policy *p = NULL;
+        char *error = NULL;
+
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, example, strlen(example)), (ssize_t) strlen(example));
+        close(fd);
+        assert_int_equal(policy_load(path, &p, &error), 0);
+        assert_int_equal(p->n_rules, 3);
+        policy_free(p);
+        p = NULL;
+        unlink(path);
+
+        assert_int_equal(policy_load(path, &p, &error), -ENOENT);
+        assert_non_null(strstr(error, path));
+        assert_non_null(strstr(error, "No such file or directory"));
+        free(error);
+        error = NULL;
+
+        assert_int_equal(policy_load("/tmp", &p, &error), -EINVAL);
+        assert_non_null(strstr(error, "not a regular file"));
+        free(error);
+}
+
+static void test_resolve(void **state) {
+        Policy *p = parse_ok("alice self task-manager\nroot-user all task-manager root\n");
+        char *error = NULL;
+        JobCredentials c;
+
+        /* before resolution, no credentials */
+        assert_int_equal(policy_credentials(p, "alice", &c), -ENXIO);
+        assert_int_equal(policy_resolve_accounts(p, "test.conf", &error), 0);
+        assert_int_equal(policy_credentials(p, "root-user", &c), 0);
+        assert_int_equal(c.uid, 0);
+        assert_int_equal(c.gid, 0);
+        assert_string_equal(c.user, "root");
+        assert_true(c.n_groups >= 1);
+        assert_int_equal(policy_credentials(p, "alice", &c), 0);
+        assert_string_equal(c.user, "nobody");
+        assert_true(c.uid != 0);
+        assert_int_equal(policy_credentials(p, "mallory", &c), -ENOENT);
+        policy_free(p);
+
+        p = parse_ok("alice self task-manager no-such-account-xyz\n");
+        assert_int_equal(policy_resolve_accounts(p, "test.conf", &error), -ENOENT);
+        assert_string_equal(error, "test.conf:1: account 'no-such-account-xyz' (RUN-AS of user 'alice') does not exist");
+        free(error);
+        policy_free(p);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_example),
+                cmocka_unit_test(test_authz_matrix),
+                cmocka_unit_test(test_multiple_lines),
+                cmocka_unit_test(test_empty_and_edge),
+                cmocka_unit_test(test_errors),
+                cmocka_unit_test(test_load),
+                cmocka_unit_test(test_resolve),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: MIT */
+/* Request decoding and validation, from wire bytes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "jobworker/v1/jobworker.pb-c.h"
+#include "rpc/request.h"
+#include "rpc/response.h"
+
+#define ID "0123abcd-89ab-4def-8123-456789abcdef"
+
+static uint8_t *pack(const ProtobufCMessage *m, size_t *ret_size) {
+        size_t n = protobuf_c_message_get_packed_size(m);
+        uint8_t *buf = malloc(n + 1);
+        assert_non_null(buf);
+        assert_int_equal(protobuf_c_message_pack(m, buf), n);
+        *ret_size = n;
+        return buf;
+}
+
+static Request *decode_ok(RequestMethod m, const ProtobufCMessage *msg) {
+        size_t n;
+        uint8_t *buf = pack(msg, &n);
+        Request *r = NULL;
+        char *error = NULL;
+        int k = request_decode(m, buf, n, &r, &error);
+        if (k < 0)
+                fail_msg("decode failed: %d %s", k, error);
+        free(buf);
+        return r;
+}
+
+static void decode_fails_raw(RequestMethod m, const void *data, size_t n, int want_r, const char *want) {
+        Request *r = NULL;
+        char *error = NULL;
+        int k = request_decode(m, data, n, &r, &error);
+
+        assert_int_equal(k, want_r);
+        assert_null(r);
+        assert_non_null(error);
+        if (!strstr(error, want))
+                fail_msg("message '%s' does not contain '%s'", error, want);
+        free(error);
+}
+
+static void decode_fails(RequestMethod m, const ProtobufCMessage *msg, int want_r, const char *want) {
+        size_t n;
+        uint8_t *buf = pack(msg, &n);
+        decode_fails_raw(m, buf, n, want_r, want);
+        free(buf);
+}
+
+static void test_start(void **state) {
+        char *argv[] = { "/bin/echo", "hello", "world" };
+        char *env[] = { "A=1", "EMPTY=" };
+        Jobworker__V1__StartRequest m = JOBWORKER__V1__START_REQUEST__INIT;
+        Request *r;
+
+        m.n_argv = 3;
+        m.argv = argv;
+        m.n_env = 2;
+        m.env = env;
+        m.cwd = "/tmp";
+        r = decode_ok(REQUEST_START, &m.base);
+        assert_int_equal(r->method, REQUEST_START);
+        assert_string_equal(r->argv[0], "/bin/echo");
+        assert_string_equal(r->argv[2], "world");
+        assert_null(r->argv[3]);
+        assert_string_equal(r->env[1], "EMPTY=");
+        assert_null(r->env[2]);
+        assert_string_equal(r->cwd, "/tmp");
+        request_free(r);
+
+        /* no env, no cwd */
+        m.n_env = 0;
+        m.cwd = "";
+        r = decode_ok(REQUEST_START, &m.base);
+        assert_null(r->env);
+        assert_null(r->cwd);
+        request_free(r);
+}
+
+static void test_start_errors(void **state) {
+        char *argv[] = { "/bin/echo", "x" };
+        char *empty[] = { "" };
+        char *badenv[] = { "NOEQUALS" };
+        char *badenv2[] = { "=value" };
+        Jobworker__V1__StartRequest m = JOBWORKER__V1__START_REQUEST__INIT;
+
+        decode_fails(REQUEST_START, &m.base, -EINVAL, "argv is empty");
+        decode_fails_raw(REQUEST_START, "", 0, -EINVAL, "argv is empty");
+
+        m.n_argv = 1;
+        m.argv = empty;
+        decode_fails(REQUEST_START, &m.base, -EINVAL, "argv[0] (the program) is empty");
+
+        m.n_argv = 2;
+        m.argv = argv;
+        m.n_env = 1;
+        m.env = badenv;
+        decode_fails(REQUEST_START, &m.base, -EINVAL, "env[0] 'NOEQUALS' is not of the form KEY=VALUE");
+        m.env = badenv2;
+        decode_fails(REQUEST_START, &m.base, -EINVAL, "is not of the form KEY=VALUE");
+        m.n_env = 0;
+
+        m.cwd = "relative/dir";
+        decode_fails(REQUEST_START, &m.base, -EINVAL, "cwd 'relative/dir' is not an absolute path");
+        m.cwd = "";
+}
+
+static void test_start_limits(void **state) {
+        Jobworker__V1__StartRequest m = JOBWORKER__V1__START_REQUEST__INIT;
+        size_t n = JOB_ARGV_MAX + 1;
+        char **argv = calloc(n, sizeof(char *));
+        char *big = malloc(JOB_STRING_MAX + 2);
+        Request *r;
+
+        assert_non_null(argv);
+        assert_non_null(big);
+        for (size_t i = 0; i < n; i++)
+                argv[i] = "a";
+        m.argv = argv;
+
+        /* exactly at the limit: fine */
+        m.n_argv = JOB_ARGV_MAX;
+        r = decode_ok(REQUEST_START, &m.base);
+        request_free(r);
+
+        m.n_argv = n;
+        decode_fails(REQUEST_START, &m.base, -E2BIG, "too many arguments: 4097 (at most 4096)");
+
+        memset(big, 'x', JOB_STRING_MAX + 1);
+        big[JOB_STRING_MAX + 1] = 0;
+        argv[1] = big;
+        m.n_argv = 2;
+        decode_fails(REQUEST_START, &m.base, -E2BIG, "argv[1] is too long");
+
+        /* the total: 20 arguments of 64 KiB */
+        big[JOB_STRING_MAX] = 0;
+        for (size_t i = 1; i <= 20; i++)
+                argv[i] = big;
+        m.n_argv = 21;
+        decode_fails(REQUEST_START, &m.base, -E2BIG, "too large together");
+
+        /* env count */
+        {
+                size_t ne = JOB_ENV_MAX + 1;
+                char **env = calloc(ne, sizeof(char *));
+                for (size_t i = 0; i < ne; i++)
+                        env[i] = "A=b";
+                argv[1] = "x";
+                m.n_argv = 2;
+                m.n_env = ne;
+                m.env = env;
+                decode_fails(REQUEST_START, &m.base, -E2BIG, "too many environment entries");
+                free(env);
+        }
+        free(argv);
+        free(big);
+}
+
+static void test_nul_bytes(void **state) {
+        /* StartRequest { argv: "ls\0-rf" }: field 1, wire type 2 */
+        static const uint8_t nul_argv[] = { 0x0a, 0x06, 'l', 's', 0, '-', 'r', 'f' };
+        /* StartRequest { argv: "ls", env: "A=\0" } */
+        static const uint8_t nul_env[] = { 0x0a, 0x02, 'l', 's', 0x12, 0x03, 'A', '=', 0 };
+        /* StatusRequest { job_id: ID "\0junk" } */
+        uint8_t status[2 + 36 + 5] = { 0x0a, 36 + 5 };
+
+        decode_fails_raw(REQUEST_START, nul_argv, sizeof(nul_argv), -EINVAL, "argv contains a NUL byte");
+        decode_fails_raw(REQUEST_START, nul_env, sizeof(nul_env), -EINVAL, "env contains a NUL byte");
+        memcpy(status + 2, ID, 36);
+        memcpy(status + 38, "\0junk", 5);
+        decode_fails_raw(REQUEST_STATUS, status, sizeof(status), -EINVAL, "job_id contains a NUL byte");
+}
+
+static void test_malformed(void **state) {
+        static const uint8_t garbage[] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+        static const uint8_t truncated[] = { 0x0a, 0x10, 'a', 'b' };          /* length past the end */
+        static const uint8_t group[] = { 0x0b, 0x0c };                         /* start group */
+        static const uint8_t field0[] = { 0x00, 0x01 };                        /* field number 0 */
+        static const uint8_t wrongtype[] = { 0x08, 0x01 };                     /* argv as a varint */
+        static const uint8_t fixed_short[] = { 0x09, 1, 2, 3 };                /* 64-bit field cut */
+
+        decode_fails_raw(REQUEST_START, garbage, sizeof(garbage), -EINVAL, "malformed StartRequest message");
+        decode_fails_raw(REQUEST_START, truncated, sizeof(truncated), -EINVAL, "malformed");
+        decode_fails_raw(REQUEST_STOP, group, sizeof(group), -EINVAL, "malformed StopRequest");
+        decode_fails_raw(REQUEST_STATUS, field0, sizeof(field0), -EINVAL, "malformed");
+        decode_fails_raw(REQUEST_START, wrongtype, sizeof(wrongtype), -EINVAL, "malformed");
+        decode_fails_raw(REQUEST_LIST, fixed_short, sizeof(fixed_short), -EINVAL, "malformed ListRequest");
+        decode_fails_raw(REQUEST_OUTPUT, "hello world", 11, -EINVAL, "malformed OutputRequest");
+}
+
+static void test_unknown_fields_ignored(void **state) {
+        /* ListRequest { running_only: true, field 15: "future" } */
+        static const uint8_t m[] = { 0x08, 0x01, 0x7a, 0x06, 'f', 'u', 't', 'u', 'r', 'e' };
+        Request *r = NULL;
+        char *error = NULL;
+
+        assert_int_equal(request_decode(REQUEST_LIST, m, sizeof(m), &r, &error), 0);
+        assert_true(r->running_only);
+        request_free(r);
+}
+
+static void test_job_ids(void **state) {
+        Jobworker__V1__StatusRequest s = JOBWORKER__V1__STATUS_REQUEST__INIT;
+        Jobworker__V1__StopRequest st = JOBWORKER__V1__STOP_REQUEST__INIT;
+        Request *r;
+
+        decode_fails(REQUEST_STATUS, &s.base, -EINVAL, "job id is missing");
+        s.job_id = "not-a-job";
+        decode_fails(REQUEST_STATUS, &s.base, -EINVAL, "malformed job id 'not-a-job'");
+        s.job_id = "0123ABCD-89AB-4DEF-8123-456789ABCDEF";
+        r = decode_ok(REQUEST_STATUS, &s.base);
+        assert_string_equal(r->job_id_string, ID);
+        request_free(r);
+        s.job_id = "\x1b[31mred";
+        decode_fails(REQUEST_STATUS, &s.base, -EINVAL, "malformed job id '?[31mred'");
+
+        st.job_id = ID;
+        r = decode_ok(REQUEST_STOP, &st.base);
+        assert_true(r->grace_usec == UINT64_MAX);
+        request_free(r);
+        st.use_grace = true;
+        st.grace_ms = 1500;
+        r = decode_ok(REQUEST_STOP, &st.base);
+        assert_true(r->grace_usec == 1500000);
+        request_free(r);
+        st.grace_ms = 0;
+        r = decode_ok(REQUEST_STOP, &st.base);
+        assert_true(r->grace_usec == 0);
+        request_free(r);
+        st.grace_ms = UINT64_MAX;
+        decode_fails(REQUEST_STOP, &st.base, -EINVAL, "is too long");
+}
+
+static void test_output(void **state) {
+        Jobworker__V1__OutputRequest o = JOBWORKER__V1__OUTPUT_REQUEST__INIT;
+        Request *r;
+
+        o.job_id = ID;
+        r = decode_ok(REQUEST_OUTPUT, &o.base);
+        assert_int_equal(r->streams, JOB_STREAMS_ALL);
+        assert_false(r->follow);
+        request_free(r);
+
+        o.stream = JOBWORKER__V1__STREAM__STREAM_STDERR;
+        o.offset = 12345;
+        o.follow = true;
+        r = decode_ok(REQUEST_OUTPUT, &o.base);
+        assert_int_equal(r->streams, JOB_STREAM_STDERR);
+        assert_true(r->offset == 12345);
+        assert_true(r->follow);
+        request_free(r);
+
+        o.stream = JOBWORKER__V1__STREAM__STREAM_BOTH;
+        r = decode_ok(REQUEST_OUTPUT, &o.base);
+        assert_int_equal(r->streams, JOB_STREAMS_ALL);
+        request_free(r);
+
+        o.stream = 7;
+        decode_fails(REQUEST_OUTPUT, &o.base, -EINVAL, "unknown stream 7");
+}
+
+static void test_method_names(void **state) {
+        assert_string_equal(request_method_path(REQUEST_START), "/jobworker.v1.JobWorker/Start");
+        assert_string_equal(request_method_path(REQUEST_OUTPUT), "/jobworker.v1.JobWorker/Output");
+        assert_null(request_method_path(_REQUEST_METHOD_MAX));
+}
+
+static void test_utf8_sanitize(void **state) {
+        char buf[16];
+
+        response_utf8_sanitize(buf, sizeof(buf), "plain");
+        assert_string_equal(buf, "plain");
+        response_utf8_sanitize(buf, sizeof(buf), "caf\xc3\xa9");
+        assert_string_equal(buf, "caf\xc3\xa9");
+        response_utf8_sanitize(buf, sizeof(buf), "a\xff" "b\xc3");
+        assert_string_equal(buf, "a?b?");
+        response_utf8_sanitize(buf, sizeof(buf), "tab\tnl\n");
+        assert_string_equal(buf, "tab\tnl?");
+        /* a multi-byte character that does not fit is dropped whole */
+        response_utf8_sanitize(buf, 5, "abc\xc3\xa9");
+        assert_string_equal(buf, "abc");
+        /* surrogates and overlong forms are invalid */
+        response_utf8_sanitize(buf, sizeof(buf), "\xed\xa0\x80" "\xc0\xaf");
+        assert_string_equal(buf, "?????");
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_start),
+                cmocka_unit_test(test_start_errors),
+                cmocka_unit_test(test_start_limits),
+                cmocka_unit_test(test_nul_bytes),
+                cmocka_unit_test(test_malformed),
+                cmocka_unit_test(test_unknown_fields_ignored),
+                cmocka_unit_test(test_job_ids),
+                cmocka_unit_test(test_output),
+                cmocka_unit_test(test_method_names),
+                cmocka_unit_test(test_utf8_sanitize),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
