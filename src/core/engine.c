@@ -910,6 +910,7 @@ static void sub_free(Engine *e, Subscriber *s) {
         free(s);
         if (j->subs.n == 0 && j->st.state != JOB_STATE_RUNNING)
                 j->log_fd = safe_close(j->log_fd);
+        notify(e, ENGINE_EVENT_SUBSCRIBERS, j);
 }
 
 /* Delivers one chunk, or the end, to a ready subscriber. */
@@ -1601,6 +1602,7 @@ int engine_subscribe(Engine *e, const JobId *id, unsigned streams, uint64_t offs
         list_append(&j->subs, &s->in_job);
         e->n_subscribers++;
         sub_queue(e, s);
+        notify(e, ENGINE_EVENT_SUBSCRIBERS, j);
         *ret = (SubscriberId) { .value = (uint64_t) s->gen << 32 | (uint64_t) (s->slot + 1) };
         return 0;
 }

@@ -245,6 +245,7 @@ typedef enum EngineEvent {
         ENGINE_EVENT_STARTED,
         ENGINE_EVENT_EXITED,    /* status is final */
         ENGINE_EVENT_REMOVED,   /* retention removed it */
+        ENGINE_EVENT_SUBSCRIBERS, /* a subscriber of the job came or went */
 } EngineEvent;
 typedef void (*EngineObserver)(Engine *e, EngineEvent ev, const JobStatus *status, void *userdata);
 void engine_set_observer(Engine *e, EngineObserver fn, void *userdata);

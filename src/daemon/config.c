@@ -63,6 +63,7 @@ static const Option options[] = {
         { "shutdown-grace", OPT_DURATION, O(shutdown_grace_usec), "DURATION", "grace of running jobs at SIGTERM (stop grace)" },
         { "max-message", OPT_SIZE, O(max_message), "SIZE", "largest request message accepted (2M)" },
         { "max-output-streams", OPT_UNSIGNED, O(max_output_streams), "N", "Output calls served at once (1024)" },
+        { "cgroup", OPT_STRING, O(cgroup), "auto|off|PATH", "per-job cgroups: systemd's delegated subtree, none, or this cgroup v2 directory" },
 };
 
 static _printf_(2, 3) int fail(char **ret_error, const char *fmt, ...) {
@@ -94,6 +95,7 @@ void config_done(Config *c) {
         free(c->priority);
         free(c->policy);
         free(c->state_dir);
+        free(c->cgroup);
         config_init(c);
 }
 

@@ -42,6 +42,7 @@ typedef struct Config {
         uint64_t shutdown_grace_usec; /* grace of jobs at SIGTERM, 0: the stop grace */
         uint64_t max_message;       /* largest request, bytes; 0: 2 MiB */
         unsigned max_output_streams; /* 0: server default (1024) */
+        char *cgroup;               /* "auto" (NULL), "off", or a cgroup v2 path */
 
         uint64_t set_by_flag;       /* internal: bit per option given as a flag */
 } Config;

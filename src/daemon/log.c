@@ -9,9 +9,14 @@
  * every thread (engine, bridge callbacks, signals) logs, and threading a
  * context through every callback only to read one integer would buy
  * nothing. It is set once at start-up (atomically, to be safe on reload).
+ * The same goes for the journal switch, decided once by log_open().
  */
 
 #include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <systemd/sd-journal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +27,34 @@
 #include "daemon/log.h"
 
 static atomic_int max_level = LOG_INFO; /* see the comment above */
+static atomic_bool to_journal;           /* see the comment above */
+
+void log_open(void) {
+        const char *e = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+
+        if (e && sscanf(e, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) >= 0 &&
+            (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino)
+                atomic_store(&to_journal, true);
+}
+
+static void journal_send(int level, const char *const *fields, const char *msg) {
+        struct iovec iov[16];
+        char prio[16];
+        _cleanup_free_ char *m = NULL;
+        size_t n = 0;
+
+        if (asprintf(&m, "MESSAGE=%s", msg) < 0)
+                return;
+        snprintf(prio, sizeof(prio), "PRIORITY=%d", level);
+        iov[n++] = (struct iovec) { m, strlen(m) };
+        iov[n++] = (struct iovec) { prio, strlen(prio) };
+        iov[n++] = (struct iovec) { (char *) "SYSLOG_IDENTIFIER=jobworkerd", strlen("SYSLOG_IDENTIFIER=jobworkerd") };
+        for (size_t i = 0; fields && fields[i] && n < ELEMENTSOF(iov); i++)
+                iov[n++] = (struct iovec) { (char *) fields[i], strlen(fields[i]) };
+        (void) sd_journal_sendv(iov, (int) n);
+}
 
 void log_set_max_level(int level) {
         atomic_store(&max_level, level);
@@ -61,6 +94,14 @@ void log_fieldsv(int level, const char *const *fields, const char *fmt, va_list 
 
         if (level > log_get_max_level())
                 return;
+        if (atomic_load(&to_journal)) {
+                errno = saved;
+                if (vsnprintf(buf, sizeof(buf), fmt, ap) < 0)
+                        return;
+                journal_send(level, fields, buf);
+                errno = saved;
+                return;
+        }
         if (isatty(STDERR_FILENO))
                 n = snprintf(buf, sizeof(buf), "jobworkerd: %s%s",
                              level <= LOG_WARNING ? log_level_to_string(level) : "",

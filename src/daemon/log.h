@@ -3,10 +3,10 @@
 
 /*
  * The daemon's logging: every log line of jobworkerd goes through here, so
- * that switching to the journal (sd_journal_send with structured fields) is
- * a change to this module only. For now lines go to stderr, prefixed with
- * the syslog level as "<N>" (which journald understands) when stderr is not
- * a terminal, and with "error: "-style words when it is.
+ * that the journal gets every line with its structured fields. Under
+ * systemd lines go to the journal with sd_journal_send(); otherwise to
+ * stderr, prefixed with the syslog level as "<N>" when stderr is not a
+ * terminal, and with "error: "-style words when it is.
  */
 
 #include <stdarg.h>
@@ -14,6 +14,20 @@
 #include <syslog.h>
 
 #include "shared/macro.h"
+
+/* MESSAGE_ID= of the events an operator may want to find with journalctl. */
+#define LOG_MID_JOB_STARTED "MESSAGE_ID=40619265a4624148a0cb6c2a1ebcbb35"
+#define LOG_MID_JOB_EXITED "MESSAGE_ID=52ca947aa3194e0e82f6739aaca7977d"
+#define LOG_MID_JOB_STOP "MESSAGE_ID=9b3ef9d581af489b9dafd8123f7eb2f1"
+#define LOG_MID_CONNECTION_ACCEPTED "MESSAGE_ID=fedfff9d7b9b44589fcf539ec03db6ed"
+#define LOG_MID_CONNECTION_REFUSED "MESSAGE_ID=0a1cc5e98a28415a9b09388af6a3b4be"
+#define LOG_MID_PERMISSION_DENIED "MESSAGE_ID=52192d01552441679d863242383c196a"
+#define LOG_MID_POLICY_RELOADED "MESSAGE_ID=03df9e1956454acc85177a55fda7cbae"
+
+/* Decides once, at start, where lines go: the journal (sd_journal_send,
+ * with the structured fields) when stderr is connected to it
+ * (JOURNAL_STREAM names stderr's device and inode), else stderr. */
+void log_open(void);
 
 /* Levels are syslog's: LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG. */
 void log_set_max_level(int level);

@@ -26,15 +26,18 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <arpa/inet.h>
 #include <unistd.h>
 
 #include <grpc/grpc.h>
 #include <systemd/sd-daemon.h>
 
+#include "core/cgroup.h"
 #include "core/engine.h"
 #include "daemon/config.h"
 #include "daemon/log.h"
+#include "daemon/notify.h"
 #include "rpc/policy.h"
 #include "rpc/server.h"
 #include "tls/bridge.h"
@@ -45,6 +48,8 @@ typedef struct Daemon {
         Engine *engine;
         Server *server;
         TlsBridge *bridge;
+        Notifier *notifier;            /* engine thread */
+        char *cgroup_root;             /* where job cgroups go, or NULL */
 
         int signal_fd;
         int stop_fd;                   /* eventfd: ends the signal thread */
@@ -59,10 +64,12 @@ typedef struct Daemon {
 
         LogRateLimit refused_rl;
         LogRateLimit accepted_rl;
+        LogRateLimit denied_rl;
 } Daemon;
 
 static void daemon_done(Daemon *d) {
         config_done(&d->config);
+        free(d->cgroup_root);
         safe_close(d->signal_fd);
         safe_close(d->stop_fd);
         safe_close(d->wake_fd);
@@ -231,6 +238,24 @@ static int open_listeners(Daemon *d, int *fds, size_t *n_fds) {
         return 0;
 }
 
+/* Engine thread: sd_notify STATUS= ------------------------------------------ */
+
+static void status_text(void *userdata, char *buf, size_t size) {
+        Daemon *d = userdata;
+        EngineCounts c;
+
+        engine_get_counts(d->engine, &c);
+        snprintf(buf, size, "%u running, %u finished, %u connections, %u subscribers%s",
+                 c.running, c.finished, d->bridge ? tls_bridge_connection_count(d->bridge) : 0, c.subscribers,
+                 c.cgroups ? "" : " (no job cgroups)");
+}
+
+static void on_status_changed(Engine *e, void *userdata) {
+        Daemon *d = userdata;
+        if (e)
+                notifier_status_changed(d->notifier);
+}
+
 /* Engine thread: shutdown chain ----------------------------------------------- */
 
 static void on_server_down(void *userdata) {
@@ -277,6 +302,7 @@ static void on_terminate(Engine *e, void *userdata) {
                 return;
         }
         if (d->term_signals == 1) {
+                notifier_stopping(d->notifier);
                 grace = d->config.shutdown_grace_usec ? d->config.shutdown_grace_usec
                         : d->config.stop_grace_usec ? d->config.stop_grace_usec
                                                    : UINT64_MAX;
@@ -293,7 +319,7 @@ static void on_terminate(Engine *e, void *userdata) {
 static void observer(Engine *e, EngineEvent ev, const JobStatus *st, void *userdata) {
         Daemon *d = userdata;
         char id[JOB_ID_STRING_MAX], idf[16 + JOB_ID_STRING_MAX], ownerf[16 + JOB_OWNER_MAX + 1];
-        const char *fields[] = { idf, ownerf, NULL };
+        const char *fields[] = { idf, ownerf, NULL, NULL };
 
         job_id_to_string(&st->id, id);
         snprintf(idf, sizeof(idf), "JOB_ID=%s", id);
@@ -301,10 +327,17 @@ static void observer(Engine *e, EngineEvent ev, const JobStatus *st, void *userd
 
         switch (ev) {
         case ENGINE_EVENT_STARTED:
+                fields[2] = LOG_MID_JOB_STARTED;
+                notifier_status_changed(d->notifier);
                 log_fields(LOG_INFO, fields, "job %s started by %s, pid %d: %s", id, st->owner, (int) st->pid, st->command);
                 break;
         case ENGINE_EVENT_EXITED:
-                if (st->state == JOB_STATE_EXITED)
+                fields[2] = LOG_MID_JOB_EXITED;
+                notifier_status_changed(d->notifier);
+                if (st->oom_killed)
+                        log_fields(LOG_NOTICE, fields, "job %s of %s was killed by the OOM killer (memory limit)", id,
+                                   st->owner);
+                else if (st->state == JOB_STATE_EXITED)
                         log_fields(LOG_INFO, fields, "job %s of %s exited with code %d", id, st->owner, st->exit_code);
                 else if (st->state == JOB_STATE_KILLED)
                         log_fields(LOG_INFO, fields, "job %s of %s was killed by signal %d (%s)", id, st->owner,
@@ -314,7 +347,11 @@ static void observer(Engine *e, EngineEvent ev, const JobStatus *st, void *userd
                 maybe_finish_shutdown(d);
                 break;
         case ENGINE_EVENT_REMOVED:
+                notifier_status_changed(d->notifier);
                 log_fields(LOG_DEBUG, fields, "job %s removed (retention)", id);
+                break;
+        case ENGINE_EVENT_SUBSCRIBERS:
+                notifier_status_changed(d->notifier);
                 break;
         }
 }
@@ -329,8 +366,10 @@ static void on_policy_swap(Engine *e, void *userdata) {
 
         if (e) {
                 size_t n = ps->policy->n_rules;
+                const char *fields[] = { LOG_MID_POLICY_RELOADED, NULL };
                 server_set_policy(ps->daemon->server, ps->policy);
-                log_notice("policy reloaded: %zu rule%s", n, n == 1 ? "" : "s");
+                log_fields(LOG_NOTICE, fields, "policy reloaded: %zu rule%s", n, n == 1 ? "" : "s");
+                notifier_reloaded(ps->daemon->notifier);
         } else
                 policy_free(ps->policy);
         free(ps);
@@ -371,11 +410,19 @@ static int load_tls(const Config *c, TlsContext **ret) {
 
 /* Signal thread ---------------------------------------------------------------- */
 
+static void on_reload_failed(Engine *e, void *userdata) {
+        Daemon *d = userdata;
+        if (e)
+                notifier_reloaded(d->notifier); /* READY=1 again, with the old policy */
+}
+
 static void reload(Daemon *d) {
         _cleanup_tls_context_ TlsContext *ctx = NULL;
         Policy *p = NULL;
         PolicySwap *ps;
 
+        /* sd_notify is thread-safe and this reads nothing that changes. */
+        notifier_reloading(d->notifier);
         log_notice("SIGHUP: reloading policy and certificates");
         if (load_tls(&d->config, &ctx) < 0)
                 log_error("reload: keeping the previous certificates");
@@ -386,6 +433,7 @@ static void reload(Daemon *d) {
 
         if (load_policy(&d->config, &p) < 0) {
                 log_error("reload: keeping the previous policy");
+                (void) engine_post(d->engine, on_reload_failed, d);
                 return;
         }
         ps = malloc(sizeof(*ps));
@@ -397,6 +445,7 @@ static void reload(Daemon *d) {
                 free(ps);
                 policy_free(p);
                 log_error("reload: out of memory, keeping the previous policy");
+                (void) engine_post(d->engine, on_reload_failed, d);
         }
 }
 
@@ -454,11 +503,12 @@ static void *signal_thread(void *userdata) {
 static void on_accepted(void *userdata, uint64_t conn_id, int grpc_fd, const char *identity, const char *peer_addr) {
         Daemon *d = userdata;
         char client[300], peer[300];
-        const char *fields[] = { client, peer, NULL };
+        const char *fields[] = { client, peer, LOG_MID_CONNECTION_ACCEPTED, NULL };
         int r;
 
         snprintf(client, sizeof(client), "CLIENT=%s", identity);
         snprintf(peer, sizeof(peer), "PEER_ADDR=%s", peer_addr);
+        (void) engine_post(d->engine, on_status_changed, d);
         r = server_add_connection(d->server, conn_id, grpc_fd, identity, peer_addr);
         if (r == -ESHUTDOWN)
                 log_ratelimited(&d->accepted_rl, LOG_INFO, fields, "connection from %s (%s) closed: shutting down",
@@ -474,7 +524,7 @@ static void on_accepted(void *userdata, uint64_t conn_id, int grpc_fd, const cha
 static void on_refused(void *userdata, const char *peer_addr, const char *reason) {
         Daemon *d = userdata;
         char peer[300];
-        const char *fields[] = { peer, NULL };
+        const char *fields[] = { peer, LOG_MID_CONNECTION_REFUSED, NULL };
 
         snprintf(peer, sizeof(peer), "PEER_ADDR=%s", peer_addr);
         log_ratelimited(&d->refused_rl, LOG_NOTICE, fields, "refused connection from %s: %s", peer_addr, reason);
@@ -484,7 +534,56 @@ static void on_closed(void *userdata, uint64_t conn_id, int grpc_fd_number) {
         Daemon *d = userdata;
 
         server_remove_connection(d->server, conn_id, grpc_fd_number);
+        (void) engine_post(d->engine, on_status_changed, d);
         log_debug("connection %llu closed", (unsigned long long) conn_id);
+}
+
+/* The policy refused a request (engine thread). */
+static void on_denied(void *userdata, const char *identity, const char *action, const char *job_id) {
+        Daemon *d = userdata;
+        char client[300], job[64];
+        const char *fields[] = { client, LOG_MID_PERMISSION_DENIED, job_id ? job : NULL, NULL };
+
+        snprintf(client, sizeof(client), "CLIENT=%s", identity);
+        snprintf(job, sizeof(job), "JOB_ID=%s", job_id ? job_id : "");
+        if (job_id)
+                log_ratelimited(&d->denied_rl, LOG_NOTICE, fields, "permission denied: %s may not %s job %s", identity,
+                                action, job_id);
+        else
+                log_ratelimited(&d->denied_rl, LOG_NOTICE, fields, "permission denied: %s may not %s", identity, action);
+}
+
+/* Per-job cgroups: "off"; "auto" (default) uses the service's own cgroup when
+ * systemd started us with Delegate=yes (the daemon moves itself into a
+ * "supervisor" leaf, jobs go under "jobs"); anything else is the path of a
+ * cgroup v2 directory to create job cgroups in. */
+static void setup_cgroups(Daemon *d) {
+        const char *mode = d->config.cgroup ? d->config.cgroup : "auto";
+        _cleanup_free_ char *self = NULL;
+        int r;
+
+        if (strcmp(mode, "off") == 0)
+                return;
+        if (strcmp(mode, "auto") != 0) {
+                if (mkdir(mode, 0755) < 0 && errno != EEXIST) {
+                        log_warning("cgroup %s cannot be created (%m): jobs run without cgroups, stop reaches "
+                                    "their process group only", mode);
+                        return;
+                }
+                d->cgroup_root = strdup(mode);
+                return;
+        }
+        if (!getenv("INVOCATION_ID")) {
+                log_notice("not started by systemd and no cgroup configured: jobs run without cgroups, "
+                           "stop reaches their process group only");
+                return;
+        }
+        r = cgroup_self_path(&self);
+        if (r >= 0)
+                r = cgroup_prepare_delegated(self, &d->cgroup_root);
+        if (r < 0)
+                log_warning("cannot use the service's cgroup for jobs (%s; is Delegate=yes set?): jobs run without "
+                            "cgroups, stop reaches their process group only", strerror(-r));
 }
 
 /* main --------------------------------------------------------------------------- */
@@ -507,6 +606,8 @@ static int run(Daemon *d, int argc, char **argv) {
         size_t n_listen_fds = 0;
         sigset_t mask;
         int r;
+
+        log_open();
 
         /* Before any thread exists, so that all of them inherit the mask. */
         sigemptyset(&mask);
@@ -545,14 +646,22 @@ static int run(Daemon *d, int argc, char **argv) {
                 return 1;
         }
 
+        setup_cgroups(d);
         EngineConfig ec = {
                 .state_dir = d->config.state_dir ? d->config.state_dir : CONFIG_DEFAULT_STATE_DIR,
                 .output_cap = d->config.output_cap,
                 .retain_max_jobs = d->config.retain_jobs,
                 .retain_max_age_usec = d->config.retain_age_usec,
                 .default_grace_usec = d->config.stop_grace_usec,
+                .cgroup_root = d->cgroup_root,
         };
         r = engine_new(&d->engine, &ec);
+        if (r < 0 && d->cgroup_root) {
+                log_warning("cannot use cgroup %s for jobs (%s): jobs run without cgroups", d->cgroup_root,
+                            strerror(-r));
+                ec.cgroup_root = NULL;
+                r = engine_new(&d->engine, &ec);
+        }
         if (r < 0) {
                 log_error("cannot start the engine (state directory %s): %s", ec.state_dir, strerror(-r));
                 policy_free(policy);
@@ -561,11 +670,27 @@ static int run(Daemon *d, int argc, char **argv) {
                 return 1;
         }
         engine_set_observer(d->engine, observer, d);
+        {
+                EngineCounts c;
+                engine_get_counts(d->engine, &c);
+                if (c.cgroups_cleaned > 0)
+                        log_notice("killed and removed %u job cgroup%s left by a previous daemon", c.cgroups_cleaned,
+                                   c.cgroups_cleaned == 1 ? "" : "s");
+                if (c.cgroups)
+                        log_info("jobs get their own cgroup under %s", ec.cgroup_root);
+        }
+        r = notifier_new(&d->notifier, d->engine, status_text, d);
+        if (r < 0) {
+                log_error("cannot set up sd_notify: %s", strerror(-r));
+                return 1;
+        }
 
         grpc_init();
         ServerConfig sc = {
                 .max_receive_message = d->config.max_message,
                 .max_output_streams = d->config.max_output_streams,
+                .denied = on_denied,
+                .userdata = d,
         };
         r = server_new(&d->server, d->engine, policy, &sc);
         if (r >= 0)
@@ -624,6 +749,7 @@ static int run(Daemon *d, int argc, char **argv) {
 
         log_notice("ready: policy %s, state in %s", d->config.policy ? d->config.policy : CONFIG_DEFAULT_POLICY,
                    ec.state_dir);
+        notifier_ready(d->notifier);
         r = engine_run(d->engine);
         if (r < 0) {
                 log_error("engine loop failed: %s", strerror(-r));
@@ -641,6 +767,7 @@ static void teardown(Daemon *d) {
         /* Before the server: the bridge thread calls into it. */
         d->bridge = tls_bridge_free(d->bridge);
         d->server = server_free(d->server);
+        d->notifier = notifier_free(d->notifier);
         /* Runs closures still queued with engine == NULL: they release calls. */
         d->engine = engine_free(d->engine);
         daemon_done(d);
@@ -653,6 +780,7 @@ int main(int argc, char **argv) {
                 .wake_fd = -1,
                 .refused_rl = LOG_RATELIMIT_INIT(20, 10 * 1000000ull),
                 .accepted_rl = LOG_RATELIMIT_INIT(100, 10 * 1000000ull),
+                .denied_rl = LOG_RATELIMIT_INIT(50, 10 * 1000000ull),
         };
         bool grpc_started;
         int r;

@@ -73,6 +73,8 @@ struct Server {
         size_t max_receive;
         unsigned max_streams;
         unsigned max_output_streams;
+        void (*denied)(void *userdata, const char *identity, const char *action, const char *job_id);
+        void *denied_userdata;
 
         grpc_server *grpc;
         grpc_completion_queue *cq;
@@ -378,7 +380,13 @@ static void finish_not_found(RpcCall *c) {
         call_finishf(c, GRPC_STATUS_NOT_FOUND, "no job %s", c->request->job_id_string);
 }
 
+static void report_denied(Server *s, RpcCall *c, const char *action, const char *job_id) {
+        if (s->denied)
+                s->denied(s->denied_userdata, c->identity, action, job_id);
+}
+
 static void finish_unknown_identity(RpcCall *c) {
+        report_denied(c->server, c, "call anything (not in the policy)", NULL);
         call_finishf(c, GRPC_STATUS_PERMISSION_DENIED, "client '%s' is not in the policy", c->identity);
 }
 
@@ -444,8 +452,10 @@ static void handle_start(Engine *e, RpcCall *c) {
         case AUTHZ_HIDE:
                 if (!policy_knows(s->policy, c->identity))
                         finish_unknown_identity(c);
-                else
+                else {
+                        report_denied(s, c, "start", NULL);
                         call_finishf(c, GRPC_STATUS_PERMISSION_DENIED, "'%s' may not start jobs", c->identity);
+                }
                 return;
         }
         if (s->draining) {
@@ -505,6 +515,7 @@ static bool authorize_job(Engine *e, RpcCall *c, AuthzAction action, JobStatus *
                 finish_not_found(c);
                 return false;
         case AUTHZ_DENY:
+                report_denied(s, c, authz_action_to_string(action), c->request->job_id_string);
                 call_finishf(c, GRPC_STATUS_PERMISSION_DENIED, "'%s' may not %s job %s", c->identity,
                              authz_action_to_string(action), c->request->job_id_string);
                 return false;
@@ -941,6 +952,8 @@ int server_new(Server **ret, Engine *engine, Policy *policy, const ServerConfig 
         s->policy = policy;
         s->max_receive = config && config->max_receive_message ? config->max_receive_message : SERVER_DEFAULT_MAX_MESSAGE;
         s->max_streams = config && config->max_streams_per_connection ? config->max_streams_per_connection : 1024;
+        s->denied = config ? config->denied : NULL;
+        s->denied_userdata = config ? config->userdata : NULL;
         s->max_output_streams = config && config->max_output_streams ? config->max_output_streams
                                                                      : SERVER_DEFAULT_MAX_OUTPUT_STREAMS;
         s->shutdown_tag = (Tag) { TAG_SHUTDOWN, s };

@@ -31,6 +31,10 @@ typedef struct ServerConfig {
         size_t max_receive_message;  /* bytes; 0 = SERVER_DEFAULT_MAX_MESSAGE */
         unsigned max_streams_per_connection; /* 0 = 1024 */
         unsigned max_output_streams; /* Output calls at once; 0 = SERVER_DEFAULT_MAX_OUTPUT_STREAMS */
+        /* Engine thread: the policy refused a request (for the daemon's log;
+         * the library itself does not log). job_id is NULL for Start/List. */
+        void (*denied)(void *userdata, const char *identity, const char *action, const char *job_id);
+        void *userdata;
 } ServerConfig;
 
 /* Each Output stream may hold one chunk (up to 1 MiB) in flight: this bounds
