@@ -47,6 +47,7 @@
 
 #include "core/cgroup.h"
 #include "core/engine.h"
+#include "core/jobfile.h"
 #include "core/outlog.h"
 #include "core/spawn.h"
 #include "shared/list.h"
@@ -213,28 +214,7 @@ static int pidfd_signal(int pidfd, int sig) {
         return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
 }
 
-const char *job_state_to_string(JobState s) {
-        switch (s) {
-        case JOB_STATE_RUNNING:
-                return "running";
-        case JOB_STATE_EXITED:
-                return "exited";
-        case JOB_STATE_KILLED:
-                return "killed";
-        case JOB_STATE_LOST:
-                return "lost";
-        }
-        return "unknown";
-}
 
-static int job_state_from_string(const char *s, JobState *ret) {
-        for (JobState i = JOB_STATE_RUNNING; i <= JOB_STATE_LOST; i++)
-                if (strcmp(s, job_state_to_string(i)) == 0) {
-                        *ret = i;
-                        return 0;
-                }
-        return -EINVAL;
-}
 
 /* Slot tables: index + generation handles for jobs and subscribers. */
 static int slot_alloc(SlotTable *t, void *ptr, uint32_t *ret_slot, uint32_t *ret_gen) {
@@ -344,149 +324,54 @@ static Job *job_find(Engine *e, const JobId *id) {
 
 /* Status files ------------------------------------------------------------- */
 
-/* Writes s with \\, \n and control bytes escaped, so one value is one line. */
-static void fput_escaped(FILE *f, const char *s) {
-        for (; *s; s++) {
-                unsigned char c = (unsigned char) *s;
-                if (c == '\\')
-                        fputs("\\\\", f);
-                else if (c < 0x20 || c == 0x7f)
-                        fprintf(f, "\\x%02x", c);
-                else
-                        fputc(c, f);
-        }
-}
-
-static void unescape_into(const char *s, char *out, size_t size) {
-        size_t n = 0;
-        while (*s && n + 1 < size) {
-                if (s[0] == '\\' && s[1] == '\\') {
-                        out[n++] = '\\';
-                        s += 2;
-                } else if (s[0] == '\\' && s[1] == 'x' && s[2] && s[3]) {
-                        char hex[3] = { s[2], s[3], 0 };
-                        out[n++] = (char) strtoul(hex, NULL, 16);
-                        s += 4;
-                } else
-                        out[n++] = *s++;
-        }
-        out[n] = 0;
-}
-
 static void job_dir_name(const Job *j, char buf[static JOB_ID_STRING_MAX]) {
         job_id_to_string(&j->st.id, buf);
 }
 
+/* Written to status.tmp and renamed over status: a crash leaves the old or
+ * the new file, never half of one. */
 static int job_write_status(Engine *e, Job *j) {
         char dir[JOB_ID_STRING_MAX], tmp[JOB_ID_STRING_MAX + 16], final[JOB_ID_STRING_MAX + 16];
+        char buf[JOBFILE_MAX];
         _cleanup_close_ int fd = -1;
-        _cleanup_fclose_ FILE *f = NULL;
-        const JobStatus *s = &j->st;
+        int n;
 
+        n = jobfile_format(&j->st, j->log_size, buf, sizeof(buf));
+        if (n < 0)
+                return n;
         job_dir_name(j, dir);
         snprintf(tmp, sizeof(tmp), "%s/status.tmp", dir);
         snprintf(final, sizeof(final), "%s/status", dir);
-
         fd = openat(e->jobs_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return -errno;
-        f = fdopen(fd, "w");
-        if (!f)
-                return -errno;
-        TAKE_FD(fd);
-
-        fprintf(f, "id=%s\nstate=%s\nexit_code=%d\nsignal=%d\nstop_requested=%d\npid=%d\n",
-                dir, job_state_to_string(s->state), s->exit_code, s->signal, s->stop_requested, (int) s->pid);
-        fprintf(f, "start_usec=%" PRIu64 "\nend_usec=%" PRIu64 "\nstdout_bytes=%" PRIu64 "\nstderr_bytes=%" PRIu64 "\n",
-                s->start_usec, s->end_usec, s->stdout_bytes, s->stderr_bytes);
-        fprintf(f, "truncated=%d\ndropped_bytes=%" PRIu64 "\nlog_size=%" PRIu64 "\n",
-                s->truncated, s->dropped_bytes, j->log_size);
-        fprintf(f, "has_cgroup=%d\ncpu_usec=%" PRIu64 "\nmemory_peak=%" PRIu64 "\noom_kills=%" PRIu64 "\noom_killed=%d\n",
-                s->has_cgroup, s->cpu_usec, s->memory_peak, s->oom_kills, s->oom_killed);
-        fputs("owner=", f);
-        fput_escaped(f, s->owner);
-        fputs("\ncommand=", f);
-        fput_escaped(f, s->command);
-        fputc('\n', f);
-        if (fflush(f) != 0 || ferror(f))
-                return -EIO;
+        if (write(fd, buf, (size_t) n) != n)
+                return errno > 0 ? -errno : -EIO;
         if (renameat(e->jobs_fd, tmp, e->jobs_fd, final) < 0)
                 return -errno;
         return 0;
 }
 
 static int job_read_status(Engine *e, const char *dir, JobStatus *s, uint64_t *ret_log_size) {
-        char path[JOB_ID_STRING_MAX + 16], line[2048];
-        _cleanup_fclose_ FILE *f = NULL;
-        bool have_id = false, have_state = false;
-        uint64_t log_size = 0;
-        int fd;
+        char path[JOB_ID_STRING_MAX + 16], buf[JOBFILE_MAX + 1], check[JOB_ID_STRING_MAX];
+        _cleanup_close_ int fd = -1;
+        ssize_t n;
+        int r;
 
         snprintf(path, sizeof(path), "%s/status", dir);
         fd = openat(e->jobs_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)
                 return -errno;
-        f = fdopen(fd, "r");
-        if (!f) {
-                safe_close(fd);
+        n = read(fd, buf, sizeof(buf) - 1);
+        if (n < 0)
                 return -errno;
-        }
-
-        *s = (JobStatus) {};
-        while (fgets(line, sizeof(line), f)) {
-                char *eq = strchr(line, '='), *v;
-                if (!eq)
-                        continue;
-                *eq = 0;
-                v = eq + 1;
-                v[strcspn(v, "\n")] = 0;
-                if (strcmp(line, "id") == 0)
-                        have_id = job_id_from_string(v, &s->id) >= 0;
-                else if (strcmp(line, "state") == 0)
-                        have_state = job_state_from_string(v, &s->state) >= 0;
-                else if (strcmp(line, "exit_code") == 0)
-                        s->exit_code = atoi(v);
-                else if (strcmp(line, "signal") == 0)
-                        s->signal = atoi(v);
-                else if (strcmp(line, "stop_requested") == 0)
-                        s->stop_requested = atoi(v) != 0;
-                else if (strcmp(line, "pid") == 0)
-                        s->pid = (pid_t) atoi(v);
-                else if (strcmp(line, "start_usec") == 0)
-                        s->start_usec = strtoull(v, NULL, 10);
-                else if (strcmp(line, "end_usec") == 0)
-                        s->end_usec = strtoull(v, NULL, 10);
-                else if (strcmp(line, "stdout_bytes") == 0)
-                        s->stdout_bytes = strtoull(v, NULL, 10);
-                else if (strcmp(line, "stderr_bytes") == 0)
-                        s->stderr_bytes = strtoull(v, NULL, 10);
-                else if (strcmp(line, "truncated") == 0)
-                        s->truncated = atoi(v) != 0;
-                else if (strcmp(line, "dropped_bytes") == 0)
-                        s->dropped_bytes = strtoull(v, NULL, 10);
-                else if (strcmp(line, "has_cgroup") == 0)
-                        s->has_cgroup = atoi(v) != 0;
-                else if (strcmp(line, "cpu_usec") == 0)
-                        s->cpu_usec = strtoull(v, NULL, 10);
-                else if (strcmp(line, "memory_peak") == 0)
-                        s->memory_peak = strtoull(v, NULL, 10);
-                else if (strcmp(line, "oom_kills") == 0)
-                        s->oom_kills = strtoull(v, NULL, 10);
-                else if (strcmp(line, "oom_killed") == 0)
-                        s->oom_killed = atoi(v) != 0;
-                else if (strcmp(line, "log_size") == 0)
-                        log_size = strtoull(v, NULL, 10);
-                else if (strcmp(line, "owner") == 0)
-                        unescape_into(v, s->owner, sizeof(s->owner));
-                else if (strcmp(line, "command") == 0)
-                        unescape_into(v, s->command, sizeof(s->command));
-        }
-        if (!have_id || !have_state)
-                return -EBADMSG;
-        char check[JOB_ID_STRING_MAX];
+        buf[n] = 0;
+        r = jobfile_parse(buf, s, ret_log_size);
+        if (r < 0)
+                return r;
+        /* The file must describe the job whose directory it is in. */
         if (strcmp(job_id_to_string(&s->id, check), dir) != 0)
                 return -EBADMSG;
-        *ret_log_size = log_size;
         return 0;
 }
 

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/jobfile.h"
+
+static void test_roundtrip(void **state) {
+        JobStatus a = {
+                .state = JOB_STATE_KILLED, .signal = 9, .stop_requested = true, .pid = 1234,
+                .start_usec = 1700000000000000ull, .end_usec = 1700000000500000ull,
+                .stdout_bytes = 1ull << 40, .stderr_bytes = 5, .truncated = true, .dropped_bytes = 77,
+                .has_cgroup = true, .cpu_usec = 999, .memory_peak = 1 << 20, .oom_kills = 1, .oom_killed = true,
+        }, b;
+        char buf[JOBFILE_MAX];
+        uint64_t ls;
+
+        assert_int_equal(job_id_generate(&a.id), 0);
+        strcpy(a.owner, "eve\nstate=running\\x41");   /* must not inject a line */
+        strcpy(a.command, "printf '\\t%s\\n' \x01\x7f");
+        int n = jobfile_format(&a, 4096, buf, sizeof(buf));
+        assert_true(n > 0);
+        assert_null(strstr(buf, "\nstate=running\n"));
+        assert_int_equal(jobfile_parse(buf, &b, &ls), 0);
+        assert_int_equal(ls, 4096);
+        assert_memory_equal(&a, &b, sizeof(a));
+}
+
+static void test_missing_or_bad(void **state) {
+        JobStatus s;
+        uint64_t ls;
+        assert_int_equal(jobfile_parse("", &s, &ls), -EBADMSG);
+        assert_int_equal(jobfile_parse("state=exited\n", &s, &ls), -EBADMSG);
+        assert_int_equal(jobfile_parse("id=0b9f6c8e-1d2a-4c3b-8e4f-5a6b7c8d9e0f\nstate=sleeping\n", &s, &ls), -EBADMSG);
+        assert_int_equal(jobfile_parse("id=nope\nstate=exited\n", &s, &ls), -EBADMSG);
+        /* Unknown keys and lines without '=' are ignored; no final newline is fine. */
+        assert_int_equal(jobfile_parse("future=1\ngarbage\nid=0b9f6c8e-1d2a-4c3b-8e4f-5a6b7c8d9e0f\nstate=lost", &s, &ls), 0);
+        assert_int_equal(s.state, JOB_STATE_LOST);
+        assert_int_equal(ls, 0);
+}
+
+static void test_small_buffer(void **state) {
+        JobStatus a = { .state = JOB_STATE_RUNNING };
+        char buf[32];
+        assert_int_equal(jobfile_format(&a, 0, buf, sizeof(buf)), -ENOBUFS);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_roundtrip),
+                cmocka_unit_test(test_missing_or_bad),
+                cmocka_unit_test(test_small_buffer),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
