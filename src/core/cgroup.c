@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "core/cgroup.h"
+#include "shared/fs-util.h"
 #include "shared/macro.h"
 
 static int write_file_at(int dirfd, const char *name, const char *value) {
@@ -260,18 +261,25 @@ void cgroup_read_stats(int cgfd, JobStatus *st) {
                 st->oom_kills = v;
 }
 
+int cgroup_wait_empty(int cgfd, unsigned timeout_ms) {
+        /* For teardown paths only (the engine waits through the ring):
+         * SIGKILLed processes are gone within milliseconds. */
+        for (unsigned waited = 0; waited < timeout_ms; waited += 5) {
+                int r = cgroup_populated(cgfd);
+                if (r <= 0)
+                        return r;
+                usleep(5000);
+        }
+        return -ETIMEDOUT;
+}
+
 int cgroup_cleanup_leftovers(int rootfd, unsigned *ret_n) {
-        _cleanup_close_ int fd = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
         struct dirent *de;
         unsigned n = 0;
-        DIR *d;
+        DIR *d = opendir_dup(rootfd);
 
-        if (fd < 0)
-                return -errno;
-        d = fdopendir(fd);
         if (!d)
                 return -errno;
-        TAKE_FD(fd);
         while ((de = readdir(d))) {
                 if (strncmp(de->d_name, "job-", 4) != 0)
                         continue;
@@ -279,10 +287,7 @@ int cgroup_cleanup_leftovers(int rootfd, unsigned *ret_n) {
                 if (cg < 0)
                         continue;
                 (void) cgroup_kill(cg);
-                /* cgroup.kill is synchronous for signalling, not for exit:
-                 * wait a little for the processes to be gone. */
-                for (int i = 0; i < 200 && cgroup_populated(cg) > 0; i++)
-                        usleep(5000);
+                (void) cgroup_wait_empty(cg, 1000);
                 safe_close(cg);
                 if (unlinkat(rootfd, de->d_name, AT_REMOVEDIR) >= 0)
                         n++;

@@ -58,6 +58,10 @@ int cgroup_events_populated(int events_fd);
  * memory.peak), oom_kills where the files exist. */
 void cgroup_read_stats(int cgfd, JobStatus *st);
 
+/* Waits (sleeping, bounded) until the cgroup is empty: for teardown and
+ * start-up paths, never for the engine's loop. 0, or -ETIMEDOUT. */
+int cgroup_wait_empty(int cgfd, unsigned timeout_ms);
+
 /* Kills and removes leftover job cgroups (names starting with "job-") in
  * rootfd, e.g. after a crash. Returns how many were removed. */
 int cgroup_cleanup_leftovers(int rootfd, unsigned *ret_n);

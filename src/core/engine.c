@@ -50,6 +50,7 @@
 #include "core/jobfile.h"
 #include "core/outlog.h"
 #include "core/spawn.h"
+#include "shared/fs-util.h"
 #include "shared/list.h"
 #include "shared/macro.h"
 
@@ -1632,19 +1633,13 @@ static int cmp_end(const void *a, const void *b) {
 }
 
 static int load_state(Engine *e) {
-        _cleanup_close_ int fd = -1;
         _cleanup_free_ Job **v = NULL;
-        DIR *d;
+        DIR *d = opendir_dup(e->jobs_fd);
         struct dirent *de;
         size_t n = 0;
 
-        fd = fcntl(e->jobs_fd, F_DUPFD_CLOEXEC, 3);
-        if (fd < 0)
-                return -errno;
-        d = fdopendir(fd);
         if (!d)
                 return -errno;
-        TAKE_FD(fd);
         while ((de = readdir(d))) {
                 JobId id;
                 if (job_id_from_string(de->d_name, &id) < 0)
@@ -1816,9 +1811,7 @@ Engine *engine_free(Engine *e) {
                         if (j->pipe_fd[i] >= 0 && e->buf)
                                 (void) job_drain_pipe(e, j, i, EXIT_DRAIN_BUDGET);
                 if (j->cg_fd >= 0) {
-                        /* Bounded: SIGKILLed processes leave within ms. */
-                        for (int i = 0; i < 400 && cgroup_populated(j->cg_fd) > 0; i++)
-                                usleep(5000);
+                        (void) cgroup_wait_empty(j->cg_fd, 2000);
                         job_cgroup_done(e, j);
                 }
                 (void) job_write_status(e, j);
@@ -1828,8 +1821,7 @@ Engine *engine_free(Engine *e) {
                 Job *j = list_entry(p, Job, by_start);
                 if (!j->cg_emptying)
                         continue;
-                for (int i = 0; i < 400 && cgroup_populated(j->cg_fd) > 0; i++)
-                        usleep(5000);
+                (void) cgroup_wait_empty(j->cg_fd, 2000);
                 job_cgroup_done(e, j);
                 j->st.state = j->exit_info.si_code == CLD_EXITED ? JOB_STATE_EXITED : JOB_STATE_KILLED;
                 (void) job_write_status(e, j);
