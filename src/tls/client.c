@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "shared/string-util.h"
 #include "tls/client.h"
 #include "tls/pump.h"
 
@@ -53,18 +54,6 @@ static int remaining_msec(uint64_t deadline) {
         if (now >= deadline)
                 return 0;
         return (int) MIN((deadline - now + 999) / 1000, (uint64_t) INT32_MAX);
-}
-
-static char *format(const char *fmt, ...) _printf_(1, 2);
-static char *format(const char *fmt, ...) {
-        va_list ap;
-        char *s = NULL;
-
-        va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                s = NULL;
-        va_end(ap);
-        return s;
 }
 
 /* strerror() in lower case, to fit in a sentence. */
@@ -157,7 +146,7 @@ int tls_client_connect(TlsContext *ctx, const char *host, const char *port, uint
         if (timeout_usec == 0)
                 timeout_usec = CLIENT_DEFAULT_TIMEOUT_USEC;
         deadline = now_usec() + timeout_usec;
-        hostport = strchr(host, ':') ? format("[%s]:%s", host, port) : format("%s:%s", host, port);
+        hostport = strchr(host, ':') ? strdup_printf("[%s]:%s", host, port) : strdup_printf("%s:%s", host, port);
         if (!hostport)
                 return -ENOMEM;
 
@@ -187,7 +176,7 @@ int tls_client_connect(TlsContext *ctx, const char *host, const char *port, uint
                         why = gai_strerror(r);
                 }
                 return fail(TLS_CLIENT_RESOLVE, r == EAI_SYSTEM ? negative_errno() : -EHOSTUNREACH, ret_failure,
-                            ret_message, format("cannot connect to %s: %s", hostport, why));
+                            ret_message, strdup_printf("cannot connect to %s: %s", hostport, why));
         }
 
         /* connect: every address in turn, within the one deadline */
@@ -205,13 +194,13 @@ int tls_client_connect(TlsContext *ctx, const char *host, const char *port, uint
         if (fd < 0) {
                 if (r == -ECONNREFUSED)
                         return fail(TLS_CLIENT_CONNECT_REFUSED, r, ret_failure, ret_message,
-                                    format("cannot connect to %s: connection refused", hostport));
+                                    strdup_printf("cannot connect to %s: connection refused", hostport));
                 if (r == -ETIMEDOUT)
                         return fail(TLS_CLIENT_CONNECT_TIMEOUT, r, ret_failure, ret_message,
-                                    format("cannot connect to %s: timed out", hostport));
+                                    strdup_printf("cannot connect to %s: timed out", hostport));
                 error_words(-r, words, sizeof words);
                 return fail(TLS_CLIENT_CONNECT_OTHER, r, ret_failure, ret_message,
-                            format("cannot connect to %s: %s", hostport, words));
+                            strdup_printf("cannot connect to %s: %s", hostport, words));
         }
         (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
@@ -234,7 +223,7 @@ int tls_client_connect(TlsContext *ctx, const char *host, const char *port, uint
                 if (n == 0) {
                         tls_client_free(c);
                         return fail(TLS_CLIENT_HANDSHAKE, -ETIMEDOUT, ret_failure, ret_message,
-                                    format("TLS handshake with %s failed: timed out", hostport));
+                                    strdup_printf("TLS handshake with %s failed: timed out", hostport));
                 }
         }
         if (r == -EPROTO) {
@@ -248,10 +237,10 @@ int tls_client_connect(TlsContext *ctx, const char *host, const char *port, uint
                         failure = TLS_CLIENT_SERVER_CERT;
                 if (err == GNUTLS_E_FATAL_ALERT_RECEIVED && tls_certificate_alert_reason(alert)) {
                         failure = TLS_CLIENT_REJECTED_BY_SERVER;
-                        msg = format("TLS handshake with %s failed: the server refused our certificate: %s", hostport,
+                        msg = strdup_printf("TLS handshake with %s failed: the server refused our certificate: %s", hostport,
                                      tls_certificate_alert_reason(alert));
                 } else
-                        msg = format("TLS handshake with %s failed: %s", hostport,
+                        msg = strdup_printf("TLS handshake with %s failed: %s", hostport,
                                      tls_session_failure_reason(c->tls) ?: "unknown error");
                 tls_client_free(c);
                 return fail(failure, -EPROTO, ret_failure, ret_message, msg);
@@ -291,7 +280,7 @@ fail_errno:
         tls_client_free(c);
         error_words(-r, words, sizeof words);
         return fail(TLS_CLIENT_HANDSHAKE, r, ret_failure, ret_message,
-                    format("TLS connection to %s failed: %s", hostport, words));
+                    strdup_printf("TLS connection to %s failed: %s", hostport, words));
 }
 
 char *tls_client_failure_message(TlsClient *c) {
@@ -305,8 +294,8 @@ char *tls_client_failure_message(TlsClient *c) {
                 return NULL;
         why = tls_certificate_alert_reason((gnutls_alert_description_t) alert);
         if (why)
-                return format("the server refused our certificate: %s", why);
-        return format("the server closed the connection with TLS alert: %s",
+                return strdup_printf("the server refused our certificate: %s", why);
+        return strdup_printf("the server closed the connection with TLS alert: %s",
                       gnutls_alert_get_name((gnutls_alert_description_t) alert) ?: "unknown");
 }
 

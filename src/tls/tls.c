@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <gnutls/x509.h>
 
+#include "shared/string-util.h"
 #include "tls/tls.h"
 
 /* Files larger than this are not certificates or keys we want to parse. */
@@ -43,18 +44,6 @@ struct TlsSession {
         const char *reason;
         char reason_buf[128];
 };
-
-static char *error_message(const char *fmt, ...) _printf_(1, 2);
-static char *error_message(const char *fmt, ...) {
-        va_list ap;
-        char *s = NULL;
-
-        va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                s = NULL;
-        va_end(ap);
-        return s;
-}
 
 /* Reads a whole (small) file. Returns -errno. */
 static int read_small_file(const char *path, gnutls_datum_t *ret) {
@@ -160,12 +149,12 @@ int tls_context_new(TlsContext **ret, TlsRole role, const char *cert_file, const
         /* Read and parse each file on its own first, so the message names the culprit. */
         r = read_small_file(cert_file, &cert);
         if (r < 0) {
-                msg = error_message("certificate file %s: %s", cert_file, strerror(-r));
+                msg = strdup_printf("certificate file %s: %s", cert_file, strerror(-r));
                 goto finish;
         }
         r = gnutls_x509_crt_list_import2(&crts, &n_crts, &cert, GNUTLS_X509_FMT_PEM, 0);
         if (r < 0 || n_crts == 0) {
-                msg = error_message("certificate file %s: not a PEM certificate (%s)", cert_file,
+                msg = strdup_printf("certificate file %s: not a PEM certificate (%s)", cert_file,
                                     r < 0 ? gnutls_strerror(r) : "no certificate found");
                 r = -EBADMSG;
                 goto finish;
@@ -173,7 +162,7 @@ int tls_context_new(TlsContext **ret, TlsRole role, const char *cert_file, const
 
         r = read_small_file(key_file, &key);
         if (r < 0) {
-                msg = error_message("key file %s: %s", key_file, strerror(-r));
+                msg = strdup_printf("key file %s: %s", key_file, strerror(-r));
                 goto finish;
         }
         r = gnutls_x509_privkey_init(&pkey);
@@ -184,16 +173,16 @@ int tls_context_new(TlsContext **ret, TlsRole role, const char *cert_file, const
         r = gnutls_x509_privkey_import2(pkey, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
         if (r < 0) {
                 if (has_pem_block(&key, "ENCRYPTED PRIVATE KEY"))
-                        msg = error_message("key file %s: encrypted private keys are not supported", key_file);
+                        msg = strdup_printf("key file %s: encrypted private keys are not supported", key_file);
                 else
-                        msg = error_message("key file %s: not a PEM private key (%s)", key_file, gnutls_strerror(r));
+                        msg = strdup_printf("key file %s: not a PEM private key (%s)", key_file, gnutls_strerror(r));
                 r = -EBADMSG;
                 goto finish;
         }
 
         r = read_small_file(ca_file, &ca);
         if (r < 0) {
-                msg = error_message("CA file %s: %s", ca_file, strerror(-r));
+                msg = strdup_printf("CA file %s: %s", ca_file, strerror(-r));
                 goto finish;
         }
 
@@ -205,19 +194,19 @@ int tls_context_new(TlsContext **ret, TlsRole role, const char *cert_file, const
         /* Checks that the key belongs to the first certificate. */
         r = gnutls_certificate_set_x509_key_mem2(ctx->cred, &cert, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
         if (r == GNUTLS_E_CERTIFICATE_KEY_MISMATCH) {
-                msg = error_message("key file %s does not match certificate file %s", key_file, cert_file);
+                msg = strdup_printf("key file %s does not match certificate file %s", key_file, cert_file);
                 r = -EINVAL;
                 goto finish;
         }
         if (r < 0) {
-                msg = error_message("certificate file %s / key file %s: %s", cert_file, key_file, gnutls_strerror(r));
+                msg = strdup_printf("certificate file %s / key file %s: %s", cert_file, key_file, gnutls_strerror(r));
                 r = -EINVAL;
                 goto finish;
         }
 
         r = gnutls_certificate_set_x509_trust_mem(ctx->cred, &ca, GNUTLS_X509_FMT_PEM);
         if (r <= 0) {
-                msg = error_message("CA file %s: not a PEM certificate (%s)", ca_file,
+                msg = strdup_printf("CA file %s: not a PEM certificate (%s)", ca_file,
                                     r < 0 ? gnutls_strerror(r) : "no certificate found");
                 r = -EBADMSG;
                 goto finish;
@@ -227,10 +216,10 @@ int tls_context_new(TlsContext **ret, TlsRole role, const char *cert_file, const
         if (r < 0) {
                 ctx->priority = NULL;
                 if (errpos && errpos >= priority && errpos <= priority + strlen(priority))
-                        msg = error_message("bad TLS priority string at position %zu: \"%s\"",
+                        msg = strdup_printf("bad TLS priority string at position %zu: \"%s\"",
                                             (size_t) (errpos - priority), errpos);
                 else
-                        msg = error_message("bad TLS priority string: %s", gnutls_strerror(r));
+                        msg = strdup_printf("bad TLS priority string: %s", gnutls_strerror(r));
                 r = -EINVAL;
                 goto finish;
         }
@@ -247,7 +236,7 @@ int tls_context_new(TlsContext **ret, TlsRole role, const char *cert_file, const
                         usable = gnutls_sign_supports_pk_algorithm((gnutls_sign_algorithm_t) signs[i],
                                                                    (gnutls_pk_algorithm_t) pk);
                 if (!usable) {
-                        msg = error_message("key file %s: its %s key cannot make any signature the TLS priority "
+                        msg = strdup_printf("key file %s: its %s key cannot make any signature the TLS priority "
                                             "string allows (use an ECDSA P-384 key)",
                                             key_file, gnutls_pk_get_name((gnutls_pk_algorithm_t) pk) ?: "unknown");
                         r = -EINVAL;
@@ -268,7 +257,7 @@ finish:
         datum_clear(&key);
         datum_clear(&ca);
         if (r < 0 && ret_error)
-                *ret_error = msg ? TAKE_PTR(msg) : error_message("TLS setup failed: %s", strerror(-r));
+                *ret_error = msg ? TAKE_PTR(msg) : strdup_printf("TLS setup failed: %s", strerror(-r));
         return r;
 }
 
