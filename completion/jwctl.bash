@@ -44,7 +44,8 @@ _jwctl()
     for ((i = 1; i < cword; i++)); do
         w=${words[i]}
         case $w in
-            --server|--cert|--key|--ca|--timeout|--env|--cwd|--offset|--grace)
+            --server|--cert|--key|--ca|--timeout|--env|--cwd|--offset|--grace|\
+            --cpu|--memory|--pids|--io-read-bps|--io-write-bps|--isolate)
                 ((i++)); continue ;;
         esac
         if [[ -z $cmd && $w != -* ]]; then
@@ -65,7 +66,19 @@ _jwctl()
             COMPREPLY=($(compgen -f -- "$cur")); compopt -o filenames 2>/dev/null; return ;;
         --cwd)
             COMPREPLY=($(compgen -d -- "$cur")); compopt -o filenames 2>/dev/null; return ;;
-        --server|--timeout|--env|--offset|--grace)
+        --io-read-bps|--io-write-bps)
+            # DEV=RATE: DEV is a block device or a path on one (on the server)
+            COMPREPLY=($(compgen -f -- "$cur")); compopt -o filenames -o nospace 2>/dev/null; return ;;
+        --isolate)
+            # a comma-separated list: complete the word after the last comma
+            # (without the values already given; "all" only alone)
+            local done_part="" left="" v
+            [[ $cur == *,* ]] && done_part=${cur%,*},
+            for v in pid net tmp all; do
+                [[ ,$done_part == *,$v,* || ($v == all && -n $done_part) ]] || left+=" $v"
+            done
+            COMPREPLY=($(compgen -P "$done_part" -W "$left" -- "${cur##*,}")); return ;;
+        --server|--timeout|--env|--offset|--grace|--cpu|--memory|--pids)
             return ;;
     esac
 
@@ -90,7 +103,7 @@ _jwctl()
 
     local opts=""
     case $cmd in
-        start|run) opts="--env --cwd --" ;;
+        start|run) opts="--env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --" ;;
         status)    opts="--json" ;;
         list)      opts="--json --running" ;;
         logs)      opts="-f --follow --stdout --stderr --offset" ;;

@@ -9,6 +9,9 @@
  * begins the remote command and everything after it belongs to that command,
  * even words starting with "-" (like ssh or env). For the other commands
  * options and the JOB may come in any order, and "--" ends the options.
+ *
+ * Quantities (--cpu 0.5, --memory 256M, rates like 50M) are read by the
+ * parsers of rpc/limits.h, the same ones the server's policy file uses.
  */
 
 #include <assert.h>
@@ -19,6 +22,7 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "rpc/limits.h" /* the quantity syntax, shared with the policy file */
 #include "shared/macro.h"
 
 static const char *const command_names[_CLI_COMMAND_MAX] = {
@@ -98,10 +102,12 @@ static const char usage_global[] =
         "Run and control jobs on a jobworkerd server.\n"
         "\n"
         "Commands:\n"
-        "  start [--env K=V]... [--cwd DIR] -- CMD [ARG...]\n"
+        "  start [--env K=V]... [--cwd DIR] [LIMITS] -- CMD [ARG...]\n"
         "                        start a job, print its id\n"
-        "  run [--env K=V]... [--cwd DIR] -- CMD [ARG...]\n"
+        "  run [--env K=V]... [--cwd DIR] [LIMITS] -- CMD [ARG...]\n"
         "                        start a job, copy its output, exit with its code\n"
+        "                        (LIMITS: --cpu --memory --pids --io-read-bps\n"
+        "                        --io-write-bps --isolate; see 'jwctl start --help')\n"
         "  status [--json] JOB   show a job's status\n"
         "  list [--json] [--running]\n"
         "                        list the jobs you may see\n"
@@ -128,7 +134,7 @@ static const char usage_global[] =
 
 static const char *const usage_command[_CLI_COMMAND_MAX] = {
         [CLI_COMMAND_START] =
-                "Usage: jwctl [OPTIONS] start [--env KEY=VALUE]... [--cwd DIR] [--] CMD [ARG...]\n"
+                "Usage: jwctl [OPTIONS] start [--env KEY=VALUE]... [--cwd DIR] [LIMITS] [--] CMD [ARG...]\n"
                 "\n"
                 "Start CMD on the server and print the new job's id on standard output.\n"
                 "The first word that is not an option starts the command; words after it,\n"
@@ -136,9 +142,22 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "\n"
                 "  --env KEY=VALUE   add to the job's environment (repeatable)\n"
                 "  --cwd DIR         working directory (default: the run-as account's home)\n"
-                "  -h, --help        show this help\n",
+                "  --cpu CPUS        CPU bandwidth, in CPUs: 0.5 = half of one (cpu.max)\n"
+                "  --memory SIZE     memory limit, like 256M or 2G (memory.max, no swap)\n"
+                "  --pids N          at most N processes and threads (pids.max)\n"
+                "  --io-read-bps DEV=RATE\n"
+                "                    read at most RATE bytes/s, like 50M, from DEV: a block\n"
+                "                    device or any path on one, on the server (repeatable)\n"
+                "  --io-write-bps DEV=RATE\n"
+                "                    the same for writes\n"
+                "  --isolate LIST    any of pid,net,tmp (or all): own PID namespace, network\n"
+                "                    with only loopback, private /tmp\n"
+                "  -h, --help        show this help\n"
+                "\n"
+                "Sizes and rates take K, M, G, T (powers of 1024). Without a limit the\n"
+                "server's policy default applies; above your bound is 'permission denied'.\n",
         [CLI_COMMAND_RUN] =
-                "Usage: jwctl [OPTIONS] run [--env KEY=VALUE]... [--cwd DIR] [--] CMD [ARG...]\n"
+                "Usage: jwctl [OPTIONS] run [--env KEY=VALUE]... [--cwd DIR] [LIMITS] [--] CMD [ARG...]\n"
                 "\n"
                 "Start CMD, copy its standard output and error to ours while it runs and\n"
                 "exit with its exit code (128+N if it was killed by signal N).\n"
@@ -147,7 +166,20 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "\n"
                 "  --env KEY=VALUE   add to the job's environment (repeatable)\n"
                 "  --cwd DIR         working directory (default: the run-as account's home)\n"
-                "  -h, --help        show this help\n",
+                "  --cpu CPUS        CPU bandwidth, in CPUs: 0.5 = half of one (cpu.max)\n"
+                "  --memory SIZE     memory limit, like 256M or 2G (memory.max, no swap)\n"
+                "  --pids N          at most N processes and threads (pids.max)\n"
+                "  --io-read-bps DEV=RATE\n"
+                "                    read at most RATE bytes/s, like 50M, from DEV: a block\n"
+                "                    device or any path on one, on the server (repeatable)\n"
+                "  --io-write-bps DEV=RATE\n"
+                "                    the same for writes\n"
+                "  --isolate LIST    any of pid,net,tmp (or all): own PID namespace, network\n"
+                "                    with only loopback, private /tmp\n"
+                "  -h, --help        show this help\n"
+                "\n"
+                "Sizes and rates take K, M, G, T (powers of 1024). Without a limit the\n"
+                "server's policy default applies; above your bound is 'permission denied'.\n",
         [CLI_COMMAND_STATUS] =
                 "Usage: jwctl [OPTIONS] status [--json] JOB\n"
                 "\n"
@@ -208,6 +240,11 @@ void cli_args_done(CliArgs *a) {
         free(a->cmd);
         a->cmd = NULL;
         a->n_cmd = 0;
+        for (size_t i = 0; i < a->n_io; i++)
+                free(a->io[i].device);
+        free(a->io);
+        a->io = NULL;
+        a->n_io = 0;
 }
 
 typedef struct Parser {
@@ -263,6 +300,12 @@ typedef enum OptId {
         OPT_STDERR,
         OPT_OFFSET,
         OPT_GRACE,
+        OPT_CPU,
+        OPT_MEMORY,
+        OPT_PIDS,
+        OPT_IO_READ,
+        OPT_IO_WRITE,
+        OPT_ISOLATE,
 } OptId;
 
 typedef struct OptDef {
@@ -292,6 +335,12 @@ static const OptDef options[] = {
         { "stderr", 0, false, OPT_STDERR, CMD_BIT(CLI_COMMAND_LOGS) },
         { "offset", 0, true, OPT_OFFSET, CMD_BIT(CLI_COMMAND_LOGS) },
         { "grace", 0, true, OPT_GRACE, CMD_BIT(CLI_COMMAND_STOP) },
+        { "cpu", 0, true, OPT_CPU, CMD_BIT(CLI_COMMAND_START) | CMD_BIT(CLI_COMMAND_RUN) },
+        { "memory", 0, true, OPT_MEMORY, CMD_BIT(CLI_COMMAND_START) | CMD_BIT(CLI_COMMAND_RUN) },
+        { "pids", 0, true, OPT_PIDS, CMD_BIT(CLI_COMMAND_START) | CMD_BIT(CLI_COMMAND_RUN) },
+        { "io-read-bps", 0, true, OPT_IO_READ, CMD_BIT(CLI_COMMAND_START) | CMD_BIT(CLI_COMMAND_RUN) },
+        { "io-write-bps", 0, true, OPT_IO_WRITE, CMD_BIT(CLI_COMMAND_START) | CMD_BIT(CLI_COMMAND_RUN) },
+        { "isolate", 0, true, OPT_ISOLATE, CMD_BIT(CLI_COMMAND_START) | CMD_BIT(CLI_COMMAND_RUN) },
 };
 
 static bool option_applies(const Parser *p, const OptDef *o) {
@@ -300,6 +349,76 @@ static bool option_applies(const Parser *p, const OptDef *o) {
 
 static const char *command_label(const Parser *p) {
         return p->a->command == CLI_COMMAND_NONE ? "jwctl" : cli_command_to_string(p->a->command);
+}
+
+/* --io-read-bps / --io-write-bps DEV=RATE. DEV is everything before the
+ * last '=', so a path may contain '='. */
+static int add_io(Parser *p, const char *shown, const char *value, bool write) {
+        CliArgs *a = p->a;
+        const char *eq = strrchr(value, '=');
+        uint64_t rate;
+        size_t dlen;
+        CliIoLimit *io = NULL;
+        int r;
+
+        if (!eq || eq == value || !eq[1])
+                return fail(p, "invalid value '%s' for '%s': expected DEV=RATE, like /dev/sda=50M", value, shown);
+        dlen = (size_t) (eq - value);
+        if (value[0] != '/')
+                return fail(p, "invalid value '%s' for '%s': DEV must be an absolute path (a block device or a file "
+                            "on one, on the server)", value, shown);
+        r = limits_parse_size(eq + 1, &rate);
+        if (r < 0 || rate == 0)
+                return fail(p, "invalid value '%s' for '%s': expected a rate in bytes per second greater than 0, "
+                            "like 50M", eq + 1, shown);
+        for (size_t i = 0; i < a->n_io; i++)
+                if (strlen(a->io[i].device) == dlen && strncmp(a->io[i].device, value, dlen) == 0)
+                        io = &a->io[i];
+        if (!io) {
+                CliIoLimit *n;
+
+                if (a->n_io >= CLI_IO_MAX)
+                        return fail(p, "too many devices for io limits (at most %u)", CLI_IO_MAX);
+                n = reallocarray(a->io, a->n_io + 1, sizeof(*a->io));
+                if (!n)
+                        return -ENOMEM;
+                a->io = n;
+                io = &a->io[a->n_io];
+                *io = (CliIoLimit) { .device = strndup(value, dlen) };
+                if (!io->device)
+                        return -ENOMEM;
+                a->n_io++;
+        }
+        if ((write ? io->write_bps : io->read_bps) != 0)
+                return fail(p, "option '%s' is given twice for '%s'", shown, io->device);
+        if (write)
+                io->write_bps = rate;
+        else
+                io->read_bps = rate;
+        return 0;
+}
+
+static int add_isolate(Parser *p, const char *shown, const char *value) {
+        const char *w = value;
+
+        for (;;) {
+                size_t n = strcspn(w, ",");
+
+                if (n == 3 && strncmp(w, "pid", 3) == 0)
+                        p->a->isolate |= CLI_ISOLATE_PID;
+                else if (n == 3 && strncmp(w, "net", 3) == 0)
+                        p->a->isolate |= CLI_ISOLATE_NET;
+                else if (n == 3 && strncmp(w, "tmp", 3) == 0)
+                        p->a->isolate |= CLI_ISOLATE_TMP;
+                else if (n == 3 && strncmp(w, "all", 3) == 0)
+                        p->a->isolate |= CLI_ISOLATE_PID | CLI_ISOLATE_NET | CLI_ISOLATE_TMP;
+                else
+                        return fail(p, "invalid value '%s' for '%s': expected a comma-separated list of pid, net, tmp "
+                                    "(or all)", value, shown);
+                if (!w[n])
+                        return 0;
+                w += n + 1;
+        }
 }
 
 /* Applies one option. Returns 1 if parsing should stop (help), 0, or < 0. */
@@ -392,6 +511,35 @@ static int apply_option(Parser *p, const OptDef *o, const char *shown, const cha
                 a->grace_set = true;
                 a->grace_ms = (u + 999) / 1000;
                 return 0;
+        case OPT_CPU: {
+                uint32_t m;
+
+                r = limits_parse_cpu(value, &m);
+                if (r < 0 || m < LIMITS_CPU_MILLIS_MIN)
+                        return fail(p, "invalid value '%s' for '%s': expected a number of CPUs from 0.01 to %u, like 0.5 or 2",
+                                    value, shown, LIMITS_CPU_MILLIS_MAX / 1000);
+                a->cpu_millis = m;
+                return 0;
+        }
+        case OPT_MEMORY:
+                r = limits_parse_size(value, &u);
+                if (r < 0 || u == 0)
+                        return fail(p, "invalid value '%s' for '%s': expected a size greater than 0, like 256M or 2G",
+                                    value, shown);
+                a->memory_max = u;
+                return 0;
+        case OPT_PIDS:
+                r = cli_parse_uint64(value, &u);
+                if (r < 0 || u == 0 || u > LIMITS_PIDS_MAX)
+                        return fail(p, "invalid value '%s' for '%s': expected a number of processes from 1 to %u",
+                                    value, shown, LIMITS_PIDS_MAX);
+                a->pids_max = u;
+                return 0;
+        case OPT_IO_READ:
+        case OPT_IO_WRITE:
+                return add_io(p, shown, value, o->id == OPT_IO_WRITE);
+        case OPT_ISOLATE:
+                return add_isolate(p, shown, value);
         }
         assert(!"unhandled option");
         return -EINVAL;

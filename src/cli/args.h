@@ -30,6 +30,23 @@ typedef enum CliStream {
         CLI_STREAM_STDERR,
 } CliStream;
 
+/* --isolate values, a bit mask. */
+enum {
+        CLI_ISOLATE_PID = 1 << 0,
+        CLI_ISOLATE_NET = 1 << 1,
+        CLI_ISOLATE_TMP = 1 << 2,
+};
+
+/* One device of --io-read-bps / --io-write-bps (both options for the same
+ * DEV make one entry). */
+typedef struct CliIoLimit {
+        char *device;              /* owned */
+        uint64_t read_bps;         /* 0: not given */
+        uint64_t write_bps;
+} CliIoLimit;
+
+#define CLI_IO_MAX 16
+
 /* Default for --timeout (connect + handshake, and every unary call). */
 #define CLI_DEFAULT_TIMEOUT_USEC (10ULL * 1000 * 1000)
 
@@ -52,6 +69,12 @@ typedef struct CliArgs {
         const char *cwd;
         const char **cmd;          /* CMD ARG..., n_cmd entries, NULL-terminated (array owned, strings in argv) */
         size_t n_cmd;
+        uint32_t cpu_millis;       /* --cpu, thousandths of a CPU; 0: not given */
+        uint64_t memory_max;       /* --memory, bytes; 0: not given */
+        uint64_t pids_max;         /* --pids; 0: not given */
+        CliIoLimit *io;            /* --io-read-bps / --io-write-bps (array owned) */
+        size_t n_io;
+        unsigned isolate;          /* --isolate, CLI_ISOLATE_* */
 
         /* status, list */
         bool json;

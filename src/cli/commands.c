@@ -252,6 +252,10 @@ static int call_failed(Cli *cli, const CliCallStatus *st, const char *action, co
                                    t / 1000000, (t / 1000) % 1000);
         }
         case GRPC_STATUS_PERMISSION_DENIED:
+                /* Start: the reason may be a policy bound ("alice may use at most 1 CPU (asked 2)"). */
+                if (!job && details && *details)
+                        return set_message(cli, CLI_EXIT_FAILED, "permission denied for user %s to %s: %s",
+                                           user ?: "(unknown)", what, details);
                 return set_message(cli, CLI_EXIT_FAILED, "permission denied for user %s to %s", user ?: "(unknown)", what);
         case GRPC_STATUS_UNAUTHENTICATED:
                 return set_message(cli, CLI_EXIT_FAILED, "the server did not accept user %s%s%s", user ?: "(unknown)",
@@ -261,6 +265,9 @@ static int call_failed(Cli *cli, const CliCallStatus *st, const char *action, co
         case GRPC_STATUS_FAILED_PRECONDITION:
                 if (job)
                         return set_message(cli, CLI_EXIT_FAILED, "job %s is not running", job);
+                /* Start: a limit or isolation this host cannot provide. */
+                if (details && *details)
+                        return set_message(cli, CLI_EXIT_FAILED, "cannot %s: %s", what, details);
                 break;
         case GRPC_STATUS_INVALID_ARGUMENT:
         case GRPC_STATUS_OUT_OF_RANGE:
@@ -492,16 +499,44 @@ static int resolve_job(Cli *cli, const char *arg, char **ret_id) {
 /* ---- commands ---------------------------------------------------------- */
 
 static int do_start(Cli *cli, char **ret_job_id) {
+        const CliArgs *a = cli->args;
         Jobworker__V1__StartRequest req = JOBWORKER__V1__START_REQUEST__INIT;
+        Jobworker__V1__Limits limits = JOBWORKER__V1__LIMITS__INIT;
+        Jobworker__V1__IoLimit io[CLI_IO_MAX];
+        Jobworker__V1__IoLimit *io_ptrs[CLI_IO_MAX];
+        Jobworker__V1__Isolation isolate[3];
         ProtobufCMessage *resp = NULL;
         CliCallStatus st = {};
         int r;
 
-        req.n_argv = cli->args->n_cmd;
-        req.argv = (char **) cli->args->cmd;
-        req.n_env = cli->args->n_env;
-        req.env = (char **) cli->args->env;
-        req.cwd = (char *) (cli->args->cwd ?: "");
+        req.n_argv = a->n_cmd;
+        req.argv = (char **) a->cmd;
+        req.n_env = a->n_env;
+        req.env = (char **) a->env;
+        req.cwd = (char *) (a->cwd ?: "");
+
+        if (a->cpu_millis || a->memory_max || a->pids_max || a->n_io) {
+                limits.cpu_millis = a->cpu_millis;
+                limits.memory_max_bytes = a->memory_max;
+                limits.pids_max = a->pids_max;
+                for (size_t i = 0; i < a->n_io && i < CLI_IO_MAX; i++) {
+                        jobworker__v1__io_limit__init(&io[i]);
+                        io[i].device = a->io[i].device;
+                        io[i].read_bps = a->io[i].read_bps;
+                        io[i].write_bps = a->io[i].write_bps;
+                        io_ptrs[i] = &io[i];
+                }
+                limits.n_io = MIN(a->n_io, (size_t) CLI_IO_MAX);
+                limits.io = io_ptrs;
+                req.limits = &limits;
+        }
+        if (a->isolate & CLI_ISOLATE_PID)
+                isolate[req.n_isolate++] = JOBWORKER__V1__ISOLATION__ISOLATION_PID;
+        if (a->isolate & CLI_ISOLATE_NET)
+                isolate[req.n_isolate++] = JOBWORKER__V1__ISOLATION__ISOLATION_NET;
+        if (a->isolate & CLI_ISOLATE_TMP)
+                isolate[req.n_isolate++] = JOBWORKER__V1__ISOLATION__ISOLATION_TMP;
+        req.isolate = isolate;
 
         r = cli_client_unary(cli->client, METHOD("Start"), &req.base, &jobworker__v1__start_response__descriptor, &resp, &st);
         if (r < 0) {

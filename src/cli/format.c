@@ -128,7 +128,7 @@ const char *cli_state_short(const CliJobStatus *st, char buf[static 64]) {
                 snprintf(buf, 64, "exited %d", st->exit_code);
                 break;
         case JOBWORKER__V1__JOB_STATE__JOB_STATE_KILLED:
-                snprintf(buf, 64, "killed %s", cli_signal_name(st->signal, sig));
+                snprintf(buf, 64, "killed %s%s", cli_signal_name(st->signal, sig), st->oom_killed ? " (OOM)" : "");
                 break;
         default:
                 snprintf(buf, 64, "%s", state_word(st));
@@ -184,8 +184,24 @@ void cli_format_status_json(FILE *f, const CliJobStatus *st) {
         else
                 fputs(",\"end_time_us\":null", f);
         fprintf(f, ",\"stdout_bytes\":%" PRIu64 ",\"stderr_bytes\":%" PRIu64, st->stdout_bytes, st->stderr_bytes);
-        fprintf(f, ",\"output_truncated\":%s,\"dropped_bytes\":%" PRIu64 "}",
+        fprintf(f, ",\"output_truncated\":%s,\"dropped_bytes\":%" PRIu64,
                 st->output_truncated ? "true" : "false", st->dropped_bytes);
+        /* Resource use: null where the job has no cgroup (or, for memory,
+         * no memory controller) to measure it. */
+        fprintf(f, ",\"has_cgroup\":%s", st->has_cgroup ? "true" : "false");
+        if (st->has_cgroup)
+                fprintf(f, ",\"cpu_usec\":%" PRIu64, st->cpu_usec);
+        else
+                fputs(",\"cpu_usec\":null", f);
+        if (st->has_cgroup && st->memory_peak_bytes)
+                fprintf(f, ",\"memory_peak_bytes\":%" PRIu64, st->memory_peak_bytes);
+        else
+                fputs(",\"memory_peak_bytes\":null", f);
+        if (st->has_cgroup)
+                fprintf(f, ",\"oom_kills\":%" PRIu64, st->oom_kills);
+        else
+                fputs(",\"oom_kills\":null", f);
+        fprintf(f, ",\"oom_killed\":%s}", st->oom_killed ? "true" : "false");
 }
 
 void cli_format_list_json(FILE *f, CliJobStatus *const *jobs, size_t n) {
@@ -259,6 +275,29 @@ static void duration(uint64_t us, char *buf, size_t size) {
                 snprintf(buf, size, "%" PRIu64 "h%02" PRIu64 "m%02" PRIu64 "s", s / 3600, (s / 60) % 60, s % 60);
 }
 
+/* CPU time: "0.012s", "1.500s", "2m05s". */
+static void cpu_time(uint64_t us, char *buf, size_t size) {
+        duration(us, buf, size);
+}
+
+const char *cli_format_bytes(uint64_t bytes, char *buf, size_t size) {
+        static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };
+
+        if (bytes < 1024) {
+                snprintf(buf, size, "%" PRIu64 " B", bytes);
+                return buf;
+        }
+        unsigned u = 0;
+        uint64_t div = 1024;
+        while (u + 1 < ELEMENTSOF(units) && bytes >= div * 1024) {
+                div *= 1024;
+                u++;
+        }
+        /* one decimal, rounded down so a peak is never overstated */
+        snprintf(buf, size, "%" PRIu64 ".%" PRIu64 " %s", bytes / div, (bytes % div) * 10 / div, units[u]);
+        return buf;
+}
+
 void cli_format_status_text(FILE *f, const CliJobStatus *st) {
         _cleanup_free_ char *id = cli_terminal_safe(st->job_id);
         _cleanup_free_ char *owner = cli_terminal_safe(st->owner);
@@ -278,7 +317,7 @@ void cli_format_status_text(FILE *f, const CliJobStatus *st) {
                 break;
         case JOBWORKER__V1__JOB_STATE__JOB_STATE_KILLED:
                 fprintf(f, "State:    killed by signal %d (%s)%s\n", st->signal, cli_signal_name(st->signal, sig),
-                        st->stop_requested ? " (stopped)" : "");
+                        st->oom_killed ? " (out of memory: the OOM killer)" : st->stop_requested ? " (stopped)" : "");
                 break;
         case JOBWORKER__V1__JOB_STATE__JOB_STATE_LOST:
                 fputs("State:    lost (the server stopped while it ran)\n", f);
@@ -301,10 +340,24 @@ void cli_format_status_text(FILE *f, const CliJobStatus *st) {
         if (st->output_truncated || st->dropped_bytes)
                 fprintf(f, " (%" PRIu64 " bytes dropped by the server)", st->dropped_bytes);
         fputc('\n', f);
+        if (!st->has_cgroup) {
+                fputs("Cgroup:   none (CPU time, memory and OOM kills are not measured)\n", f);
+                return;
+        }
+        cpu_time(st->cpu_usec, d, sizeof d);
+        fprintf(f, "CPU time: %s\n", d);
+        if (st->memory_peak_bytes) {
+                cli_format_bytes(st->memory_peak_bytes, t, sizeof t);
+                fprintf(f, "Memory:   %s peak\n", t);
+        } else
+                fputs("Memory:   not measured (no memory controller)\n", f);
+        if (st->oom_kills || st->oom_killed)
+                fprintf(f, "OOM:      %" PRIu64 " process%s killed by the OOM killer%s\n", st->oom_kills,
+                        st->oom_kills == 1 ? "" : "es", st->oom_killed ? "; the job ended because of it" : "");
 }
 
 void cli_format_list_text(FILE *f, CliJobStatus *const *jobs, size_t n) {
-        static const char *const header[] = { "JOB ID", "STATE", "OWNER", "STARTED", "COMMAND" };
+        static const char *const header[] = { "JOB ID", "STATE", "OWNER", "STARTED", "CPU", "MEMORY", "COMMAND" };
         enum { N_COLS = ELEMENTSOF(header) };
         char **cells = calloc(n * N_COLS + 1, sizeof(char *));
         size_t width[N_COLS];
@@ -314,14 +367,21 @@ void cli_format_list_text(FILE *f, CliJobStatus *const *jobs, size_t n) {
         for (size_t c = 0; c < N_COLS; c++)
                 width[c] = strlen(header[c]);
         for (size_t i = 0; i < n; i++) {
-                char state[64], t[64];
+                char state[64], t[64], cpu[32] = "-", mem[32] = "-";
 
                 local_time(jobs[i]->start_time_us, t, sizeof t, false);
+                if (jobs[i]->has_cgroup) {
+                        cpu_time(jobs[i]->cpu_usec, cpu, sizeof cpu);
+                        if (jobs[i]->memory_peak_bytes)
+                                cli_format_bytes(jobs[i]->memory_peak_bytes, mem, sizeof mem);
+                }
                 cells[i * N_COLS + 0] = cli_terminal_safe(jobs[i]->job_id);
                 cells[i * N_COLS + 1] = strdup(cli_state_short(jobs[i], state));
                 cells[i * N_COLS + 2] = cli_terminal_safe(jobs[i]->owner);
                 cells[i * N_COLS + 3] = strdup(t);
-                cells[i * N_COLS + 4] = cli_terminal_safe(jobs[i]->command);
+                cells[i * N_COLS + 4] = strdup(cpu);
+                cells[i * N_COLS + 5] = strdup(mem);
+                cells[i * N_COLS + 6] = cli_terminal_safe(jobs[i]->command);
                 for (size_t c = 0; c < N_COLS; c++) {
                         if (!cells[i * N_COLS + c])
                                 goto finish;

@@ -37,5 +37,9 @@ const char *cli_state_short(const CliJobStatus *st, char buf[static 64]);
  * characters and invalid UTF-8 become '?'. NULL if out of memory. */
 char *cli_terminal_safe(const char *s);
 
+/* "512 B", "1.5 MiB", "2.0 GiB" (one decimal, rounded down): buf of at
+ * least 32. */
+const char *cli_format_bytes(uint64_t bytes, char *buf, size_t size);
+
 /* "SIGKILL" for 9, "SIG37" for one without a name. buf of at least 16. */
 const char *cli_signal_name(int sig, char buf[static 16]);

@@ -1280,10 +1280,11 @@ int engine_start_job(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartErro
                         snprintf(err->message, sizeof(err->message), "cannot switch to user '%s': %s", user, strerror(-r));
                         break;
                 case JOB_START_STAGE_ISOLATION:
-                        snprintf(err->message, sizeof(err->message),
-                                 "isolation (%s%s%s) refused by this host: %s",
-                                 spec->isolate & JOB_ISOLATE_PID ? "pid " : "",
-                                 spec->isolate & JOB_ISOLATE_NET ? "net " : "",
+                        snprintf(err->message, sizeof(err->message), "isolation (%s%s%s%s%s) refused by this host: %s",
+                                 spec->isolate & JOB_ISOLATE_PID ? "pid" : "",
+                                 (spec->isolate & JOB_ISOLATE_PID) && (spec->isolate & ~JOB_ISOLATE_PID) ? "," : "",
+                                 spec->isolate & JOB_ISOLATE_NET ? "net" : "",
+                                 (spec->isolate & JOB_ISOLATE_NET) && (spec->isolate & JOB_ISOLATE_TMP) ? "," : "",
                                  spec->isolate & JOB_ISOLATE_TMP ? "tmp" : "", strerror(-r));
                         break;
                 default:
@@ -1406,11 +1407,19 @@ unsigned engine_stop_all(Engine *e, uint64_t grace_usec) {
         return n;
 }
 
+/* A copy of the job's status; for a running job with a cgroup, with its
+ * CPU time and memory so far. */
+static void job_status_now(Job *j, JobStatus *ret) {
+        *ret = j->st;
+        if (j->st.state == JOB_STATE_RUNNING && j->cg_fd >= 0)
+                cgroup_read_stats(j->cg_fd, ret);
+}
+
 int engine_get_status(Engine *e, const JobId *id, JobStatus *ret) {
         Job *j = job_find(e, id);
         if (!j)
                 return -ENOENT;
-        *ret = j->st;
+        job_status_now(j, ret);
         return 0;
 }
 
@@ -1424,7 +1433,7 @@ int engine_list(Engine *e, const char *owner, JobStatus **ret, size_t *ret_n) {
                 Job *j = list_entry(p, Job, by_start);
                 if (owner && strcmp(owner, j->st.owner) != 0)
                         continue;
-                v[n++] = j->st;
+                job_status_now(j, &v[n++]);
         }
         *ret = v;
         *ret_n = n;

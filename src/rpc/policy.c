@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
+#include <stddef.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -107,7 +109,168 @@ static bool token_is(const char *s, size_t n, const char *word) {
         return strlen(word) == n && memcmp(s, word, n) == 0;
 }
 
-#define MAX_TOKENS 5
+/* The KEY=VALUE words of a line: resource bounds and defaults. */
+typedef enum BoundKind {
+        BOUND_CPU,      /* CPUs, uint32 thousandths */
+        BOUND_SIZE,     /* bytes or bytes/s, uint64 */
+        BOUND_COUNT,    /* a plain number, uint64 */
+} BoundKind;
+
+static const struct {
+        const char *key;
+        BoundKind kind;
+        size_t offset;
+} bound_keys[] = {
+        { "cpu", BOUND_CPU, offsetof(LimitsBounds, cpu_millis) },
+        { "memory", BOUND_SIZE, offsetof(LimitsBounds, memory_max) },
+        { "pids", BOUND_COUNT, offsetof(LimitsBounds, pids_max) },
+        { "io-read-bps", BOUND_SIZE, offsetof(LimitsBounds, io_read_bps) },
+        { "io-write-bps", BOUND_SIZE, offsetof(LimitsBounds, io_write_bps) },
+        { "default-cpu", BOUND_CPU, offsetof(LimitsBounds, default_cpu_millis) },
+        { "default-memory", BOUND_SIZE, offsetof(LimitsBounds, default_memory_max) },
+        { "default-pids", BOUND_COUNT, offsetof(LimitsBounds, default_pids_max) },
+};
+
+static uint64_t bound_get(const LimitsBounds *b, size_t k) {
+        const char *base = (const char *) b + bound_keys[k].offset;
+        uint32_t v32;
+        uint64_t v64;
+
+        if (bound_keys[k].kind == BOUND_CPU) {
+                memcpy(&v32, base, sizeof(v32));
+                return v32;
+        }
+        memcpy(&v64, base, sizeof(v64));
+        return v64;
+}
+
+static void bound_set(LimitsBounds *b, size_t k, uint64_t v) {
+        char *base = (char *) b + bound_keys[k].offset;
+        uint32_t v32 = (uint32_t) v;
+
+        if (bound_keys[k].kind == BOUND_CPU)
+                memcpy(base, &v32, sizeof(v32));
+        else
+                memcpy(base, &v, sizeof(v));
+}
+
+/* The value of key k as the policy shows it, for messages. */
+static const char *bound_format(size_t k, uint64_t v, char buf[static 32]) {
+        switch (bound_keys[k].kind) {
+        case BOUND_CPU:
+                return limits_format_cpu((uint32_t) v, buf);
+        case BOUND_SIZE:
+                return limits_format_size(v, buf);
+        default:
+                snprintf(buf, 32, "%" PRIu64, v);
+                return buf;
+        }
+}
+
+static int parse_bound(const char *t, size_t n, PolicyRule *r, const char *origin, unsigned line, char **ret_error) {
+        const char *eq = memchr(t, '=', n);
+        char q[70], value[72];
+        size_t klen = eq - t, vlen = n - klen - 1;
+        uint64_t v = 0;
+        uint32_t cpu;
+        size_t k;
+        int e;
+
+        for (k = 0; k < ELEMENTSOF(bound_keys); k++)
+                if (token_is(t, klen, bound_keys[k].key))
+                        break;
+        if (k == ELEMENTSOF(bound_keys)) {
+                quote_token(q, t, klen);
+                set_error(ret_error, "%s:%u: unknown bound '%s' (expected cpu, memory, pids, io-read-bps, io-write-bps, "
+                          "default-cpu, default-memory or default-pids)", origin, line, q);
+                return -EINVAL;
+        }
+        if (r->bounds_set & (1u << k)) {
+                set_error(ret_error, "%s:%u: '%s' is given twice", origin, line, bound_keys[k].key);
+                return -EINVAL;
+        }
+        quote_token(q, eq + 1, vlen);
+        if (vlen == 0 || vlen >= sizeof(value)) {
+                set_error(ret_error, "%s:%u: invalid value '%s' for '%s'", origin, line, q, bound_keys[k].key);
+                return -EINVAL;
+        }
+        memcpy(value, eq + 1, vlen);
+        value[vlen] = 0;
+
+        switch (bound_keys[k].kind) {
+        case BOUND_CPU:
+                e = limits_parse_cpu(value, &cpu);
+                if (e >= 0 && cpu < LIMITS_CPU_MILLIS_MIN)
+                        e = -ERANGE;
+                if (e < 0) {
+                        set_error(ret_error, "%s:%u: invalid value '%s' for '%s': expected a number of CPUs from 0.01 to %u, "
+                                  "like 1 or 0.5", origin, line, q, bound_keys[k].key, LIMITS_CPU_MILLIS_MAX / 1000);
+                        return -EINVAL;
+                }
+                v = cpu;
+                break;
+        case BOUND_SIZE:
+                e = limits_parse_size(value, &v);
+                if (e < 0 || v == 0) {
+                        set_error(ret_error, "%s:%u: invalid value '%s' for '%s': expected a size greater than 0, "
+                                  "like 512M or 2G", origin, line, q, bound_keys[k].key);
+                        return -EINVAL;
+                }
+                break;
+        case BOUND_COUNT:
+                e = limits_parse_size(value, &v); /* plain digits are a subset */
+                if (e < 0 || v == 0 || v > LIMITS_PIDS_MAX || strspn(value, "0123456789") != vlen) {
+                        set_error(ret_error, "%s:%u: invalid value '%s' for '%s': expected a number from 1 to %u",
+                                  origin, line, q, bound_keys[k].key, LIMITS_PIDS_MAX);
+                        return -EINVAL;
+                }
+                break;
+        }
+        bound_set(&r->bounds, k, v);
+        r->bounds_set |= 1u << k;
+        return 0;
+}
+
+/* A user's lines must agree on each bound; a default must not exceed the
+ * bound of the same resource. Checked when line r is added. */
+static int check_bounds(const Policy *p, const PolicyRule *r, const char *origin, char **ret_error) {
+        static const struct { size_t def, bound; } pairs[] = { { 5, 0 }, { 6, 1 }, { 7, 2 } };
+        LimitsBounds merged = r->bounds;
+        unsigned set = r->bounds_set;
+        char a[32], b[32];
+
+        for (size_t i = 0; i < p->n_rules; i++) {
+                const PolicyRule *o = &p->rules[i];
+
+                if (strcmp(o->user, r->user) != 0)
+                        continue;
+                for (size_t k = 0; k < ELEMENTSOF(bound_keys); k++) {
+                        if (!(o->bounds_set & (1u << k)))
+                                continue;
+                        if ((r->bounds_set & (1u << k)) && bound_get(&o->bounds, k) != bound_get(&r->bounds, k)) {
+                                set_error(ret_error, "%s:%u: user '%s' has %s=%s on line %u and %s=%s here", origin, r->line,
+                                          r->user, bound_keys[k].key, bound_format(k, bound_get(&o->bounds, k), a),
+                                          o->line, bound_keys[k].key, bound_format(k, bound_get(&r->bounds, k), b));
+                                return -EINVAL;
+                        }
+                        bound_set(&merged, k, bound_get(&o->bounds, k));
+                        set |= 1u << k;
+                }
+        }
+        for (size_t i = 0; i < ELEMENTSOF(pairs); i++) {
+                size_t d = pairs[i].def, m = pairs[i].bound;
+                if ((set & (1u << d)) && (set & (1u << m)) && bound_get(&merged, d) > bound_get(&merged, m)) {
+                        set_error(ret_error, "%s:%u: user '%s' has %s=%s above %s=%s", origin, r->line, r->user,
+                                  bound_keys[d].key, bound_format(d, bound_get(&merged, d), a), bound_keys[m].key,
+                                  bound_format(m, bound_get(&merged, m), b));
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+#define MAX_TOKENS 16
+#define SYNTAX "USER ENTITY ROLE [RUN-AS] [KEY=VALUE...]"
 
 int policy_parse(const char *text, size_t size, const char *origin, Policy **ret, char **ret_error) {
         _cleanup_policy_ Policy *p = NULL;
@@ -132,7 +295,8 @@ int policy_parse(const char *text, size_t size, const char *origin, Policy **ret
                 const char *le = eol ? eol : end;
                 const char *tok[MAX_TOKENS];
                 size_t tlen[MAX_TOKENS];
-                unsigned n = 0;
+                unsigned n = 0, first_bound;
+                bool has_run_as;
                 PolicyRule r = {};
 
                 line++;
@@ -163,13 +327,13 @@ int policy_parse(const char *text, size_t size, const char *origin, Policy **ret
 
                 if (n == 0)
                         continue;
-                if (n > 4) {
-                        set_error(ret_error, "%s:%u: expected 'USER ENTITY ROLE [RUN-AS]', got more than 4 fields",
-                                  origin, line);
+                if (n >= MAX_TOKENS) {
+                        set_error(ret_error, "%s:%u: expected '" SYNTAX "', got more than %u fields",
+                                  origin, line, MAX_TOKENS - 1);
                         return -EINVAL;
                 }
                 if (n < 3) {
-                        set_error(ret_error, "%s:%u: expected 'USER ENTITY ROLE [RUN-AS]', got %u field%s",
+                        set_error(ret_error, "%s:%u: expected '" SYNTAX "', got %u field%s",
                                   origin, line, n, n == 1 ? "" : "s");
                         return -EINVAL;
                 }
@@ -197,14 +361,30 @@ int policy_parse(const char *text, size_t size, const char *origin, Policy **ret
                                   origin, line, q);
                         return -EINVAL;
                 }
-                if (n == 4 && !valid_account(tok[3], tlen[3])) {
+                /* An account name never contains '=': a word with one is a bound. */
+                has_run_as = n >= 4 && !memchr(tok[3], '=', tlen[3]);
+                first_bound = has_run_as ? 4 : 3;
+                if (has_run_as && !valid_account(tok[3], tlen[3])) {
                         quote_token(q, tok[3], tlen[3]);
                         set_error(ret_error, "%s:%u: invalid account name '%s'", origin, line, q);
                         return -EINVAL;
                 }
+                for (unsigned i = first_bound; i < n; i++) {
+                        int e;
+
+                        if (!memchr(tok[i], '=', tlen[i])) {
+                                quote_token(q, tok[i], tlen[i]);
+                                set_error(ret_error, "%s:%u: expected '" SYNTAX "', got '%s' where a KEY=VALUE bound "
+                                          "belongs", origin, line, q);
+                                return -EINVAL;
+                        }
+                        e = parse_bound(tok[i], tlen[i], &r, origin, line, ret_error);
+                        if (e < 0)
+                                return e;
+                }
 
                 /* A user's lines must agree on RUN-AS. */
-                if (n == 4)
+                if (has_run_as)
                         for (size_t i = 0; i < p->n_rules; i++) {
                                 const PolicyRule *o = &p->rules[i];
                                 if (o->run_as && strlen(o->user) == tlen[0] &&
@@ -219,10 +399,17 @@ int policy_parse(const char *text, size_t size, const char *origin, Policy **ret
 
                 r.line = line;
                 r.user = strndup(tok[0], tlen[0]);
-                r.run_as = n == 4 ? strndup(tok[3], tlen[3]) : NULL;
-                if (!r.user || (n == 4 && !r.run_as)) {
+                r.run_as = has_run_as ? strndup(tok[3], tlen[3]) : NULL;
+                if (!r.user || (has_run_as && !r.run_as)) {
                         rule_done(&r);
                         return -ENOMEM;
+                }
+                if (r.bounds_set) {
+                        int e = check_bounds(p, &r, origin, ret_error);
+                        if (e < 0) {
+                                rule_done(&r);
+                                return e;
+                        }
                 }
                 if (p->n_rules == allocated) {
                         size_t na = allocated ? allocated * 2 : 8;
@@ -438,6 +625,29 @@ const char *policy_run_as(const Policy *p, const char *user) {
                 known = true;
         }
         return known ? POLICY_DEFAULT_RUN_AS : NULL;
+}
+
+int policy_bounds(const Policy *p, const char *user, LimitsBounds *ret) {
+        LimitsBounds b = {};
+        bool known = false;
+
+        if (!p || !user)
+                return -ENOENT;
+        for (size_t i = 0; i < p->n_rules; i++) {
+                const PolicyRule *r = &p->rules[i];
+
+                if (strcmp(r->user, user) != 0)
+                        continue;
+                known = true;
+                /* Lines agree on every key (checked when parsing). */
+                for (size_t k = 0; k < ELEMENTSOF(bound_keys); k++)
+                        if (r->bounds_set & (1u << k))
+                                bound_set(&b, k, bound_get(&r->bounds, k));
+        }
+        if (!known)
+                return -ENOENT;
+        *ret = b;
+        return 0;
 }
 
 int policy_credentials(const Policy *p, const char *user, JobCredentials *ret) {

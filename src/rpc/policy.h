@@ -2,10 +2,11 @@
 #pragma once
 
 /*
- * The authorization policy: who may do what, and as which local account
- * their jobs run. Parsed from a text file, one assignment per line:
+ * The authorization policy: who may do what, as which local account their
+ * jobs run, and within which resource bounds. Parsed from a text file, one
+ * assignment per line:
  *
- *     USER ENTITY ROLE [RUN-AS]      # comment
+ *     USER ENTITY ROLE [RUN-AS] [KEY=VALUE...]     # comment
  *
  * USER is a client identity (certificate subject CN), ENTITY `self` (jobs the
  * user started) or `all` (every job), ROLE `task-manager` (start/stop and
@@ -13,6 +14,13 @@
  * user's jobs run as. A user may have several lines; all of a user's lines
  * that name a RUN-AS must name the same one. Without one, jobs run as
  * POLICY_DEFAULT_RUN_AS; root only when written explicitly.
+ *
+ * KEY=VALUE words are the user's resource bounds and defaults (keys in
+ * policy.c's table: cpu, memory, pids, io-read-bps, io-write-bps,
+ * default-cpu, default-memory, default-pids). They hold per user, like
+ * RUN-AS: a key may be written on several of a user's lines only with the
+ * same value, so the order of lines never matters. Account names cannot
+ * contain '=', so the grammar is unambiguous.
  *
  * Parsing is pure (no lookups, no I/O except policy_load() reading the file),
  * so the parser can be fuzzed; policy_resolve_accounts() then looks the
@@ -24,6 +32,7 @@
 #include <sys/types.h>
 
 #include "core/engine.h"
+#include "rpc/limits.h"
 #include "shared/macro.h"
 
 #define POLICY_DEFAULT_RUN_AS "nobody"
@@ -51,6 +60,8 @@ typedef struct PolicyRule {
         PolicyEntity entity;
         PolicyRole role;
         char *run_as;           /* NULL: not given on this line */
+        LimitsBounds bounds;    /* the KEY=VALUE words of this line */
+        unsigned bounds_set;    /* which keys this line gives (bit per key) */
         unsigned line;
 } PolicyRule;
 
@@ -101,6 +112,10 @@ unsigned policy_permissions(const Policy *p, const char *user, const char *job_o
 /* The RUN-AS account name for user (the default if none given), NULL if the
  * user is unknown. */
 const char *policy_run_as(const Policy *p, const char *user);
+
+/* The resource bounds and defaults of user (all its lines merged); all
+ * zero if there are none. -ENOENT if the user is unknown. */
+int policy_bounds(const Policy *p, const char *user, LimitsBounds *ret);
 
 /* Credentials to run user's jobs with; the pointers in *ret borrow from p
  * and stay valid until p is freed. -ENOENT if the user is unknown, -ENXIO if

@@ -100,6 +100,45 @@ static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *ret) {
         return -EINVAL;
 }
 
+/* The next field at *p: its number, wire type and, for wire type 2, its
+ * payload. -EINVAL if the bytes are not protobuf. */
+static int wire_next(const uint8_t **p, const uint8_t *end, uint64_t *ret_field, unsigned *ret_type,
+                     const uint8_t **ret_data, uint64_t *ret_len) {
+        uint64_t key, v;
+
+        if (read_varint(p, end, &key) < 0)
+                return -EINVAL;
+        *ret_field = key >> 3;
+        *ret_type = key & 7;
+        *ret_data = NULL;
+        *ret_len = 0;
+        if (*ret_field == 0 || *ret_field > 536870911u)
+                return -EINVAL;
+        switch (key & 7) {
+        case 0:
+                return read_varint(p, end, &v);
+        case 1:
+                if ((size_t) (end - *p) < 8)
+                        return -EINVAL;
+                *p += 8;
+                return 0;
+        case 5:
+                if ((size_t) (end - *p) < 4)
+                        return -EINVAL;
+                *p += 4;
+                return 0;
+        case 2:
+                if (read_varint(p, end, &v) < 0 || v > (uint64_t) (end - *p))
+                        return -EINVAL;
+                *ret_data = *p;
+                *ret_len = v;
+                *p += v;
+                return 0;
+        default: /* groups (3, 4) are not proto3; 6, 7 do not exist */
+                return -EINVAL;
+        }
+}
+
 static int wire_walk(const uint8_t *p, size_t size, uint32_t string_fields,
                      size_t counts[static WIRE_FIELDS], unsigned *ret_nul_field) {
         const uint8_t *end = p + size;
@@ -107,42 +146,71 @@ static int wire_walk(const uint8_t *p, size_t size, uint32_t string_fields,
         memset(counts, 0, sizeof(size_t) * WIRE_FIELDS);
         *ret_nul_field = 0;
         while (p < end) {
-                uint64_t key, v, field;
+                const uint8_t *data;
+                uint64_t field, len;
+                unsigned type;
 
-                if (read_varint(&p, end, &key) < 0)
+                if (wire_next(&p, end, &field, &type, &data, &len) < 0)
                         return -EINVAL;
-                field = key >> 3;
-                if (field == 0 || field > 536870911u)
-                        return -EINVAL;
-                switch (key & 7) {
-                case 0:
-                        if (read_varint(&p, end, &v) < 0)
-                                return -EINVAL;
-                        break;
-                case 1:
-                        if ((size_t) (end - p) < 8)
-                                return -EINVAL;
-                        p += 8;
-                        break;
-                case 5:
-                        if ((size_t) (end - p) < 4)
-                                return -EINVAL;
-                        p += 4;
-                        break;
-                case 2:
-                        if (read_varint(&p, end, &v) < 0 || v > (uint64_t) (end - p))
-                                return -EINVAL;
-                        if (field < WIRE_FIELDS && (string_fields & (1u << field)) &&
-                            memchr(p, 0, v) && *ret_nul_field == 0)
-                                *ret_nul_field = field;
-                        p += v;
-                        break;
-                default: /* groups (3, 4) are not proto3; 6, 7 do not exist */
-                        return -EINVAL;
-                }
+                if (type == 2 && field < WIRE_FIELDS && (string_fields & (1u << field)) &&
+                    memchr(data, 0, len) && *ret_nul_field == 0)
+                        *ret_nul_field = field;
                 if (field < WIRE_FIELDS)
                         counts[field]++;
         }
+        return 0;
+}
+
+/* StartRequest's nested parts, before protobuf-c allocates them: the io
+ * device strings (Limits.io = 4, IoLimit.device = 1) must not hide a NUL
+ * byte, and the io entries (protobuf-c merges repeated Limits messages) and
+ * isolate values (field 5, packed or not) are bounded. */
+#define START_FIELD_LIMITS 4
+#define START_FIELD_ISOLATE 5
+#define LIMITS_FIELD_IO 4
+#define IO_FIELD_DEVICE 1
+#define START_ISOLATE_MAX 16
+
+static int check_start_wire(const uint8_t *p, size_t size, char **ret_message) {
+        const uint8_t *end = p + size;
+        size_t n_io = 0, n_isolate = 0;
+
+        while (p < end) {
+                const uint8_t *data, *lp, *lend;
+                uint64_t field, len;
+                unsigned type;
+
+                if (wire_next(&p, end, &field, &type, &data, &len) < 0)
+                        return fail(ret_message, -EINVAL, "malformed StartRequest message (not valid protobuf)");
+                if (field == START_FIELD_ISOLATE)
+                        n_isolate += type == 2 ? len : 1; /* a packed varint has at least one byte */
+                if (field != START_FIELD_LIMITS || type != 2)
+                        continue;
+                for (lp = data, lend = data + len; lp < lend;) {
+                        const uint8_t *io, *ip, *iend;
+                        uint64_t f, l;
+                        unsigned t;
+
+                        if (wire_next(&lp, lend, &f, &t, &io, &l) < 0)
+                                return fail(ret_message, -EINVAL, "malformed limits in StartRequest (not valid protobuf)");
+                        if (f != LIMITS_FIELD_IO || t != 2)
+                                continue;
+                        if (++n_io > LIMITS_IO_MAX)
+                                return fail(ret_message, -E2BIG, "too many io limits (at most %u)", LIMITS_IO_MAX);
+                        for (ip = io, iend = io + l; ip < iend;) {
+                                const uint8_t *d;
+                                uint64_t ff, ll;
+                                unsigned tt;
+
+                                if (wire_next(&ip, iend, &ff, &tt, &d, &ll) < 0)
+                                        return fail(ret_message, -EINVAL, "malformed io limit in StartRequest (not valid protobuf)");
+                                if (ff == IO_FIELD_DEVICE && tt == 2 && memchr(d, 0, ll))
+                                        return fail(ret_message, -EINVAL, "limits.io[%zu].device contains a NUL byte", n_io - 1);
+                        }
+                }
+        }
+        if (n_isolate > START_ISOLATE_MAX)
+                return fail(ret_message, -E2BIG, "too many isolate values (at most %u)", START_ISOLATE_MAX);
         return 0;
 }
 
@@ -159,8 +227,52 @@ static int parse_job_id(const char *s, Request *r, char **ret_message) {
         return 0;
 }
 
+static int check_limits(const Jobworker__V1__Limits *l, Request *r, char **ret_message) {
+        if (!l)
+                return 0;
+        if (l->cpu_millis && (l->cpu_millis < LIMITS_CPU_MILLIS_MIN || l->cpu_millis > LIMITS_CPU_MILLIS_MAX))
+                return fail(ret_message, -EINVAL,
+                            "limits.cpu_millis %u is out of range (thousandths of a CPU: 0 for none, or %u to %u)",
+                            l->cpu_millis, LIMITS_CPU_MILLIS_MIN, LIMITS_CPU_MILLIS_MAX);
+        if (l->pids_max > LIMITS_PIDS_MAX)
+                return fail(ret_message, -EINVAL, "limits.pids_max %llu is out of range (0 for none, or 1 to %u)",
+                            (unsigned long long) l->pids_max, LIMITS_PIDS_MAX);
+        if (l->n_io > LIMITS_IO_MAX)
+                return fail(ret_message, -E2BIG, "too many io limits: %zu (at most %u)", l->n_io, LIMITS_IO_MAX);
+        for (size_t i = 0; i < l->n_io; i++) {
+                const Jobworker__V1__IoLimit *io = l->io[i];
+                size_t len = io->device ? strlen(io->device) : 0;
+                char q[70];
+
+                if (len == 0)
+                        return fail(ret_message, -EINVAL, "limits.io[%zu].device is empty (a block device or a path on one)", i);
+                if (len > LIMITS_DEVICE_PATH_MAX)
+                        return fail(ret_message, -E2BIG, "limits.io[%zu].device is too long: %zu bytes (at most %u)",
+                                    i, len, LIMITS_DEVICE_PATH_MAX);
+                if (io->device[0] != '/') {
+                        quote(q, io->device);
+                        return fail(ret_message, -EINVAL, "limits.io[%zu].device '%s' is not an absolute path", i, q);
+                }
+                if (!io->read_bps && !io->write_bps) {
+                        quote(q, io->device);
+                        return fail(ret_message, -EINVAL, "limits.io[%zu] for '%s' sets neither read_bps nor write_bps", i, q);
+                }
+                r->limits.io[i] = (LimitsIoRequest) {
+                        .device = io->device,
+                        .read_bps = io->read_bps,
+                        .write_bps = io->write_bps,
+                };
+        }
+        r->limits.n_io = l->n_io;
+        r->limits.cpu_millis = l->cpu_millis;
+        r->limits.memory_max = l->memory_max_bytes;
+        r->limits.pids_max = l->pids_max;
+        return 0;
+}
+
 static int check_start(Jobworker__V1__StartRequest *m, Request *r, char **ret_message) {
         size_t total = 0;
+        int k;
 
         if (m->n_argv == 0)
                 return fail(ret_message, -EINVAL, "argv is empty: the program to run is missing");
@@ -206,6 +318,25 @@ static int check_start(Jobworker__V1__StartRequest *m, Request *r, char **ret_me
         if (total > JOB_ARGS_TOTAL_MAX)
                 return fail(ret_message, -E2BIG, "argv, env and cwd are too large together: %zu bytes (at most %u)",
                             total, JOB_ARGS_TOTAL_MAX);
+
+        k = check_limits(m->limits, r, ret_message);
+        if (k < 0)
+                return k;
+        for (size_t i = 0; i < m->n_isolate; i++)
+                switch ((int) m->isolate[i]) {
+                case JOBWORKER__V1__ISOLATION__ISOLATION_PID:
+                        r->isolate |= JOB_ISOLATE_PID;
+                        break;
+                case JOBWORKER__V1__ISOLATION__ISOLATION_NET:
+                        r->isolate |= JOB_ISOLATE_NET;
+                        break;
+                case JOBWORKER__V1__ISOLATION__ISOLATION_TMP:
+                        r->isolate |= JOB_ISOLATE_TMP;
+                        break;
+                default:
+                        return fail(ret_message, -EINVAL, "isolate[%zu]: unknown isolation %d (expected 1 pid, 2 net or 3 tmp)",
+                                    i, (int) m->isolate[i]);
+                }
 
         r->argv = calloc(m->n_argv + 1, sizeof(char *));
         if (!r->argv)
@@ -276,6 +407,9 @@ int request_decode(RequestMethod method, const void *data, size_t size, Request 
                 if (counts[2] > JOB_ENV_MAX)
                         return fail(ret_message, -E2BIG, "too many environment entries: %zu (at most %u)",
                                     counts[2], JOB_ENV_MAX);
+                k = check_start_wire(data, size, ret_message);
+                if (k < 0)
+                        return k;
         }
 
         r = calloc(1, sizeof(*r));

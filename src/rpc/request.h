@@ -9,8 +9,11 @@
  *
  * Rejections are -EINVAL (malformed protobuf, empty argv, NUL byte in a
  * string, bad env entry, relative cwd, malformed job id, bad stream, grace
- * out of range) or -E2BIG (over the limits in core/engine.h), each with a
- * one-line message for the INVALID_ARGUMENT status.
+ * out of range, resource limits out of range, unknown isolation) or -E2BIG
+ * (over the limits in core/engine.h and rpc/limits.h), each with a one-line
+ * message for the INVALID_ARGUMENT status. Policy bounds and io devices are
+ * not looked at here (that needs the caller and the file system): see
+ * rpc/limits.h.
  */
 
 #include <stdbool.h>
@@ -19,6 +22,7 @@
 
 #include "core/engine.h"
 #include "core/job-id.h"
+#include "rpc/limits.h"
 #include "shared/macro.h"
 
 typedef enum RequestMethod {
@@ -40,6 +44,8 @@ typedef struct Request {
         const char **argv;
         const char **env;       /* NULL if none */
         const char *cwd;        /* NULL: default */
+        LimitsRequest limits;   /* io device strings point into the message */
+        unsigned isolate;       /* JOB_ISOLATE_* mask */
 
         /* STOP, STATUS, OUTPUT */
         JobId job_id;

@@ -97,4 +97,9 @@ void response_job_status(const JobStatus *st, Jobworker__V1__JobStatus *out, Res
         out->stderr_bytes = st->stderr_bytes;
         out->output_truncated = st->truncated;
         out->dropped_bytes = st->dropped_bytes;
+        out->has_cgroup = st->has_cgroup;
+        out->cpu_usec = st->has_cgroup ? st->cpu_usec : 0;
+        out->memory_peak_bytes = st->has_cgroup ? st->memory_peak : 0;
+        out->oom_kills = st->has_cgroup ? st->oom_kills : 0;
+        out->oom_killed = st->oom_killed;
 }

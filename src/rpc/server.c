@@ -37,6 +37,7 @@
 
 #include "jobworker/v1/jobworker.pb-c.h"
 #include "rpc/authz.h"
+#include "rpc/limits.h"
 #include "rpc/request.h"
 #include "rpc/response.h"
 #include "rpc/server.h"
@@ -438,6 +439,11 @@ static void handle_start(Engine *e, RpcCall *c) {
         const Request *req = c->request;
         JobCredentials creds;
         JobStartError err = {};
+        LimitsBounds bounds = {};
+        LimitsIoRequest io_req[LIMITS_IO_MAX];
+        JobIoLimit io[LIMITS_IO_MAX];
+        JobLimits limits;
+        _cleanup_free_ char *message = NULL;
         JobSpec spec;
         JobId id;
         char idbuf[JOB_ID_STRING_MAX];
@@ -472,17 +478,51 @@ static void handle_start(Engine *e, RpcCall *c) {
         if (!cwd && (stat(creds.home, &st) < 0 || !S_ISDIR(st.st_mode)))
                 cwd = "/";
 
+        /* The policy's bounds and defaults, then the io devices (as the
+         * job's account sees the paths). */
+        (void) policy_bounds(s->policy, c->identity, &bounds);
+        r = limits_apply_bounds(&bounds, c->identity, &req->limits, &limits, io_req, &message);
+        if (r == -EACCES) {
+                report_denied(s, c, "start a job with these limits", NULL);
+                call_finish(c, GRPC_STATUS_PERMISSION_DENIED, message, NULL);
+                return;
+        }
+        if (r < 0) {
+                finish_engine_error(c, r, "cannot apply the limits");
+                return;
+        }
+        r = limits_resolve_io(io_req, limits.n_io, &creds, io, &limits.n_io, &message);
+        if (r < 0) {
+                if (r == -ENOMEM)
+                        finish_engine_error(c, r, "cannot resolve the io devices");
+                else
+                        call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, message ? message : "invalid io device", NULL);
+                return;
+        }
+        limits.io = io;
+
         spec = (JobSpec) {
                 .argv = req->argv,
                 .env = req->env,
                 .cwd = cwd,
                 .owner = c->identity,
                 .creds = &creds,
+                .limits = &limits,
                 .cgroup_fd = -1,
+                .isolate = req->isolate,
         };
         r = engine_start_job(e, &spec, &id, &err);
         if (r < 0) {
-                if (err.stage != JOB_START_STAGE_NONE && err.message[0])
+                /* What the host cannot provide (a controller, cgroup v2, a
+                 * namespace) is a precondition of the host, not a bad request. */
+                if (err.stage == JOB_START_STAGE_ISOLATION && err.message[0])
+                        call_finish(c, GRPC_STATUS_FAILED_PRECONDITION, err.message, NULL);
+                else if (err.stage == JOB_START_STAGE_LIMITS && err.message[0])
+                        /* ... except a value the kernel refused as such. */
+                        call_finish(c, r == -EINVAL || r == -ERANGE ? GRPC_STATUS_INVALID_ARGUMENT
+                                                                    : GRPC_STATUS_FAILED_PRECONDITION,
+                                    err.message, NULL);
+                else if (err.stage != JOB_START_STAGE_NONE && err.message[0])
                         call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, err.message, NULL);
                 else
                         finish_engine_error(c, r, "cannot start job");

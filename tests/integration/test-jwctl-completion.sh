@@ -30,7 +30,11 @@ check "--server --stderr --stdout" jwctl logs --s
 check "--ca --cert --help --json --key --running --server --timeout --version" jwctl list --
 check "--grace" jwctl stop --g
 check "--env" jwctl run --e
-check "--ca --cert --cwd" jwctl start --c
+check "--ca --cert --cpu --cwd" jwctl start --c
+check "--io-read-bps --io-write-bps --isolate" jwctl run --i
+check "net" jwctl start --isolate n
+check "pid,net pid,tmp" jwctl start --isolate pid,
+check "" jwctl start --cpu ''
 check "" jwctl --timeout ''
 TMPD=$(mktemp -d); trap 'rm -rf "$TMPD"' EXIT
 touch "$TMPD/alice.pem" "$TMPD/alice-key.pem"

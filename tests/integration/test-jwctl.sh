@@ -53,7 +53,7 @@ pass() { PASSES=$((PASSES + 1)); }
 
 # --- the daemon -------------------------------------------------------------
 cat >"$TMP/policy.conf" <<'EOF'
-alice   self task-manager
+alice   self task-manager  cpu=1 memory=1G pids=256
 bob     all  analyst
 charlie all  task-manager
 EOF
@@ -166,7 +166,8 @@ EOF
 jw start -- sleep 60; expect 0 "" "start sleep"
 IDS=$(cat out)
 jw list; expect 0 "" "list"
-head -n1 out | grep -q "^JOB ID  *STATE  *OWNER  *STARTED  *COMMAND$" && grep -q "^$IDS  *running  *alice  .*sleep 60$" out &&
+head -n1 out | grep -q "^JOB ID  *STATE  *OWNER  *STARTED  *CPU  *MEMORY  *COMMAND$" &&
+        grep -q "^$IDS  *running  *alice  .*  -  *-  *sleep 60$" out &&
         grep -q "^$ID3  *exited 3  *alice" out && pass || fail "list text: $(cat out)"
 jw list --running --json; expect 0 "" "list --running --json"
 python3 - "$TMP/out" "$IDS" "$ID3" <<'EOF' && pass || fail "list --running --json: $(cat "$TMP/out")"
@@ -341,6 +342,63 @@ out_is "started" "bob reads alice's output"
 as charlie stop --grace 0 "$IDC"; expect 0 "" "charlie stops his job"
 jw status ffffffff; expect 1 "job ffffffff not found" "unknown prefix"
 jw logs 00000000-0000-4000-8000-000000000000; expect 1 "not found" "unknown full id"
+
+# --- limits and isolation (this daemon runs without cgroups) ------------------------
+jw start --cpu 2 -- true; expect 1 "permission denied for user alice to start jobs: alice may use at most 1 CPU (asked 2)" \
+        "start above alice's CPU bound"
+jw run --memory 2G -- true; expect 1 "alice may use at most 1G bytes of memory (asked 2G)" "run above alice's memory bound"
+jw start --pids 257 -- true; expect 1 "alice may use at most 256 processes (asked 257)" "above alice's pids bound"
+jw start --cpu 0.5 --pids 64 -- true; expect 1 "cannot start jobs: resource limits need cgroup v2" "limits without cgroups"
+as charlie start --cpu 64 --memory 1T -- true; expect 1 "resource limits need cgroup v2" "charlie has no bounds"
+as charlie start --io-read-bps /dev/null=1M -- true; expect 1 "io device '/dev/null' is a character device" \
+        "io limit on a character device"
+jw start --cpu 0 -- true; expect 2 "invalid value '0' for '--cpu'" "--cpu 0"
+jw start --isolate mount -- true; expect 2 "invalid value 'mount' for '--isolate'" "--isolate mount"
+jw run --isolate pid -- sh -c 'echo $$'; expect_code 0 "run --isolate pid"
+out_is "1" "the job is PID 1 of its namespace"
+jw run --isolate net,tmp -- sh -c 'tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "; ls -A /tmp | wc -l'
+expect_code 0 "run --isolate net,tmp"
+out_is $'lo\n0' "only loopback, an empty /tmp"
+jw status "$ID3"; expect 0 "" "status without a cgroup"
+grep -q "^Cgroup:   none (CPU time, memory and OOM kills are not measured)$" out && pass || fail "status text: $(cat out)"
+jw status --json "$ID3"
+python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["has_cgroup"] is False and o["cpu_usec"] is None and o["memory_peak_bytes"] is None and o["oom_kills"] is None and o["oom_killed"] is False, o' "$TMP/out" &&
+        pass || fail "status --json resources: $(cat out)"
+
+# The same with a daemon that gives jobs cgroups (a fresh directory on the
+# cgroup2 mount; this machine's has no controllers).
+CG2=$(awk '$(NF-2) == "cgroup2" || $9 == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
+CGDIR=
+[[ -n $CG2 ]] && CGDIR=$CG2/jw-test-jwctl-$$ && mkdir "$CGDIR" 2>/dev/null || CGDIR=
+if [[ -z $CGDIR ]]; then
+        echo "note: cannot create a cgroup v2 directory (cgroup2 mount: '${CG2:-none}'): cgroup checks skipped"
+else
+        "$DAEMON" --listen 127.0.0.1:0 --cert "$CERTS/server.pem" --key "$CERTS/server-key.pem" --ca "$CERTS/ca.pem" \
+                --policy "$TMP/policy.conf" --state-dir "$TMP/state2" --cgroup "$CGDIR" >"$TMP/daemon2.log" 2>&1 &
+        D2=$!
+        PORT2=
+        for _ in $(seq 100); do
+                PORT2=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/daemon2.log" | head -n1)
+                [[ -n $PORT2 ]] && grep -q ready "$TMP/daemon2.log" && break
+                sleep 0.1
+        done
+        jw --server "127.0.0.1:$PORT2" run -- sh -c 'i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; echo done'
+        expect_code 0 "run with a cgroup"
+        jw --server "127.0.0.1:$PORT2" list --json
+        python3 -c 'import json,sys; o=json.load(open(sys.argv[1]))[-1]; assert o["has_cgroup"] is True and o["cpu_usec"] > 0 and o["oom_kills"] == 0 and o["oom_killed"] is False, o' "$TMP/out" &&
+                pass || fail "list --json with a cgroup: $(cat out)"
+        ID5=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[-1]["job_id"])' "$TMP/out")
+        jw --server "127.0.0.1:$PORT2" status "$ID5"; expect 0 "" "status with a cgroup"
+        grep -q "^CPU time: [0-9]" out && ! grep -q "^Cgroup:" out && pass || fail "status text with a cgroup: $(cat out)"
+        for c in cpu memory pids; do
+                grep -qw $c "$CGDIR/cgroup.controllers" && continue
+                case $c in cpu) o=(--cpu 0.5);; memory) o=(--memory 64M);; pids) o=(--pids 32);; esac
+                jw --server "127.0.0.1:$PORT2" start "${o[@]}" -- true
+                expect 1 "cannot start jobs: the $c controller is not available for jobs on this host" "missing $c controller"
+        done
+        kill -TERM $D2; wait $D2
+        rmdir "$CGDIR"/* "$CGDIR" 2>/dev/null
+fi
 
 # --- config file fallback ----------------------------------------------------------
 mkdir -p "$TMP/xdg/jwctl"

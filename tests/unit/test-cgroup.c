@@ -175,9 +175,18 @@ static void test_cpu_time_reported(void **state) {
         JobId id;
 
         assert_int_equal(engine_start_job(e, &spec, &id, NULL), 0);
+        /* While it runs: the numbers so far. */
+        uint64_t until = mono_ms() + 150;
+        while (mono_ms() < until)
+                assert_int_equal(engine_run_once(e, 10000), 0);
+        JobStatus now;
+        assert_int_equal(engine_get_status(e, &id, &now), 0);
+        assert_int_equal(now.state, JOB_STATE_RUNNING);
+        assert_true(now.cpu_usec > 0);
         JobStatus s = wait_end(e, &id);
         assert_int_equal(s.exit_code, 0);
         assert_true(s.cpu_usec >= 200000);
+        assert_true(s.cpu_usec >= now.cpu_usec);
         done(e, dir);
 }
 

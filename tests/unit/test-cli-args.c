@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -177,6 +178,101 @@ static void test_env_and_cwd(void **state) {
         EXPECT_ERROR("needs a value", "start", "--env");
         EXPECT_ERROR("needs a directory", "start", "--cwd", "", "x");
         EXPECT_ERROR("unknown option '--env' for 'status'", "status", "--env", "A=1", JOB);
+}
+
+static void test_limits(void **state) {
+        CliArgs a;
+        char *e;
+
+        assert_int_equal(PARSE(&a, &e, "start", "--cpu", "0.5", "--memory", "256M", "--pids", "64",
+                               "--io-read-bps", "/dev/sda=50M", "--io-write-bps=/dev/sda=20M",
+                               "--io-write-bps", "/srv/a=b=1G", "--isolate", "pid,net", "--isolate=tmp",
+                               "--", "sh", "-c", "true"), 0);
+        assert_int_equal(a.command, CLI_COMMAND_START);
+        assert_int_equal(a.cpu_millis, 500);
+        assert_int_equal(a.memory_max, 256ULL << 20);
+        assert_int_equal(a.pids_max, 64);
+        /* both options for /dev/sda make one entry; DEV ends at the last '=' */
+        assert_int_equal(a.n_io, 2);
+        assert_string_equal(a.io[0].device, "/dev/sda");
+        assert_int_equal(a.io[0].read_bps, 50ULL << 20);
+        assert_int_equal(a.io[0].write_bps, 20ULL << 20);
+        assert_string_equal(a.io[1].device, "/srv/a=b");
+        assert_int_equal(a.io[1].read_bps, 0);
+        assert_int_equal(a.io[1].write_bps, 1ULL << 30);
+        assert_int_equal(a.isolate, CLI_ISOLATE_PID | CLI_ISOLATE_NET | CLI_ISOLATE_TMP);
+        assert_int_equal(a.n_cmd, 3);
+        assert_string_equal(a.cmd[0], "sh");
+        cli_args_done(&a);
+        cli_args_done(&a); /* twice is safe */
+
+        /* run takes them too; words after the command are the command's */
+        assert_int_equal(PARSE(&a, &e, "run", "--isolate", "all", "--cpu=2", "prog", "--cpu", "3"), 0);
+        assert_int_equal(a.isolate, CLI_ISOLATE_PID | CLI_ISOLATE_NET | CLI_ISOLATE_TMP);
+        assert_int_equal(a.cpu_millis, 2000);
+        assert_int_equal(a.n_cmd, 3);
+        assert_string_equal(a.cmd[1], "--cpu");
+        assert_int_equal(a.memory_max, 0);
+        assert_int_equal(a.n_io, 0);
+        cli_args_done(&a);
+
+        /* none given: zero */
+        assert_int_equal(PARSE(&a, &e, "start", "true"), 0);
+        assert_int_equal(a.cpu_millis, 0);
+        assert_int_equal(a.pids_max, 0);
+        assert_int_equal(a.isolate, 0);
+        assert_null(a.io);
+        cli_args_done(&a);
+
+        EXPECT_ERROR("invalid value '0' for '--cpu': expected a number of CPUs from 0.01 to 1024, like 0.5 or 2",
+                     "start", "--cpu", "0", "true");
+        EXPECT_ERROR("invalid value '50%' for '--cpu'", "start", "--cpu", "50%", "true");
+        EXPECT_ERROR("invalid value '2000' for '--cpu'", "start", "--cpu", "2000", "true");
+        EXPECT_ERROR("invalid value '0.001' for '--cpu'", "start", "--cpu", "0.001", "true");
+        EXPECT_ERROR("invalid value '12Q' for '--memory': expected a size greater than 0, like 256M or 2G",
+                     "run", "--memory", "12Q", "true");
+        EXPECT_ERROR("invalid value '0' for '--memory'", "run", "--memory", "0", "true");
+        EXPECT_ERROR("invalid value '0' for '--pids': expected a number of processes from 1 to 4194304",
+                     "start", "--pids", "0", "true");
+        EXPECT_ERROR("invalid value '1K' for '--pids'", "start", "--pids", "1K", "true");
+        EXPECT_ERROR("invalid value '/dev/sda' for '--io-read-bps': expected DEV=RATE, like /dev/sda=50M",
+                     "start", "--io-read-bps", "/dev/sda", "true");
+        EXPECT_ERROR("expected DEV=RATE", "start", "--io-read-bps", "=5M", "true");
+        EXPECT_ERROR("expected DEV=RATE", "start", "--io-read-bps", "/dev/sda=", "true");
+        EXPECT_ERROR("invalid value 'sda=5M' for '--io-write-bps': DEV must be an absolute path",
+                     "start", "--io-write-bps", "sda=5M", "true");
+        EXPECT_ERROR("invalid value 'fast' for '--io-read-bps': expected a rate in bytes per second greater than 0",
+                     "start", "--io-read-bps", "/dev/sda=fast", "true");
+        EXPECT_ERROR("invalid value '0' for '--io-read-bps'", "start", "--io-read-bps", "/dev/sda=0", "true");
+        EXPECT_ERROR("option '--io-read-bps' is given twice for '/dev/sda'",
+                     "start", "--io-read-bps", "/dev/sda=1M", "--io-read-bps", "/dev/sda=2M", "true");
+        EXPECT_ERROR("invalid value 'pid,mount' for '--isolate': expected a comma-separated list of pid, net, tmp",
+                     "start", "--isolate", "pid,mount", "true");
+        EXPECT_ERROR("invalid value '' for '--isolate'", "start", "--isolate=", "true");
+        EXPECT_ERROR("invalid value 'pid,' for '--isolate'", "start", "--isolate", "pid,", "true");
+        EXPECT_ERROR("unknown option '--cpu' for 'status'", "status", "--cpu", "1", JOB);
+        EXPECT_ERROR("option '--memory' needs a value", "start", "--memory");
+
+        /* at most CLI_IO_MAX devices */
+        {
+                const char *w[2 + 2 * (CLI_IO_MAX + 1) + 2];
+                char dev[CLI_IO_MAX + 1][32];
+                size_t n = 0;
+                CliArgs b;
+                char *err = NULL;
+
+                w[n++] = "start";
+                for (unsigned i = 0; i <= CLI_IO_MAX; i++) {
+                        snprintf(dev[i], sizeof dev[i], "/dev/d%u=1M", i);
+                        w[n++] = "--io-read-bps";
+                        w[n++] = dev[i];
+                }
+                w[n++] = "true";
+                w[n] = NULL;
+                assert_int_equal(parse_words(&b, &err, w), -EINVAL);
+                assert_non_null(strstr(err, "too many devices for io limits (at most 16)"));
+                free(err);
+        }
 }
 
 static void test_job_argument(void **state) {
@@ -366,6 +462,7 @@ int main(void) {
                 cmocka_unit_test(test_help_and_version),
                 cmocka_unit_test(test_start_dashdash),
                 cmocka_unit_test(test_env_and_cwd),
+                cmocka_unit_test(test_limits),
                 cmocka_unit_test(test_job_argument),
                 cmocka_unit_test(test_list_logs_stop),
                 cmocka_unit_test(test_global_options),

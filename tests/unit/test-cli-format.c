@@ -79,8 +79,25 @@ static void test_status_json(void **state) {
                 "\"command\":\"sh -c 'echo \\\"hi\\\"'\",\"start_time\":\"2023-11-14T22:13:20.123456Z\","
                 "\"end_time\":\"2023-11-14T22:13:21.000000Z\",\"start_time_us\":1700000000123456,"
                 "\"end_time_us\":1700000001000000,\"stdout_bytes\":10,\"stderr_bytes\":20,"
-                "\"output_truncated\":false,\"dropped_bytes\":0}");
+                "\"output_truncated\":false,\"dropped_bytes\":0,\"has_cgroup\":false,\"cpu_usec\":null,"
+                "\"memory_peak_bytes\":null,\"oom_kills\":null,\"oom_killed\":false}");
         free(out);
+
+        /* with a cgroup: resource use */
+        st.has_cgroup = true;
+        st.cpu_usec = 1500000;
+        st.memory_peak_bytes = 12345678;
+        CAPTURE(out, cli_format_status_json(f, &st));
+        assert_non_null(strstr(out, ",\"has_cgroup\":true,\"cpu_usec\":1500000,\"memory_peak_bytes\":12345678,"
+                                    "\"oom_kills\":0,\"oom_killed\":false}"));
+        free(out);
+        /* no memory controller: peak 0 is "not measured" */
+        st.memory_peak_bytes = 0;
+        CAPTURE(out, cli_format_status_json(f, &st));
+        assert_non_null(strstr(out, "\"cpu_usec\":1500000,\"memory_peak_bytes\":null,\"oom_kills\":0"));
+        free(out);
+        st.has_cgroup = false;
+        st.cpu_usec = 0;
 
         st.state = JOBWORKER__V1__JOB_STATE__JOB_STATE_KILLED;
         st.signal = 9;
@@ -139,6 +156,9 @@ static void test_state_short(void **state) {
         st.state = JOBWORKER__V1__JOB_STATE__JOB_STATE_KILLED;
         st.signal = 15;
         assert_string_equal(cli_state_short(&st, b), "killed SIGTERM");
+        st.oom_killed = true;
+        st.signal = 9;
+        assert_string_equal(cli_state_short(&st, b), "killed SIGKILL (OOM)");
         st.state = JOBWORKER__V1__JOB_STATE__JOB_STATE_LOST;
         assert_string_equal(cli_state_short(&st, b), "lost");
         assert_string_equal(cli_signal_name(2, sig), "SIGINT");
@@ -159,13 +179,24 @@ static void test_text(void **state) {
 
         CAPTURE(out, cli_format_list_text(f, jobs, 2));
         assert_string_equal(out,
-                "JOB ID                                STATE           OWNER     STARTED              COMMAND\n"
-                "0123abcd-4567-4890-8abc-def012345678  running         alice     2023-11-14 22:13:20  sh -c 'echo \"hi\"'\n"
-                "ffffffff-ffff-4fff-bfff-ffffffffffff  killed SIGKILL  charlie?  2023-11-14 22:13:20  sleep 100\n");
+                "JOB ID                                STATE           OWNER     STARTED              CPU  MEMORY  COMMAND\n"
+                "0123abcd-4567-4890-8abc-def012345678  running         alice     2023-11-14 22:13:20  -    -       sh -c 'echo \"hi\"'\n"
+                "ffffffff-ffff-4fff-bfff-ffffffffffff  killed SIGKILL  charlie?  2023-11-14 22:13:20  -    -       sleep 100\n");
         free(out);
 
         CAPTURE(out, cli_format_list_text(f, jobs, 0));
-        assert_string_equal(out, "JOB ID  STATE  OWNER  STARTED  COMMAND\n");
+        assert_string_equal(out, "JOB ID  STATE  OWNER  STARTED  CPU  MEMORY  COMMAND\n");
+        free(out);
+
+        /* with cgroups: CPU time and peak memory */
+        a.has_cgroup = true;
+        a.cpu_usec = 2500;
+        a.memory_peak_bytes = 3 * 1024 * 1024 + 512 * 1024;
+        CAPTURE(out, cli_format_list_text(f, jobs, 2));
+        assert_string_equal(out,
+                "JOB ID                                STATE           OWNER     STARTED              CPU     MEMORY   COMMAND\n"
+                "0123abcd-4567-4890-8abc-def012345678  running         alice     2023-11-14 22:13:20  0.002s  3.5 MiB  sh -c 'echo \"hi\"'\n"
+                "ffffffff-ffff-4fff-bfff-ffffffffffff  killed SIGKILL  charlie?  2023-11-14 22:13:20  -       -        sleep 100\n");
         free(out);
 
         b.end_time_us = b.start_time_us + 61500000;
@@ -179,8 +210,44 @@ static void test_text(void **state) {
                 "PID:      4242\n"
                 "Started:  2023-11-14 22:13:20 UTC\n"
                 "Ended:    2023-11-14 22:14:21 UTC (after 1m01s)\n"
-                "Output:   5 bytes on stdout, 0 bytes on stderr\n");
+                "Output:   5 bytes on stdout, 0 bytes on stderr\n"
+                "Cgroup:   none (CPU time, memory and OOM kills are not measured)\n");
         free(out);
+
+        /* ended by the OOM killer, with a cgroup */
+        b.has_cgroup = true;
+        b.cpu_usec = 61234567;
+        b.memory_peak_bytes = 268435456;
+        b.oom_kills = 1;
+        b.oom_killed = true;
+        CAPTURE(out, cli_format_status_text(f, &b));
+        assert_non_null(strstr(out, "State:    killed by signal 9 (SIGKILL) (out of memory: the OOM killer)\n"));
+        assert_non_null(strstr(out, "\nCPU time: 1m01s\nMemory:   256.0 MiB peak\n"
+                                    "OOM:      1 process killed by the OOM killer; the job ended because of it\n"));
+        assert_null(strstr(out, "Cgroup:"));
+        free(out);
+
+        /* a cgroup without the memory controller, no OOM kills */
+        b.memory_peak_bytes = 0;
+        b.oom_kills = 0;
+        b.oom_killed = false;
+        b.cpu_usec = 1500;
+        CAPTURE(out, cli_format_status_text(f, &b));
+        assert_non_null(strstr(out, "\nCPU time: 0.001s\nMemory:   not measured (no memory controller)\n"));
+        assert_null(strstr(out, "OOM:"));
+        free(out);
+}
+
+static void test_bytes(void **state) {
+        char b[32];
+
+        assert_string_equal(cli_format_bytes(0, b, sizeof b), "0 B");
+        assert_string_equal(cli_format_bytes(1023, b, sizeof b), "1023 B");
+        assert_string_equal(cli_format_bytes(1024, b, sizeof b), "1.0 KiB");
+        assert_string_equal(cli_format_bytes(1024 * 1024 - 1, b, sizeof b), "1023.9 KiB");
+        assert_string_equal(cli_format_bytes(1536ULL << 20, b, sizeof b), "1.5 GiB");
+        assert_string_equal(cli_format_bytes(5ULL << 40, b, sizeof b), "5.0 TiB");
+        assert_string_equal(cli_format_bytes(5000ULL << 40, b, sizeof b), "5000.0 TiB");
 }
 
 int main(void) {
@@ -191,6 +258,7 @@ int main(void) {
                 cmocka_unit_test(test_terminal_safe),
                 cmocka_unit_test(test_state_short),
                 cmocka_unit_test(test_text),
+                cmocka_unit_test(test_bytes),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

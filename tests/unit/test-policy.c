@@ -159,9 +159,11 @@ static void test_empty_and_edge(void **state) {
 }
 
 static void test_errors(void **state) {
-        parse_fails("alice self\n", "test.conf:1: expected 'USER ENTITY ROLE [RUN-AS]', got 2 fields");
+        parse_fails("alice self\n", "test.conf:1: expected 'USER ENTITY ROLE [RUN-AS] [KEY=VALUE...]', got 2 fields");
         parse_fails("alice\n", "got 1 field");
         parse_fails("# ok\nalice self task-manager nobody extra\n", "test.conf:2: expected");
+        parse_fails("alice self task-manager nobody extra\n", "got 'extra' where a KEY=VALUE bound belongs");
+        parse_fails("alice self task-manager a b c d e f g h i j k l m\n", "got more than 15 fields");
         parse_fails("alice some task-manager\n", "test.conf:1: unknown entity 'some' (expected self or all)");
         parse_fails("alice self admin\n", "test.conf:1: unknown role 'admin' (expected task-manager or analyst)");
         parse_fails("\n\nalice self analyst -rf\n", "test.conf:3: invalid account name '-rf'");
@@ -236,6 +238,93 @@ static void test_resolve(void **state) {
         policy_free(p);
 }
 
+static LimitsBounds bounds_of(const Policy *p, const char *user) {
+        LimitsBounds b;
+        assert_int_equal(policy_bounds(p, user, &b), 0);
+        return b;
+}
+
+static void test_bounds(void **state) {
+        Policy *p = parse_ok(
+                "alice   self task-manager        cpu=1 memory=1G pids=256 io-read-bps=50M io-write-bps=20MiB\n"
+                "bob     all  analyst\n"
+                "charlie all  task-manager\n"
+                "dave    self task-manager daemon cpu=0.5 default-cpu=0.25 default-memory=1.5G memory=2G default-pids=10\n"
+                "dave    all  analyst             cpu=0.5   # the same bound again is fine\n"
+                "erin    self task-manager        default-memory=64M\n");
+        LimitsBounds b;
+
+        b = bounds_of(p, "alice");
+        assert_int_equal(b.cpu_millis, 1000);
+        assert_int_equal(b.memory_max, 1ULL << 30);
+        assert_int_equal(b.pids_max, 256);
+        assert_int_equal(b.io_read_bps, 50ULL << 20);
+        assert_int_equal(b.io_write_bps, 20ULL << 20);
+        assert_int_equal(b.default_cpu_millis, 0);
+        assert_false(limits_bounds_empty(&b));
+
+        b = bounds_of(p, "charlie");
+        assert_true(limits_bounds_empty(&b));
+        b = bounds_of(p, "bob");
+        assert_true(limits_bounds_empty(&b));
+
+        b = bounds_of(p, "dave");
+        assert_int_equal(b.cpu_millis, 500);
+        assert_int_equal(b.default_cpu_millis, 250);
+        assert_int_equal(b.memory_max, 2ULL << 30);
+        assert_int_equal(b.default_memory_max, 3ULL << 29);
+        assert_int_equal(b.default_pids_max, 10);
+        assert_int_equal(b.pids_max, 0);
+        assert_string_equal(policy_run_as(p, "dave"), "daemon");
+
+        /* defaults without bounds */
+        b = bounds_of(p, "erin");
+        assert_int_equal(b.default_memory_max, 64ULL << 20);
+        assert_int_equal(b.memory_max, 0);
+        assert_string_equal(policy_run_as(p, "erin"), POLICY_DEFAULT_RUN_AS);
+
+        assert_int_equal(policy_bounds(p, "mallory", &b), -ENOENT);
+        /* bounds do not change permissions */
+        assert_int_equal(policy_permissions(p, "alice", NULL),
+                         POLICY_PERMISSION_START_STOP | POLICY_PERMISSION_STATUS_OUTPUT);
+        policy_free(p);
+
+        /* a user's bounds may be spread over lines: merged */
+        p = parse_ok("alice self task-manager cpu=2\nalice all analyst memory=1G\n");
+        b = bounds_of(p, "alice");
+        assert_int_equal(b.cpu_millis, 2000);
+        assert_int_equal(b.memory_max, 1ULL << 30);
+        policy_free(p);
+}
+
+static void test_bounds_errors(void **state) {
+        parse_fails("alice self task-manager cpu=1 memory=1G\nalice all analyst cpu=2\n",
+                    "test.conf:2: user 'alice' has cpu=1 on line 1 and cpu=2 here");
+        parse_fails("alice self task-manager memory=1G\n\nalice all analyst memory=1024M memory=2G\n",
+                    "test.conf:3: 'memory' is given twice");
+        parse_fails("alice self task-manager memory=1G\nalice all analyst memory=2G\n",
+                    "test.conf:2: user 'alice' has memory=1G on line 1 and memory=2G here");
+        parse_fails("alice self task-manager cpu=1 default-cpu=2\n",
+                    "test.conf:1: user 'alice' has default-cpu=2 above cpu=1");
+        parse_fails("alice self task-manager default-pids=300\nalice all analyst pids=256\n",
+                    "test.conf:2: user 'alice' has default-pids=300 above pids=256");
+        parse_fails("alice self task-manager cpus=1\n", "test.conf:1: unknown bound 'cpus' (expected cpu, memory");
+        parse_fails("alice self task-manager cpu=0\n", "invalid value '0' for 'cpu': expected a number of CPUs from 0.01");
+        parse_fails("alice self task-manager cpu=0.001\n", "invalid value '0.001' for 'cpu'");
+        parse_fails("alice self task-manager cpu=1.2345\n", "invalid value '1.2345' for 'cpu'");
+        parse_fails("alice self task-manager cpu=abc\n", "invalid value 'abc' for 'cpu'");
+        parse_fails("alice self task-manager cpu=\n", "invalid value '' for 'cpu'");
+        parse_fails("alice self task-manager memory=12X\n", "invalid value '12X' for 'memory': expected a size");
+        parse_fails("alice self task-manager memory=0\n", "invalid value '0' for 'memory'");
+        parse_fails("alice self task-manager memory=99999999999999999999\n", "invalid value");
+        parse_fails("alice self task-manager pids=1K\n", "invalid value '1K' for 'pids': expected a number from 1 to 4194304");
+        parse_fails("alice self task-manager pids=4194305\n", "invalid value '4194305' for 'pids'");
+        parse_fails("alice self task-manager io-read-bps=-5\n", "invalid value '-5' for 'io-read-bps'");
+        /* RUN-AS comes before the bounds */
+        parse_fails("alice self task-manager cpu=1 daemon\n", "got 'daemon' where a KEY=VALUE bound belongs");
+        parse_fails("alice self task-manager =1\n", "unknown bound ''");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_example),
@@ -245,6 +334,8 @@ int main(void) {
                 cmocka_unit_test(test_errors),
                 cmocka_unit_test(test_load),
                 cmocka_unit_test(test_resolve),
+                cmocka_unit_test(test_bounds),
+                cmocka_unit_test(test_bounds_errors),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

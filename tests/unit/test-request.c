@@ -166,6 +166,190 @@ static void test_start_limits(void **state) {
         free(big);
 }
 
+static void test_resource_limits(void **state) {
+        char *argv[] = { "/bin/true" };
+        Jobworker__V1__StartRequest m = JOBWORKER__V1__START_REQUEST__INIT;
+        Jobworker__V1__Limits l = JOBWORKER__V1__LIMITS__INIT;
+        Jobworker__V1__IoLimit io[LIMITS_IO_MAX + 1], *iop[LIMITS_IO_MAX + 1];
+        Jobworker__V1__Isolation iso[4];
+        Request *r;
+
+        for (size_t i = 0; i <= LIMITS_IO_MAX; i++) {
+                jobworker__v1__io_limit__init(&io[i]);
+                io[i].device = "/dev/vda";
+                io[i].read_bps = 1000;
+                iop[i] = &io[i];
+        }
+        m.n_argv = 1;
+        m.argv = argv;
+
+        /* none: all zero */
+        r = decode_ok(REQUEST_START, &m.base);
+        assert_int_equal(r->limits.cpu_millis, 0);
+        assert_int_equal(r->limits.memory_max, 0);
+        assert_int_equal(r->limits.pids_max, 0);
+        assert_int_equal(r->limits.n_io, 0);
+        assert_int_equal(r->isolate, 0);
+        request_free(r);
+
+        l.cpu_millis = 500;
+        l.memory_max_bytes = 256ULL << 20;
+        l.pids_max = 64;
+        l.n_io = 2;
+        l.io = iop;
+        io[1].device = "/srv/data";
+        io[1].read_bps = 0;
+        io[1].write_bps = 20ULL << 20;
+        m.limits = &l;
+        iso[0] = JOBWORKER__V1__ISOLATION__ISOLATION_PID;
+        iso[1] = JOBWORKER__V1__ISOLATION__ISOLATION_TMP;
+        iso[2] = JOBWORKER__V1__ISOLATION__ISOLATION_PID; /* duplicates are fine */
+        m.n_isolate = 3;
+        m.isolate = iso;
+        r = decode_ok(REQUEST_START, &m.base);
+        assert_int_equal(r->limits.cpu_millis, 500);
+        assert_int_equal(r->limits.memory_max, 256ULL << 20);
+        assert_int_equal(r->limits.pids_max, 64);
+        assert_int_equal(r->limits.n_io, 2);
+        assert_string_equal(r->limits.io[0].device, "/dev/vda");
+        assert_int_equal(r->limits.io[0].read_bps, 1000);
+        assert_int_equal(r->limits.io[0].write_bps, 0);
+        assert_string_equal(r->limits.io[1].device, "/srv/data");
+        assert_int_equal(r->limits.io[1].write_bps, 20ULL << 20);
+        assert_int_equal(r->isolate, JOB_ISOLATE_PID | JOB_ISOLATE_TMP);
+        request_free(r);
+
+        iso[2] = JOBWORKER__V1__ISOLATION__ISOLATION_NET;
+        r = decode_ok(REQUEST_START, &m.base);
+        assert_int_equal(r->isolate, JOB_ISOLATE_ALL);
+        request_free(r);
+
+        /* the range edges */
+        l.cpu_millis = LIMITS_CPU_MILLIS_MIN;
+        l.pids_max = LIMITS_PIDS_MAX;
+        l.n_io = LIMITS_IO_MAX;
+        io[1].device = "/dev/vda";
+        r = decode_ok(REQUEST_START, &m.base);
+        assert_int_equal(r->limits.cpu_millis, 10);
+        assert_int_equal(r->limits.n_io, LIMITS_IO_MAX);
+        request_free(r);
+        l.cpu_millis = LIMITS_CPU_MILLIS_MAX;
+        r = decode_ok(REQUEST_START, &m.base);
+        request_free(r);
+
+        /* out of range */
+        l.n_io = 1;
+        l.cpu_millis = 9;
+        decode_fails(REQUEST_START, &m.base, -EINVAL,
+                     "limits.cpu_millis 9 is out of range (thousandths of a CPU: 0 for none, or 10 to 1024000)");
+        l.cpu_millis = LIMITS_CPU_MILLIS_MAX + 1;
+        decode_fails(REQUEST_START, &m.base, -EINVAL, "limits.cpu_millis 1024001 is out of range");
+        l.cpu_millis = 1000;
+        l.pids_max = LIMITS_PIDS_MAX + 1;
+        decode_fails(REQUEST_START, &m.base, -EINVAL, "limits.pids_max 4194305 is out of range (0 for none, or 1 to 4194304)");
+        l.pids_max = 0;
+        l.n_io = LIMITS_IO_MAX + 1;
+        decode_fails(REQUEST_START, &m.base, -E2BIG, "too many io limits");
+        l.n_io = 1;
+        io[0].device = "";
+        decode_fails(REQUEST_START, &m.base, -EINVAL, "limits.io[0].device is empty");
+        io[0].device = "dev/vda";
+        decode_fails(REQUEST_START, &m.base, -EINVAL, "limits.io[0].device 'dev/vda' is not an absolute path");
+        io[0].device = "/dev/vda";
+        io[0].read_bps = 0;
+        decode_fails(REQUEST_START, &m.base, -EINVAL, "limits.io[0] for '/dev/vda' sets neither read_bps nor write_bps");
+        io[0].read_bps = 1;
+        {
+                char *long_path = malloc(LIMITS_DEVICE_PATH_MAX + 2);
+                assert_non_null(long_path);
+                memset(long_path, 'a', LIMITS_DEVICE_PATH_MAX + 1);
+                long_path[0] = '/';
+                long_path[LIMITS_DEVICE_PATH_MAX + 1] = 0;
+                io[0].device = long_path;
+                decode_fails(REQUEST_START, &m.base, -E2BIG, "limits.io[0].device is too long: 4096 bytes (at most 4095)");
+                io[0].device = "/dev/vda";
+                free(long_path);
+        }
+
+        iso[0] = JOBWORKER__V1__ISOLATION__ISOLATION_UNSPECIFIED;
+        m.n_isolate = 1;
+        decode_fails(REQUEST_START, &m.base, -EINVAL, "isolate[0]: unknown isolation 0 (expected 1 pid, 2 net or 3 tmp)");
+        iso[0] = JOBWORKER__V1__ISOLATION__ISOLATION_NET;
+        iso[1] = (Jobworker__V1__Isolation) 7;
+        m.n_isolate = 2;
+        decode_fails(REQUEST_START, &m.base, -EINVAL, "isolate[1]: unknown isolation 7");
+}
+
+static void test_resource_limits_wire(void **state) {
+        /* StartRequest { argv: "ls", limits { io { device: "/dev/sda\0x", read_bps: 1 } } } */
+        static const uint8_t nul_device[] = {
+                0x0a, 0x02, 'l', 's',
+                0x22, 0x0f,                                     /* field 4 (limits), 15 bytes */
+                0x22, 0x0d,                                     /* Limits.io, 13 bytes */
+                0x0a, 0x09, '/', 'd', 'e', 'v', '/', 's', 'd', 0, 'x', /* IoLimit.device */
+                0x10, 0x01,                                     /* read_bps 1 */
+        };
+        /* the same with a broken nested message */
+        static const uint8_t bad_nested[] = { 0x0a, 0x02, 'l', 's', 0x22, 0x02, 0x22, 0x05 };
+        /* isolate, packed: 17 values */
+        uint8_t many_isolate[4 + 2 + 17] = { 0x0a, 0x02, 'l', 's', 0x2a, 17 };
+        /* 17 Limits messages with one io entry each (protobuf-c merges them) */
+        uint8_t many_io[4 + 17 * 9];
+        size_t k = 4;
+        /* isolate unpacked: field 5 varint 1, twice */
+        static const uint8_t unpacked[] = { 0x0a, 0x02, 'l', 's', 0x28, 0x01, 0x28, 0x02 };
+        Request *r = NULL;
+        char *error = NULL;
+
+        decode_fails_raw(REQUEST_START, nul_device, sizeof(nul_device), -EINVAL, "limits.io[0].device contains a NUL byte");
+        decode_fails_raw(REQUEST_START, bad_nested, sizeof(bad_nested), -EINVAL, "malformed limits in StartRequest");
+
+        memset(many_isolate + 6, 1, 17);
+        decode_fails_raw(REQUEST_START, many_isolate, sizeof(many_isolate), -E2BIG, "too many isolate values (at most 16)");
+
+        memcpy(many_io, nul_device, 4);
+        for (unsigned i = 0; i < 17; i++) {
+                static const uint8_t one[] = { 0x22, 0x07, 0x22, 0x05, 0x0a, 0x01, '/', 0x10, 0x01 };
+                memcpy(many_io + k, one, sizeof(one));
+                k += sizeof(one);
+        }
+        decode_fails_raw(REQUEST_START, many_io, k, -E2BIG, "too many io limits (at most 16)");
+        /* 16 of them are fine and merged into one Limits */
+        assert_int_equal(request_decode(REQUEST_START, many_io, k - 9, &r, &error), 0);
+        assert_int_equal(r->limits.n_io, 16);
+        assert_string_equal(r->limits.io[15].device, "/");
+        request_free(r);
+
+        assert_int_equal(request_decode(REQUEST_START, unpacked, sizeof(unpacked), &r, &error), 0);
+        assert_int_equal(r->isolate, JOB_ISOLATE_PID | JOB_ISOLATE_NET);
+        request_free(r);
+}
+
+static void test_status_resources(void **state) {
+        JobStatus st = { .state = JOB_STATE_KILLED, .signal = 9, .has_cgroup = true, .cpu_usec = 1234567,
+                         .memory_peak = 1ULL << 30, .oom_kills = 2, .oom_killed = true };
+        ResponseStatusStrings strings;
+        Jobworker__V1__JobStatus js;
+
+        response_job_status(&st, &js, &strings);
+        assert_true(js.has_cgroup);
+        assert_int_equal(js.cpu_usec, 1234567);
+        assert_int_equal(js.memory_peak_bytes, 1ULL << 30);
+        assert_int_equal(js.oom_kills, 2);
+        assert_true(js.oom_killed);
+        assert_int_equal(js.signal, 9);
+
+        /* without a cgroup nothing was measured: zeros, whatever the engine had */
+        st.has_cgroup = false;
+        st.oom_killed = false;
+        response_job_status(&st, &js, &strings);
+        assert_false(js.has_cgroup);
+        assert_int_equal(js.cpu_usec, 0);
+        assert_int_equal(js.memory_peak_bytes, 0);
+        assert_int_equal(js.oom_kills, 0);
+        assert_false(js.oom_killed);
+}
+
 static void test_nul_bytes(void **state) {
         /* StartRequest { argv: "ls\0-rf" }: field 1, wire type 2 */
         static const uint8_t nul_argv[] = { 0x0a, 0x06, 'l', 's', 0, '-', 'r', 'f' };
@@ -299,6 +483,9 @@ int main(void) {
                 cmocka_unit_test(test_start),
                 cmocka_unit_test(test_start_errors),
                 cmocka_unit_test(test_start_limits),
+                cmocka_unit_test(test_resource_limits),
+                cmocka_unit_test(test_resource_limits_wire),
+                cmocka_unit_test(test_status_resources),
                 cmocka_unit_test(test_nul_bytes),
                 cmocka_unit_test(test_malformed),
                 cmocka_unit_test(test_unknown_fields_ignored),
