@@ -24,6 +24,7 @@
 #include "cli/args.h"
 #include "rpc/limits.h" /* the quantity syntax, shared with the policy file */
 #include "shared/macro.h"
+#include "shared/string-util.h"
 
 static const char *const command_names[_CLI_COMMAND_MAX] = {
         [CLI_COMMAND_NONE] = "",
@@ -257,11 +258,10 @@ typedef struct Parser {
 
 _printf_(2, 3) static int fail(Parser *p, const char *fmt, ...) {
         va_list ap;
-        char *m = NULL;
+        char *m;
 
         va_start(ap, fmt);
-        if (vasprintf(&m, fmt, ap) < 0)
-                m = NULL;
+        m = strdup_vprintf(fmt, ap);
         va_end(ap);
         if (!m)
                 return -ENOMEM;

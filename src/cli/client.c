@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "cli/client.h"
+#include "rpc/codec.h"
 #include "shared/macro.h"
 #include "tls/client.h"
 #include "tls/tls.h"
@@ -82,31 +83,6 @@ static char *slice_to_string(grpc_slice s) {
                 return NULL;
         memcpy(m, GRPC_SLICE_START_PTR(s), n);
         m[n] = '\0';
-        return m;
-}
-
-static grpc_byte_buffer *pack(const ProtobufCMessage *m) {
-        size_t n = protobuf_c_message_get_packed_size(m);
-        grpc_slice s = grpc_slice_malloc(n);
-        grpc_byte_buffer *bb;
-
-        protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
-        bb = grpc_raw_byte_buffer_create(&s, 1);
-        grpc_slice_unref(s);
-        return bb;
-}
-
-static ProtobufCMessage *unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d) {
-        grpc_byte_buffer_reader reader;
-        ProtobufCMessage *m;
-        grpc_slice s;
-
-        if (!grpc_byte_buffer_reader_init(&reader, bb))
-                return NULL;
-        s = grpc_byte_buffer_reader_readall(&reader);
-        grpc_byte_buffer_reader_destroy(&reader);
-        m = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
-        grpc_slice_unref(s);
         return m;
 }
 
@@ -263,7 +239,7 @@ int cli_client_unary(CliClient *c, const char *method, const ProtobufCMessage *r
 
         call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method_slice, NULL,
                                         deadline_after(c->timeout_usec), NULL);
-        send = pack(request);
+        send = codec_pack(request);
 
         grpc_op ops[5] = {
                 { .op = GRPC_OP_SEND_INITIAL_METADATA },
@@ -295,7 +271,7 @@ int cli_client_unary(CliClient *c, const char *method, const ProtobufCMessage *r
                 if (r == 0)
                         r = -EREMOTEIO;
         } else {
-                ProtobufCMessage *m = unpack(recv, response_descriptor);
+                ProtobufCMessage *m = codec_unpack(recv, response_descriptor);
                 if (!m) {
                         r = set_status(ret_status, GRPC_STATUS_INTERNAL, "the server's answer does not parse");
                         if (r == 0)
@@ -330,7 +306,7 @@ int cli_client_output_start(CliClient *c, const Jobworker__V1__OutputRequest *re
         o->call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, o->cq,
                                            grpc_slice_from_static_string("/jobworker.v1.JobWorker/Output"), NULL,
                                            gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-        o->send = pack(&request->base);
+        o->send = codec_pack(&request->base);
 
         grpc_op ops[4] = {
                 { .op = GRPC_OP_SEND_INITIAL_METADATA },
@@ -386,7 +362,7 @@ int cli_output_call_next(CliOutputCall *o, Jobworker__V1__OutputResponse **ret_m
                 finish(o);
                 return 0;
         }
-        m = unpack(recv, &jobworker__v1__output_response__descriptor);
+        m = codec_unpack(recv, &jobworker__v1__output_response__descriptor);
         grpc_byte_buffer_destroy(recv);
         if (!m) {
                 grpc_call_cancel_with_status(o->call, GRPC_STATUS_INTERNAL, "unparsable message", NULL);

@@ -32,6 +32,7 @@
 #include "cli/format.h"
 #include "cli/jobref.h"
 #include "shared/macro.h"
+#include "shared/string-util.h"
 
 #define METHOD(name) "/jobworker.v1.JobWorker/" name
 
@@ -63,11 +64,10 @@ typedef struct Cli {
 
 _printf_(3, 4) static int set_message(Cli *cli, int code, const char *fmt, ...) {
         va_list ap;
-        char *m = NULL;
+        char *m;
 
         va_start(ap, fmt);
-        if (vasprintf(&m, fmt, ap) < 0)
-                m = NULL;
+        m = strdup_vprintf(fmt, ap);
         va_end(ap);
         free(cli->message);
         cli->message = m;

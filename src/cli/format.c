@@ -16,39 +16,7 @@
 
 #include "cli/format.h"
 #include "shared/macro.h"
-
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if the
- * bytes there are not valid UTF-8 (overlong forms, surrogates, > U+10FFFF). */
-static size_t utf8_valid_len(const unsigned char *s, size_t n) {
-        unsigned char c = s[0];
-        size_t len;
-        uint32_t cp;
-
-        if (c < 0x80)
-                return 1;
-        if (c >= 0xc2 && c <= 0xdf) {
-                len = 2;
-                cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-                len = 3;
-                cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-                len = 4;
-                cp = c & 0x07;
-        } else
-                return 0;
-        if (n < len)
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-                cp = (cp << 6) | (s[i] & 0x3f);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        return len;
-}
+#include "shared/utf8.h"
 
 void cli_json_write_string(FILE *f, const char *str, size_t n) {
         const unsigned char *s = (const unsigned char *) str;
@@ -74,7 +42,7 @@ void cli_json_write_string(FILE *f, const char *str, size_t n) {
                         fprintf(f, "\\u%04x", c);
                         i++;
                 } else {
-                        size_t k = utf8_valid_len(s + i, n - i);
+                        size_t k = utf8_char_len(s + i, n - i);
                         if (k == 0) {
                                 fputs("\\ufffd", f);
                                 i++;
@@ -230,7 +198,7 @@ char *cli_terminal_safe(const char *str) {
                         i++;
                         continue;
                 }
-                size_t k = utf8_valid_len(s + i, n - i);
+                size_t k = utf8_char_len(s + i, n - i);
                 /* C1 control characters (U+0080..U+009F) can also drive terminals. */
                 if (k == 0 || (k == 2 && s[i] == 0xc2 && s[i + 1] < 0xa0)) {
                         *o++ = '?';

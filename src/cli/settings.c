@@ -20,17 +20,17 @@
 
 #include "cli/settings.h"
 #include "shared/macro.h"
+#include "shared/string-util.h"
 
 /* The config file is small; refuse anything silly. */
 #define CONFIG_MAX_BYTES (64 * 1024)
 
 _printf_(2, 3) static int set_error(char **ret_error, const char *fmt, ...) {
         va_list ap;
-        char *m = NULL;
+        char *m;
 
         va_start(ap, fmt);
-        if (vasprintf(&m, fmt, ap) < 0)
-                m = NULL;
+        m = strdup_vprintf(fmt, ap);
         va_end(ap);
         if (!m)
                 return -ENOMEM;

@@ -8,37 +8,7 @@
 #include <string.h>
 
 #include "rpc/response.h"
-
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-        size_t len;
-        uint32_t cp;
-
-        if (s[0] < 0x80)
-                return 1;
-        if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-                len = 2;
-                cp = s[0] & 0x1f;
-        } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-                len = 3;
-                cp = s[0] & 0x0f;
-        } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-                len = 4;
-                cp = s[0] & 0x07;
-        } else
-                return 0;
-        if (n < len)
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-                cp = (cp << 6) | (s[i] & 0x3f);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        return len;
-}
+#include "shared/utf8.h"
 
 void response_utf8_sanitize(char *dst, size_t size, const char *src) {
         const unsigned char *s = (const unsigned char *) src;
@@ -47,7 +17,7 @@ void response_utf8_sanitize(char *dst, size_t size, const char *src) {
         if (size == 0)
                 return;
         while (i < n && k + 1 < size) {
-                size_t l = utf8_seq(s + i, n - i);
+                size_t l = utf8_char_len(s + i, n - i);
 
                 if (l == 0 || (l == 1 && ((s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f))) {
                         dst[k++] = '?';

@@ -37,6 +37,7 @@
 
 #include "jobworker/v1/jobworker.pb-c.h"
 #include "rpc/authz.h"
+#include "rpc/codec.h"
 #include "rpc/limits.h"
 #include "rpc/request.h"
 #include "rpc/response.h"
@@ -182,17 +183,6 @@ static RpcCall *call_new(Server *s, int method) {
         return c;
 }
 
-static grpc_byte_buffer *pack_message(const ProtobufCMessage *m) {
-        size_t n = protobuf_c_message_get_packed_size(m);
-        grpc_slice sl = grpc_slice_malloc(n);
-        grpc_byte_buffer *bb;
-
-        protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(sl));
-        bb = grpc_raw_byte_buffer_create(&sl, 1);
-        grpc_slice_unref(sl);
-        return bb;
-}
-
 /* Sends [initial metadata], [response], status. Any thread, but only once
  * per call and (on the engine thread) never after the queue was closed. */
 static void call_finish(RpcCall *c, grpc_status_code code, const char *message, const ProtobufCMessage *response) {
@@ -208,7 +198,7 @@ static void call_finish(RpcCall *c, grpc_status_code code, const char *message, 
                 c->initial_md_sent = true;
         }
         if (response) {
-                c->finish_buf = pack_message(response);
+                c->finish_buf = codec_pack(response);
                 op->op = GRPC_OP_SEND_MESSAGE;
                 op->data.send_message.send_message = c->finish_buf;
                 op++;
@@ -682,7 +672,7 @@ static void on_chunk(void *userdata, JobStream stream, uint64_t offset, const vo
                 op++;
                 c->initial_md_sent = true;
         }
-        c->send_buf = pack_message(&resp.base);
+        c->send_buf = codec_pack(&resp.base);
         op->op = GRPC_OP_SEND_MESSAGE;
         op->data.send_message.send_message = c->send_buf;
         op++;
