@@ -514,6 +514,16 @@ static void job_close_pipe(Engine *e, Job *j, int i) {
 
 enum { DRAIN_AGAIN, DRAIN_MORE, DRAIN_EOF };
 
+/* A read that emptied a full default-sized pipe means a fast writer: give
+ * it a bigger pipe (once; the kernel may refuse when the user is over
+ * pipe-user-pages-soft, that is fine). */
+static void job_grow_pipe(Job *j, int i, size_t got) {
+        if (!j->pipe_big[i] && got >= 65536) {
+                j->pipe_big[i] = true;
+                (void) fcntl(j->pipe_fd[i], F_SETPIPE_SZ, PIPE_SIZE_BIG);
+        }
+}
+
 static int job_drain_pipe(Engine *e, Job *j, int i, unsigned budget) {
         JobStream stream = i == 0 ? JOB_STREAM_STDOUT : JOB_STREAM_STDERR;
 
@@ -539,10 +549,7 @@ static int job_drain_pipe(Engine *e, Job *j, int i, unsigned budget) {
                                 job_close_pipe(e, j, i);
                                 return DRAIN_EOF;
                         }
-                        if (!j->pipe_big[i] && n >= 65536) {
-                                j->pipe_big[i] = true;
-                                (void) fcntl(j->pipe_fd[i], F_SETPIPE_SZ, PIPE_SIZE_BIG);
-                        }
+                        job_grow_pipe(j, i, (size_t) n);
                         continue;
                 }
 
@@ -558,13 +565,7 @@ static int job_drain_pipe(Engine *e, Job *j, int i, unsigned budget) {
                         job_close_pipe(e, j, i);
                         return DRAIN_EOF;
                 }
-                /* A read that emptied a full default-sized pipe means a fast
-                 * writer: give it a bigger pipe (once; the kernel may refuse
-                 * when the user is over pipe-user-pages-soft, that is fine). */
-                if (!j->pipe_big[i] && n >= 65536) {
-                        j->pipe_big[i] = true;
-                        (void) fcntl(j->pipe_fd[i], F_SETPIPE_SZ, PIPE_SIZE_BIG);
-                }
+                job_grow_pipe(j, i, (size_t) n);
                 job_capture(e, j, stream, e->buf, (size_t) n);
         }
         return DRAIN_MORE;

@@ -25,34 +25,7 @@
 
 #include "rpc/limits.h"
 #include "shared/macro.h"
-
-static _printf_(3, 4) int fail(char **ret_message, int error, const char *fmt, ...) {
-        va_list ap;
-        char *s = NULL;
-
-        if (ret_message) {
-                va_start(ap, fmt);
-                if (vasprintf(&s, fmt, ap) < 0)
-                        s = NULL;
-                va_end(ap);
-                free(*ret_message);
-                *ret_message = s;
-        }
-        return error;
-}
-
-/* s made safe for a message: at most 200 bytes, non-printable bytes as '?'. */
-static void quote(char out[static 208], const char *s) {
-        size_t k = 0;
-
-        for (; *s && k < 200; s++)
-                out[k++] = (unsigned char) *s < 0x20 || (unsigned char) *s >= 0x7f ? '?' : *s;
-        if (*s) {
-                memcpy(out + k, "...", 3);
-                k += 3;
-        }
-        out[k] = 0;
-}
+#include "shared/string-util.h"
 
 int limits_parse_cpu(const char *s, uint32_t *ret_millis) {
         uint64_t v = 0;
@@ -191,14 +164,14 @@ int limits_apply_bounds(const LimitsBounds *b, const char *user, const LimitsReq
         l.pids_max = pick(req->pids_max, b->default_pids_max);
 
         if (b->cpu_millis && l.cpu_millis > b->cpu_millis)
-                return fail(ret_message, -EACCES, "%s may use at most %s CPU%s (asked %s)", user,
+                return replace_message(ret_message, -EACCES, "%s may use at most %s CPU%s (asked %s)", user,
                             limits_format_cpu(b->cpu_millis, x), b->cpu_millis > 1000 ? "s" : "",
                             limits_format_cpu(l.cpu_millis, y));
         if (b->memory_max && l.memory_max > b->memory_max)
-                return fail(ret_message, -EACCES, "%s may use at most %s bytes of memory (asked %s)", user,
+                return replace_message(ret_message, -EACCES, "%s may use at most %s bytes of memory (asked %s)", user,
                             limits_format_size(b->memory_max, x), limits_format_size(l.memory_max, y));
         if (b->pids_max && l.pids_max > b->pids_max)
-                return fail(ret_message, -EACCES, "%s may use at most %" PRIu64 " processes (asked %" PRIu64 ")", user,
+                return replace_message(ret_message, -EACCES, "%s may use at most %" PRIu64 " processes (asked %" PRIu64 ")", user,
                             b->pids_max, l.pids_max);
 
         for (size_t i = 0; i < req->n_io; i++) {
@@ -210,13 +183,13 @@ int limits_apply_bounds(const LimitsBounds *b, const char *user, const LimitsReq
                 if (!io.write_bps)
                         io.write_bps = b->io_write_bps;
                 if (b->io_read_bps && io.read_bps > b->io_read_bps) {
-                        quote(q, io.device);
-                        return fail(ret_message, -EACCES, "%s may read at most %s bytes/s from a device (asked %s for %s)",
+                        quote_printable(q, 200, io.device);
+                        return replace_message(ret_message, -EACCES, "%s may read at most %s bytes/s from a device (asked %s for %s)",
                                     user, limits_format_size(b->io_read_bps, x), limits_format_size(io.read_bps, y), q);
                 }
                 if (b->io_write_bps && io.write_bps > b->io_write_bps) {
-                        quote(q, io.device);
-                        return fail(ret_message, -EACCES, "%s may write at most %s bytes/s to a device (asked %s for %s)",
+                        quote_printable(q, 200, io.device);
+                        return replace_message(ret_message, -EACCES, "%s may write at most %s bytes/s to a device (asked %s for %s)",
                                     user, limits_format_size(b->io_write_bps, x), limits_format_size(io.write_bps, y), q);
                 }
                 ret_io[i] = io;
@@ -258,9 +231,9 @@ int limits_resolve_device(const char *path, const JobCredentials *creds, uint32_
         dev_t dev;
         int r;
 
-        quote(q, path);
+        quote_printable(q, 200, path);
         if (!path || path[0] != '/')
-                return fail(ret_message, -EINVAL, "io device '%s' is not an absolute path", q);
+                return replace_message(ret_message, -EINVAL, "io device '%s' is not an absolute path", q);
 
         /* setfsuid()/setfsgid() are per thread: only this lookup is affected. */
         if (creds && geteuid() == 0 && creds->uid != 0) {
@@ -279,24 +252,24 @@ int limits_resolve_device(const char *path, const JobCredentials *creds, uint32_
                 (void) setfsgid(old_gid);
         }
         if (r < 0)
-                return fail(ret_message, r, "io device '%s': %s", q, strerror(-r));
+                return replace_message(ret_message, r, "io device '%s': %s", q, strerror(-r));
 
         if (S_ISBLK(st.st_mode))
                 dev = st.st_rdev;
         else if (S_ISCHR(st.st_mode))
-                return fail(ret_message, -EINVAL, "io device '%s' is a character device, not a block device", q);
+                return replace_message(ret_message, -EINVAL, "io device '%s' is a character device, not a block device", q);
         else
                 dev = st.st_dev;
         ma = major(dev);
         mi = minor(dev);
         if (ma == 0)
-                return fail(ret_message, -EINVAL,
+                return replace_message(ret_message, -EINVAL,
                             "io device '%s' is on a file system without a block device (like tmpfs, overlay or NFS): "
                             "io limits need a disk", q);
 
         snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u", ma, mi);
         if (access(sys, F_OK) < 0)
-                return fail(ret_message, -EINVAL, "io device '%s' (%u:%u) is not a block device known to this host", q, ma, mi);
+                return replace_message(ret_message, -EINVAL, "io device '%s' (%u:%u) is not a block device known to this host", q, ma, mi);
         /* A partition: io.max wants its whole disk, the parent in sysfs. */
         snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/partition", ma, mi);
         if (access(sys, F_OK) >= 0) {
@@ -305,7 +278,7 @@ int limits_resolve_device(const char *path, const JobCredentials *creds, uint32_
                 snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/../dev", ma, mi);
                 r = read_devnum(sys, &pma, &pmi);
                 if (r < 0)
-                        return fail(ret_message, -EINVAL, "io device '%s' is partition %u:%u and its disk cannot be found: %s",
+                        return replace_message(ret_message, -EINVAL, "io device '%s' is partition %u:%u and its disk cannot be found: %s",
                                     q, ma, mi, strerror(-r));
                 ma = pma;
                 mi = pmi;
@@ -320,7 +293,7 @@ int limits_resolve_io(const LimitsIoRequest *req, size_t n, const JobCredentials
         size_t k = 0;
 
         if (n > LIMITS_IO_MAX)
-                return fail(ret_message, -E2BIG, "too many io entries: %zu (at most %u)", n, LIMITS_IO_MAX);
+                return replace_message(ret_message, -E2BIG, "too many io entries: %zu (at most %u)", n, LIMITS_IO_MAX);
         for (size_t i = 0; i < n; i++) {
                 uint32_t ma, mi;
                 size_t j;
@@ -341,8 +314,8 @@ int limits_resolve_io(const LimitsIoRequest *req, size_t n, const JobCredentials
                 if ((req[i].read_bps && io[j].read_bps && req[i].read_bps != io[j].read_bps) ||
                     (req[i].write_bps && io[j].write_bps && req[i].write_bps != io[j].write_bps)) {
                         char q[208];
-                        quote(q, req[i].device);
-                        return fail(ret_message, -EINVAL, "io device '%s' is disk %u:%u, which an earlier entry already "
+                        quote_printable(q, 200, req[i].device);
+                        return replace_message(ret_message, -EINVAL, "io device '%s' is disk %u:%u, which an earlier entry already "
                                     "limits to a different rate", q, ma, mi);
                 }
                 if (req[i].read_bps)

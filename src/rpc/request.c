@@ -17,6 +17,7 @@
 
 #include "jobworker/v1/jobworker.pb-c.h"
 #include "rpc/request.h"
+#include "shared/string-util.h"
 
 static const struct {
         const char *path;
@@ -48,34 +49,6 @@ Request *request_free(Request *r) {
                 protobuf_c_message_free_unpacked(r->message, NULL);
         free(r);
         return NULL;
-}
-
-static _printf_(3, 4) int fail(char **ret_message, int error, const char *fmt, ...) {
-        va_list ap;
-        char *s = NULL;
-
-        if (ret_message) {
-                va_start(ap, fmt);
-                if (vasprintf(&s, fmt, ap) < 0)
-                        s = NULL;
-                va_end(ap);
-                free(*ret_message);
-                *ret_message = s;
-        }
-        return error;
-}
-
-/* s made safe for a message: at most 64 bytes, non-printable bytes as '?'. */
-static void quote(char out[static 70], const char *s) {
-        size_t k = 0;
-
-        for (; *s && k < 64; s++)
-                out[k++] = (unsigned char) *s < 0x20 || (unsigned char) *s >= 0x7f ? '?' : *s;
-        if (*s) {
-                memcpy(out + k, "...", 3);
-                k += 3;
-        }
-        out[k] = 0;
 }
 
 /* The wire walk. string_fields: bit mask of field numbers (< 32) holding
@@ -181,7 +154,7 @@ static int check_start_wire(const uint8_t *p, size_t size, char **ret_message) {
                 unsigned type;
 
                 if (wire_next(&p, end, &field, &type, &data, &len) < 0)
-                        return fail(ret_message, -EINVAL, "malformed StartRequest message (not valid protobuf)");
+                        return replace_message(ret_message, -EINVAL, "malformed StartRequest message (not valid protobuf)");
                 if (field == START_FIELD_ISOLATE)
                         n_isolate += type == 2 ? len : 1; /* a packed varint has at least one byte */
                 if (field != START_FIELD_LIMITS || type != 2)
@@ -192,25 +165,25 @@ static int check_start_wire(const uint8_t *p, size_t size, char **ret_message) {
                         unsigned t;
 
                         if (wire_next(&lp, lend, &f, &t, &io, &l) < 0)
-                                return fail(ret_message, -EINVAL, "malformed limits in StartRequest (not valid protobuf)");
+                                return replace_message(ret_message, -EINVAL, "malformed limits in StartRequest (not valid protobuf)");
                         if (f != LIMITS_FIELD_IO || t != 2)
                                 continue;
                         if (++n_io > LIMITS_IO_MAX)
-                                return fail(ret_message, -E2BIG, "too many io limits (at most %u)", LIMITS_IO_MAX);
+                                return replace_message(ret_message, -E2BIG, "too many io limits (at most %u)", LIMITS_IO_MAX);
                         for (ip = io, iend = io + l; ip < iend;) {
                                 const uint8_t *d;
                                 uint64_t ff, ll;
                                 unsigned tt;
 
                                 if (wire_next(&ip, iend, &ff, &tt, &d, &ll) < 0)
-                                        return fail(ret_message, -EINVAL, "malformed io limit in StartRequest (not valid protobuf)");
+                                        return replace_message(ret_message, -EINVAL, "malformed io limit in StartRequest (not valid protobuf)");
                                 if (ff == IO_FIELD_DEVICE && tt == 2 && memchr(d, 0, ll))
-                                        return fail(ret_message, -EINVAL, "limits.io[%zu].device contains a NUL byte", n_io - 1);
+                                        return replace_message(ret_message, -EINVAL, "limits.io[%zu].device contains a NUL byte", n_io - 1);
                         }
                 }
         }
         if (n_isolate > START_ISOLATE_MAX)
-                return fail(ret_message, -E2BIG, "too many isolate values (at most %u)", START_ISOLATE_MAX);
+                return replace_message(ret_message, -E2BIG, "too many isolate values (at most %u)", START_ISOLATE_MAX);
         return 0;
 }
 
@@ -218,10 +191,10 @@ static int parse_job_id(const char *s, Request *r, char **ret_message) {
         char q[70];
 
         if (!s || !*s)
-                return fail(ret_message, -EINVAL, "job id is missing");
+                return replace_message(ret_message, -EINVAL, "job id is missing");
         if (job_id_from_string(s, &r->job_id) < 0) {
-                quote(q, s);
-                return fail(ret_message, -EINVAL, "malformed job id '%s' (expected a UUID like 01234567-89ab-4def-8123-456789abcdef)", q);
+                quote_printable(q, 64, s);
+                return replace_message(ret_message, -EINVAL, "malformed job id '%s' (expected a UUID like 01234567-89ab-4def-8123-456789abcdef)", q);
         }
         job_id_to_string(&r->job_id, r->job_id_string);
         return 0;
@@ -231,31 +204,31 @@ static int check_limits(const Jobworker__V1__Limits *l, Request *r, char **ret_m
         if (!l)
                 return 0;
         if (l->cpu_millis && (l->cpu_millis < LIMITS_CPU_MILLIS_MIN || l->cpu_millis > LIMITS_CPU_MILLIS_MAX))
-                return fail(ret_message, -EINVAL,
+                return replace_message(ret_message, -EINVAL,
                             "limits.cpu_millis %u is out of range (thousandths of a CPU: 0 for none, or %u to %u)",
                             l->cpu_millis, LIMITS_CPU_MILLIS_MIN, LIMITS_CPU_MILLIS_MAX);
         if (l->pids_max > LIMITS_PIDS_MAX)
-                return fail(ret_message, -EINVAL, "limits.pids_max %llu is out of range (0 for none, or 1 to %u)",
+                return replace_message(ret_message, -EINVAL, "limits.pids_max %llu is out of range (0 for none, or 1 to %u)",
                             (unsigned long long) l->pids_max, LIMITS_PIDS_MAX);
         if (l->n_io > LIMITS_IO_MAX)
-                return fail(ret_message, -E2BIG, "too many io limits: %zu (at most %u)", l->n_io, LIMITS_IO_MAX);
+                return replace_message(ret_message, -E2BIG, "too many io limits: %zu (at most %u)", l->n_io, LIMITS_IO_MAX);
         for (size_t i = 0; i < l->n_io; i++) {
                 const Jobworker__V1__IoLimit *io = l->io[i];
                 size_t len = io->device ? strlen(io->device) : 0;
                 char q[70];
 
                 if (len == 0)
-                        return fail(ret_message, -EINVAL, "limits.io[%zu].device is empty (a block device or a path on one)", i);
+                        return replace_message(ret_message, -EINVAL, "limits.io[%zu].device is empty (a block device or a path on one)", i);
                 if (len > LIMITS_DEVICE_PATH_MAX)
-                        return fail(ret_message, -E2BIG, "limits.io[%zu].device is too long: %zu bytes (at most %u)",
+                        return replace_message(ret_message, -E2BIG, "limits.io[%zu].device is too long: %zu bytes (at most %u)",
                                     i, len, LIMITS_DEVICE_PATH_MAX);
                 if (io->device[0] != '/') {
-                        quote(q, io->device);
-                        return fail(ret_message, -EINVAL, "limits.io[%zu].device '%s' is not an absolute path", i, q);
+                        quote_printable(q, 64, io->device);
+                        return replace_message(ret_message, -EINVAL, "limits.io[%zu].device '%s' is not an absolute path", i, q);
                 }
                 if (!io->read_bps && !io->write_bps) {
-                        quote(q, io->device);
-                        return fail(ret_message, -EINVAL, "limits.io[%zu] for '%s' sets neither read_bps nor write_bps", i, q);
+                        quote_printable(q, 64, io->device);
+                        return replace_message(ret_message, -EINVAL, "limits.io[%zu] for '%s' sets neither read_bps nor write_bps", i, q);
                 }
                 r->limits.io[i] = (LimitsIoRequest) {
                         .device = io->device,
@@ -275,18 +248,18 @@ static int check_start(Jobworker__V1__StartRequest *m, Request *r, char **ret_me
         int k;
 
         if (m->n_argv == 0)
-                return fail(ret_message, -EINVAL, "argv is empty: the program to run is missing");
+                return replace_message(ret_message, -EINVAL, "argv is empty: the program to run is missing");
         if (m->n_argv > JOB_ARGV_MAX)
-                return fail(ret_message, -E2BIG, "too many arguments: %zu (at most %u)", m->n_argv, JOB_ARGV_MAX);
+                return replace_message(ret_message, -E2BIG, "too many arguments: %zu (at most %u)", m->n_argv, JOB_ARGV_MAX);
         if (m->n_env > JOB_ENV_MAX)
-                return fail(ret_message, -E2BIG, "too many environment entries: %zu (at most %u)", m->n_env, JOB_ENV_MAX);
+                return replace_message(ret_message, -E2BIG, "too many environment entries: %zu (at most %u)", m->n_env, JOB_ENV_MAX);
         if (!m->argv[0][0])
-                return fail(ret_message, -EINVAL, "argv[0] (the program) is empty");
+                return replace_message(ret_message, -EINVAL, "argv[0] (the program) is empty");
 
         for (size_t i = 0; i < m->n_argv; i++) {
                 size_t l = strlen(m->argv[i]);
                 if (l > JOB_STRING_MAX)
-                        return fail(ret_message, -E2BIG, "argv[%zu] is too long: %zu bytes (at most %u)", i, l, JOB_STRING_MAX);
+                        return replace_message(ret_message, -E2BIG, "argv[%zu] is too long: %zu bytes (at most %u)", i, l, JOB_STRING_MAX);
                 total += l + 1;
         }
         for (size_t i = 0; i < m->n_env; i++) {
@@ -295,10 +268,10 @@ static int check_start(Jobworker__V1__StartRequest *m, Request *r, char **ret_me
                 char q[70];
 
                 if (l > JOB_STRING_MAX)
-                        return fail(ret_message, -E2BIG, "env[%zu] is too long: %zu bytes (at most %u)", i, l, JOB_STRING_MAX);
+                        return replace_message(ret_message, -E2BIG, "env[%zu] is too long: %zu bytes (at most %u)", i, l, JOB_STRING_MAX);
                 if (!eq || eq == e) {
-                        quote(q, e);
-                        return fail(ret_message, -EINVAL, "env[%zu] '%s' is not of the form KEY=VALUE", i, q);
+                        quote_printable(q, 64, e);
+                        return replace_message(ret_message, -EINVAL, "env[%zu] '%s' is not of the form KEY=VALUE", i, q);
                 }
                 total += l + 1;
         }
@@ -307,16 +280,16 @@ static int check_start(Jobworker__V1__StartRequest *m, Request *r, char **ret_me
                 char q[70];
 
                 if (l > JOB_STRING_MAX)
-                        return fail(ret_message, -E2BIG, "cwd is too long: %zu bytes (at most %u)", l, JOB_STRING_MAX);
+                        return replace_message(ret_message, -E2BIG, "cwd is too long: %zu bytes (at most %u)", l, JOB_STRING_MAX);
                 if (m->cwd[0] != '/') {
-                        quote(q, m->cwd);
-                        return fail(ret_message, -EINVAL, "cwd '%s' is not an absolute path", q);
+                        quote_printable(q, 64, m->cwd);
+                        return replace_message(ret_message, -EINVAL, "cwd '%s' is not an absolute path", q);
                 }
                 total += l + 1;
                 r->cwd = m->cwd;
         }
         if (total > JOB_ARGS_TOTAL_MAX)
-                return fail(ret_message, -E2BIG, "argv, env and cwd are too large together: %zu bytes (at most %u)",
+                return replace_message(ret_message, -E2BIG, "argv, env and cwd are too large together: %zu bytes (at most %u)",
                             total, JOB_ARGS_TOTAL_MAX);
 
         k = check_limits(m->limits, r, ret_message);
@@ -334,7 +307,7 @@ static int check_start(Jobworker__V1__StartRequest *m, Request *r, char **ret_me
                         r->isolate |= JOB_ISOLATE_TMP;
                         break;
                 default:
-                        return fail(ret_message, -EINVAL, "isolate[%zu]: unknown isolation %d (expected 1 pid, 2 net or 3 tmp)",
+                        return replace_message(ret_message, -EINVAL, "isolate[%zu]: unknown isolation %d (expected 1 pid, 2 net or 3 tmp)",
                                     i, (int) m->isolate[i]);
                 }
 
@@ -367,7 +340,7 @@ static int check_output(Jobworker__V1__OutputRequest *m, Request *r, char **ret_
                 r->streams = JOB_STREAM_STDERR;
                 break;
         default:
-                return fail(ret_message, -EINVAL, "unknown stream %d (expected 1 stdout, 2 stderr or 3 both)", (int) m->stream);
+                return replace_message(ret_message, -EINVAL, "unknown stream %d (expected 1 stdout, 2 stderr or 3 both)", (int) m->stream);
         }
         r->offset = m->offset;
         r->follow = m->follow;
@@ -393,19 +366,19 @@ int request_decode(RequestMethod method, const void *data, size_t size, Request 
         int k;
 
         if (method < 0 || method >= _REQUEST_METHOD_MAX)
-                return fail(ret_message, -EINVAL, "unknown method");
+                return replace_message(ret_message, -EINVAL, "unknown method");
         if (size > 0 && !data)
                 return -EINVAL;
 
         if (wire_walk(data, size, string_fields[method], counts, &nul_field) < 0)
-                return fail(ret_message, -EINVAL, "malformed %s message (not valid protobuf)", methods[method].type);
+                return replace_message(ret_message, -EINVAL, "malformed %s message (not valid protobuf)", methods[method].type);
         if (nul_field > 0)
-                return fail(ret_message, -EINVAL, "%s contains a NUL byte", string_names[method][nul_field]);
+                return replace_message(ret_message, -EINVAL, "%s contains a NUL byte", string_names[method][nul_field]);
         if (method == REQUEST_START) {
                 if (counts[1] > JOB_ARGV_MAX)
-                        return fail(ret_message, -E2BIG, "too many arguments: %zu (at most %u)", counts[1], JOB_ARGV_MAX);
+                        return replace_message(ret_message, -E2BIG, "too many arguments: %zu (at most %u)", counts[1], JOB_ARGV_MAX);
                 if (counts[2] > JOB_ENV_MAX)
-                        return fail(ret_message, -E2BIG, "too many environment entries: %zu (at most %u)",
+                        return replace_message(ret_message, -E2BIG, "too many environment entries: %zu (at most %u)",
                                     counts[2], JOB_ENV_MAX);
                 k = check_start_wire(data, size, ret_message);
                 if (k < 0)
@@ -420,7 +393,7 @@ int request_decode(RequestMethod method, const void *data, size_t size, Request 
 
         r->message = protobuf_c_message_unpack(methods[method].descriptor, NULL, size, data);
         if (!r->message)
-                return fail(ret_message, -EINVAL, "malformed %s message (not valid protobuf)", methods[method].type);
+                return replace_message(ret_message, -EINVAL, "malformed %s message (not valid protobuf)", methods[method].type);
 
         switch (method) {
         case REQUEST_START:
@@ -431,7 +404,7 @@ int request_decode(RequestMethod method, const void *data, size_t size, Request 
                 k = parse_job_id(m->job_id, r, ret_message);
                 if (k >= 0 && m->use_grace) {
                         if (m->grace_ms > REQUEST_GRACE_MAX_MS)
-                                k = fail(ret_message, -EINVAL, "grace period %llu ms is too long (at most %llu ms)",
+                                k = replace_message(ret_message, -EINVAL, "grace period %llu ms is too long (at most %llu ms)",
                                          (unsigned long long) m->grace_ms, (unsigned long long) REQUEST_GRACE_MAX_MS);
                         else
                                 r->grace_usec = m->grace_ms * 1000;
