@@ -403,7 +403,11 @@ static int load_tls(const Config *c, TlsContext **ret) {
                             c->key ? c->key : CONFIG_DEFAULT_KEY,
                             c->ca ? c->ca : CONFIG_DEFAULT_CA,
                             c->priority, &error);
-        if (r < 0)
+        if (r == -ENOENT)
+                /* The usual first-start problem: say how to fix it. */
+                log_error("%s (the package's 'jobworker-certs init' creates the CA and server certificate; "
+                          "for development, certs/generate)", error ? error : strerror(-r));
+        else if (r < 0)
                 log_error("%s", error ? error : strerror(-r));
         return r;
 }
