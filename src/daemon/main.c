@@ -38,6 +38,7 @@
 #include "daemon/config.h"
 #include "daemon/log.h"
 #include "daemon/notify.h"
+#include "daemon/peer-ratelimit.h"
 #include "rpc/policy.h"
 #include "rpc/server.h"
 #include "tls/bridge.h"
@@ -65,10 +66,12 @@ typedef struct Daemon {
         LogRateLimit refused_rl;
         LogRateLimit accepted_rl;
         LogRateLimit denied_rl;
+        PeerRateLimit per_peer;        /* what one address or client may make us log */
 } Daemon;
 
 static void daemon_done(Daemon *d) {
         config_done(&d->config);
+        peer_ratelimit_done(&d->per_peer);
         free(d->cgroup_root);
         safe_close(d->signal_fd);
         safe_close(d->stop_fd);
@@ -504,6 +507,28 @@ static void *signal_thread(void *userdata) {
 
 /* Bridge callbacks (bridge thread) ---------------------------------------------- */
 
+/* Lines a remote party causes pass two limits: one per peer (so one noisy
+ * client can neither flood the journal nor crowd out the others), then the
+ * global one of their kind. key: the address without the port, or the
+ * client identity. */
+static bool peer_may_log(Daemon *d, const char *key, bool address, const char *what, const char *const *fields) {
+        char k[PEER_RATELIMIT_KEY_MAX];
+        unsigned suppressed;
+        bool pass;
+
+        snprintf(k, sizeof(k), "%s", key);
+        if (!address)
+                ;
+        else if (k[0] != '[' && strchr(k, ':') == strrchr(k, ':') && strrchr(k, ':'))
+                *strrchr(k, ':') = 0; /* "192.0.2.1:4711" -> "192.0.2.1" */
+        else if (k[0] == '[' && strchr(k, ']'))
+                strchr(k, ']')[1] = 0;   /* "[::1]:4711" -> "[::1]" */
+        pass = peer_ratelimit_test(&d->per_peer, k, now_usec(), &suppressed);
+        if (suppressed > 0)
+                log_fields(LOG_NOTICE, fields, "%u more %s from %s were not logged", suppressed, what, k);
+        return pass;
+}
+
 static void on_accepted(void *userdata, uint64_t conn_id, int grpc_fd, const char *identity, const char *peer_addr) {
         Daemon *d = userdata;
         char client[300], peer[300];
@@ -514,6 +539,8 @@ static void on_accepted(void *userdata, uint64_t conn_id, int grpc_fd, const cha
         snprintf(peer, sizeof(peer), "PEER_ADDR=%s", peer_addr);
         (void) engine_post(d->engine, on_status_changed, d);
         r = server_add_connection(d->server, conn_id, grpc_fd, identity, peer_addr);
+        if (!peer_may_log(d, peer_addr, true, "connections", fields))
+                return;
         if (r == -ESHUTDOWN)
                 log_ratelimited(&d->accepted_rl, LOG_INFO, fields, "connection from %s (%s) closed: shutting down",
                                 peer_addr, identity);
@@ -531,6 +558,8 @@ static void on_refused(void *userdata, const char *peer_addr, const char *reason
         const char *fields[] = { peer, LOG_MID_CONNECTION_REFUSED, NULL };
 
         snprintf(peer, sizeof(peer), "PEER_ADDR=%s", peer_addr);
+        if (!peer_may_log(d, peer_addr, true, "refused connections", fields))
+                return;
         log_ratelimited(&d->refused_rl, LOG_NOTICE, fields, "refused connection from %s: %s", peer_addr, reason);
 }
 
@@ -550,6 +579,8 @@ static void on_denied(void *userdata, const char *identity, const char *action, 
 
         snprintf(client, sizeof(client), "CLIENT=%s", identity);
         snprintf(job, sizeof(job), "JOB_ID=%s", job_id ? job_id : "");
+        if (!peer_may_log(d, identity, false, "permission denials", fields))
+                return;
         if (job_id)
                 log_ratelimited(&d->denied_rl, LOG_NOTICE, fields, "permission denied: %s may not %s job %s", identity,
                                 action, job_id);
@@ -782,13 +813,16 @@ int main(int argc, char **argv) {
                 .signal_fd = -1,
                 .stop_fd = -1,
                 .wake_fd = -1,
-                .refused_rl = LOG_RATELIMIT_INIT(20, 10 * 1000000ull),
-                .accepted_rl = LOG_RATELIMIT_INIT(100, 10 * 1000000ull),
-                .denied_rl = LOG_RATELIMIT_INIT(50, 10 * 1000000ull),
+                .refused_rl = LOG_RATELIMIT_INIT(100, 10 * 1000000ull),
+                .accepted_rl = LOG_RATELIMIT_INIT(200, 10 * 1000000ull),
+                .denied_rl = LOG_RATELIMIT_INIT(100, 10 * 1000000ull),
         };
         bool grpc_started;
         int r;
 
+        /* Per peer 20 lines in 10 s; every kind allows more in total, so one
+         * peer cannot use up the budget of the others. */
+        peer_ratelimit_init(&d.per_peer, 20, 10 * 1000000ull);
         r = run(&d, argc, argv);
         grpc_started = d.server != NULL;
         teardown(&d);
