@@ -47,6 +47,8 @@ struct CliOutputCall {
         bool start_pending;   /* the send batch (tag 1) not plucked yet */
         bool status_pending;  /* the status batch (tag 2) not plucked yet */
         bool finished;
+        uint8_t *rbuf;        /* the last message, contiguous; reused */
+        size_t rbuf_size;
 };
 
 enum { TAG_SEND = 1, TAG_STATUS = 2, TAG_RECV = 3 };
@@ -341,9 +343,93 @@ static void finish(CliOutputCall *o) {
         o->finished = true;
 }
 
-int cli_output_call_next(CliOutputCall *o, Jobworker__V1__OutputResponse **ret_message) {
+/* Copies a received message into o->rbuf (grown, never shrunk): the one
+ * copy of its bytes, instead of readall() and protobuf-c each allocating
+ * and copying a chunk-sized buffer per message. */
+static ssize_t take_message(CliOutputCall *o, grpc_byte_buffer *bb) {
+        size_t need = grpc_byte_buffer_length(bb), n = 0;
+        grpc_byte_buffer_reader reader;
+        grpc_slice s;
+
+        if (need > o->rbuf_size) {
+                uint8_t *p = realloc(o->rbuf, need);
+                if (!p)
+                        return -ENOMEM;
+                o->rbuf = p;
+                o->rbuf_size = need;
+        }
+        if (!grpc_byte_buffer_reader_init(&reader, bb))
+                return -EBADMSG;
+        while (grpc_byte_buffer_reader_next(&reader, &s)) {
+                size_t k = GRPC_SLICE_LENGTH(s);
+                if (n + k > o->rbuf_size) { /* a compressed message grew: fall back */
+                        grpc_slice_unref(s);
+                        grpc_byte_buffer_reader_destroy(&reader);
+                        return -E2BIG;
+                }
+                memcpy(o->rbuf + n, GRPC_SLICE_START_PTR(s), k);
+                n += k;
+                grpc_slice_unref(s);
+        }
+        grpc_byte_buffer_reader_destroy(&reader);
+        return (ssize_t) n;
+}
+
+static bool read_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *ret) {
+        uint64_t v = 0;
+        for (unsigned shift = 0; shift < 64 && *pos < n; shift += 7) {
+                uint8_t b = p[(*pos)++];
+                v |= (uint64_t) (b & 0x7f) << shift;
+                if (!(b & 0x80)) {
+                        *ret = v;
+                        return true;
+                }
+        }
+        return false;
+}
+
+/* OutputResponse{chunk = 1: Chunk{stream = 1, offset = 2, data = 3}} parsed
+ * in place. False for anything else (then protobuf-c parses it). */
+static bool parse_chunk(const uint8_t *p, size_t n, CliOutputItem *ret) {
+        size_t pos = 0, end;
+        uint64_t key, len, v;
+
+        if (!read_varint(p, n, &pos, &key) || key != ((1u << 3) | 2) || !read_varint(p, n, &pos, &len) ||
+            len != n - pos)
+                return false;
+        end = n;
+        *ret = (CliOutputItem) { .stream = JOBWORKER__V1__STREAM__STREAM_UNSPECIFIED };
+        while (pos < end) {
+                if (!read_varint(p, end, &pos, &key))
+                        return false;
+                switch (key) {
+                case (1u << 3) | 0:
+                        if (!read_varint(p, end, &pos, &v))
+                                return false;
+                        ret->stream = (Jobworker__V1__Stream) v;
+                        break;
+                case (2u << 3) | 0:
+                        if (!read_varint(p, end, &pos, &ret->offset))
+                                return false;
+                        break;
+                case (3u << 3) | 2:
+                        if (!read_varint(p, end, &pos, &len) || len > end - pos)
+                                return false;
+                        ret->data = p + pos;
+                        ret->len = (size_t) len;
+                        pos += (size_t) len;
+                        break;
+                default:
+                        return false;
+                }
+        }
+        return true;
+}
+
+int cli_output_call_next(CliOutputCall *o, CliOutputItem *ret) {
         grpc_byte_buffer *recv = NULL;
-        ProtobufCMessage *m;
+        ProtobufCMessage *m = NULL;
+        ssize_t n;
 
         if (o->finished)
                 return 0;
@@ -362,6 +448,11 @@ int cli_output_call_next(CliOutputCall *o, Jobworker__V1__OutputResponse **ret_m
                 finish(o);
                 return 0;
         }
+        n = take_message(o, recv);
+        if (n >= 0 && parse_chunk(o->rbuf, (size_t) n, ret)) {
+                grpc_byte_buffer_destroy(recv);
+                return 1;
+        }
         m = codec_unpack(recv, &jobworker__v1__output_response__descriptor);
         grpc_byte_buffer_destroy(recv);
         if (!m) {
@@ -370,7 +461,14 @@ int cli_output_call_next(CliOutputCall *o, Jobworker__V1__OutputResponse **ret_m
                 o->status = GRPC_STATUS_INTERNAL;
                 return -EBADMSG;
         }
-        *ret_message = (Jobworker__V1__OutputResponse *) m;
+        *ret = (CliOutputItem) { .message = (Jobworker__V1__OutputResponse *) m };
+        /* A chunk that took the slow path (unusual encoding) reads the same. */
+        if (ret->message->kind_case == JOBWORKER__V1__OUTPUT_RESPONSE__KIND_CHUNK && ret->message->chunk) {
+                ret->stream = ret->message->chunk->stream;
+                ret->offset = ret->message->chunk->offset;
+                ret->data = ret->message->chunk->data.data;
+                ret->len = ret->message->chunk->data.len;
+        }
         return 1;
 }
 
@@ -400,6 +498,7 @@ CliOutputCall *cli_output_call_free(CliOutputCall *o) {
         grpc_metadata_array_destroy(&o->initial_md);
         grpc_metadata_array_destroy(&o->trailing_md);
         destroy_cq(o->cq);
+        free(o->rbuf);
         free(o);
         return NULL;
 }

@@ -69,11 +69,23 @@ int cli_client_unary(CliClient *c, const char *method, const ProtobufCMessage *r
 typedef struct CliOutputCall CliOutputCall;
 
 int cli_client_output_start(CliClient *c, const Jobworker__V1__OutputRequest *request, CliOutputCall **ret);
-/* Waits for the next message. 1 and *ret_message (free with
- * jobworker__v1__output_response__free_unpacked) or 0 at the end of the
- * stream, then cli_output_call_status() tells how it ended; -EBADMSG if the
- * server sent something that does not parse (the call is cancelled). */
-int cli_output_call_next(CliOutputCall *o, Jobworker__V1__OutputResponse **ret_message);
+/* One received message: a chunk (message == NULL; data points into the
+ * call's receive buffer and is valid until the next call of next()), or any
+ * other message (the end status), unpacked: free it with
+ * jobworker__v1__output_response__free_unpacked(). */
+typedef struct CliOutputItem {
+        Jobworker__V1__OutputResponse *message;
+        Jobworker__V1__Stream stream;
+        uint64_t offset;
+        const uint8_t *data;
+        size_t len;
+} CliOutputItem;
+
+/* Waits for the next message. 1 and *ret, or 0 at the end of the stream,
+ * then cli_output_call_status() tells how it ended; -EBADMSG if the server
+ * sent something that does not parse (the call is cancelled). Chunks are
+ * parsed in place from one reused buffer: no allocation per message. */
+int cli_output_call_next(CliOutputCall *o, CliOutputItem *ret);
 /* After next() returned 0 or < 0: the final status (copied into *ret). */
 int cli_output_call_status(CliOutputCall *o, CliCallStatus *ret);
 /* Thread-safe; the pending next() returns 0 with status CANCELLED. */

@@ -385,27 +385,27 @@ static int stream_output(Cli *cli, const char *job_id, CliStream stream, uint64_
         signals_set_call(&cli->signals, call);
 
         for (;;) {
-                Jobworker__V1__OutputResponse *m = NULL;
+                CliOutputItem item;
 
-                r = cli_output_call_next(call, &m);
+                r = cli_output_call_next(call, &item);
                 if (r <= 0)
                         break;
-                if (m->kind_case == JOBWORKER__V1__OUTPUT_RESPONSE__KIND_END) {
+                Jobworker__V1__OutputResponse *m = item.message;
+                if (m && m->kind_case == JOBWORKER__V1__OUTPUT_RESPONSE__KIND_END) {
                         if (result->end_message)
                                 jobworker__v1__output_response__free_unpacked(result->end_message, NULL);
                         result->end_message = m;
                         result->end = m->end;
                         continue;
                 }
-                if (m->kind_case != JOBWORKER__V1__OUTPUT_RESPONSE__KIND_CHUNK || !m->chunk) {
+                if (m && (m->kind_case != JOBWORKER__V1__OUTPUT_RESPONSE__KIND_CHUNK || !m->chunk)) {
                         jobworker__v1__output_response__free_unpacked(m, NULL);
                         continue;
                 }
 
-                const Jobworker__V1__Chunk *c = m->chunk;
-                const uint8_t *data = c->data.data;
-                size_t len = c->data.len;
-                uint64_t at = c->offset;
+                const uint8_t *data = item.data;
+                size_t len = item.len;
+                uint64_t at = item.offset;
 
                 if (at < result->position) {
                         /* Overlap with what we already wrote: skip it. */
@@ -417,10 +417,11 @@ static int stream_output(Cli *cli, const char *job_id, CliStream stream, uint64_
                         result->gap_bytes += at - result->position;
                 }
                 if (len > 0 && write_data) {
-                        bool err = c->stream == JOBWORKER__V1__STREAM__STREAM_STDERR;
+                        bool err = item.stream == JOBWORKER__V1__STREAM__STREAM_STDERR;
                         r = write_all(err ? cli->err_fd : cli->out_fd, data, len);
                         if (r < 0) {
-                                jobworker__v1__output_response__free_unpacked(m, NULL);
+                                if (m)
+                                        jobworker__v1__output_response__free_unpacked(m, NULL);
                                 ret = write_failed(cli, r, err ? "standard error" : "standard output");
                                 cli_output_call_cancel(call);
                                 break;
@@ -428,7 +429,8 @@ static int stream_output(Cli *cli, const char *job_id, CliStream stream, uint64_
                 }
                 if (len > 0)
                         result->position = at + len;
-                jobworker__v1__output_response__free_unpacked(m, NULL);
+                if (m)
+                        jobworker__v1__output_response__free_unpacked(m, NULL);
         }
 
         pthread_mutex_lock(&cli->signals.lock);

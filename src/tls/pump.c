@@ -154,43 +154,55 @@ static unsigned pump_up(TlsPump *p, size_t budget) {
         size_t moved = 0;
 
         for (;;) {
-                /* 1. hand what we have to GnuTLS, one record at a time */
-                while (b->len > 0) {
-                        if (p->tcp_broken || p->failed) {
-                                b->len = 0;
-                                p->up_chunk = 0;
-                                break;
+                /* 1. hand what we have to GnuTLS. Corked, the records are
+                 * collected and leave in one writev() when uncorked, instead
+                 * of one send per 16 KiB record. */
+                int r = 0;
+                if (p->uncork_pending) {
+                        r = gnutls_record_uncork(g, 0);
+                        if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
+                                return tcp_wait(p);
+                        p->uncork_pending = false;
+                }
+                if (r >= 0 && b->len > 0 && !p->tcp_broken && !p->failed) {
+                        gnutls_record_cork(g);
+                        while (b->len > 0) {
+                                ssize_t n = gnutls_record_send(g, b->data + b->off, MIN(b->len, (size_t) TLS_RECORD_MAX));
+                                if (n == GNUTLS_E_INTERRUPTED)
+                                        continue;
+                                if (n < 0) {
+                                        /* Corked sends do no I/O: a real error. */
+                                        r = (int) n;
+                                        break;
+                                }
+                                b->off += (size_t) n;
+                                b->len -= (size_t) n;
+                                moved += (size_t) n;
                         }
-                        size_t chunk = p->up_chunk ?: MIN(b->len, (size_t) TLS_RECORD_MAX);
-                        ssize_t n = gnutls_record_send(g, b->data + b->off, chunk);
-                        if (n == GNUTLS_E_AGAIN) {
-                                p->up_chunk = chunk; /* GnuTLS wants the same call again */
+                        int u = gnutls_record_uncork(g, 0);
+                        if (r >= 0 && (u == GNUTLS_E_AGAIN || u == GNUTLS_E_INTERRUPTED)) {
+                                p->uncork_pending = true;
+                                b->off = 0;
                                 return tcp_wait(p);
                         }
-                        if (n == GNUTLS_E_INTERRUPTED) {
-                                p->up_chunk = chunk;
-                                continue;
-                        }
-                        p->up_chunk = 0;
-                        if (n < 0) {
-                                /* the TLS peer is gone (EPIPE, reset): keep draining plaintext until it closes */
-                                p->tcp_broken = true;
-                                if (gnutls_error_is_fatal((int) n) && n != GNUTLS_E_PUSH_ERROR)
-                                        p->error = (int) n;
-                                b->len = 0;
-                                break;
-                        }
-                        b->off += (size_t) n;
-                        b->len -= (size_t) n;
-                        moved += (size_t) n;
+                        if (r >= 0 && u < 0)
+                                r = u;
                 }
+                if (r < 0) {
+                        /* the TLS peer is gone (EPIPE, reset): keep draining plaintext until it closes */
+                        p->tcp_broken = true;
+                        if (gnutls_error_is_fatal(r) && r != GNUTLS_E_PUSH_ERROR)
+                                p->error = r;
+                }
+                if (p->tcp_broken || p->failed)
+                        b->len = 0;
                 b->off = 0;
 
                 if (p->plain_eof) {
                         buffer_free(b);
                         if (!p->bye_done && !p->tcp_broken && !p->failed) {
-                                int r = gnutls_bye(g, GNUTLS_SHUT_WR);
-                                if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
+                                int bye = gnutls_bye(g, GNUTLS_SHUT_WR);
+                                if (bye == GNUTLS_E_AGAIN || bye == GNUTLS_E_INTERRUPTED)
                                         return tcp_wait(p);
                         }
                         p->bye_done = true;

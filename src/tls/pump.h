@@ -26,7 +26,7 @@ typedef struct TlsPump {
         int plain_fd;      /* not owned */
         TlsPumpBuffer down; /* TLS -> plain: decrypted, not yet written to plain_fd */
         TlsPumpBuffer up;   /* plain -> TLS: read from plain_fd, not yet taken by GnuTLS */
-        size_t up_chunk;    /* size of the gnutls_record_send() that returned EAGAIN (must be repeated) */
+        bool uncork_pending; /* corked records wait for the TCP socket to take them */
         unsigned down_wait, up_wait; /* what each direction waits for (TLS_PUMP_* bits) */
         bool tcp_eof;      /* the TLS peer will send nothing more (close_notify, EOF, reset) */
         bool tcp_broken;   /* we cannot send to the TLS peer any more */

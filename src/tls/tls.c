@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,7 +44,54 @@ struct TlsSession {
         int error;
         const char *reason;
         char reason_buf[128];
+        /* Read-ahead for GnuTLS's pull: one recv() fetches many records
+         * instead of a header and a body per record. Allocated while data
+         * flows, freed when the socket runs dry (idle connections hold none). */
+        int fd;
+        uint8_t *rbuf;
+        size_t roff, rlen;
 };
+
+#define TLS_READAHEAD_SIZE (64u * 1024u)
+
+static ssize_t session_pull(gnutls_transport_ptr_t ptr, void *data, size_t size) {
+        TlsSession *s = ptr;
+        ssize_t n;
+
+        if (s->rlen == 0) {
+                if (!s->rbuf)
+                        s->rbuf = malloc(TLS_READAHEAD_SIZE);
+                if (!s->rbuf) /* no memory for read-ahead: read directly */
+                        return recv(s->fd, data, size, 0);
+                n = recv(s->fd, s->rbuf, TLS_READAHEAD_SIZE, 0);
+                if (n <= 0) {
+                        int saved = errno;
+                        if (n < 0 && saved == EAGAIN) {
+                                free(s->rbuf);
+                                s->rbuf = NULL;
+                        }
+                        errno = saved;
+                        return n;
+                }
+                s->roff = 0;
+                s->rlen = (size_t) n;
+        }
+        n = (ssize_t) MIN(size, s->rlen);
+        memcpy(data, s->rbuf + s->roff, (size_t) n);
+        s->roff += (size_t) n;
+        s->rlen -= (size_t) n;
+        return n;
+}
+
+/* GnuTLS asks whether input is there (used with handshake timeouts). */
+static int session_pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms) {
+        TlsSession *s = ptr;
+        struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
+
+        if (s->rlen > 0)
+                return 1;
+        return poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int) ms);
+}
 
 /* Reads a whole (small) file. Returns -errno. */
 static int read_small_file(const char *path, gnutls_datum_t *ret) {
@@ -275,6 +323,7 @@ TlsSession *tls_session_free(TlsSession *s) {
         tls_context_unref(s->ctx);
         free(s->host);
         free(s->identity);
+        free(s->rbuf);
         free(s);
         return NULL;
 }
@@ -307,7 +356,11 @@ int tls_session_new(TlsSession **ret, TlsContext *ctx, int fd, const char *serve
         r = gnutls_credentials_set(s->session, GNUTLS_CRD_CERTIFICATE, ctx->cred);
         if (r < 0)
                 return -EINVAL;
-        gnutls_transport_set_int(s->session, fd);
+        /* Push: GnuTLS's own writev() on fd; pull: our read-ahead. */
+        s->fd = fd;
+        gnutls_transport_set_ptr2(s->session, s, (gnutls_transport_ptr_t) (intptr_t) fd);
+        gnutls_transport_set_pull_function(s->session, session_pull);
+        gnutls_transport_set_pull_timeout_function(s->session, session_pull_timeout);
         /* Deadlines are the caller's business (non-blocking I/O). */
         gnutls_handshake_set_timeout(s->session, 0);
 
