@@ -180,7 +180,7 @@ struct Engine {
 
         SpawnStack stack;
         uint8_t *buf;
-        bool no_splice;         /* the state directory's fs cannot splice */
+        bool splice;            /* capture with splice() (EngineConfig.capture_splice) */
 
         SlotTable job_slots, sub_slots, timer_slots;
         uint32_t timer_seq;     /* keeps arming numbers of reused slots apart */
@@ -530,10 +530,10 @@ static int job_drain_pipe(Engine *e, Job *j, int i, unsigned budget) {
         while (budget-- > 0) {
                 ssize_t n;
 
-                if (!e->no_splice && !j->log_failed && j->st.stdout_bytes + j->st.stderr_bytes < e->output_cap) {
+                if (e->splice && !j->log_failed && j->st.stdout_bytes + j->st.stderr_bytes < e->output_cap) {
                         n = job_capture_splice(e, j, i);
                         if (n == -EINVAL) {
-                                e->no_splice = true; /* fall back to read() for good */
+                                e->splice = false; /* the file system cannot: read() for good */
                                 continue;
                         }
                         if (n < 0 && n != -EAGAIN && n != -EINTR) {
@@ -1710,7 +1710,7 @@ int engine_new(Engine **ret, const EngineConfig *config) {
         e->retain_max_jobs = config->retain_max_jobs ? config->retain_max_jobs : ENGINE_DEFAULT_RETAIN_JOBS;
         e->retain_max_age_usec = config->retain_max_age_usec ? config->retain_max_age_usec : ENGINE_DEFAULT_RETAIN_AGE_USEC;
         e->default_grace_usec = config->default_grace_usec ? config->default_grace_usec : ENGINE_DEFAULT_GRACE_USEC;
-        e->no_splice = config->no_splice;
+        e->splice = config->capture_splice;
 
         e->state_dir = strdup(config->state_dir);
         if (!e->state_dir) {

@@ -165,9 +165,11 @@ typedef struct EngineConfig {
          * cgroup_prepare_delegated()); NULL: no cgroups, stop reaches the
          * process group only. */
         const char *cgroup_root;
-        /* Capture with read()+pwritev() instead of splice() (for benchmarks;
-         * the engine falls back by itself where splice is not supported). */
-        bool no_splice;
+        /* Capture with splice() instead of read()+pwritev(). Off by default:
+         * splice into a file still copies into the page cache, and does it
+         * while holding the pipe's lock, so the job's writes wait; measured
+         * slower in most runs (bench/README.md). Kept for the benchmark. */
+        bool capture_splice;
 } EngineConfig;
 
 #define ENGINE_DEFAULT_OUTPUT_CAP (1024ull * 1024 * 1024)

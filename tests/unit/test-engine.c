@@ -842,6 +842,27 @@ static void test_isolation(void **state) {
         free(dir);
 }
 
+/* The splice() capture path (not the default) keeps the bytes exact too. */
+static void test_splice_capture(void **state) {
+        char *dir = make_state_dir();
+        Engine *e = NULL;
+        EngineConfig c = { .state_dir = dir, .capture_splice = true };
+        const char *argv[] = { testprog, "write", "20000000", "1000000", "5", NULL };
+        Reader r = { .seed = 5, .check_data = true };
+
+        assert_int_equal(engine_new(&e, &c), 0);
+        JobId id = start(e, argv);
+        reader_subscribe(e, &r, &id, JOB_STREAMS_ALL, 0, true);
+        run_until_ended(e, &r, 60000);
+        assert_false(r.bad);
+        assert_int_equal(r.got[JOB_STREAM_STDOUT], 20000000);
+        assert_int_equal(r.got[JOB_STREAM_STDERR], 1000000);
+        assert_int_equal(r.end.exit_code, 0);
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
 static void tick(Engine *e, void *ud) {
         (*(int *) ud)++;
 }
@@ -898,6 +919,7 @@ int main(void) {
                 cmocka_unit_test(test_retention_by_age),
                 cmocka_unit_test(test_post_from_other_thread),
                 cmocka_unit_test(test_timers),
+                cmocka_unit_test(test_splice_capture),
                 cmocka_unit_test(test_isolation),
                 cmocka_unit_test(test_thousand_jobs_no_leak),
                 cmocka_unit_test(test_exact_bytes_three_subscribers),
