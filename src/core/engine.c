@@ -104,11 +104,14 @@ struct Job {
         bool pipe_big[2];
         bool pidfd_armed;
 
-        int log_fd;             /* open while running or subscribed */
+        int log_fd;             /* opened on first output or subscription; closed when
+                                 * the job ended and nobody reads it */
         uint64_t log_size;      /* end of the last complete record */
         bool log_failed;        /* a write to the log failed: rest dropped */
 
-        int cg_fd;              /* the job's cgroup directory, or -1 */
+        /* The job's cgroup (st.has_cgroup) is opened only while it is being
+         * emptied, so a running job holds three fds: pidfd and two pipes. */
+        int cg_fd;
         int cg_events_fd;       /* its cgroup.events, watched while emptying */
         bool cg_emptying;       /* main process gone, waiting for populated 0 */
         siginfo_t exit_info;    /* how the main process ended */
@@ -454,6 +457,29 @@ static void job_wake_subscribers(Engine *e, Job *j) {
         }
 }
 
+static int job_open_log(Engine *e, Job *j) {
+        char path[JOB_ID_STRING_MAX + 16], dir[JOB_ID_STRING_MAX];
+
+        if (j->log_fd >= 0)
+                return 0;
+        job_dir_name(j, dir);
+        snprintf(path, sizeof(path), "%s/output", dir);
+        j->log_fd = openat(e->jobs_fd, path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        return j->log_fd < 0 ? -errno : 0;
+}
+
+static void cgroup_name(const Job *j, char buf[static JOB_ID_STRING_MAX + 8]);
+
+/* A new fd of the job's cgroup directory (caller closes), or -1. */
+static int job_open_cgroup(Engine *e, Job *j) {
+        char name[JOB_ID_STRING_MAX + 8];
+
+        if (!j->st.has_cgroup || e->cgroup_fd < 0)
+                return -1;
+        cgroup_name(j, name);
+        return openat(e->cgroup_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 /* Appends what a pipe gave us, honouring the output cap. */
 static void job_capture(Engine *e, Job *j, JobStream stream, const uint8_t *data, size_t n) {
         uint64_t kept = j->st.stdout_bytes + j->st.stderr_bytes;
@@ -465,7 +491,9 @@ static void job_capture(Engine *e, Job *j, JobStream stream, const uint8_t *data
                 take = kept >= e->output_cap ? 0 : (size_t) (e->output_cap - kept);
 
         if (take > 0) {
-                int r = outlog_append(j->log_fd, &j->log_size, stream, data, take);
+                int r = job_open_log(e, j);
+                if (r >= 0)
+                        r = outlog_append(j->log_fd, &j->log_size, stream, data, take);
                 if (r < 0) {
                         /* Disk full or similar: keep the job running, drop the
                          * rest, and say so in the status. */
@@ -490,6 +518,9 @@ static ssize_t job_capture_splice(Engine *e, Job *j, int i) {
         JobStream stream = i == 0 ? JOB_STREAM_STDOUT : JOB_STREAM_STDERR;
         uint64_t kept = j->st.stdout_bytes + j->st.stderr_bytes;
         size_t want = (size_t) MIN((uint64_t) ENGINE_BUFFER_SIZE, e->output_cap - kept);
+        int r = job_open_log(e, j);
+        if (r < 0)
+                return r;
         ssize_t n = outlog_append_splice(j->log_fd, &j->log_size, stream, j->pipe_fd[i], want);
 
         if (n > 0) {
@@ -594,6 +625,13 @@ static void job_kill_all(Engine *e, Job *j) {
          * what we can reach. */
         if (j->cg_fd >= 0)
                 (void) cgroup_kill(j->cg_fd);
+        else if (j->st.has_cgroup) {
+                int fd = job_open_cgroup(e, j);
+                if (fd >= 0) {
+                        (void) cgroup_kill(fd);
+                        safe_close(fd);
+                }
+        }
         if (j->st.pid > 0)
                 (void) kill(-j->st.pid, SIGKILL);
         if (j->pidfd >= 0)
@@ -657,6 +695,13 @@ static void job_finish(Engine *e, Job *j, const siginfo_t *si) {
         /* A stopped job leaves nothing behind in its group; with a cgroup
          * no job leaves anything behind: what the main process left
          * running is killed when it exits (documented). */
+        if (j->st.has_cgroup && j->cg_fd < 0) {
+                j->cg_fd = job_open_cgroup(e, j);
+                if (j->cg_fd >= 0)
+                        j->cg_events_fd = openat(j->cg_fd, "cgroup.events", O_RDONLY | O_CLOEXEC);
+                if (j->cg_events_fd < 0)
+                        j->cg_fd = safe_close(j->cg_fd); /* gone already: nothing to empty */
+        }
         if (j->st.stop_requested || j->cg_fd >= 0)
                 job_kill_all(e, j);
 
@@ -1143,7 +1188,7 @@ int engine_start_job(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartErro
         JobStartError err_local, *err = ret_error ? ret_error : &err_local;
         _cleanup_free_ char **envp = NULL, **candidates = NULL;
         _cleanup_close_ int out_r = -1, out_w = -1, err_r = -1, err_w = -1, log_fd = -1, pidfd = -1;
-        _cleanup_close_ int cg_fd = -1, cg_events_fd = -1;
+        _cleanup_close_ int cg_fd = -1;
         char cg_name[JOB_ID_STRING_MAX + 8] = "";
         char dir[JOB_ID_STRING_MAX], path[JOB_ID_STRING_MAX + 16];
         const char *user, *home, *cwd;
@@ -1235,9 +1280,7 @@ int engine_start_job(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartErro
                         goto fail_dir;
                 }
                 cg_fd = openat(e->cgroup_fd, cg_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (cg_fd >= 0)
-                        cg_events_fd = openat(cg_fd, "cgroup.events", O_RDONLY | O_CLOEXEC);
-                if (cg_fd < 0 || cg_events_fd < 0) {
+                if (cg_fd < 0) {
                         r = -errno;
                         goto fail_dir;
                 }
@@ -1317,11 +1360,9 @@ int engine_start_job(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartErro
         j->pidfd = TAKE_FD(pidfd);
         j->pipe_fd[0] = TAKE_FD(out_r);
         j->pipe_fd[1] = TAKE_FD(err_r);
-        j->log_fd = TAKE_FD(log_fd);
+        /* The log and the cgroup stay closed until needed (fds per job). */
         j->log_size = OUTLOG_HEADER_SIZE;
-        j->cg_fd = TAKE_FD(cg_fd);
-        j->cg_events_fd = TAKE_FD(cg_events_fd);
-        j->st.has_cgroup = j->cg_fd >= 0;
+        j->st.has_cgroup = cg_fd >= 0;
         if (hash_add(e, j) < 0) {
                 /* Cannot be found by id: kill it rather than run it blind. */
                 job_kill_all(e, j);
@@ -1331,9 +1372,6 @@ int engine_start_job(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartErro
                 safe_close(j->pidfd);
                 safe_close(j->pipe_fd[0]);
                 safe_close(j->pipe_fd[1]);
-                safe_close(j->log_fd);
-                safe_close(j->cg_fd);
-                safe_close(j->cg_events_fd);
                 free(j);
                 r = -ENOMEM;
                 goto fail_dir;
@@ -1410,17 +1448,22 @@ unsigned engine_stop_all(Engine *e, uint64_t grace_usec) {
 
 /* A copy of the job's status; for a running job with a cgroup, with its
  * CPU time and memory so far. */
-static void job_status_now(Job *j, JobStatus *ret) {
+static void job_status_now(Engine *e, Job *j, JobStatus *ret) {
         *ret = j->st;
-        if (j->st.state == JOB_STATE_RUNNING && j->cg_fd >= 0)
-                cgroup_read_stats(j->cg_fd, ret);
+        if (j->st.state == JOB_STATE_RUNNING && j->st.has_cgroup) {
+                int fd = job_open_cgroup(e, j);
+                if (fd >= 0) {
+                        cgroup_read_stats(fd, ret);
+                        safe_close(fd);
+                }
+        }
 }
 
 int engine_get_status(Engine *e, const JobId *id, JobStatus *ret) {
         Job *j = job_find(e, id);
         if (!j)
                 return -ENOENT;
-        job_status_now(j, ret);
+        job_status_now(e, j, ret);
         return 0;
 }
 
@@ -1434,7 +1477,7 @@ int engine_list(Engine *e, const char *owner, JobStatus **ret, size_t *ret_n) {
                 Job *j = list_entry(p, Job, by_start);
                 if (owner && strcmp(owner, j->st.owner) != 0)
                         continue;
-                job_status_now(j, &v[n++]);
+                job_status_now(e, j, &v[n++]);
         }
         *ret = v;
         *ret_n = n;
@@ -1468,14 +1511,9 @@ int engine_subscribe(Engine *e, const JobId *id, unsigned streams, uint64_t offs
         if (streams == 0 || (streams & ~(unsigned) JOB_STREAMS_ALL) || !ops || !ops->chunk)
                 return -EINVAL;
 
-        if (j->log_fd < 0) {
-                char path[JOB_ID_STRING_MAX + 16], dir[JOB_ID_STRING_MAX];
-                job_dir_name(j, dir);
-                snprintf(path, sizeof(path), "%s/output", dir);
-                j->log_fd = openat(e->jobs_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-                if (j->log_fd < 0)
-                        return -errno;
-        }
+        r = job_open_log(e, j);
+        if (r < 0)
+                return r;
 
         s = calloc(1, sizeof(Subscriber));
         if (!s)
@@ -1820,6 +1858,8 @@ Engine *engine_free(Engine *e) {
                 for (int i = 0; i < 2; i++)
                         if (j->pipe_fd[i] >= 0 && e->buf)
                                 (void) job_drain_pipe(e, j, i, EXIT_DRAIN_BUDGET);
+                if (j->cg_fd < 0)
+                        j->cg_fd = job_open_cgroup(e, j);
                 if (j->cg_fd >= 0) {
                         (void) cgroup_wait_empty(j->cg_fd, 2000);
                         job_cgroup_done(e, j);

@@ -340,6 +340,10 @@ static void conn_process(TlsBridge *b, Conn *c) {
         switch (c->state) {
         case CONN_HANDSHAKE:
                 r = tls_session_handshake(c->tls);
+                if (r == -EAGAIN && !tls_session_wants_write(c->tls) && tls_session_pending(c->tls) > 0) {
+                        runq_add(b, c); /* input already buffered: go on next turn */
+                        return;
+                }
                 if (r == -EAGAIN) {
                         arm_poll(b, c, tls_session_wants_write(c->tls) ? OP_TCP_OUT : OP_TCP_IN);
                         return;

@@ -214,6 +214,8 @@ int tls_client_connect(TlsContext *ctx, const char *host, const char *port, uint
         if (r < 0)
                 goto fail_errno;
         while ((r = tls_session_handshake(c->tls)) == -EAGAIN) {
+                if (!tls_session_wants_write(c->tls) && tls_session_pending(c->tls) > 0)
+                        continue; /* input already buffered: no waiting */
                 struct pollfd p = { .fd = fd, .events = tls_session_wants_write(c->tls) ? POLLOUT : POLLIN };
                 int n = poll(&p, 1, remaining_msec(deadline));
                 if (n < 0 && errno != EINTR) {

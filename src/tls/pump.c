@@ -9,7 +9,7 @@
  * per connection is bounded by two buffers, which exist only while data is
  * in flight. GnuTLS may hold decrypted data the socket no longer shows as
  * readable, so input is always drained until GnuTLS itself says EAGAIN
- * (gnutls_record_check_pending() is consulted before declaring a wait).
+ * (tls_session_pending() is consulted before declaring a wait).
  */
 
 #include <errno.h>
@@ -119,7 +119,10 @@ static unsigned pump_down(TlsPump *p, size_t budget) {
                                 break;
                         }
                         if (n == GNUTLS_E_AGAIN) {
-                                if (gnutls_record_check_pending(g) > 0)
+                                /* GnuTLS also says AGAIN after a record that
+                                 * carried no data (a TLS 1.3 session ticket, a
+                                 * key update) while more input is buffered. */
+                                if (tls_session_pending(p->tls) > 0)
                                         continue;
                                 wait = tcp_wait(p);
                                 break;

@@ -83,6 +83,10 @@ static ssize_t session_pull(gnutls_transport_ptr_t ptr, void *data, size_t size)
         return n;
 }
 
+size_t tls_session_pending(TlsSession *s) {
+        return gnutls_record_check_pending(s->session) + s->rlen;
+}
+
 /* GnuTLS asks whether input is there (used with handshake timeouts). */
 static int session_pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms) {
         TlsSession *s = ptr;

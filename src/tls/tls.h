@@ -82,6 +82,13 @@ int tls_session_handshake(TlsSession *s);
 /* After -EAGAIN from a handshake/record call: true if GnuTLS waits to write. */
 bool tls_session_wants_write(TlsSession *s);
 
+/* Input already read from the socket and not yet consumed: decrypted data
+ * GnuTLS holds plus the bytes in our read-ahead buffer. When it is not 0,
+ * call GnuTLS again instead of waiting for the socket (poll() cannot see
+ * it). GnuTLS returns GNUTLS_E_AGAIN after records without data, e.g. a
+ * TLS 1.3 session ticket, even while more input is buffered. */
+size_t tls_session_pending(TlsSession *s);
+
 /* Server, after a successful handshake: the subject CN of the verified client
  * certificate. Valid as long as the session. NULL before. */
 const char *tls_session_identity(TlsSession *s);

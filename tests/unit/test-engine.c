@@ -863,6 +863,27 @@ static void test_splice_capture(void **state) {
         free(dir);
 }
 
+/* A quiet running job costs the engine three fds: its pidfd and two pipes
+ * (the log is opened on first output). */
+static void test_fds_per_running_job(void **state) {
+        char *dir = make_state_dir();
+        Engine *e = engine_at(dir, 0, 0);
+        const char *argv[] = { "sleep", "30", NULL };
+        JobId ids[10];
+
+        unsigned before = count_fds();
+        for (int i = 0; i < 10; i++)
+                ids[i] = start(e, argv);
+        assert_int_equal(count_fds() - before, 30);
+        assert_int_equal(engine_stop_all(e, 0), 10);
+        for (int i = 0; i < 10; i++)
+                assert_int_equal(wait_job(e, &ids[i], 5000).signal, SIGKILL);
+        assert_int_equal(count_fds(), before);
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
 static void tick(Engine *e, void *ud) {
         (*(int *) ud)++;
 }
@@ -920,6 +941,7 @@ int main(void) {
                 cmocka_unit_test(test_post_from_other_thread),
                 cmocka_unit_test(test_timers),
                 cmocka_unit_test(test_splice_capture),
+                cmocka_unit_test(test_fds_per_running_job),
                 cmocka_unit_test(test_isolation),
                 cmocka_unit_test(test_thousand_jobs_no_leak),
                 cmocka_unit_test(test_exact_bytes_three_subscribers),
