@@ -26,6 +26,25 @@
 #include "shared/macro.h"
 #include "shared/string-util.h"
 
+/* The options start and run share. */
+#define JOB_OPTIONS_HELP \
+        "  --env KEY=VALUE   add to the job's environment (repeatable)\n" \
+        "  --cwd DIR         working directory (default: the run-as account's home)\n" \
+        "  --cpu CPUS        CPU bandwidth, in CPUs: 0.5 = half of one (cpu.max)\n" \
+        "  --memory SIZE     memory limit, like 256M or 2G (memory.max, no swap)\n" \
+        "  --pids N          at most N processes and threads (pids.max)\n" \
+        "  --io-read-bps DEV=RATE\n" \
+        "                    read at most RATE bytes/s, like 50M, from DEV: a block\n" \
+        "                    device or any path on one, on the server (repeatable)\n" \
+        "  --io-write-bps DEV=RATE\n" \
+        "                    the same for writes\n" \
+        "  --isolate LIST    any of pid,net,tmp (or all): own PID namespace, network\n" \
+        "                    with only loopback, private /tmp\n" \
+        "  -h, --help        show this help\n" \
+        "\n" \
+        "Sizes and rates take K, M, G, T (powers of 1024). Without a limit the\n" \
+        "server's policy default applies; above your bound is 'permission denied'.\n"
+
 static const char *const command_names[_CLI_COMMAND_MAX] = {
         [CLI_COMMAND_NONE] = "",
         [CLI_COMMAND_START] = "start",
@@ -141,22 +160,7 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "The first word that is not an option starts the command; words after it,\n"
                 "even those starting with '-', are its arguments. PATH is searched.\n"
                 "\n"
-                "  --env KEY=VALUE   add to the job's environment (repeatable)\n"
-                "  --cwd DIR         working directory (default: the run-as account's home)\n"
-                "  --cpu CPUS        CPU bandwidth, in CPUs: 0.5 = half of one (cpu.max)\n"
-                "  --memory SIZE     memory limit, like 256M or 2G (memory.max, no swap)\n"
-                "  --pids N          at most N processes and threads (pids.max)\n"
-                "  --io-read-bps DEV=RATE\n"
-                "                    read at most RATE bytes/s, like 50M, from DEV: a block\n"
-                "                    device or any path on one, on the server (repeatable)\n"
-                "  --io-write-bps DEV=RATE\n"
-                "                    the same for writes\n"
-                "  --isolate LIST    any of pid,net,tmp (or all): own PID namespace, network\n"
-                "                    with only loopback, private /tmp\n"
-                "  -h, --help        show this help\n"
-                "\n"
-                "Sizes and rates take K, M, G, T (powers of 1024). Without a limit the\n"
-                "server's policy default applies; above your bound is 'permission denied'.\n",
+                JOB_OPTIONS_HELP,
         [CLI_COMMAND_RUN] =
                 "Usage: jwctl [OPTIONS] run [--env KEY=VALUE]... [--cwd DIR] [LIMITS] [--] CMD [ARG...]\n"
                 "\n"
@@ -165,22 +169,7 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "Ctrl-C stops the job (SIGTERM, then SIGKILL after the server's grace\n"
                 "period) and exits with 130.\n"
                 "\n"
-                "  --env KEY=VALUE   add to the job's environment (repeatable)\n"
-                "  --cwd DIR         working directory (default: the run-as account's home)\n"
-                "  --cpu CPUS        CPU bandwidth, in CPUs: 0.5 = half of one (cpu.max)\n"
-                "  --memory SIZE     memory limit, like 256M or 2G (memory.max, no swap)\n"
-                "  --pids N          at most N processes and threads (pids.max)\n"
-                "  --io-read-bps DEV=RATE\n"
-                "                    read at most RATE bytes/s, like 50M, from DEV: a block\n"
-                "                    device or any path on one, on the server (repeatable)\n"
-                "  --io-write-bps DEV=RATE\n"
-                "                    the same for writes\n"
-                "  --isolate LIST    any of pid,net,tmp (or all): own PID namespace, network\n"
-                "                    with only loopback, private /tmp\n"
-                "  -h, --help        show this help\n"
-                "\n"
-                "Sizes and rates take K, M, G, T (powers of 1024). Without a limit the\n"
-                "server's policy default applies; above your bound is 'permission denied'.\n",
+                JOB_OPTIONS_HELP,
         [CLI_COMMAND_STATUS] =
                 "Usage: jwctl [OPTIONS] status [--json] JOB\n"
                 "\n"

@@ -811,31 +811,15 @@ int cli_execute(const CliArgs *args, const CliSettings *settings, char **ret_mes
         cli.signals.client = cli.client;
         pthread_mutex_unlock(&cli.signals.lock);
 
-        switch (args->command) {
-        case CLI_COMMAND_START:
-                exit_code = cmd_start(&cli);
-                break;
-        case CLI_COMMAND_RUN:
-                exit_code = cmd_run(&cli);
-                break;
-        case CLI_COMMAND_STATUS:
-                exit_code = cmd_status(&cli);
-                break;
-        case CLI_COMMAND_LIST:
-                exit_code = cmd_list(&cli);
-                break;
-        case CLI_COMMAND_LOGS:
-                exit_code = cmd_logs(&cli);
-                break;
-        case CLI_COMMAND_STOP:
-                exit_code = cmd_stop(&cli);
-                break;
-        case CLI_COMMAND_WAIT:
-                exit_code = cmd_wait(&cli);
-                break;
-        default:
+        static int (*const commands[])(Cli *) = {
+                [CLI_COMMAND_START] = cmd_start, [CLI_COMMAND_RUN] = cmd_run,   [CLI_COMMAND_STATUS] = cmd_status,
+                [CLI_COMMAND_LIST] = cmd_list,   [CLI_COMMAND_LOGS] = cmd_logs, [CLI_COMMAND_STOP] = cmd_stop,
+                [CLI_COMMAND_WAIT] = cmd_wait,
+        };
+        if ((size_t) args->command < ELEMENTSOF(commands) && commands[args->command])
+                exit_code = commands[args->command](&cli);
+        else
                 exit_code = set_message(&cli, CLI_EXIT_USAGE, "missing command (see 'jwctl --help')");
-        }
         /* wait, logs -f: a signal that came during the calls before the
          * stream still means "interrupted". */
         if (exit_code != CLI_EXIT_INTERRUPTED && signals_count(&cli.signals) > 0 &&
