@@ -177,10 +177,15 @@ int cgroup_apply_limits(int cgfd, unsigned controllers, const JobLimits *l, char
 #define WRITE(file, value)                                                                   \
         do {                                                                                 \
                 r = write_file_at(cgfd, file, value);                                        \
+                if (r == -ENOENT) { /* the controller went away under us */                 \
+                        snprintf(err, err_size, "the %.*s controller is not available for jobs on this host", \
+                                 (int) strcspn(file, "."), file);                            \
+                        return -EOPNOTSUPP;                                                  \
+                }                                                                            \
                 if (r < 0) {                                                                 \
                         snprintf(err, err_size, "cannot set %s to '%s': %s", file, value,     \
                                  strerror(-r));                                              \
-                        return r == -ENOENT ? -EOPNOTSUPP : r;                               \
+                        return r;                                                            \
                 }                                                                            \
         } while (0)
 

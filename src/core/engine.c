@@ -1285,6 +1285,9 @@ int engine_start_job(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartErro
                         goto fail_dir;
                 }
                 if (want_limits) {
+                        /* Read again: an operator may have changed what is
+                         * delegated since we started (one small read). */
+                        (void) cgroup_child_controllers(e->cgroup_fd, &e->cg_controllers);
                         r = cgroup_apply_limits(cg_fd, e->cg_controllers, spec->limits, err->message, sizeof(err->message));
                         if (r < 0) {
                                 err->stage = JOB_START_STAGE_LIMITS;

@@ -10,12 +10,17 @@
 #       ssh and each GUEST_PORT forwarded from 127.0.0.1. Waits (bounded) until
 #       ssh answers. Sets VM_PID, VM_SSH_PORT, VM_BOOT_SECONDS and
 #       VM_PORT[GUEST_PORT]=HOST_PORT. Returns non-zero when it does not boot.
+#       A second, empty virtio disk (sparse, JW_VM_SCRATCH_MB MiB, serial
+#       jw-scratch: /dev/disk/by-id/virtio-jw-scratch in the guest; PCI slot
+#       0x10, so that it comes after the root disk, /dev/vda) is there
+#       for tests that need a real block device (io.max); 0 leaves it out.
 #   vm_ssh COMMAND...         runs a shell command line as root in the guest
 #   vm_copy_in FILE GUEST_PATH
 #   vm_copy_out GUEST_PATH FILE
 #   vm_stop                   powers the guest off (bounded), kills QEMU if needed
 #
-# Tunables: JW_VM_MEMORY (MiB, 2048), JW_VM_CPUS (2), JW_VM_BOOT_TIMEOUT (s, 180).
+# Tunables: JW_VM_MEMORY (MiB, 2048), JW_VM_CPUS (2), JW_VM_BOOT_TIMEOUT (s, 180),
+# JW_VM_SCRATCH_MB (MiB, 256).
 
 VM_PID=
 VM_SSH_PORT=
@@ -54,11 +59,17 @@ vm_copy_out() {
 }
 
 vm_start() {
-        local image=$1 work=$2 p fwd t0
+        local image=$1 work=$2 p fwd t0 scratch=()
         shift 2
         VM_IMAGE=$image VM_DIR=$work
         command -v qemu-system-x86_64 >/dev/null || { echo "vm: qemu-system-x86_64 is not installed" >&2; return 1; }
         qemu-img create -q -f qcow2 -F qcow2 -b "$image/disk.qcow2" "$work/overlay.qcow2" || return 1
+        if [ "${JW_VM_SCRATCH_MB:-256}" -gt 0 ]; then
+                rm -f "$work/scratch.raw"
+                truncate -s "${JW_VM_SCRATCH_MB:-256}M" "$work/scratch.raw" || return 1
+                scratch=(-drive "file=$work/scratch.raw,if=none,id=scratch,format=raw,cache=unsafe"
+                         -device virtio-blk-pci,drive=scratch,serial=jw-scratch,addr=0x10)
+        fi
         VM_SSH_PORT=$(vm__free_port)
         fwd="hostfwd=tcp:127.0.0.1:$VM_SSH_PORT-:22"
         for p in "$@"; do
@@ -72,6 +83,7 @@ vm_start() {
                 -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
                 -append "root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 quiet" \
                 -drive "file=$work/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe" \
+                "${scratch[@]}" \
                 -netdev "user,id=n0,restrict=on,$fwd" -device virtio-net-pci,netdev=n0 \
                 -device virtio-rng-pci \
                 -display none -monitor none -serial "file:$work/console.log" \
