@@ -54,7 +54,7 @@
 #include "shared/list.h"
 #include "shared/macro.h"
 
-#define ENGINE_BUFFER_SIZE ENGINE_CHUNK_MAX
+#define ENGINE_BUFFER_SIZE (1024u * 1024u) /* pipe reads */
 #define PIPE_SIZE_BIG (1024 * 1024)
 #define DRAIN_BUDGET 16        /* reads per pipe per turn before yielding */
 #define EXIT_DRAIN_BUDGET 256  /* reads after exit: what is left in the pipe */

@@ -42,7 +42,7 @@ typedef struct Engine Engine;
 #define JOB_COMMAND_MAX 255u         /* the command line summary kept in status */
 
 /* Largest chunk handed to a subscriber in one callback. */
-#define ENGINE_CHUNK_MAX (1024u * 1024u)
+#define ENGINE_CHUNK_MAX (256u * 1024u)
 
 typedef enum JobStream {
         JOB_STREAM_STDOUT = 1,

@@ -37,7 +37,7 @@ typedef struct ServerConfig {
         void *userdata;
 } ServerConfig;
 
-/* Each Output stream may hold one chunk (up to 1 MiB) in flight: this bounds
+/* Each Output stream may hold one chunk (up to 256 KiB) in flight: this bounds
  * what clients can make the daemon buffer. */
 #define SERVER_DEFAULT_MAX_OUTPUT_STREAMS 1024u
 
