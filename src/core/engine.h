@@ -127,7 +127,8 @@ typedef struct JobSpec {
  *        handlers for, so a stop's SIGTERM is ignored unless the program
  *        handles it; the SIGKILL after the grace period always works. When
  *        it exits, everything else in the namespace is killed.
- *   NET  a network namespace with only the loopback interface (up).
+ *   NET  a network namespace with only the loopback interface (up), and a
+ *        /sys of its own (implies MOUNT).
  *   TMP  a mount namespace with a private, empty tmpfs on /tmp.
  */
 enum {

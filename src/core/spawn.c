@@ -102,7 +102,7 @@ static NO_SANITIZE int child_fail(SpawnChild *c, JobStartStage stage, long r) {
 static NO_SANITIZE long child_isolate(unsigned isolate) {
         long r;
 
-        if (isolate & (JOB_ISOLATE_PID | JOB_ISOLATE_TMP)) {
+        if (isolate) {
                 /* Our mounts must not propagate back to the host. */
                 r = raw(SYS_mount, 0, (long) "/", 0, MS_REC | MS_PRIVATE);
                 if (r < 0)
@@ -132,6 +132,12 @@ static NO_SANITIZE long child_isolate(unsigned isolate) {
                 (void) raw(SYS_close, fd, 0, 0, 0);
                 if (r < 0)
                         return r;
+                /* /sys/class/net shows the namespace of whoever mounted sysfs:
+                 * mount a fresh one, as ip-netns(8) does. */
+                (void) raw(SYS_umount2, (long) "/sys", MNT_DETACH, 0, 0);
+                r = syscall(SYS_mount, "sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, 0);
+                if (r < 0)
+                        return -errno;
         }
         return 0;
 }
@@ -297,7 +303,7 @@ int spawn_process(const SpawnRequest *req, SpawnStack *stack, pid_t *ret_pid, in
         if (req->isolate & JOB_ISOLATE_TMP)
                 args.flags |= CLONE_NEWNS;
         if (req->isolate & JOB_ISOLATE_NET)
-                args.flags |= CLONE_NEWNET;
+                args.flags |= CLONE_NEWNET | CLONE_NEWNS; /* and its own /sys */
 
         /* The child starts with every signal blocked, so no handler of ours
          * can run on its stack before it has reset the dispositions. */

@@ -818,6 +818,9 @@ static void test_isolation(void **state) {
 
         run_capture(e, who, JOB_ISOLATE_NET, out, &s);
         assert_non_null(strstr(out, "netdevs=1\n")); /* only lo */
+        const char *sysnet[] = { "ls", "/sys/class/net", NULL };
+        run_capture(e, sysnet, JOB_ISOLATE_NET, out, &s);
+        assert_string_equal(out, "lo\n"); /* sysfs of its own namespace */
         assert_non_null(strstr(host, "netdevs=")); /* (the host has whatever it has) */
 
         snprintf(path, sizeof(path), "/tmp/jw-isolated-%d", (int) getpid());
