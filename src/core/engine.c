@@ -764,18 +764,24 @@ static void on_pidfd(Engine *e, Job *j, int res) {
 
 /* Retention ------------------------------------------------------------------ */
 
+/* Removes a job's directory and what may be in it. */
+static void remove_job_dir(Engine *e, const char *dir) {
+        static const char *const files[] = { "output", "status", "status.tmp" };
+        char path[JOB_ID_STRING_MAX + 16];
+
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+                (void) unlinkat(e->jobs_fd, path, 0);
+        }
+        (void) unlinkat(e->jobs_fd, dir, AT_REMOVEDIR);
+}
+
 static void job_remove(Engine *e, Job *j) {
-        char dir[JOB_ID_STRING_MAX], path[JOB_ID_STRING_MAX + 16];
+        char dir[JOB_ID_STRING_MAX];
 
         notify(e, ENGINE_EVENT_REMOVED, j);
         job_dir_name(j, dir);
-        snprintf(path, sizeof(path), "%s/output", dir);
-        (void) unlinkat(e->jobs_fd, path, 0);
-        snprintf(path, sizeof(path), "%s/status", dir);
-        (void) unlinkat(e->jobs_fd, path, 0);
-        snprintf(path, sizeof(path), "%s/status.tmp", dir);
-        (void) unlinkat(e->jobs_fd, path, 0);
-        (void) unlinkat(e->jobs_fd, dir, AT_REMOVEDIR);
+        remove_job_dir(e, dir);
         job_free(e, j);
 }
 
@@ -1173,15 +1179,6 @@ static int fd_above_2(int fd) {
         int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         safe_close(fd);
         return n;
-}
-
-static void remove_job_dir(Engine *e, const char *dir) {
-        char path[JOB_ID_STRING_MAX + 16];
-        snprintf(path, sizeof(path), "%s/output", dir);
-        (void) unlinkat(e->jobs_fd, path, 0);
-        snprintf(path, sizeof(path), "%s/status", dir);
-        (void) unlinkat(e->jobs_fd, path, 0);
-        (void) unlinkat(e->jobs_fd, dir, AT_REMOVEDIR);
 }
 
 int engine_start_job(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartError *ret_error) {
