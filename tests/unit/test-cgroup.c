@@ -23,30 +23,13 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "../helpers/proc-util.h"
+
 #include "core/cgroup.h"
 #include "core/engine.h"
 
 static const char *testprog;
 static char *cg_root; /* our test's parent cgroup */
-
-static uint64_t mono_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
-static bool pid_gone(pid_t pid) {
-        char path[64], buf[512];
-        if (kill(pid, 0) < 0 && errno == ESRCH)
-                return true;
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
-        FILE *f = fopen(path, "r");
-        if (!f)
-                return true;
-        bool zombie = fgets(buf, sizeof(buf), f) && strstr(buf, ") Z ");
-        fclose(f);
-        return zombie;
-}
 
 static void wait_gone(pid_t pid) {
         uint64_t until = mono_ms() + 5000;

@@ -20,6 +20,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "../helpers/proc-util.h"
+
 #include "core/engine.h"
 #include "../helpers/testdata.h"
 
@@ -37,12 +39,6 @@
 static const char *testprog;
 
 /* Helpers --------------------------------------------------------------------- */
-
-static uint64_t mono_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
 
 static char *make_state_dir(void) {
         char tmpl[] = "/tmp/jw-test-engine-XXXXXX";
@@ -401,20 +397,6 @@ static void test_start_errors(void **state) {
         engine_free(e);
         rm_rf(dir);
         free(dir);
-}
-
-static bool pid_gone(pid_t pid) {
-        char path[64], buf[512];
-        if (kill(pid, 0) < 0 && errno == ESRCH)
-                return true;
-        /* A zombie waiting for init to reap it is gone too. */
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
-        FILE *f = fopen(path, "r");
-        if (!f)
-                return true;
-        bool zombie = fgets(buf, sizeof(buf), f) && strstr(buf, ") Z ");
-        fclose(f);
-        return zombie;
 }
 
 #define GRAB_MAX 4095
