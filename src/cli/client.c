@@ -21,6 +21,7 @@
 
 #include "cli/client.h"
 #include "rpc/codec.h"
+#include "rpc/wire.h"
 #include "shared/macro.h"
 #include "tls/client.h"
 #include "tls/tls.h"
@@ -375,60 +376,10 @@ static ssize_t take_message(CliOutputCall *o, grpc_byte_buffer *bb) {
         return (ssize_t) n;
 }
 
-static bool read_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *ret) {
-        uint64_t v = 0;
-        for (unsigned shift = 0; shift < 64 && *pos < n; shift += 7) {
-                uint8_t b = p[(*pos)++];
-                v |= (uint64_t) (b & 0x7f) << shift;
-                if (!(b & 0x80)) {
-                        *ret = v;
-                        return true;
-                }
-        }
-        return false;
-}
-
-/* OutputResponse{chunk = 1: Chunk{stream = 1, offset = 2, data = 3}} parsed
- * in place. False for anything else (then protobuf-c parses it). */
-static bool parse_chunk(const uint8_t *p, size_t n, CliOutputItem *ret) {
-        size_t pos = 0, end;
-        uint64_t key, len, v;
-
-        if (!read_varint(p, n, &pos, &key) || key != ((1u << 3) | 2) || !read_varint(p, n, &pos, &len) ||
-            len != n - pos)
-                return false;
-        end = n;
-        *ret = (CliOutputItem) { .stream = JOBWORKER__V1__STREAM__STREAM_UNSPECIFIED };
-        while (pos < end) {
-                if (!read_varint(p, end, &pos, &key))
-                        return false;
-                switch (key) {
-                case (1u << 3) | 0:
-                        if (!read_varint(p, end, &pos, &v))
-                                return false;
-                        ret->stream = (Jobworker__V1__Stream) v;
-                        break;
-                case (2u << 3) | 0:
-                        if (!read_varint(p, end, &pos, &ret->offset))
-                                return false;
-                        break;
-                case (3u << 3) | 2:
-                        if (!read_varint(p, end, &pos, &len) || len > end - pos)
-                                return false;
-                        ret->data = p + pos;
-                        ret->len = (size_t) len;
-                        pos += (size_t) len;
-                        break;
-                default:
-                        return false;
-                }
-        }
-        return true;
-}
-
 int cli_output_call_next(CliOutputCall *o, CliOutputItem *ret) {
         grpc_byte_buffer *recv = NULL;
         ProtobufCMessage *m = NULL;
+        WireChunk w;
         ssize_t n;
 
         if (o->finished)
@@ -449,8 +400,9 @@ int cli_output_call_next(CliOutputCall *o, CliOutputItem *ret) {
                 return 0;
         }
         n = take_message(o, recv);
-        if (n >= 0 && parse_chunk(o->rbuf, (size_t) n, ret)) {
+        if (n >= 0 && wire_chunk_parse(o->rbuf, (size_t) n, &w)) {
                 grpc_byte_buffer_destroy(recv);
+                *ret = (CliOutputItem) { .stream = w.stream, .offset = w.offset, .data = w.data, .len = w.len };
                 return 1;
         }
         m = codec_unpack(recv, &jobworker__v1__output_response__descriptor);

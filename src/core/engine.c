@@ -862,12 +862,21 @@ static void sub_run(Engine *e, Subscriber *s) {
 
         if (j->log_fd >= 0 && s->cur.view < s->skip_to)
                 (void) outlog_seek(j->log_fd, j->log_size, &s->cur, s->streams, s->skip_to);
-        if (j->log_fd >= 0 && s->cur.view >= s->skip_to)
-                n = outlog_read(j->log_fd, j->log_size, &s->cur, s->streams, e->buf, ENGINE_CHUNK_MAX, &stream);
-        if (n > 0) {
-                s->ready = false;
-                s->ops.chunk(s->userdata, stream, s->cur.view - (uint64_t) n, e->buf, (size_t) n);
-                return; /* s may be gone now */
+        if (j->log_fd >= 0 && s->cur.view >= s->skip_to && s->cur.pos < j->log_size) {
+                /* The file bytes left bound the data bytes left: a small
+                 * chunk gets a small buffer. */
+                size_t want = (size_t) MIN((uint64_t) ENGINE_CHUNK_MAX, j->log_size - s->cur.pos);
+                uint8_t *buf = s->ops.buffer ? s->ops.buffer(s->userdata, want) : NULL;
+
+                n = outlog_read(j->log_fd, j->log_size, &s->cur, s->streams, buf ?: e->buf, buf ? want : ENGINE_CHUNK_MAX,
+                                &stream);
+                if (n > 0) {
+                        s->ready = false;
+                        s->ops.chunk(s->userdata, stream, s->cur.view - (uint64_t) n, buf ?: e->buf, (size_t) n);
+                        return; /* s may be gone now */
+                }
+                if (buf)
+                        (void) s->ops.buffer(s->userdata, 0);
         }
 
         /* At the end of what exists (or the log cannot be read). */

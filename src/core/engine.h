@@ -278,10 +278,18 @@ typedef struct SubscriberId {
 } SubscriberId;
 
 typedef struct SubscriberOps {
-        /* data is valid only during the call. */
+        /* data is valid only during the call, unless it is in a buffer the
+         * consumer gave with buffer(). */
         void (*chunk)(void *userdata, JobStream stream, uint64_t offset, const void *data, size_t size);
         /* status->state may be RUNNING when follow was false. */
         void (*end)(void *userdata, const JobStatus *status);
+        /* Optional: memory of at least `size` bytes to read the next chunk
+         * into, so that the consumer can send it without copying it again
+         * (NULL: the engine uses its own). Asked only when the log has more
+         * bytes for this subscriber. If nothing was read into it after all
+         * (only unselected streams were there), buffer(userdata, 0) gives
+         * it back; its return value is then ignored. */
+        void *(*buffer)(void *userdata, size_t size);
 } SubscriberOps;
 
 int engine_subscribe(
