@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * Installing a GnuTLS session's record state into the kernel (see ktls.h).
+ * Facts used (linux/tls.h, Documentation/networking/tls.rst): attach the ULP
+ * with setsockopt(SOL_TCP, TCP_ULP, "tls"), then give each direction a
+ * tls12_crypto_info_* with SOL_TLS/TLS_TX or TLS_RX. For TLS 1.3 the 12-byte
+ * IV GnuTLS reports splits into a 4-byte salt and an 8-byte iv (ChaCha20
+ * takes all 12 as iv); rec_seq is the next record's sequence number, big
+ * endian, as GnuTLS reports it. Attaching the ULP alone changes nothing
+ * about the socket; it is installing a direction that commits it.
+ */
+
+#include <errno.h>
+#include <linux/tls.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "tls/ktls.h"
+
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
+
+typedef union KtlsInfo {
+        struct tls_crypto_info base;
+        struct tls12_crypto_info_aes_gcm_128 gcm128;
+        struct tls12_crypto_info_aes_gcm_256 gcm256;
+        struct tls12_crypto_info_chacha20_poly1305 chacha;
+} KtlsInfo;
+
+/* Copies n bytes from src if it has exactly n. */
+static int take(void *dst, const gnutls_datum_t *src, size_t off, size_t n) {
+        if (src->size < off + n)
+                return -EINVAL;
+        memcpy(dst, src->data + off, n);
+        return 0;
+}
+
+/* Fills *info for one direction (read: the peer's records). */
+static int crypto_info(gnutls_session_t g, gnutls_cipher_algorithm_t cipher, unsigned read, KtlsInfo *info,
+                       socklen_t *ret_size) {
+        gnutls_datum_t mac_key, iv, key;
+        unsigned char seq[8];
+        int r;
+
+        if (gnutls_record_get_state(g, read, &mac_key, &iv, &key, seq) < 0)
+                return -EINVAL;
+        memset(info, 0, sizeof(*info));
+        info->base.version = TLS_1_3_VERSION;
+        switch (cipher) {
+        case GNUTLS_CIPHER_AES_128_GCM:
+                info->base.cipher_type = TLS_CIPHER_AES_GCM_128;
+                if (key.size != TLS_CIPHER_AES_GCM_128_KEY_SIZE)
+                        return -EINVAL;
+                r = take(info->gcm128.salt, &iv, 0, TLS_CIPHER_AES_GCM_128_SALT_SIZE);
+                if (r >= 0)
+                        r = take(info->gcm128.iv, &iv, TLS_CIPHER_AES_GCM_128_SALT_SIZE, TLS_CIPHER_AES_GCM_128_IV_SIZE);
+                if (r >= 0)
+                        r = take(info->gcm128.key, &key, 0, TLS_CIPHER_AES_GCM_128_KEY_SIZE);
+                memcpy(info->gcm128.rec_seq, seq, TLS_CIPHER_AES_GCM_128_REC_SEQ_SIZE);
+                *ret_size = sizeof(info->gcm128);
+                return r;
+        case GNUTLS_CIPHER_AES_256_GCM:
+                info->base.cipher_type = TLS_CIPHER_AES_GCM_256;
+                if (key.size != TLS_CIPHER_AES_GCM_256_KEY_SIZE)
+                        return -EINVAL;
+                r = take(info->gcm256.salt, &iv, 0, TLS_CIPHER_AES_GCM_256_SALT_SIZE);
+                if (r >= 0)
+                        r = take(info->gcm256.iv, &iv, TLS_CIPHER_AES_GCM_256_SALT_SIZE, TLS_CIPHER_AES_GCM_256_IV_SIZE);
+                if (r >= 0)
+                        r = take(info->gcm256.key, &key, 0, TLS_CIPHER_AES_GCM_256_KEY_SIZE);
+                memcpy(info->gcm256.rec_seq, seq, TLS_CIPHER_AES_GCM_256_REC_SEQ_SIZE);
+                *ret_size = sizeof(info->gcm256);
+                return r;
+        case GNUTLS_CIPHER_CHACHA20_POLY1305:
+                info->base.cipher_type = TLS_CIPHER_CHACHA20_POLY1305;
+                if (key.size != TLS_CIPHER_CHACHA20_POLY1305_KEY_SIZE)
+                        return -EINVAL;
+                r = take(info->chacha.iv, &iv, 0, TLS_CIPHER_CHACHA20_POLY1305_IV_SIZE);
+                if (r >= 0)
+                        r = take(info->chacha.key, &key, 0, TLS_CIPHER_CHACHA20_POLY1305_KEY_SIZE);
+                memcpy(info->chacha.rec_seq, seq, TLS_CIPHER_CHACHA20_POLY1305_REC_SEQ_SIZE);
+                *ret_size = sizeof(info->chacha);
+                return r;
+        default:
+                return -EOPNOTSUPP;
+        }
+}
+
+int ktls_enable(gnutls_session_t g, int fd, bool *ret_broken) {
+        gnutls_cipher_algorithm_t cipher = gnutls_cipher_get(g);
+        KtlsInfo rx, tx;
+        socklen_t rx_size = 0, tx_size = 0;
+        int r;
+
+        *ret_broken = false;
+        if (gnutls_protocol_get_version(g) != GNUTLS_TLS1_3)
+                return -EOPNOTSUPP;
+        if (gnutls_record_check_pending(g) > 0)
+                return -EBUSY;
+        r = crypto_info(g, cipher, 1, &rx, &rx_size);
+        if (r >= 0)
+                r = crypto_info(g, cipher, 0, &tx, &tx_size);
+        if (r < 0)
+                goto out;
+
+        if (setsockopt(fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) < 0) {
+                /* ENOENT: no such ULP (module missing); EEXIST: attached already */
+                r = errno == EEXIST ? 0 : -errno;
+                if (r < 0)
+                        goto out;
+        }
+        if (setsockopt(fd, SOL_TLS, TLS_RX, &rx, rx_size) < 0) {
+                r = -errno;
+                goto out;
+        }
+        if (setsockopt(fd, SOL_TLS, TLS_TX, &tx, tx_size) < 0) {
+                r = -errno;
+                *ret_broken = true; /* the kernel reads records now, GnuTLS cannot */
+                goto out;
+        }
+        r = 0;
+out:
+        explicit_bzero(&rx, sizeof(rx));
+        explicit_bzero(&tx, sizeof(tx));
+        return r;
+}
+
+bool ktls_error_is_permanent(int r) {
+        return r == -ENOENT || r == -ENOPROTOOPT || r == -EOPNOTSUPP;
+}
