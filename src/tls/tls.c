@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <gnutls/x509.h>
 
 #include "shared/string-util.h"
@@ -50,6 +52,11 @@ struct TlsSession {
         int fd;
         uint8_t *rbuf;
         size_t roff, rlen;
+        /* Output batching (tls_session_batch_output()): the ciphertext of
+         * several records collected here and written with one send(). */
+        bool batch;
+        uint8_t *wbuf;
+        size_t woff, wlen;
 };
 
 #define TLS_READAHEAD_SIZE (64u * 1024u)
@@ -85,6 +92,111 @@ static ssize_t session_pull(gnutls_transport_ptr_t ptr, void *data, size_t size)
 
 size_t tls_session_pending(TlsSession *s) {
         return gnutls_record_check_pending(s->session) + s->rlen;
+}
+
+/* GnuTLS's push. Batching on and room left: the record is appended to the
+ * send buffer (a copy, but one send() per TLS_SEND_BUFFER_SIZE instead of
+ * per 16 KiB record: GnuTLS flushes every record on its own, also when
+ * corked). Otherwise the buffered bytes and the new ones go out in one
+ * sendmsg(), buffered bytes first so the order on the wire holds.
+ * The copy-free alternative, one sendmsg(MSG_MORE) per record and a
+ * TCP_NODELAY push at the end, cost more CPU on both ends (bridge 845 vs
+ * 770 ms, jwctl 1090 vs 930 ms for 2 GiB, medians of 5): the syscall per
+ * record outweighs the copy. */
+static ssize_t session_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt) {
+        TlsSession *s = ptr;
+        struct iovec v[1 + 64];
+        struct msghdr mh = { .msg_iov = v };
+        size_t total = 0;
+        ssize_t n;
+
+        for (int i = 0; i < iovcnt; i++)
+                total += iov[i].iov_len;
+
+        if (s->batch && s->wlen + total <= TLS_SEND_BUFFER_SIZE) {
+                if (!s->wbuf)
+                        s->wbuf = malloc(TLS_SEND_BUFFER_SIZE);
+                if (s->wbuf) {
+                        if (s->woff + s->wlen + total > TLS_SEND_BUFFER_SIZE) {
+                                memmove(s->wbuf, s->wbuf + s->woff, s->wlen);
+                                s->woff = 0;
+                        }
+                        for (int i = 0; i < iovcnt; i++) {
+                                memcpy(s->wbuf + s->woff + s->wlen, iov[i].iov_base, iov[i].iov_len);
+                                s->wlen += iov[i].iov_len;
+                        }
+                        return (ssize_t) total;
+                }
+        }
+
+        if (s->wlen > 0)
+                v[mh.msg_iovlen++] = (struct iovec) { s->wbuf + s->woff, s->wlen };
+        for (int i = 0; i < iovcnt && mh.msg_iovlen < ELEMENTSOF(v); i++)
+                v[mh.msg_iovlen++] = (struct iovec) { iov[i].iov_base, iov[i].iov_len };
+        n = sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0)
+                return -1;
+        if ((size_t) n < s->wlen) {
+                /* not even the buffered bytes went out: the socket is full */
+                s->woff += (size_t) n;
+                s->wlen -= (size_t) n;
+                errno = EAGAIN;
+                return -1;
+        }
+        n -= (ssize_t) s->wlen;
+        s->woff = s->wlen = 0;
+        if (n == 0) { /* only the buffered bytes fit: the socket is full (0 would read as an error) */
+                errno = EAGAIN;
+                return -1;
+        }
+        return n; /* short: GnuTLS keeps the rest and says GNUTLS_E_AGAIN */
+}
+
+void tls_session_batch_output(TlsSession *s, bool on) {
+        s->batch = on;
+}
+
+size_t tls_session_unsent(TlsSession *s) {
+        return s->wlen;
+}
+
+size_t tls_session_send_room(TlsSession *s) {
+        return s->batch ? TLS_SEND_BUFFER_SIZE - s->wlen : 0;
+}
+
+int tls_session_flush(TlsSession *s) {
+        while (s->wlen > 0) {
+                ssize_t n = send(s->fd, s->wbuf + s->woff, s->wlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                return -EAGAIN;
+                        /* the peer is gone: what is buffered can never be sent */
+                        int r = negative_errno();
+                        s->woff = s->wlen = 0;
+                        return r;
+                }
+                s->woff += (size_t) n;
+                s->wlen -= (size_t) n;
+        }
+        s->woff = 0;
+        return 0;
+}
+
+size_t tls_session_buffer_memory(TlsSession *s) {
+        return (s->rbuf ? TLS_READAHEAD_SIZE : 0) + (s->wbuf ? TLS_SEND_BUFFER_SIZE : 0);
+}
+
+void tls_session_release_buffers(TlsSession *s) {
+        if (s->rlen == 0) {
+                free(s->rbuf);
+                s->rbuf = NULL;
+        }
+        if (s->wlen == 0) {
+                free(s->wbuf);
+                s->wbuf = NULL;
+        }
 }
 
 /* GnuTLS asks whether input is there (used with handshake timeouts). */
@@ -328,6 +440,7 @@ TlsSession *tls_session_free(TlsSession *s) {
         free(s->host);
         free(s->identity);
         free(s->rbuf);
+        free(s->wbuf);
         free(s);
         return NULL;
 }
@@ -360,9 +473,10 @@ int tls_session_new(TlsSession **ret, TlsContext *ctx, int fd, const char *serve
         r = gnutls_credentials_set(s->session, GNUTLS_CRD_CERTIFICATE, ctx->cred);
         if (r < 0)
                 return -EINVAL;
-        /* Push: GnuTLS's own writev() on fd; pull: our read-ahead. */
+        /* Push: sendmsg(), or the send buffer when batching; pull: our read-ahead. */
         s->fd = fd;
-        gnutls_transport_set_ptr2(s->session, s, (gnutls_transport_ptr_t) (intptr_t) fd);
+        gnutls_transport_set_ptr(s->session, s);
+        gnutls_transport_set_vec_push_function(s->session, session_push);
         gnutls_transport_set_pull_function(s->session, session_pull);
         gnutls_transport_set_pull_timeout_function(s->session, session_pull_timeout);
         /* Deadlines are the caller's business (non-blocking I/O). */
