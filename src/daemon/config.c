@@ -32,6 +32,7 @@ typedef enum OptionType {
         OPT_DURATION,
         OPT_SIZE,
         OPT_CONFIG,
+        OPT_AUTO_OFF,
 } OptionType;
 
 typedef struct Option {
@@ -64,6 +65,7 @@ static const Option options[] = {
         { "max-message", OPT_SIZE, O(max_message), "SIZE", "largest request message accepted (2M)" },
         { "max-output-streams", OPT_UNSIGNED, O(max_output_streams), "N", "Output calls served at once (1024)" },
         { "cgroup", OPT_STRING, O(cgroup), "auto|off|PATH", "per-job cgroups: systemd's delegated subtree, none, or this cgroup v2 directory" },
+        { "kernel-tls", OPT_AUTO_OFF, O(kernel_tls_off), "auto|off", "hand TLS records to the kernel after the handshake where it can (auto)" },
 };
 
 static _printf_(2, 3) int fail(char **ret_error, const char *fmt, ...) {
@@ -212,6 +214,11 @@ static int config_set(Config *c, const Option *o, const char *value, const char 
                 c->listen[c->n_listen++] = s;
                 return 0;
         }
+        case OPT_AUTO_OFF:
+                if (strcmp(value, "auto") != 0 && strcmp(value, "off") != 0)
+                        return fail(ret_error, "%s: %s: '%s' is neither auto nor off", where, o->name, value);
+                *(bool *) field = strcmp(value, "off") == 0;
+                return 0;
         case OPT_LOG_LEVEL:
                 r = log_level_from_string(value);
                 if (r < 0)

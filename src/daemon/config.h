@@ -43,6 +43,7 @@ typedef struct Config {
         uint64_t max_message;       /* largest request, bytes; 0: 2 MiB */
         unsigned max_output_streams; /* 0: server default (1024) */
         char *cgroup;               /* "auto" (NULL), "off", or a cgroup v2 path */
+        bool kernel_tls_off;        /* kernel-tls = off: records stay in GnuTLS */
 
         uint64_t set_by_flag;       /* internal: bit per option given as a flag */
 } Config;

@@ -571,6 +571,15 @@ static void on_closed(void *userdata, uint64_t conn_id, int grpc_fd_number) {
         log_debug("connection %llu closed", (unsigned long long) conn_id);
 }
 
+/* Said once by the bridge: whether client connections' TLS records go to the kernel. */
+static void on_kernel_tls(void *userdata, int error) {
+        if (error == 0)
+                log_info("kernel TLS in use: after the handshake the kernel encrypts and decrypts client connections");
+        else
+                log_info("kernel TLS not available (%s): the daemon encrypts client connections itself",
+                         error == -ENOENT ? "the kernel has no tls module" : strerror(-error));
+}
+
 /* The policy refused a request (engine thread). */
 static void on_denied(void *userdata, const char *identity, const char *action, const char *job_id) {
         Daemon *d = userdata;
@@ -740,11 +749,13 @@ static int run(Daemon *d, int argc, char **argv) {
         TlsBridgeConfig bc = {
                 .max_connections = d->config.max_connections,
                 .handshake_timeout_usec = d->config.handshake_timeout_usec,
+                .no_kernel_tls = d->config.kernel_tls_off,
         };
         static const TlsBridgeOps ops = {
                 .accepted = on_accepted,
                 .refused = on_refused,
                 .closed = on_closed,
+                .kernel_tls = on_kernel_tls,
         };
         r = tls_bridge_new(&d->bridge, tls, &bc, &ops, d);
         if (r < 0) {

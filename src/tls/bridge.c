@@ -26,6 +26,18 @@
  * moved into a rotating high fd range and handed to gRPC. Data moves through
  * tls_pump_run() (pump.c) with a budget per turn; a connection that used its
  * budget goes on a run queue so one busy client cannot starve the others.
+ *
+ * Kernel TLS: where the kernel has it (Debian 12's does), a verified
+ * connection's record state goes into the kernel (ktls.c) and gRPC gets the
+ * TCP socket itself: no socketpair, no pump, no copy of every byte through
+ * this thread — the kernel encrypts while it copies gRPC's writes. The bridge
+ * keeps its own descriptor of the socket only to learn when gRPC is done
+ * with it (gRPC shuts a connection down with shutdown(SHUT_RDWR): POLLHUP),
+ * for the connection count and closed(). The server's handshake reads no
+ * further than its records (tls.c reads ahead only after the handshake), so
+ * what the client sends right after its Finished is still in the socket for
+ * the kernel to decrypt. The first error that says "this kernel cannot"
+ * turns the attempt off for the bridge's life.
  */
 
 #include <arpa/inet.h>
@@ -43,6 +55,7 @@
 #include <sys/socket.h>
 
 #include "tls/bridge.h"
+#include "tls/ktls.h"
 #include "tls/pump.h"
 
 #define BRIDGE_DEFAULT_MAX_CONNECTIONS 1024u
@@ -66,9 +79,10 @@ enum {
         OP_TCP_OUT,
         OP_PLAIN_IN,
         OP_PLAIN_OUT,
+        OP_TCP_HUP,      /* kernel TLS: gRPC shut the socket down, or it failed */
         OP_TIMEOUT,      /* handshake deadline */
 };
-#define N_POLL_OPS 4 /* OP_TCP_IN .. OP_PLAIN_OUT */
+#define N_POLL_OPS 5 /* OP_TCP_IN .. OP_TCP_HUP */
 
 static uint64_t ud_make(unsigned op, uint32_t slot, uint32_t gen) {
         return ((uint64_t) op << 56) | ((uint64_t) (slot & 0xffffffu) << 32) | gen;
@@ -86,6 +100,7 @@ static uint32_t ud_gen(uint64_t ud) {
 typedef enum ConnState {
         CONN_HANDSHAKE,
         CONN_OPEN,
+        CONN_KERNEL, /* established, records in the kernel, gRPC has the TCP socket */
         CONN_LINGER, /* handshake refused, alert sent: draining input until EOF or the deadline */
 } ConnState;
 
@@ -143,6 +158,8 @@ struct TlsBridge {
         Conn *rq_head, *rq_tail;
         uint64_t next_id;
         int next_high_fd;
+        bool ktls_off;       /* configured off, or the kernel said it cannot */
+        bool ktls_reported;  /* ops.kernel_tls was called */
 };
 
 static struct io_uring_sqe *get_sqe(TlsBridge *b) {
@@ -163,6 +180,7 @@ static void arm_poll(TlsBridge *b, Conn *c, unsigned op) {
                 [OP_TCP_OUT - OP_TCP_IN] = { true, POLLOUT },
                 [OP_PLAIN_IN - OP_TCP_IN] = { false, POLLIN },
                 [OP_PLAIN_OUT - OP_TCP_IN] = { false, POLLOUT },
+                [OP_TCP_HUP - OP_TCP_IN] = { true, 0 }, /* POLLHUP and POLLERR come anyway */
         };
         unsigned i = op - OP_TCP_IN;
         struct io_uring_sqe *sqe;
@@ -248,7 +266,7 @@ static void conn_free(TlsBridge *b, Conn *c) {
         tls_session_free(c->tls);
         safe_close(c->tcp_fd);
         safe_close(c->plain_fd);
-        if (c->state == CONN_OPEN && b->ops.closed)
+        if ((c->state == CONN_OPEN || c->state == CONN_KERNEL) && b->ops.closed)
                 b->ops.closed(b->userdata, c->id, c->grpc_fd_number);
 
         b->conns[c->slot] = NULL;
@@ -309,8 +327,60 @@ static int move_to_high_range(TlsBridge *b, int fd) {
 
 static void conn_process(TlsBridge *b, Conn *c);
 
+static void report_kernel_tls(TlsBridge *b, int error) {
+        if (b->ktls_reported)
+                return;
+        b->ktls_reported = true;
+        if (b->ops.kernel_tls)
+                b->ops.kernel_tls(b->userdata, error);
+}
+
+/* Hands a verified connection to gRPC with its records in the kernel.
+ * False: not possible for this connection (it goes on in GnuTLS); true: done
+ * (established, or refused and freed). */
+static bool conn_establish_kernel(TlsBridge *b, Conn *c) {
+        char reason[160];
+        bool broken;
+        int r, dup_fd, grpc_fd;
+
+        if (tls_session_pending(c->tls) > 0)
+                return false; /* input already read into user space: only GnuTLS can go on */
+        r = ktls_enable(tls_session_gnutls(c->tls), c->tcp_fd, &broken);
+        if (r < 0 && !broken) {
+                if (ktls_error_is_permanent(r)) {
+                        b->ktls_off = true;
+                        report_kernel_tls(b, r);
+                }
+                return false;
+        }
+        dup_fd = r < 0 ? -1 : fcntl(c->tcp_fd, F_DUPFD_CLOEXEC, 3);
+        if (dup_fd < 0) {
+                /* Half in the kernel, or no fd for gRPC: the session cannot go on. */
+                snprintf(reason, sizeof reason, "cannot hand the TLS session to the kernel: %s",
+                         strerror(r < 0 ? -r : errno));
+                refused(b, c->peer, reason);
+                conn_free(b, c);
+                return true;
+        }
+        report_kernel_tls(b, 0);
+        disarm_timeout(b, c);
+        grpc_fd = move_to_high_range(b, dup_fd);
+        c->grpc_fd_number = grpc_fd;
+        c->state = CONN_KERNEL;
+        if (b->ops.accepted)
+                b->ops.accepted(b->userdata, c->id, grpc_fd, tls_session_identity(c->tls), c->peer);
+        else
+                close(grpc_fd);
+        c->tls = tls_session_free(c->tls); /* the kernel has the state now */
+        arm_poll(b, c, OP_TCP_HUP);
+        return true;
+}
+
 static void conn_establish(TlsBridge *b, Conn *c) {
         int sv[2], grpc_fd;
+
+        if (!b->ktls_off && conn_establish_kernel(b, c))
+                return;
 
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
                 char reason[128];
@@ -381,6 +451,11 @@ static void conn_process(TlsBridge *b, Conn *c) {
 
         case CONN_LINGER:
                 conn_drain(b, c);
+                return;
+
+        case CONN_KERNEL:
+                /* POLLHUP: gRPC shut it down; POLLERR: it failed (gRPC finds out too) */
+                conn_free(b, c);
                 return;
         }
 }
@@ -606,6 +681,7 @@ static void dispatch(TlsBridge *b, uint64_t ud, int res) {
         case OP_TCP_OUT:
         case OP_PLAIN_IN:
         case OP_PLAIN_OUT:
+        case OP_TCP_HUP:
                 c = conn_lookup(b, ud);
                 if (!c)
                         return;
@@ -700,6 +776,7 @@ int tls_bridge_new(TlsBridge **ret, TlsContext *server_ctx, const TlsBridgeConfi
                 b->config.max_connections = BRIDGE_MAX_CONNECTIONS_LIMIT;
         if (b->config.handshake_timeout_usec == 0)
                 b->config.handshake_timeout_usec = BRIDGE_DEFAULT_HANDSHAKE_USEC;
+        b->ktls_off = b->config.no_kernel_tls;
         b->ctx = tls_context_ref(server_ctx);
         b->next_high_fd = BRIDGE_HIGH_FD_BASE;
 

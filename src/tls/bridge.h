@@ -5,9 +5,10 @@
  * The server-side TLS <-> plaintext bridge: accepts TCP connections, does the
  * mutual-TLS handshake, and for every verified client hands gRPC the
  * plaintext end of a socketpair, then pumps bytes between the two until either
- * side closes. One thread with its own io_uring serves all connections.
+ * side closes — or, where the kernel can do TLS, the TCP socket itself. One thread with its own io_uring serves all connections.
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "tls/tls.h"
@@ -17,10 +18,12 @@ typedef struct TlsBridge TlsBridge;
 typedef struct TlsBridgeConfig {
         unsigned max_connections;        /* 0 = 1024; counts handshaking + established */
         uint64_t handshake_timeout_usec; /* 0 = 5 s */
+        bool no_kernel_tls;              /* never hand records to the kernel (kTLS) */
 } TlsBridgeConfig;
 
 typedef struct TlsBridgeOps {
-        /* Handshake done and client verified. grpc_fd: the plaintext end of a socketpair,
+        /* Handshake done and client verified. grpc_fd: the plaintext end of a socketpair
+         * (or, with kernel TLS, a descriptor of the TCP socket whose records the kernel handles),
          * non-blocking, CLOEXEC, ownership passes to the callee (it hands it to gRPC).
          * conn_id: unique, never reused. identity: client cert CN. peer_addr: "IP:port"
          * ("[IPv6]:port" for IPv6). Called on the bridge thread. */
@@ -34,6 +37,11 @@ typedef struct TlsBridgeOps {
          * Called on the bridge thread, exactly once per accepted connection, also for
          * connections still open when the bridge is freed. */
         void (*closed)(void *userdata, uint64_t conn_id, int grpc_fd_number);
+        /* Kernel TLS, said once: 0 when the first connection's records went to the
+         * kernel (grpc_fd is then the TCP socket itself), or -errno when the kernel
+         * cannot (then every connection stays in GnuTLS). Never called when
+         * no_kernel_tls is set. Called on the bridge thread. */
+        void (*kernel_tls)(void *userdata, int error);
 } TlsBridgeOps;
 
 /* server_ctx must be a TLS_ROLE_SERVER context; the bridge takes its own reference.

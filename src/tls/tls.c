@@ -50,6 +50,7 @@ struct TlsSession {
          * instead of a header and a body per record. Allocated while data
          * flows, freed when the socket runs dry (idle connections hold none). */
         int fd;
+        bool handshake_done;
         uint8_t *rbuf;
         size_t roff, rlen;
         /* Output batching (tls_session_batch_output()): the ciphertext of
@@ -65,6 +66,13 @@ static ssize_t session_pull(gnutls_transport_ptr_t ptr, void *data, size_t size)
         TlsSession *s = ptr;
         ssize_t n;
 
+        /* Until the handshake is done GnuTLS gets exactly what it asks for (a
+         * record header, then its body): what the peer sends right after its
+         * last handshake record stays in the socket, so that the session can
+         * still move into the kernel (kernel TLS, ktls.c). A handshake is a
+         * few records: the read-ahead would save next to nothing there. */
+        if (!s->handshake_done)
+                return recv(s->fd, data, size, 0);
         if (s->rlen == 0) {
                 if (!s->rbuf)
                         s->rbuf = malloc(TLS_READAHEAD_SIZE);
@@ -744,6 +752,7 @@ int tls_session_handshake(TlsSession *s) {
         }
         if (r < 0)
                 return session_fail(s, r, NULL, -1);
+        s->handshake_done = true;
 
         /* ALPN: if anything was selected it must be h2 (GnuTLS enforces this for
          * clients that offered ALPN; a client offering none selects nothing). */

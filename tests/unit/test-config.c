@@ -113,6 +113,31 @@ static void test_flag_errors(void **state) {
         config_done(&c);
 }
 
+static void test_kernel_tls(void **state) {
+        char *off[] = { "jobworkerd", "--kernel-tls", "off", NULL };
+        char *bad[] = { "jobworkerd", "--kernel-tls", "yes", NULL };
+        const char *text = "kernel-tls = off\n";
+        char *error = NULL;
+        Config c;
+
+        config_init(&c);
+        assert_false(c.kernel_tls_off); /* auto by default */
+        assert_int_equal(config_parse_argv(&c, 3, off, &error), CONFIG_RUN);
+        assert_true(c.kernel_tls_off);
+        config_done(&c);
+
+        config_init(&c);
+        assert_int_equal(config_parse_text(&c, text, strlen(text), "x.conf", &error), 0);
+        assert_true(c.kernel_tls_off);
+        config_done(&c);
+
+        config_init(&c);
+        assert_int_equal(config_parse_argv(&c, 3, bad, &error), -EINVAL);
+        assert_non_null(strstr(error, "kernel-tls: 'yes' is neither auto nor off"));
+        free(error);
+        config_done(&c);
+}
+
 static void test_units(void **state) {
         uint64_t v;
 
@@ -154,6 +179,7 @@ int main(void) {
                 cmocka_unit_test(test_file_and_flags),
                 cmocka_unit_test(test_file_errors),
                 cmocka_unit_test(test_flag_errors),
+                cmocka_unit_test(test_kernel_tls),
                 cmocka_unit_test(test_units),
                 cmocka_unit_test(test_missing_file),
         };

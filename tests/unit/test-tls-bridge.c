@@ -47,6 +47,8 @@ typedef struct Events {
                 int fd;
         } closed[MAX_EVENTS];
         unsigned n_closed;
+        unsigned n_kernel_tls;
+        int kernel_tls_error;
 } Events;
 
 static void on_accepted(void *userdata, uint64_t id, int fd, const char *identity, const char *peer) {
@@ -88,10 +90,19 @@ static void on_closed(void *userdata, uint64_t id, int fd) {
         pthread_mutex_unlock(&e->lock);
 }
 
+static void on_kernel_tls(void *userdata, int error) {
+        Events *e = userdata;
+        pthread_mutex_lock(&e->lock);
+        e->n_kernel_tls++;
+        e->kernel_tls_error = error;
+        pthread_mutex_unlock(&e->lock);
+}
+
 static const TlsBridgeOps ops = {
         .accepted = on_accepted,
         .refused = on_refused,
         .closed = on_closed,
+        .kernel_tls = on_kernel_tls,
 };
 
 /* Waits until *counter >= n (under the lock) or 10 s pass. */
@@ -326,6 +337,13 @@ static void test_accept_identity_and_fds(void **state) {
         read_exact(sfd, buf, 5);
         assert_memory_equal(buf, "world", 5);
         assert_null(tls_client_failure_message(c));
+
+        /* Kernel TLS was tried and the outcome said once: in use (0), or this
+         * kernel has no tls module (-ENOENT; the fd is then a socketpair). */
+        pthread_mutex_lock(&f->events.lock);
+        assert_int_equal(f->events.n_kernel_tls, 1);
+        assert_true(f->events.kernel_tls_error == 0 || f->events.kernel_tls_error == -ENOENT);
+        pthread_mutex_unlock(&f->events.lock);
 
         close(cfd);
         close(sfd);
