@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <grpc/byte_buffer.h>
@@ -237,6 +238,15 @@ static bool engine_may_send(RpcCall *c) {
 
 /* Connections -------------------------------------------------------------- */
 
+/* Gives up a connection fd gRPC never got. shutdown() first: with kernel TLS
+ * the fd is the TCP socket and the bridge holds another descriptor of it,
+ * waiting for POLLHUP; a close() alone would leave the client connected to
+ * nobody. */
+static void drop_connection_fd(int fd) {
+        (void) shutdown(fd, SHUT_RDWR);
+        safe_close(fd);
+}
+
 int server_add_connection(Server *s, uint64_t conn_id, int fd, const char *identity, const char *peer_addr) {
         Connection conn = { .id = conn_id, .fd = fd };
 
@@ -245,7 +255,7 @@ int server_add_connection(Server *s, uint64_t conn_id, int fd, const char *ident
         if (!conn.identity || !conn.peer) {
                 free(conn.identity);
                 free(conn.peer);
-                safe_close(fd);
+                drop_connection_fd(fd);
                 return -ENOMEM;
         }
 
@@ -254,7 +264,7 @@ int server_add_connection(Server *s, uint64_t conn_id, int fd, const char *ident
                 pthread_mutex_unlock(&s->lock);
                 free(conn.identity);
                 free(conn.peer);
-                safe_close(fd);
+                drop_connection_fd(fd);
                 return -ESHUTDOWN;
         }
         if (s->n_conns == s->allocated_conns) {
@@ -264,7 +274,7 @@ int server_add_connection(Server *s, uint64_t conn_id, int fd, const char *ident
                         pthread_mutex_unlock(&s->lock);
                         free(conn.identity);
                         free(conn.peer);
-                        safe_close(fd);
+                        drop_connection_fd(fd);
                         return -ENOMEM;
                 }
                 s->conns = nc;

@@ -367,10 +367,12 @@ static bool conn_establish_kernel(TlsBridge *b, Conn *c) {
         grpc_fd = move_to_high_range(b, dup_fd);
         c->grpc_fd_number = grpc_fd;
         c->state = CONN_KERNEL;
-        if (b->ops.accepted)
-                b->ops.accepted(b->userdata, c->id, grpc_fd, tls_session_identity(c->tls), c->peer);
-        else
+        if (!b->ops.accepted) {
                 close(grpc_fd);
+                conn_free(b, c);
+                return true;
+        }
+        b->ops.accepted(b->userdata, c->id, grpc_fd, tls_session_identity(c->tls), c->peer);
         c->tls = tls_session_free(c->tls); /* the kernel has the state now */
         arm_poll(b, c, OP_TCP_HUP);
         return true;
