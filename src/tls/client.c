@@ -8,6 +8,17 @@
  * HOST:PORT and the reason in user words, and a TLS 1.3 refusal of our
  * certificate (which arrives as an alert after our handshake "succeeded") is
  * remembered by the pump so the caller can explain a failed call afterwards.
+ *
+ * Kernel TLS: where the kernel has the tls module, gRPC gets the TCP socket
+ * itself and the kernel decrypts what it reads (no pump thread, no copy of
+ * every byte through it). That refusal alert would then reach gRPC as a bare
+ * read error, so before the hand-over the client waits for the server's first
+ * record (the server's HTTP/2 settings, sent at once) and decrypts a copy of
+ * it (ktls_peek_record_type()): application data stays in the socket for the
+ * kernel; an alert is read by GnuTLS and explained as before; records of the
+ * handshake type (session tickets of servers that send them) are consumed by
+ * GnuTLS and the next record is looked at. The wait costs the first request
+ * up to one round trip, only where the kernel can take over.
  */
 
 #include <errno.h>
@@ -27,13 +38,16 @@
 
 #include "shared/string-util.h"
 #include "tls/client.h"
+#include "tls/ktls.h"
 #include "tls/pump.h"
 
 #define CLIENT_DEFAULT_TIMEOUT_USEC (10ull * 1000 * 1000)
 #define CLIENT_PUMP_BUDGET (4u * 1024 * 1024)
+#define CLIENT_FIRST_RECORD_USEC (2ull * 1000 * 1000) /* kernel TLS: wait for the server's first record */
 
 struct TlsClient {
         TlsSession *tls;
+        bool kernel;    /* kernel TLS: gRPC has the TCP socket, no pump */
         int tcp_fd;
         int plain_fd;
         int wake_fd;
@@ -128,6 +142,82 @@ static void *pump_thread(void *userdata) {
         /* Whatever ended it, gRPC must see the end of its stream. */
         (void) shutdown(c->plain_fd, SHUT_RDWR);
         return NULL;
+}
+
+/* Waits (until the deadline) for at least n bytes in fd's receive queue and
+ * copies them without taking them. 0, -ETIMEDOUT, -ECONNRESET (EOF), -errno. */
+static int peek_bytes(int fd, uint8_t *buf, size_t n, uint64_t deadline) {
+        int lowat = (int) n;
+
+        (void) setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)); /* poll() waits for n */
+        for (;;) {
+                ssize_t k = recv(fd, buf, n, MSG_PEEK | MSG_DONTWAIT);
+                if (k == (ssize_t) n)
+                        return 0;
+                if (k == 0)
+                        return -ECONNRESET;
+                if (k < 0 && errno != EAGAIN && errno != EINTR)
+                        return negative_errno();
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                int m = poll(&p, 1, remaining_msec(deadline));
+                if (m < 0 && errno != EINTR)
+                        return negative_errno();
+                if (m == 0)
+                        return -ETIMEDOUT;
+        }
+}
+
+/* See the opening comment. Returns 1: the session is in the kernel (fd is
+ * for gRPC); 0: it stays in GnuTLS (pump); -EPROTO: the server refused us
+ * with an alert, *ret_alert says which. */
+static int client_kernel_tls(TlsClient *c, int fd, uint64_t deadline, int *ret_alert) {
+        gnutls_session_t g = tls_session_gnutls(c->tls);
+        uint8_t rec[5 + 16384 + 256], scratch[256];
+        int lowat = 1, r = 0;
+        bool broken;
+
+        if (tls_session_pending(c->tls) > 0 || ktls_attach(fd) < 0)
+                return 0;
+        /* A server that says nothing for a while is served through the pump. */
+        deadline = MIN(deadline, now_usec() + CLIENT_FIRST_RECORD_USEC);
+        tls_session_exact_reads(c->tls, true);
+        for (;;) {
+                size_t len;
+                int type;
+
+                if (peek_bytes(fd, rec, 5, deadline) < 0)
+                        goto out; /* no record in time, or the end: GnuTLS and gRPC will say */
+                len = 5 + ((size_t) rec[3] << 8 | rec[4]);
+                if (rec[0] != 23 || len > sizeof(rec) || peek_bytes(fd, rec, len, deadline) < 0)
+                        goto out;
+                type = ktls_peek_record_type(g, rec, len);
+                if (type == 23)
+                        break; /* application data: the kernel's from here on */
+                if (type != 21 && type != 22)
+                        goto out;
+                /* An alert or a post-handshake message: GnuTLS takes it. */
+                ssize_t n = gnutls_record_recv(g, scratch, sizeof(scratch));
+                if (n == GNUTLS_E_FATAL_ALERT_RECEIVED) {
+                        *ret_alert = (int) gnutls_alert_get(g);
+                        r = -EPROTO;
+                        goto out;
+                }
+                if (n >= 0 || (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED && gnutls_error_is_fatal((int) n)))
+                        goto out; /* data or the end after all: leave it to the pump */
+        }
+        (void) setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
+        if (tls_session_pending(c->tls) > 0)
+                goto out;
+        r = ktls_enable(g, fd, &broken);
+        if (r < 0) {
+                r = broken ? -EIO : 0;
+                goto out;
+        }
+        return 1;
+out:
+        (void) setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
+        tls_session_exact_reads(c->tls, false);
+        return r;
 }
 
 int tls_client_connect(TlsContext *ctx, const char *host, const char *port, uint64_t timeout_usec, TlsClient **ret,
@@ -250,6 +340,33 @@ int tls_client_connect(TlsContext *ctx, const char *host, const char *port, uint
         if (r < 0)
                 goto fail_errno;
 
+        /* kernel TLS where it can: gRPC gets the TCP socket itself */
+        {
+                int alert = -1;
+                r = client_kernel_tls(c, fd, deadline, &alert);
+                if (r == -EPROTO) {
+                        const char *why = tls_certificate_alert_reason((gnutls_alert_description_t) alert);
+                        char *msg = why ? strdup_printf("TLS handshake with %s failed: the server refused our certificate: %s",
+                                                        hostport, why)
+                                        : strdup_printf("TLS handshake with %s failed: the server sent alert %s", hostport,
+                                                        gnutls_alert_get_name((gnutls_alert_description_t) alert) ?: "unknown");
+                        tls_client_free(c);
+                        return fail(why ? TLS_CLIENT_REJECTED_BY_SERVER : TLS_CLIENT_HANDSHAKE, -EPROTO, ret_failure,
+                                    ret_message, msg);
+                }
+                if (r < 0)
+                        goto fail_errno;
+                if (r > 0) {
+                        c->kernel = true;
+                        c->tls = tls_session_free(c->tls); /* the kernel has the state now */
+                        *ret = c;
+                        *ret_grpc_fd = TAKE_FD(fd);
+                        if (ret_failure)
+                                *ret_failure = TLS_CLIENT_OK;
+                        return 0;
+                }
+        }
+
         /* the plaintext socketpair and the pump */
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
                 r = negative_errno();
@@ -289,7 +406,7 @@ char *tls_client_failure_message(TlsClient *c) {
         int alert;
         const char *why;
 
-        if (!c)
+        if (!c || c->kernel)
                 return NULL;
         alert = __atomic_load_n(&c->pump.alert, __ATOMIC_ACQUIRE);
         if (alert < 0)
@@ -310,7 +427,8 @@ TlsClient *tls_client_free(TlsClient *c) {
                 (void) !write(c->wake_fd, &one, sizeof one);
                 pthread_join(c->thread, NULL);
         }
-        tls_pump_done(&c->pump);
+        if (!c->kernel)
+                tls_pump_done(&c->pump);
         tls_session_free(c->tls);
         safe_close(c->tcp_fd);
         safe_close(c->plain_fd);

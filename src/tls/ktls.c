@@ -12,9 +12,11 @@
  */
 
 #include <errno.h>
+#include <gnutls/crypto.h>
 #include <linux/tls.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -90,6 +92,56 @@ static int crypto_info(gnutls_session_t g, gnutls_cipher_algorithm_t cipher, uns
         }
 }
 
+int ktls_attach(int fd) {
+        /* ENOENT: no such ULP (module missing); EEXIST: attached already */
+        if (setsockopt(fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+int ktls_peek_record_type(gnutls_session_t g, const uint8_t *rec, size_t len) {
+        gnutls_cipher_algorithm_t cipher = gnutls_cipher_get(g);
+        gnutls_aead_cipher_hd_t h = NULL;
+        gnutls_datum_t mac_key, iv, key;
+        unsigned char seq[8], nonce[12];
+        uint8_t *plain = NULL;
+        size_t plain_len;
+        int r = -EBADMSG;
+
+        if (gnutls_protocol_get_version(g) != GNUTLS_TLS1_3 ||
+            (cipher != GNUTLS_CIPHER_AES_128_GCM && cipher != GNUTLS_CIPHER_AES_256_GCM &&
+             cipher != GNUTLS_CIPHER_CHACHA20_POLY1305))
+                return -EOPNOTSUPP;
+        if (len < 5 + 16 + 1 || len > 5 + 16384 + 256 || gnutls_record_get_state(g, 1, &mac_key, &iv, &key, seq) < 0 ||
+            iv.size != sizeof(nonce))
+                return -EBADMSG;
+        /* TLS 1.3 (RFC 8446, 5.3): nonce = IV xor the 64-bit sequence number, right-aligned */
+        memcpy(nonce, iv.data, sizeof(nonce));
+        for (size_t i = 0; i < sizeof(seq); i++)
+                nonce[4 + i] ^= seq[i];
+        plain_len = len - 5;
+        plain = malloc(plain_len);
+        if (!plain || gnutls_aead_cipher_init(&h, cipher, &key) < 0)
+                goto out;
+        /* the record header is the additional data; the tag (16 bytes) ends the record */
+        if (gnutls_aead_cipher_decrypt(h, nonce, sizeof(nonce), rec, 5, 16, rec + 5, len - 5, plain, &plain_len) < 0)
+                goto out;
+        /* TLSInnerPlaintext: content, the type byte, zero padding */
+        while (plain_len > 0 && plain[plain_len - 1] == 0)
+                plain_len--;
+        if (plain_len > 0)
+                r = plain[plain_len - 1];
+out:
+        if (h)
+                gnutls_aead_cipher_deinit(h);
+        if (plain) {
+                explicit_bzero(plain, len - 5);
+                free(plain);
+        }
+        explicit_bzero(nonce, sizeof(nonce));
+        return r;
+}
+
 int ktls_enable(gnutls_session_t g, int fd, bool *ret_broken) {
         gnutls_cipher_algorithm_t cipher = gnutls_cipher_get(g);
         KtlsInfo rx, tx;
@@ -107,12 +159,9 @@ int ktls_enable(gnutls_session_t g, int fd, bool *ret_broken) {
         if (r < 0)
                 goto out;
 
-        if (setsockopt(fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) < 0) {
-                /* ENOENT: no such ULP (module missing); EEXIST: attached already */
-                r = errno == EEXIST ? 0 : -errno;
-                if (r < 0)
-                        goto out;
-        }
+        r = ktls_attach(fd);
+        if (r < 0)
+                goto out;
         if (setsockopt(fd, SOL_TLS, TLS_RX, &rx, rx_size) < 0) {
                 r = -errno;
                 goto out;

@@ -35,3 +35,16 @@ int ktls_enable(gnutls_session_t g, int fd, bool *ret_broken);
 /* Whether an error of ktls_enable() means "this kernel cannot, do not try
  * again" (as opposed to something about this one connection). */
 bool ktls_error_is_permanent(int r);
+
+/* Attaches the "tls" ULP to the TCP socket fd and nothing more: the socket
+ * stays plain TCP until ktls_enable(). A cheap way to learn whether the
+ * kernel can (-ENOENT: it cannot). */
+int ktls_attach(int fd);
+
+/* The inner content type (21 alert, 22 handshake, 23 application data) of
+ * the complete TLS 1.3 record rec[0..len) (5-byte header included), found
+ * by decrypting a copy with the session's read state, which is left as it
+ * is. -EBADMSG when it does not decrypt, -EOPNOTSUPP for other versions or
+ * ciphers. Used by a client to look at the server's first record before
+ * the kernel gets the session. */
+int ktls_peek_record_type(gnutls_session_t g, const uint8_t *rec, size_t len);

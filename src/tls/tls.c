@@ -51,6 +51,7 @@ struct TlsSession {
          * flows, freed when the socket runs dry (idle connections hold none). */
         int fd;
         bool handshake_done;
+        bool exact_reads;    /* tls_session_exact_reads() */
         uint8_t *rbuf;
         size_t roff, rlen;
         /* Output batching (tls_session_batch_output()): the ciphertext of
@@ -71,7 +72,7 @@ static ssize_t session_pull(gnutls_transport_ptr_t ptr, void *data, size_t size)
          * last handshake record stays in the socket, so that the session can
          * still move into the kernel (kernel TLS, ktls.c). A handshake is a
          * few records: the read-ahead would save next to nothing there. */
-        if (!s->handshake_done)
+        if ((!s->handshake_done || s->exact_reads) && s->rlen == 0)
                 return recv(s->fd, data, size, 0);
         if (s->rlen == 0) {
                 if (!s->rbuf)
@@ -158,6 +159,10 @@ static ssize_t session_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int
                 return -1;
         }
         return n; /* short: GnuTLS keeps the rest and says GNUTLS_E_AGAIN */
+}
+
+void tls_session_exact_reads(TlsSession *s, bool on) {
+        s->exact_reads = on;
 }
 
 void tls_session_batch_output(TlsSession *s, bool on) {

@@ -89,6 +89,11 @@ bool tls_session_wants_write(TlsSession *s);
  * TLS 1.3 session ticket, even while more input is buffered. */
 size_t tls_session_pending(TlsSession *s);
 
+/* On: GnuTLS reads exactly the records it asks for, nothing is read ahead
+ * (as during the handshake), so that the records after them stay in the
+ * socket — for the kernel, when the session is about to move there. */
+void tls_session_exact_reads(TlsSession *s, bool on);
+
 /* Output batching, for the data pump. While on, the records GnuTLS writes
  * are collected in a send buffer of TLS_SEND_BUFFER_SIZE bytes (allocated
  * when first needed) instead of going out one send() per record; the caller
