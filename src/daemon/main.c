@@ -66,6 +66,7 @@ typedef struct Daemon {
         LogRateLimit refused_rl;
         LogRateLimit accepted_rl;
         LogRateLimit denied_rl;
+        LogRateLimit start_failed_rl;
         PeerRateLimit per_peer;        /* what one address or client may make us log */
 } Daemon;
 
@@ -597,6 +598,18 @@ static void on_denied(void *userdata, const char *identity, const char *action, 
                 log_ratelimited(&d->denied_rl, LOG_NOTICE, fields, "permission denied: %s may not %s", identity, action);
 }
 
+/* A Start failed for lack of resources (engine thread). */
+static void on_start_failed(void *userdata, const char *identity, const char *reason) {
+        Daemon *d = userdata;
+        char client[300];
+        const char *fields[] = { client, NULL };
+
+        snprintf(client, sizeof(client), "CLIENT=%s", identity);
+        log_ratelimited(&d->start_failed_rl, LOG_WARNING, fields,
+                        "cannot start a job for %s: %s (see TasksMax=/LimitNOFILE= of jobworker.service)", identity,
+                        reason);
+}
+
 /* Per-job cgroups: "off"; "auto" (default) uses the service's own cgroup when
  * systemd started us with Delegate=yes (the daemon moves itself into a
  * "supervisor" leaf, jobs go under "jobs"); anything else is the path of a
@@ -734,6 +747,7 @@ static int run(Daemon *d, int argc, char **argv) {
                 .max_receive_message = d->config.max_message,
                 .max_output_streams = d->config.max_output_streams,
                 .denied = on_denied,
+                .start_failed = on_start_failed,
                 .userdata = d,
         };
         r = server_new(&d->server, d->engine, policy, &sc);
@@ -827,6 +841,7 @@ int main(int argc, char **argv) {
                 .refused_rl = LOG_RATELIMIT_INIT(100, 10 * 1000000ull),
                 .accepted_rl = LOG_RATELIMIT_INIT(200, 10 * 1000000ull),
                 .denied_rl = LOG_RATELIMIT_INIT(100, 10 * 1000000ull),
+                .start_failed_rl = LOG_RATELIMIT_INIT(10, 10 * 1000000ull),
         };
         bool grpc_started;
         int r;

@@ -79,6 +79,7 @@ struct Server {
         unsigned max_output_streams;
         void (*denied)(void *userdata, const char *identity, const char *action, const char *job_id);
         void *denied_userdata;
+        void (*start_failed)(void *userdata, const char *identity, const char *reason);
 
         grpc_server *grpc;
         grpc_completion_queue *cq;
@@ -518,9 +519,23 @@ static void handle_start(Engine *e, RpcCall *c) {
         };
         r = engine_start_job(e, &spec, &id, &err);
         if (r < 0) {
+                /* The host out of processes (TasksMax, RLIMIT_NPROC), fds, memory
+                 * or disk: RESOURCE_EXHAUSTED, and the operator hears of it. */
+                bool exhausted = r == -EAGAIN || r == -EMFILE || r == -ENFILE || r == -ENOMEM || r == -ENOSPC ||
+                                 r == -EDQUOT || r == -EUSERS;
+                if (exhausted && c->server->start_failed) {
+                        char why[sizeof(err.message) + 64];
+                        if (err.message[0])
+                                snprintf(why, sizeof(why), "%s", err.message);
+                        else
+                                snprintf(why, sizeof(why), "cannot start job: %s", strerror(-r));
+                        c->server->start_failed(c->server->denied_userdata, c->identity, why);
+                }
                 /* What the host cannot provide (a controller, cgroup v2, a
                  * namespace) is a precondition of the host, not a bad request. */
-                if (err.stage == JOB_START_STAGE_ISOLATION && err.message[0])
+                if (exhausted && err.message[0])
+                        call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, err.message, NULL);
+                else if (err.stage == JOB_START_STAGE_ISOLATION && err.message[0])
                         call_finish(c, GRPC_STATUS_FAILED_PRECONDITION, err.message, NULL);
                 else if (err.stage == JOB_START_STAGE_LIMITS && err.message[0])
                         /* ... except a value the kernel refused as such. */
@@ -1036,6 +1051,7 @@ int server_new(Server **ret, Engine *engine, Policy *policy, const ServerConfig 
         s->max_receive = config && config->max_receive_message ? config->max_receive_message : SERVER_DEFAULT_MAX_MESSAGE;
         s->max_streams = config && config->max_streams_per_connection ? config->max_streams_per_connection : 1024;
         s->denied = config ? config->denied : NULL;
+        s->start_failed = config ? config->start_failed : NULL;
         s->denied_userdata = config ? config->userdata : NULL;
         s->max_output_streams = config && config->max_output_streams ? config->max_output_streams
                                                                      : SERVER_DEFAULT_MAX_OUTPUT_STREAMS;

@@ -34,6 +34,10 @@ typedef struct ServerConfig {
         /* Engine thread: the policy refused a request (for the daemon's log;
          * the library itself does not log). job_id is NULL for Start/List. */
         void (*denied)(void *userdata, const char *identity, const char *action, const char *job_id);
+        /* Engine thread: a Start failed because the host ran out of something
+         * (processes, file descriptors, memory, disk): the operator must see
+         * it. reason is the message the client got. */
+        void (*start_failed)(void *userdata, const char *identity, const char *reason);
         void *userdata;
 } ServerConfig;
 
