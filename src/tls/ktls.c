@@ -12,6 +12,7 @@
  */
 
 #include <errno.h>
+#include <stddef.h>
 #include <gnutls/crypto.h>
 #include <linux/tls.h>
 #include <netinet/in.h>
@@ -33,63 +34,52 @@ typedef union KtlsInfo {
         struct tls12_crypto_info_chacha20_poly1305 chacha;
 } KtlsInfo;
 
-/* Copies n bytes from src if it has exactly n. */
-static int take(void *dst, const gnutls_datum_t *src, size_t off, size_t n) {
-        if (src->size < off + n)
-                return -EINVAL;
-        memcpy(dst, src->data + off, n);
-        return 0;
+/* Where a cipher's key, salt, iv and sequence number go in its
+ * tls12_crypto_info_* (ChaCha20's salt is empty: its iv takes all 12 bytes). */
+typedef struct CipherLayout {
+        gnutls_cipher_algorithm_t cipher;
+        uint16_t type;
+        socklen_t size;
+        size_t key_off, key_len, salt_off, salt_len, iv_off, iv_len, seq_off;
+} CipherLayout;
+
+#define LAYOUT(alg, st, NAME)                                                                                  \
+        {                                                                                                      \
+                alg, NAME, sizeof(struct st), offsetof(struct st, key), NAME##_KEY_SIZE, offsetof(struct st, salt), \
+                        NAME##_SALT_SIZE, offsetof(struct st, iv), NAME##_IV_SIZE, offsetof(struct st, rec_seq)   \
+        }
+
+static const CipherLayout layouts[] = {
+        LAYOUT(GNUTLS_CIPHER_AES_128_GCM, tls12_crypto_info_aes_gcm_128, TLS_CIPHER_AES_GCM_128),
+        LAYOUT(GNUTLS_CIPHER_AES_256_GCM, tls12_crypto_info_aes_gcm_256, TLS_CIPHER_AES_GCM_256),
+        LAYOUT(GNUTLS_CIPHER_CHACHA20_POLY1305, tls12_crypto_info_chacha20_poly1305, TLS_CIPHER_CHACHA20_POLY1305),
+};
+
+static const CipherLayout *layout_of(gnutls_cipher_algorithm_t cipher) {
+        for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++)
+                if (layouts[i].cipher == cipher)
+                        return &layouts[i];
+        return NULL;
 }
 
 /* Fills *info for one direction (read: the peer's records). */
-static int crypto_info(gnutls_session_t g, gnutls_cipher_algorithm_t cipher, unsigned read, KtlsInfo *info,
-                       socklen_t *ret_size) {
+static int crypto_info(gnutls_session_t g, const CipherLayout *l, unsigned read, KtlsInfo *info, socklen_t *ret_size) {
         gnutls_datum_t mac_key, iv, key;
         unsigned char seq[8];
-        int r;
+        uint8_t *p = (uint8_t *) info;
 
-        if (gnutls_record_get_state(g, read, &mac_key, &iv, &key, seq) < 0)
+        if (gnutls_record_get_state(g, read, &mac_key, &iv, &key, seq) < 0 || key.size != l->key_len ||
+            iv.size != l->salt_len + l->iv_len)
                 return -EINVAL;
         memset(info, 0, sizeof(*info));
         info->base.version = TLS_1_3_VERSION;
-        switch (cipher) {
-        case GNUTLS_CIPHER_AES_128_GCM:
-                info->base.cipher_type = TLS_CIPHER_AES_GCM_128;
-                if (key.size != TLS_CIPHER_AES_GCM_128_KEY_SIZE)
-                        return -EINVAL;
-                r = take(info->gcm128.salt, &iv, 0, TLS_CIPHER_AES_GCM_128_SALT_SIZE);
-                if (r >= 0)
-                        r = take(info->gcm128.iv, &iv, TLS_CIPHER_AES_GCM_128_SALT_SIZE, TLS_CIPHER_AES_GCM_128_IV_SIZE);
-                if (r >= 0)
-                        r = take(info->gcm128.key, &key, 0, TLS_CIPHER_AES_GCM_128_KEY_SIZE);
-                memcpy(info->gcm128.rec_seq, seq, TLS_CIPHER_AES_GCM_128_REC_SEQ_SIZE);
-                *ret_size = sizeof(info->gcm128);
-                return r;
-        case GNUTLS_CIPHER_AES_256_GCM:
-                info->base.cipher_type = TLS_CIPHER_AES_GCM_256;
-                if (key.size != TLS_CIPHER_AES_GCM_256_KEY_SIZE)
-                        return -EINVAL;
-                r = take(info->gcm256.salt, &iv, 0, TLS_CIPHER_AES_GCM_256_SALT_SIZE);
-                if (r >= 0)
-                        r = take(info->gcm256.iv, &iv, TLS_CIPHER_AES_GCM_256_SALT_SIZE, TLS_CIPHER_AES_GCM_256_IV_SIZE);
-                if (r >= 0)
-                        r = take(info->gcm256.key, &key, 0, TLS_CIPHER_AES_GCM_256_KEY_SIZE);
-                memcpy(info->gcm256.rec_seq, seq, TLS_CIPHER_AES_GCM_256_REC_SEQ_SIZE);
-                *ret_size = sizeof(info->gcm256);
-                return r;
-        case GNUTLS_CIPHER_CHACHA20_POLY1305:
-                info->base.cipher_type = TLS_CIPHER_CHACHA20_POLY1305;
-                if (key.size != TLS_CIPHER_CHACHA20_POLY1305_KEY_SIZE)
-                        return -EINVAL;
-                r = take(info->chacha.iv, &iv, 0, TLS_CIPHER_CHACHA20_POLY1305_IV_SIZE);
-                if (r >= 0)
-                        r = take(info->chacha.key, &key, 0, TLS_CIPHER_CHACHA20_POLY1305_KEY_SIZE);
-                memcpy(info->chacha.rec_seq, seq, TLS_CIPHER_CHACHA20_POLY1305_REC_SEQ_SIZE);
-                *ret_size = sizeof(info->chacha);
-                return r;
-        default:
-                return -EOPNOTSUPP;
-        }
+        info->base.cipher_type = l->type;
+        memcpy(p + l->key_off, key.data, l->key_len);
+        memcpy(p + l->salt_off, iv.data, l->salt_len);
+        memcpy(p + l->iv_off, iv.data + l->salt_len, l->iv_len);
+        memcpy(p + l->seq_off, seq, sizeof(seq));
+        *ret_size = l->size;
+        return 0;
 }
 
 int ktls_attach(int fd) {
@@ -108,9 +98,7 @@ int ktls_peek_record_type(gnutls_session_t g, const uint8_t *rec, size_t len) {
         size_t plain_len;
         int r = -EBADMSG;
 
-        if (gnutls_protocol_get_version(g) != GNUTLS_TLS1_3 ||
-            (cipher != GNUTLS_CIPHER_AES_128_GCM && cipher != GNUTLS_CIPHER_AES_256_GCM &&
-             cipher != GNUTLS_CIPHER_CHACHA20_POLY1305))
+        if (gnutls_protocol_get_version(g) != GNUTLS_TLS1_3 || !layout_of(cipher))
                 return -EOPNOTSUPP;
         if (len < 5 + 16 + 1 || len > 5 + 16384 + 256 || gnutls_record_get_state(g, 1, &mac_key, &iv, &key, seq) < 0 ||
             iv.size != sizeof(nonce))
@@ -143,19 +131,19 @@ out:
 }
 
 int ktls_enable(gnutls_session_t g, int fd, bool *ret_broken) {
-        gnutls_cipher_algorithm_t cipher = gnutls_cipher_get(g);
+        const CipherLayout *l = layout_of(gnutls_cipher_get(g));
         KtlsInfo rx, tx;
         socklen_t rx_size = 0, tx_size = 0;
         int r;
 
         *ret_broken = false;
-        if (gnutls_protocol_get_version(g) != GNUTLS_TLS1_3)
+        if (gnutls_protocol_get_version(g) != GNUTLS_TLS1_3 || !l)
                 return -EOPNOTSUPP;
         if (gnutls_record_check_pending(g) > 0)
                 return -EBUSY;
-        r = crypto_info(g, cipher, 1, &rx, &rx_size);
+        r = crypto_info(g, l, 1, &rx, &rx_size);
         if (r >= 0)
-                r = crypto_info(g, cipher, 0, &tx, &tx_size);
+                r = crypto_info(g, l, 0, &tx, &tx_size);
         if (r < 0)
                 goto out;
 

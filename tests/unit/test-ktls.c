@@ -28,6 +28,8 @@
 
 #include <cmocka.h>
 
+#include "../helpers/tls-certs.h"
+
 #include "../helpers/testdata.h"
 #include "tls/ktls.h"
 #include "tls/tls.h"
@@ -37,23 +39,6 @@
 #define EARLY_BYTES 3000u                          /* client -> server right after its handshake */
 
 static bool have_ulp;
-
-static char *cert_path(const char *name) {
-        const char *root = getenv("JW_SOURCE_ROOT");
-        char *p;
-
-        assert_true(asprintf(&p, "%s/certs/%s", root ?: ".", name) > 0);
-        return p;
-}
-
-static TlsContext *load(TlsRole role, const char *cert, const char *key) {
-        _cleanup_free_ char *c = cert_path(cert), *k = cert_path(key), *a = cert_path("ca.pem"), *err = NULL;
-        TlsContext *ctx = NULL;
-
-        if (tls_context_new(&ctx, role, c, k, a, NULL, &err) < 0)
-                fail_msg("loading %s: %s", cert, err ?: "(no message)");
-        return ctx;
-}
 
 static void wait_fd(int fd, short events) {
         struct pollfd p = { .fd = fd, .events = events };
@@ -180,8 +165,8 @@ out:
 static void test_ktls_both_ways(void **state) {
         if (!have_ulp)
                 skip();
-        Server sv = { .ctx = load(TLS_ROLE_SERVER, "server.pem", "server-key.pem") };
-        TlsContext *cctx = load(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem");
+        Server sv = { .ctx = load_context(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL) };
+        TlsContext *cctx = load_context(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "ca.pem", NULL);
         TlsSession *c = NULL;
         uint8_t *buf = malloc(65536);
         size_t got = 0, off = 0;
@@ -267,7 +252,7 @@ static void test_ktls_both_ways(void **state) {
 static void test_ktls_refuses_without_handshake(void **state) {
         if (!have_ulp)
                 skip();
-        TlsContext *ctx = load(TLS_ROLE_SERVER, "server.pem", "server-key.pem");
+        TlsContext *ctx = load_context(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL);
         TlsSession *s = NULL;
         bool broken = true;
         int sfd, cfd;
@@ -285,8 +270,8 @@ static void test_ktls_refuses_without_handshake(void **state) {
 /* The type of a record is read from a decrypted copy; the session reads
  * the record afterwards as if nothing happened. */
 static void test_peek_record_type(void **state) {
-        TlsContext *sctx = load(TLS_ROLE_SERVER, "server.pem", "server-key.pem");
-        TlsContext *cctx = load(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem");
+        TlsContext *sctx = load_context(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL);
+        TlsContext *cctx = load_context(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "ca.pem", NULL);
         TlsSession *srv = NULL, *cli = NULL;
         uint8_t rec[5 + 16384 + 256], buf[64];
         int sv[2], rs = -EAGAIN, rc = -EAGAIN;

@@ -22,6 +22,8 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include "../helpers/tls-certs.h"
+
 #include "tls/bridge.h"
 #include "tls/client.h"
 
@@ -127,21 +129,6 @@ static uint64_t now_msec(void) {
         return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
 
-static char *cert_path(const char *name) {
-        const char *root = getenv("JW_SOURCE_ROOT");
-        char *p;
-        assert_true(asprintf(&p, "%s/certs/%s", root ?: ".", name) > 0);
-        return p;
-}
-
-static TlsContext *load(TlsRole role, const char *cert, const char *key, const char *ca) {
-        _cleanup_free_ char *c = cert_path(cert), *k = cert_path(key), *a = cert_path(ca), *err = NULL;
-        TlsContext *ctx = NULL;
-        if (tls_context_new(&ctx, role, c, k, a, NULL, &err) < 0)
-                fail_msg("loading %s: %s", cert, err);
-        return ctx;
-}
-
 typedef struct Fixture {
         Events events;
         TlsBridge *bridge;
@@ -161,8 +148,8 @@ static Fixture *fixture_new(unsigned max_connections, uint64_t handshake_timeout
         assert_non_null(f);
         pthread_mutex_init(&f->events.lock, NULL);
         pthread_cond_init(&f->events.cond, NULL);
-        f->server_ctx = load(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem");
-        f->alice = load(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "ca.pem");
+        f->server_ctx = load_context(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL);
+        f->alice = load_context(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "ca.pem", NULL);
 
         fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         assert_true(fd >= 0);
@@ -514,7 +501,7 @@ static void test_max_connections(void **state) {
 /* TLS 1.3: the expired certificate is refused after the client's handshake finished. */
 static void test_expired_certificate_refusal(void **state) {
         Fixture *f = fixture_new(0, 0);
-        TlsContext *expired = load(TLS_ROLE_CLIENT, "bad/expired.pem", "bad/expired-key.pem", "ca.pem");
+        TlsContext *expired = load_context(TLS_ROLE_CLIENT, "bad/expired.pem", "bad/expired-key.pem", "ca.pem", NULL);
         TlsClient *c = NULL;
         TlsClientFailure failure;
         _cleanup_free_ char *msg = NULL, *why = NULL;
@@ -545,7 +532,7 @@ static void test_expired_certificate_refusal(void **state) {
 
 static void test_client_failures(void **state) {
         Fixture *f = fixture_new(0, 0);
-        TlsContext *wrong_ca = load(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "bad/other-ca.pem");
+        TlsContext *wrong_ca = load_context(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "bad/other-ca.pem", NULL);
         TlsClient *c = NULL;
         TlsClientFailure failure;
         _cleanup_free_ char *expect = NULL;
@@ -593,8 +580,8 @@ static void test_client_failures(void **state) {
 /* set_context: new connections use the new context, open ones keep working. */
 static void test_set_context(void **state) {
         Fixture *f = fixture_new(0, 0);
-        TlsContext *next = load(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem");
-        TlsContext *client_ctx = load(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "ca.pem");
+        TlsContext *next = load_context(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL);
+        TlsContext *client_ctx = load_context(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "ca.pem", NULL);
         int cfd1, sfd1, cfd2, sfd2;
         uint64_t id1, id2;
         TlsClient *c1 = connect_alice(f, "localhost", &cfd1, &sfd1, &id1), *c2;

@@ -25,28 +25,13 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "../helpers/tls-certs.h"
+
 #include "tls/pump.h"
 #include "tls/tls.h"
 
 #define HANG_MS 10000
 #define BUDGET (256u * 1024u)
-
-static char *cert_path(const char *name) {
-        const char *root = getenv("JW_SOURCE_ROOT");
-        char *p;
-
-        assert_true(asprintf(&p, "%s/certs/%s", root ?: ".", name) > 0);
-        return p;
-}
-
-static TlsContext *load(TlsRole role, const char *cert, const char *key) {
-        _cleanup_free_ char *c = cert_path(cert), *k = cert_path(key), *a = cert_path("ca.pem"), *err = NULL;
-        TlsContext *ctx = NULL;
-
-        if (tls_context_new(&ctx, role, c, k, a, NULL, &err) < 0)
-                fail_msg("loading %s: %s", cert, err ?: "(no message)");
-        return ctx;
-}
 
 typedef struct Pair {
         TlsContext *sctx, *cctx;
@@ -71,8 +56,8 @@ static void pair_new(Pair *p, int tls_sndbuf, bool with_pumps) {
         int rs = -EAGAIN, rc = -EAGAIN;
 
         *p = (Pair) { .smask = TLS_PUMP_MORE, .cmask = TLS_PUMP_MORE };
-        p->sctx = load(TLS_ROLE_SERVER, "server.pem", "server-key.pem");
-        p->cctx = load(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem");
+        p->sctx = load_context(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL);
+        p->cctx = load_context(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "ca.pem", NULL);
         make_socketpair(p->tls, tls_sndbuf);
         assert_int_equal(tls_session_new(&p->ss, p->sctx, p->tls[0], NULL), 0);
         assert_int_equal(tls_session_new(&p->cs, p->cctx, p->tls[1], "localhost"), 0);

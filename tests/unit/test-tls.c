@@ -17,26 +17,9 @@
 #include <sys/socket.h>
 #include <cmocka.h>
 
+#include "../helpers/tls-certs.h"
+
 #include "tls/tls.h"
-
-static char *cert_path(const char *name) {
-        const char *root = getenv("JW_SOURCE_ROOT");
-        char *p;
-
-        assert_true(asprintf(&p, "%s/certs/%s", root ?: ".", name) > 0);
-        return p;
-}
-
-static TlsContext *load(TlsRole role, const char *cert, const char *key, const char *ca, const char *priority) {
-        _cleanup_free_ char *c = cert_path(cert), *k = cert_path(key), *a = cert_path(ca), *err = NULL;
-        TlsContext *ctx = NULL;
-        int r;
-
-        r = tls_context_new(&ctx, role, c, k, a, priority, &err);
-        if (r < 0)
-                fail_msg("loading %s: %s", cert, err ?: "(no message)");
-        return ctx;
-}
 
 typedef struct Side {
         TlsContext *ctx;
@@ -152,7 +135,7 @@ static void test_load_committed_certs(void **state) {
         const char *clients[] = { "alice", "bob", "charlie" };
         TlsContext *ctx;
 
-        ctx = load(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL);
+        ctx = load_context(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL);
         assert_non_null(ctx);
         assert_int_equal(tls_context_role(ctx), TLS_ROLE_SERVER);
         /* refcount: one extra ref, two unrefs */
@@ -164,7 +147,7 @@ static void test_load_committed_certs(void **state) {
                 _cleanup_free_ char *c = NULL, *k = NULL;
                 assert_true(asprintf(&c, "%s.pem", clients[i]) > 0);
                 assert_true(asprintf(&k, "%s-key.pem", clients[i]) > 0);
-                ctx = load(TLS_ROLE_CLIENT, c, k, "ca.pem", NULL);
+                ctx = load_context(TLS_ROLE_CLIENT, c, k, "ca.pem", NULL);
                 assert_non_null(ctx);
                 tls_context_unref(ctx);
         }
@@ -214,8 +197,8 @@ static void test_handshake_ok(void **state) {
         const char *hosts[] = { "localhost", "127.0.0.1", "::1" };
 
         for (size_t i = 0; i < ELEMENTSOF(hosts); i++) {
-                Side server = { .ctx = load(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL) };
-                Side client = { .ctx = load(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "ca.pem", NULL),
+                Side server = { .ctx = load_context(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL) };
+                Side client = { .ctx = load_context(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "ca.pem", NULL),
                                 .host = hosts[i] };
 
                 handshake(&server, &client);
@@ -237,8 +220,8 @@ static void test_handshake_ok(void **state) {
 
 /* A client certificate the server must refuse: the server's reason and the alert the client sees. */
 static void refused(const char *cert, const char *key, const char *client_ca, const char *reason, int alert) {
-        Side server = { .ctx = load(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL) };
-        Side client = { .ctx = load(TLS_ROLE_CLIENT, cert, key, client_ca, NULL), .host = "localhost" };
+        Side server = { .ctx = load_context(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL) };
+        Side client = { .ctx = load_context(TLS_ROLE_CLIENT, cert, key, client_ca, NULL), .host = "localhost" };
 
         handshake(&server, &client);
         assert_int_equal(server.r, -EPROTO);
@@ -273,8 +256,8 @@ static void test_refused_server_as_client(void **state) {
 
 /* A client session whose credentials hold no certificate at all. */
 static void test_refused_no_client_certificate(void **state) {
-        Side server = { .ctx = load(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL) };
-        Side client = { .ctx = load(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "ca.pem", NULL), .host = "localhost" };
+        Side server = { .ctx = load_context(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL) };
+        Side client = { .ctx = load_context(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "ca.pem", NULL), .host = "localhost" };
         gnutls_certificate_credentials_t bare;
         _cleanup_free_ char *ca = cert_path("ca.pem");
         int sv[2];
@@ -312,8 +295,8 @@ static void test_refused_no_client_certificate(void **state) {
 }
 
 static void test_refused_tls12(void **state) {
-        Side server = { .ctx = load(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL) };
-        Side client = { .ctx = load(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "ca.pem",
+        Side server = { .ctx = load_context(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL) };
+        Side client = { .ctx = load_context(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "ca.pem",
                                     "NORMAL:-VERS-ALL:+VERS-TLS1.2"),
                         .host = "localhost" };
 
@@ -326,8 +309,8 @@ static void test_refused_tls12(void **state) {
 }
 
 static void test_refused_other_cipher(void **state) {
-        Side server = { .ctx = load(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL) };
-        Side client = { .ctx = load(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "ca.pem",
+        Side server = { .ctx = load_context(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL) };
+        Side client = { .ctx = load_context(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "ca.pem",
                                     "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+CHACHA20-POLY1305"),
                         .host = "localhost" };
 
@@ -341,7 +324,7 @@ static void test_refused_other_cipher(void **state) {
 
 /* A client offering ALPN but not h2 (a plain GnuTLS session: ours always offers h2). */
 static void test_refused_alpn(void **state) {
-        Side server = { .ctx = load(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL) };
+        Side server = { .ctx = load_context(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL) };
         _cleanup_free_ char *ca = cert_path("ca.pem"), *cert = cert_path("alice.pem"), *key = cert_path("alice-key.pem");
         gnutls_datum_t http11 = { (unsigned char *) "http/1.1", 8 };
         gnutls_certificate_credentials_t cred;
@@ -389,8 +372,8 @@ static void test_client_verifies_server(void **state) {
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-                Side server = { .ctx = load(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL) };
-                Side client = { .ctx = load(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", cases[i].ca, NULL),
+                Side server = { .ctx = load_context(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL) };
+                Side client = { .ctx = load_context(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", cases[i].ca, NULL),
                                 .host = cases[i].host };
 
                 handshake(&server, &client);
@@ -402,8 +385,8 @@ static void test_client_verifies_server(void **state) {
         }
 
         /* a server presenting a client-only certificate is refused too */
-        Side server = { .ctx = load(TLS_ROLE_SERVER, "bob.pem", "bob-key.pem", "ca.pem", NULL) };
-        Side client = { .ctx = load(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "ca.pem", NULL), .host = "bob" };
+        Side server = { .ctx = load_context(TLS_ROLE_SERVER, "bob.pem", "bob-key.pem", "ca.pem", NULL) };
+        Side client = { .ctx = load_context(TLS_ROLE_CLIENT, "alice.pem", "alice-key.pem", "ca.pem", NULL), .host = "bob" };
         handshake(&server, &client);
         assert_int_equal(client.r, -EPROTO);
         assert_string_equal(client.reason, "server certificate not valid for server authentication");
