@@ -184,6 +184,7 @@ struct Engine {
         SpawnStack stack;
         uint8_t *buf;
         bool splice;            /* capture with splice() (EngineConfig.capture_splice) */
+        bool async_unlink;      /* the ring has IORING_OP_UNLINKAT (5.11) */
 
         SlotTable job_slots, sub_slots, timer_slots;
         uint32_t timer_seq;     /* keeps arming numbers of reused slots apart */
@@ -776,12 +777,43 @@ static void remove_job_dir(Engine *e, const char *dir) {
         (void) unlinkat(e->jobs_fd, dir, AT_REMOVEDIR);
 }
 
+/* remove_job_dir() without blocking the engine: the unlinks run in the
+ * ring's kernel workers (IORING_OP_UNLINKAT never completes inline), hard-
+ * linked so the directory goes last whatever its files' fate. Unlinking a
+ * multi-GiB log frees its page cache synchronously: measured, a retention
+ * removal of a 2 GiB log in the middle of a followed stream cut that stream
+ * from 1.21-1.36 to 0.96-1.17 GB/s. The kernel copies the paths when the
+ * requests are submitted, so they are submitted here, before the strings go.
+ * Falls back to remove_job_dir() where the ring cannot. */
+static void remove_job_dir_async(Engine *e, const char *dir) {
+        static const char *const files[] = { "output", "status", "status.tmp" };
+        char paths[ELEMENTSOF(files)][JOB_ID_STRING_MAX + 16];
+        struct io_uring_sqe *sqe;
+
+        if (!e->async_unlink || io_uring_sq_space_left(&e->ring) < ELEMENTSOF(files) + 1) {
+                remove_job_dir(e, dir);
+                return;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                snprintf(paths[i], sizeof(paths[i]), "%s/%s", dir, files[i]);
+                sqe = io_uring_get_sqe(&e->ring);
+                io_uring_prep_unlinkat(sqe, e->jobs_fd, paths[i], 0);
+                io_uring_sqe_set_data64(sqe, ud_make(OP_IGNORE, 0, 0));
+                sqe->flags |= IOSQE_IO_HARDLINK;
+        }
+        sqe = io_uring_get_sqe(&e->ring);
+        io_uring_prep_unlinkat(sqe, e->jobs_fd, dir, AT_REMOVEDIR);
+        io_uring_sqe_set_data64(sqe, ud_make(OP_IGNORE, 0, 0));
+        if (io_uring_submit(&e->ring) < 0) /* then nothing went in: do it here */
+                remove_job_dir(e, dir);
+}
+
 static void job_remove(Engine *e, Job *j) {
         char dir[JOB_ID_STRING_MAX];
 
         notify(e, ENGINE_EVENT_REMOVED, j);
         job_dir_name(j, dir);
-        remove_job_dir(e, dir);
+        remove_job_dir_async(e, dir);
         job_free(e, j);
 }
 
@@ -1824,6 +1856,12 @@ int engine_new(Engine **ret, const EngineConfig *config) {
         if (r < 0)
                 goto fail;
         e->ring_ok = true;
+        {
+                struct io_uring_probe *probe = io_uring_get_probe_ring(&e->ring);
+                e->async_unlink = probe && io_uring_opcode_supported(probe, IORING_OP_UNLINKAT);
+                if (probe)
+                        io_uring_free_probe(probe);
+        }
         r = arm_wake(e);
         if (r < 0)
                 goto fail;
