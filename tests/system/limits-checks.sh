@@ -30,7 +30,9 @@
 #     missing is refused naming the controller -- controller removed from the
 #     jobs cgroup at run time, not delegated by systemd (Delegate=cpu memory
 #     pids) at daemon start, and no cgroups at all (--cgroup off);
-#  7. isolation: --isolate pid,net,tmp (PID 1, only loopback, empty /tmp).
+#  7. isolation: --isolate pid,net,tmp (PID 1, only loopback, empty /tmp);
+#  8. tasks: under a tiny TasksMax of the service a Start fails with
+#     RESOURCE_EXHAUSTED ("out of resources") and the daemon logs a warning.
 # Each check that needs what the system lacks (a controller, the scratch
 # disk, per-job cgroups at all -- e.g. in the nspawn container on a host whose
 # controllers are bound to cgroup v1) is skipped with a printed reason; the
@@ -455,6 +457,29 @@ else
                 test "$(out | tr '\n' ' ')" = "pid=1 net=lo  tmp=0 "
 fi
 inside rm -f /tmp/jw-limits-marker
+
+# --- 8. the service's TasksMax: a Start with no room is RESOURCE_EXHAUSTED ------------
+if have pids; then
+        inside systemctl set-property --runtime jobworker.service TasksMax=24
+        L_FULL=
+        for _ in $(seq 40); do
+                jw start -- sleep 300
+                [ "$RC" = 0 ] || { L_FULL=yes; break; }
+        done
+        check "limits/tasks: with TasksMax=24 a Start fails 'out of resources', exit 1 ($RC: $(err1))" \
+                eval '[ -n "$L_FULL" ] && [ "$RC" = 1 ] && grep -q "out of resources" "$WORK/err"'
+        check "limits/tasks: the daemon logs a warning for it" \
+                eval 'inside journalctl -q -u jobworker.service -p warning -o cat | grep -q "cannot start a job for tester"'
+        inside systemctl set-property --runtime jobworker.service TasksMax=90%
+        jw list --running --json
+        for id in $(python3 -c "import json; print(' '.join(j['job_id'] for j in json.load(open('$WORK/out'))))" 2>/dev/null); do
+                jw stop "$id"
+        done
+        jw start -- true
+        expect_rc 0 "limits/tasks: TasksMax back to 90%, jobs start again"
+else
+        lskip "tasks: the pids controller is not available here ('$L_CTL')"
+fi
 
 lsay "done in $((SECONDS - L_T0)) s; $L_SKIPS skipped"
 if [ "$FAILS" -gt "$L_FAILS0" ]; then
