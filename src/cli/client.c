@@ -123,7 +123,8 @@ int cli_client_connect(const CliSettings *s, CliClient **ret, int *ret_exit, cha
                 return r;
         }
 
-        r = tls_client_connect(c->tls_ctx, s->host, s->port, s->timeout_usec, &c->tls, &fd, &failure, &message);
+        r = tls_client_connect(c->tls_ctx, s->host, s->port, s->timeout_usec,
+                               s->kernel_tls_off ? TLS_CLIENT_NO_KERNEL_TLS : 0, &c->tls, &fd, &failure, &message);
         if (r < 0) {
                 *ret_exit = CLI_EXIT_CONNECT;
                 if (message)

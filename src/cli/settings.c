@@ -102,10 +102,11 @@ char *cli_config_path(CliGetenvFn getenv_fn, void *userdata) {
         return NULL;
 }
 
-enum { KEY_SERVER, KEY_CERT, KEY_KEY, KEY_CA, KEY_TIMEOUT, _KEY_MAX };
+enum { KEY_SERVER, KEY_CERT, KEY_KEY, KEY_CA, KEY_TIMEOUT, KEY_KERNEL_TLS, _KEY_MAX };
 
-static const char *const config_keys[_KEY_MAX] = { "server", "cert", "key", "ca", "timeout" };
-static const char *const env_names[_KEY_MAX] = { "JWCTL_SERVER", "JWCTL_CERT", "JWCTL_KEY", "JWCTL_CA", NULL };
+static const char *const config_keys[_KEY_MAX] = { "server", "cert", "key", "ca", "timeout", "kernel-tls" };
+static const char *const env_names[_KEY_MAX] = { "JWCTL_SERVER", "JWCTL_CERT", "JWCTL_KEY", "JWCTL_CA", NULL,
+                                                 "JWCTL_KERNEL_TLS" };
 
 static char *strip(char *s) {
         while (*s == ' ' || *s == '\t' || *s == '\r')
@@ -154,7 +155,7 @@ static int parse_config(const char *path, const char *text, char *values[static 
                                 if (strcmp(k, config_keys[j]) == 0)
                                         idx = j;
                         if (idx < 0)
-                                return set_error(ret_error, "%s:%u: unknown key '%s' (known: server, cert, key, ca, timeout)",
+                                return set_error(ret_error, "%s:%u: unknown key '%s' (known: server, cert, key, ca, timeout, kernel-tls)",
                                                  shown, lineno, k);
                         if (!*v)
                                 return set_error(ret_error, "%s:%u: empty value for '%s'", shown, lineno, k);
@@ -232,6 +233,18 @@ int cli_settings_resolve(const CliArgs *a, CliGetenvFn getenv_fn, void *userdata
                         goto finish;
                 }
                 s.timeout_usec = t;
+        }
+
+        /* kernel-tls = auto|off: the environment over the config file */
+        {
+                const char *env = getenv_fn(env_names[KEY_KERNEL_TLS], userdata);
+                const char *v = env && *env ? env : config[KEY_KERNEL_TLS];
+                if (v && strcmp(v, "auto") != 0 && strcmp(v, "off") != 0) {
+                        r = set_error(ret_error, "%s: invalid kernel-tls '%s': expected auto or off",
+                                      env && *env ? env_names[KEY_KERNEL_TLS] : config_path ?: "config file", v);
+                        goto finish;
+                }
+                s.kernel_tls_off = v && strcmp(v, "off") == 0;
         }
 
         r = cli_split_host_port(s.server, &s.host, &s.port, ret_error);

@@ -22,6 +22,7 @@ typedef struct CliSettings {
         char *key;
         char *ca;
         uint64_t timeout_usec;
+        bool kernel_tls_off; /* kernel-tls = off (JWCTL_KERNEL_TLS): records stay in GnuTLS */
 } CliSettings;
 
 /* Returns the value of an environment variable or NULL. */

@@ -220,8 +220,8 @@ out:
         return r;
 }
 
-int tls_client_connect(TlsContext *ctx, const char *host, const char *port, uint64_t timeout_usec, TlsClient **ret,
-                       int *ret_grpc_fd, TlsClientFailure *ret_failure, char **ret_message) {
+int tls_client_connect(TlsContext *ctx, const char *host, const char *port, uint64_t timeout_usec, unsigned flags,
+                       TlsClient **ret, int *ret_grpc_fd, TlsClientFailure *ret_failure, char **ret_message) {
         struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
         struct addrinfo *ais = NULL;
         _cleanup_close_ int fd = -1;
@@ -341,7 +341,7 @@ int tls_client_connect(TlsContext *ctx, const char *host, const char *port, uint
                 goto fail_errno;
 
         /* kernel TLS where it can: gRPC gets the TCP socket itself */
-        {
+        if (!(flags & TLS_CLIENT_NO_KERNEL_TLS)) {
                 int alert = -1;
                 r = client_kernel_tls(c, fd, deadline, &alert);
                 if (r == -EPROTO) {

@@ -31,8 +31,11 @@ typedef struct TlsClient TlsClient;
  * "cannot connect to HOST:PORT: connection refused", "...: timed out", "...: name not known",
  * "TLS handshake with HOST:PORT failed: server certificate not trusted (unknown CA)", etc.
  * ret_failure and ret_message may be NULL; on success *ret_failure = TLS_CLIENT_OK. */
-int tls_client_connect(TlsContext *client_ctx, const char *host, const char *port, uint64_t timeout_usec, TlsClient **ret,
-                       int *ret_grpc_fd, TlsClientFailure *ret_failure, char **ret_message);
+/* flags for tls_client_connect() */
+#define TLS_CLIENT_NO_KERNEL_TLS 1u /* keep the records in GnuTLS (the pump) even where the kernel could */
+
+int tls_client_connect(TlsContext *client_ctx, const char *host, const char *port, uint64_t timeout_usec, unsigned flags,
+                       TlsClient **ret, int *ret_grpc_fd, TlsClientFailure *ret_failure, char **ret_message);
 
 /* After a call failed with UNAVAILABLE: if the server closed the TLS session with an alert (TLS 1.3 reports a refused
  * client certificate only after the client believes it is connected), return a malloc()ed message such as

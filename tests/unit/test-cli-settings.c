@@ -84,6 +84,32 @@ static void test_precedence(void **state) {
         cli_settings_done(&s);
 }
 
+static void test_kernel_tls(void **state) {
+        CliArgs a = { .server = "h:1", .cert = "c", .key = "k", .ca = "a" };
+        CliSettings s;
+        char *e = NULL;
+
+        /* auto by default */
+        assert_int_equal(cli_settings_resolve(&a, fake_getenv, (void *) env_none, NULL, NULL, &s, &e), 0);
+        assert_false(s.kernel_tls_off);
+        cli_settings_done(&s);
+        /* the config file says off */
+        assert_int_equal(cli_settings_resolve(&a, fake_getenv, (void *) env_none, "/c/config", "kernel-tls = off\n", &s, &e), 0);
+        assert_true(s.kernel_tls_off);
+        cli_settings_done(&s);
+        /* the environment wins over the file */
+        assert_int_equal(cli_settings_resolve(&a, fake_getenv, (void *) ENV("JWCTL_KERNEL_TLS=auto"), "/c/config",
+                                              "kernel-tls = off\n", &s, &e), 0);
+        assert_false(s.kernel_tls_off);
+        cli_settings_done(&s);
+        assert_int_equal(cli_settings_resolve(&a, fake_getenv, (void *) ENV("JWCTL_KERNEL_TLS=off"), NULL, NULL, &s, &e), 0);
+        assert_true(s.kernel_tls_off);
+        cli_settings_done(&s);
+
+        expect_error(&a, ENV("JWCTL_KERNEL_TLS=no"), NULL, NULL, "JWCTL_KERNEL_TLS: invalid kernel-tls 'no': expected auto or off");
+        expect_error(&a, env_none, "/c/config", "kernel-tls = yes\n", "/c/config: invalid kernel-tls 'yes'");
+}
+
 static void test_missing(void **state) {
         CliArgs a = {};
         CliArgs b = { .server = "h:1", .cert = "c", .key = "k" };
@@ -156,6 +182,7 @@ static void test_config_path(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_precedence),
+                cmocka_unit_test(test_kernel_tls),
                 cmocka_unit_test(test_missing),
                 cmocka_unit_test(test_bad_config),
                 cmocka_unit_test(test_host_port),

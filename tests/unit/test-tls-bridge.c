@@ -251,7 +251,7 @@ static TlsClient *connect_alice(Fixture *f, const char *host, int *client_fd, in
         unsigned n = f->events.n_accepted;
         int r;
 
-        r = tls_client_connect(f->alice, host, f->port, 5000000, &c, client_fd, &failure, &msg);
+        r = tls_client_connect(f->alice, host, f->port, 5000000, 0, &c, client_fd, &failure, &msg);
         if (r < 0)
                 fail_msg("connect: %s", msg ?: "?");
         assert_int_equal(failure, TLS_CLIENT_OK);
@@ -507,7 +507,7 @@ static void test_expired_certificate_refusal(void **state) {
         _cleanup_free_ char *msg = NULL, *why = NULL;
         int cfd = -1, r;
 
-        r = tls_client_connect(expired, "localhost", f->port, 5000000, &c, &cfd, &failure, &msg);
+        r = tls_client_connect(expired, "localhost", f->port, 5000000, 0, &c, &cfd, &failure, &msg);
         if (r == 0) {
                 /* what gRPC would do: write its preface, then read */
                 (void) send(cfd, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24, MSG_NOSIGNAL);
@@ -543,7 +543,7 @@ static void test_client_failures(void **state) {
         char port[16];
 
         /* server certificate from a CA we do not trust */
-        r = tls_client_connect(wrong_ca, "localhost", f->port, 5000000, &c, &cfd, &failure, &msg);
+        r = tls_client_connect(wrong_ca, "localhost", f->port, 5000000, 0, &c, &cfd, &failure, &msg);
         assert_true(r < 0);
         assert_null(c);
         assert_int_equal(failure, TLS_CLIENT_SERVER_CERT);
@@ -559,7 +559,7 @@ static void test_client_failures(void **state) {
         assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &len), 0);
         snprintf(port, sizeof port, "%u", ntohs(sa.sin_port));
         close(fd);
-        r = tls_client_connect(f->alice, "127.0.0.1", port, 5000000, &c, &cfd, &failure, &msg);
+        r = tls_client_connect(f->alice, "127.0.0.1", port, 5000000, 0, &c, &cfd, &failure, &msg);
         assert_int_equal(r, -ECONNREFUSED);
         assert_int_equal(failure, TLS_CLIENT_CONNECT_REFUSED);
         assert_true(asprintf(&expect, "cannot connect to 127.0.0.1:%s: connection refused", port) > 0);
@@ -567,7 +567,7 @@ static void test_client_failures(void **state) {
         free(msg);
 
         /* a port name that does not exist */
-        r = tls_client_connect(f->alice, "127.0.0.1", "no-such-service", 5000000, &c, &cfd, &failure, &msg);
+        r = tls_client_connect(f->alice, "127.0.0.1", "no-such-service", 5000000, 0, &c, &cfd, &failure, &msg);
         assert_true(r < 0);
         assert_int_equal(failure, TLS_CLIENT_RESOLVE);
         assert_non_null(strstr(msg, "cannot connect to 127.0.0.1:no-such-service: "));
