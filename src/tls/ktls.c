@@ -167,5 +167,7 @@ out:
 }
 
 bool ktls_error_is_permanent(int r) {
-        return r == -ENOENT || r == -ENOPROTOOPT || r == -EOPNOTSUPP;
+        /* Not -EOPNOTSUPP: that is about one session's version or cipher (a
+         * tls-priority that allows TLS 1.2 must not turn it off for all). */
+        return r == -ENOENT || r == -ENOPROTOOPT;
 }

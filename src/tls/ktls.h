@@ -33,7 +33,7 @@
 int ktls_enable(gnutls_session_t g, int fd, bool *ret_broken);
 
 /* Whether an error of ktls_enable() means "this kernel cannot, do not try
- * again" (as opposed to something about this one connection). */
+ * again" (no tls ULP), as opposed to something about this one session. */
 bool ktls_error_is_permanent(int r);
 
 /* Attaches the "tls" ULP to the TCP socket fd and nothing more: the socket
