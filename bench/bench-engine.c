@@ -27,19 +27,9 @@
 #include <unistd.h>
 
 #include "core/engine.h"
+#include "bench-util.h"
 
 extern char **environ;
-
-static double now(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-static int cmp_d(const void *a, const void *b) {
-        double x = *(const double *) a, y = *(const double *) b;
-        return x < y ? -1 : x > y;
-}
 
 static double median(double *v, int n) {
         qsort(v, (size_t) n, sizeof(double), cmp_d);

@@ -49,20 +49,10 @@
 #include "cli/client.h"
 #include "cli/settings.h"
 #include "jobworker/v1/jobworker.pb-c.h"
+#include "bench-util.h"
 
 #define EMPTY_METHOD "/jobworker.v1.JobWorker/BenchEmpty"
 #define START_METHOD "/jobworker.v1.JobWorker/Start"
-
-static double now(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-static int cmp_d(const void *a, const void *b) {
-        double x = *(const double *) a, y = *(const double *) b;
-        return x < y ? -1 : x > y;
-}
 
 /* v must be sorted */
 static double pct(const double *v, int n, double p) {

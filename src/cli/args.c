@@ -16,7 +16,6 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,20 +244,6 @@ typedef struct Parser {
         char *error;
 } Parser;
 
-_printf_(2, 3) static int fail(Parser *p, const char *fmt, ...) {
-        va_list ap;
-        char *m;
-
-        va_start(ap, fmt);
-        m = strdup_vprintf(fmt, ap);
-        va_end(ap);
-        if (!m)
-                return -ENOMEM;
-        free(p->error);
-        p->error = m;
-        return -EINVAL;
-}
-
 static const char *see_help(const Parser *p) {
         switch (p->a->command) {
         case CLI_COMMAND_START: return " (see 'jwctl start --help')";
@@ -351,14 +336,14 @@ static int add_io(Parser *p, const char *shown, const char *value, bool write) {
         int r;
 
         if (!eq || eq == value || !eq[1])
-                return fail(p, "invalid value '%s' for '%s': expected DEV=RATE, like /dev/sda=50M", value, shown);
+                return replace_message(&p->error, -EINVAL, "invalid value '%s' for '%s': expected DEV=RATE, like /dev/sda=50M", value, shown);
         dlen = (size_t) (eq - value);
         if (value[0] != '/')
-                return fail(p, "invalid value '%s' for '%s': DEV must be an absolute path (a block device or a file "
+                return replace_message(&p->error, -EINVAL, "invalid value '%s' for '%s': DEV must be an absolute path (a block device or a file "
                             "on one, on the server)", value, shown);
         r = limits_parse_size(eq + 1, &rate);
         if (r < 0 || rate == 0)
-                return fail(p, "invalid value '%s' for '%s': expected a rate in bytes per second greater than 0, "
+                return replace_message(&p->error, -EINVAL, "invalid value '%s' for '%s': expected a rate in bytes per second greater than 0, "
                             "like 50M", eq + 1, shown);
         for (size_t i = 0; i < a->n_io; i++)
                 if (strlen(a->io[i].device) == dlen && strncmp(a->io[i].device, value, dlen) == 0)
@@ -367,7 +352,7 @@ static int add_io(Parser *p, const char *shown, const char *value, bool write) {
                 CliIoLimit *n;
 
                 if (a->n_io >= CLI_IO_MAX)
-                        return fail(p, "too many devices for io limits (at most %u)", CLI_IO_MAX);
+                        return replace_message(&p->error, -EINVAL, "too many devices for io limits (at most %u)", CLI_IO_MAX);
                 n = reallocarray(a->io, a->n_io + 1, sizeof(*a->io));
                 if (!n)
                         return -ENOMEM;
@@ -379,7 +364,7 @@ static int add_io(Parser *p, const char *shown, const char *value, bool write) {
                 a->n_io++;
         }
         if ((write ? io->write_bps : io->read_bps) != 0)
-                return fail(p, "option '%s' is given twice for '%s'", shown, io->device);
+                return replace_message(&p->error, -EINVAL, "option '%s' is given twice for '%s'", shown, io->device);
         if (write)
                 io->write_bps = rate;
         else
@@ -402,7 +387,7 @@ static int add_isolate(Parser *p, const char *shown, const char *value) {
                 else if (n == 3 && strncmp(w, "all", 3) == 0)
                         p->a->isolate |= CLI_ISOLATE_PID | CLI_ISOLATE_NET | CLI_ISOLATE_TMP;
                 else
-                        return fail(p, "invalid value '%s' for '%s': expected a comma-separated list of pid, net, tmp "
+                        return replace_message(&p->error, -EINVAL, "invalid value '%s' for '%s': expected a comma-separated list of pid, net, tmp "
                                     "(or all)", value, shown);
                 if (!w[n])
                         return 0;
@@ -425,14 +410,14 @@ static int apply_option(Parser *p, const OptDef *o, const char *shown, const cha
                 return 0;
         case OPT_SERVER:
                 if (!*value)
-                        return fail(p, "option '%s' needs HOST:PORT, not an empty string", shown);
+                        return replace_message(&p->error, -EINVAL, "option '%s' needs HOST:PORT, not an empty string", shown);
                 a->server = value;
                 return 0;
         case OPT_CERT:
         case OPT_KEY:
         case OPT_CA:
                 if (!*value)
-                        return fail(p, "option '%s' needs a file name, not an empty string", shown);
+                        return replace_message(&p->error, -EINVAL, "option '%s' needs a file name, not an empty string", shown);
                 if (o->id == OPT_CERT)
                         a->cert = value;
                 else if (o->id == OPT_KEY)
@@ -443,7 +428,7 @@ static int apply_option(Parser *p, const OptDef *o, const char *shown, const cha
         case OPT_TIMEOUT:
                 r = cli_parse_seconds(value, &u);
                 if (r < 0 || u == 0)
-                        return fail(p, "invalid value '%s' for '%s': expected a number of seconds greater than 0, like 10 or 2.5",
+                        return replace_message(&p->error, -EINVAL, "invalid value '%s' for '%s': expected a number of seconds greater than 0, like 10 or 2.5",
                                     value, shown);
                 a->timeout_set = true;
                 a->timeout_usec = u;
@@ -453,7 +438,7 @@ static int apply_option(Parser *p, const OptDef *o, const char *shown, const cha
                 const char **n;
 
                 if (!eq || eq == value)
-                        return fail(p, "invalid value '%s' for '%s': expected KEY=VALUE", value, shown);
+                        return replace_message(&p->error, -EINVAL, "invalid value '%s' for '%s': expected KEY=VALUE", value, shown);
                 n = reallocarray(a->env, a->n_env + 1, sizeof(*a->env));
                 if (!n)
                         return -ENOMEM;
@@ -463,7 +448,7 @@ static int apply_option(Parser *p, const OptDef *o, const char *shown, const cha
         }
         case OPT_CWD:
                 if (!*value)
-                        return fail(p, "option '%s' needs a directory, not an empty string", shown);
+                        return replace_message(&p->error, -EINVAL, "option '%s' needs a directory, not an empty string", shown);
                 a->cwd = value;
                 return 0;
         case OPT_JSON:
@@ -480,22 +465,22 @@ static int apply_option(Parser *p, const OptDef *o, const char *shown, const cha
                 CliStream s = o->id == OPT_STDOUT ? CLI_STREAM_STDOUT : CLI_STREAM_STDERR;
 
                 if (a->stream != CLI_STREAM_BOTH && a->stream != s)
-                        return fail(p, "options '--stdout' and '--stderr' exclude each other (give neither for both streams)");
+                        return replace_message(&p->error, -EINVAL, "options '--stdout' and '--stderr' exclude each other (give neither for both streams)");
                 a->stream = s;
                 return 0;
         }
         case OPT_OFFSET:
                 r = cli_parse_uint64(value, &u);
                 if (r == -ERANGE)
-                        return fail(p, "invalid value '%s' for '%s': too large", value, shown);
+                        return replace_message(&p->error, -EINVAL, "invalid value '%s' for '%s': too large", value, shown);
                 if (r < 0)
-                        return fail(p, "invalid value '%s' for '%s': expected a number of bytes (0 or more)", value, shown);
+                        return replace_message(&p->error, -EINVAL, "invalid value '%s' for '%s': expected a number of bytes (0 or more)", value, shown);
                 a->offset = u;
                 return 0;
         case OPT_GRACE:
                 r = cli_parse_seconds(value, &u);
                 if (r < 0)
-                        return fail(p, "invalid value '%s' for '%s': expected a number of seconds (0 or more), like 5 or 0.5",
+                        return replace_message(&p->error, -EINVAL, "invalid value '%s' for '%s': expected a number of seconds (0 or more), like 5 or 0.5",
                                     value, shown);
                 a->grace_set = true;
                 a->grace_ms = (u + 999) / 1000;
@@ -505,7 +490,7 @@ static int apply_option(Parser *p, const OptDef *o, const char *shown, const cha
 
                 r = limits_parse_cpu(value, &m);
                 if (r < 0 || m < LIMITS_CPU_MILLIS_MIN)
-                        return fail(p, "invalid value '%s' for '%s': expected a number of CPUs from 0.01 to %u, like 0.5 or 2",
+                        return replace_message(&p->error, -EINVAL, "invalid value '%s' for '%s': expected a number of CPUs from 0.01 to %u, like 0.5 or 2",
                                     value, shown, LIMITS_CPU_MILLIS_MAX / 1000);
                 a->cpu_millis = m;
                 return 0;
@@ -513,14 +498,14 @@ static int apply_option(Parser *p, const OptDef *o, const char *shown, const cha
         case OPT_MEMORY:
                 r = limits_parse_size(value, &u);
                 if (r < 0 || u == 0)
-                        return fail(p, "invalid value '%s' for '%s': expected a size greater than 0, like 256M or 2G",
+                        return replace_message(&p->error, -EINVAL, "invalid value '%s' for '%s': expected a size greater than 0, like 256M or 2G",
                                     value, shown);
                 a->memory_max = u;
                 return 0;
         case OPT_PIDS:
                 r = cli_parse_uint64(value, &u);
                 if (r < 0 || u == 0 || u > LIMITS_PIDS_MAX)
-                        return fail(p, "invalid value '%s' for '%s': expected a number of processes from 1 to %u",
+                        return replace_message(&p->error, -EINVAL, "invalid value '%s' for '%s': expected a number of processes from 1 to %u",
                                     value, shown, LIMITS_PIDS_MAX);
                 a->pids_max = u;
                 return 0;
@@ -554,9 +539,9 @@ static int parse_long(Parser *p) {
                         else if (p->i + 1 < p->argc)
                                 value = p->argv[++p->i];
                         else
-                                return fail(p, "option '--%s' needs a value%s", o->name, see_help(p));
+                                return replace_message(&p->error, -EINVAL, "option '--%s' needs a value%s", o->name, see_help(p));
                 } else if (eq)
-                        return fail(p, "option '--%s' takes no value", o->name);
+                        return replace_message(&p->error, -EINVAL, "option '--%s' takes no value", o->name);
 
                 char shown[64];
                 snprintf(shown, sizeof shown, "--%s", o->name);
@@ -564,8 +549,8 @@ static int parse_long(Parser *p) {
         }
 
         if (p->a->command == CLI_COMMAND_NONE)
-                return fail(p, "unknown option '%.*s'%s", (int) (len + 2), word, see_help(p));
-        return fail(p, "unknown option '%.*s' for '%s'%s", (int) (len + 2), word, command_label(p), see_help(p));
+                return replace_message(&p->error, -EINVAL, "unknown option '%.*s'%s", (int) (len + 2), word, see_help(p));
+        return replace_message(&p->error, -EINVAL, "unknown option '%.*s' for '%s'%s", (int) (len + 2), word, command_label(p), see_help(p));
 }
 
 static int parse_short(Parser *p) {
@@ -581,8 +566,8 @@ static int parse_short(Parser *p) {
                         }
                 if (!o) {
                         if (p->a->command == CLI_COMMAND_NONE)
-                                return fail(p, "unknown option '-%c'%s", *c, see_help(p));
-                        return fail(p, "unknown option '-%c' for '%s'%s", *c, command_label(p), see_help(p));
+                                return replace_message(&p->error, -EINVAL, "unknown option '-%c'%s", *c, see_help(p));
+                        return replace_message(&p->error, -EINVAL, "unknown option '-%c' for '%s'%s", *c, command_label(p), see_help(p));
                 }
                 /* No short option takes a value today. */
                 assert(!o->has_arg);
@@ -604,14 +589,14 @@ static int set_job(Parser *p, const char *word) {
         size_t n = strlen(word);
 
         if (a->job)
-                return fail(p, "unexpected argument '%s': '%s' takes one JOB%s", word, command_label(p), see_help(p));
+                return replace_message(&p->error, -EINVAL, "unexpected argument '%s': '%s' takes one JOB%s", word, command_label(p), see_help(p));
         for (const char *c = word; *c; c++)
                 if (!is_job_char(*c))
-                        return fail(p, "'%s' is not a job id: job ids are hexadecimal with dashes, like 0b5f3a1c-…", word);
+                        return replace_message(&p->error, -EINVAL, "'%s' is not a job id: job ids are hexadecimal with dashes, like 0b5f3a1c-…", word);
         if (n < 8)
-                return fail(p, "job id prefix '%s' is too short: give at least 8 characters", word);
+                return replace_message(&p->error, -EINVAL, "job id prefix '%s' is too short: give at least 8 characters", word);
         if (n > 36)
-                return fail(p, "'%s' is not a job id: too long", word);
+                return replace_message(&p->error, -EINVAL, "'%s' is not a job id: too long", word);
         a->job = word;
         return 0;
 }
@@ -639,7 +624,7 @@ static int parse(Parser *p) {
 
                 if (!dashdash && strcmp(word, "--") == 0) {
                         if (a->command == CLI_COMMAND_NONE)
-                                return fail(p, "missing command before '--'%s", see_help(p));
+                                return replace_message(&p->error, -EINVAL, "missing command before '--'%s", see_help(p));
                         if (a->command == CLI_COMMAND_START || a->command == CLI_COMMAND_RUN)
                                 return take_command(p, p->i + 1);
                         dashdash = true;
@@ -666,13 +651,13 @@ static int parse(Parser *p) {
                                         const char *w = p->argv[p->i + 1];
                                         a->command = cli_command_from_string(w);
                                         if (a->command == CLI_COMMAND_NONE)
-                                                return fail(p, "unknown command '%s'%s", w, see_help(p));
+                                                return replace_message(&p->error, -EINVAL, "unknown command '%s'%s", w, see_help(p));
                                 }
                                 return 1;
                         }
                         a->command = cli_command_from_string(word);
                         if (a->command == CLI_COMMAND_NONE)
-                                return fail(p, "unknown command '%s'%s", word, see_help(p));
+                                return replace_message(&p->error, -EINVAL, "unknown command '%s'%s", word, see_help(p));
                         continue;
                 }
                 switch (a->command) {
@@ -680,7 +665,7 @@ static int parse(Parser *p) {
                 case CLI_COMMAND_RUN:
                         return take_command(p, p->i);
                 case CLI_COMMAND_LIST:
-                        return fail(p, "unexpected argument '%s': 'list' takes no arguments%s", word, see_help(p));
+                        return replace_message(&p->error, -EINVAL, "unexpected argument '%s': 'list' takes no arguments%s", word, see_help(p));
                 default:
                         r = set_job(p, word);
                         if (r < 0)
@@ -697,18 +682,18 @@ static int validate(Parser *p) {
                 return 0;
         switch (a->command) {
         case CLI_COMMAND_NONE:
-                return fail(p, "missing command%s", see_help(p));
+                return replace_message(&p->error, -EINVAL, "missing command%s", see_help(p));
         case CLI_COMMAND_START:
         case CLI_COMMAND_RUN:
                 if (a->n_cmd == 0 || !a->cmd[0][0])
-                        return fail(p, "missing the command to run, as in 'jwctl %s -- CMD [ARG...]'", command_label(p));
+                        return replace_message(&p->error, -EINVAL, "missing the command to run, as in 'jwctl %s -- CMD [ARG...]'", command_label(p));
                 return 0;
         case CLI_COMMAND_STATUS:
         case CLI_COMMAND_LOGS:
         case CLI_COMMAND_STOP:
         case CLI_COMMAND_WAIT:
                 if (!a->job)
-                        return fail(p, "missing JOB: 'jwctl %s' needs a job id%s", command_label(p), see_help(p));
+                        return replace_message(&p->error, -EINVAL, "missing JOB: 'jwctl %s' needs a job id%s", command_label(p), see_help(p));
                 return 0;
         default:
                 return 0;

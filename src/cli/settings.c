@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,19 +23,6 @@
 
 /* The config file is small; refuse anything silly. */
 #define CONFIG_MAX_BYTES (64 * 1024)
-
-_printf_(2, 3) static int set_error(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-        char *m;
-
-        va_start(ap, fmt);
-        m = strdup_vprintf(fmt, ap);
-        va_end(ap);
-        if (!m)
-                return -ENOMEM;
-        *ret_error = m;
-        return -EINVAL;
-}
 
 void cli_settings_done(CliSettings *s) {
         if (!s)
@@ -58,23 +44,23 @@ int cli_split_host_port(const char *server, char **ret_host, char **ret_port, ch
         if (server[0] == '[') {
                 const char *close = strchr(server, ']');
                 if (!close || close == server + 1 || close[1] != ':')
-                        return set_error(ret_error, "invalid server '%s': expected HOST:PORT or [IPV6-ADDRESS]:PORT", server);
+                        return replace_message(ret_error, -EINVAL, "invalid server '%s': expected HOST:PORT or [IPV6-ADDRESS]:PORT", server);
                 host = strndup(server + 1, (size_t) (close - server - 1));
                 colon = close + 1;
         } else {
                 colon = strrchr(server, ':');
                 if (!colon)
-                        return set_error(ret_error, "invalid server '%s': the port is missing, expected HOST:PORT", server);
+                        return replace_message(ret_error, -EINVAL, "invalid server '%s': the port is missing, expected HOST:PORT", server);
                 if (colon == server)
-                        return set_error(ret_error, "invalid server '%s': the host is missing, expected HOST:PORT", server);
+                        return replace_message(ret_error, -EINVAL, "invalid server '%s': the host is missing, expected HOST:PORT", server);
                 if (memchr(server, ':', (size_t) (colon - server)))
-                        return set_error(ret_error, "invalid server '%s': write IPv6 addresses in brackets, as in [::1]:PORT", server);
+                        return replace_message(ret_error, -EINVAL, "invalid server '%s': write IPv6 addresses in brackets, as in [::1]:PORT", server);
                 host = strndup(server, (size_t) (colon - server));
         }
         if (!host)
                 return -ENOMEM;
         if (cli_parse_uint64(colon + 1, &n) < 0 || n == 0 || n > 65535)
-                return set_error(ret_error, "invalid server '%s': the port must be a number from 1 to 65535", server);
+                return replace_message(ret_error, -EINVAL, "invalid server '%s': the port must be a number from 1 to 65535", server);
         port = strdup(colon + 1);
         if (!port)
                 return -ENOMEM;
@@ -140,7 +126,7 @@ static int parse_config(const char *path, const char *text, char *values[static 
                 if (*s && *s != '#') {
                         char *eq = strchr(s, '=');
                         if (!eq)
-                                return set_error(ret_error, "%s:%u: expected 'key = value', got '%s'", shown, lineno, s);
+                                return replace_message(ret_error, -EINVAL, "%s:%u: expected 'key = value', got '%s'", shown, lineno, s);
                         *eq = '\0';
                         char *k = strip(s), *v = strip(eq + 1);
                         size_t vn = strlen(v);
@@ -155,10 +141,10 @@ static int parse_config(const char *path, const char *text, char *values[static 
                                 if (strcmp(k, config_keys[j]) == 0)
                                         idx = j;
                         if (idx < 0)
-                                return set_error(ret_error, "%s:%u: unknown key '%s' (known: server, cert, key, ca, timeout, kernel-tls)",
+                                return replace_message(ret_error, -EINVAL, "%s:%u: unknown key '%s' (known: server, cert, key, ca, timeout, kernel-tls)",
                                                  shown, lineno, k);
                         if (!*v)
-                                return set_error(ret_error, "%s:%u: empty value for '%s'", shown, lineno, k);
+                                return replace_message(ret_error, -EINVAL, "%s:%u: empty value for '%s'", shown, lineno, k);
                         free(values[idx]);
                         values[idx] = strdup(v);
                         if (!values[idx])
@@ -212,7 +198,7 @@ int cli_settings_resolve(const CliArgs *a, CliGetenvFn getenv_fn, void *userdata
                 else if (config[k])
                         *targets[k] = k == KEY_SERVER ? strdup(config[k]) : config_file_name(config_path, config[k]);
                 else {
-                        r = set_error(ret_error, "no %s given: use %s, set %s, or put '%s = …' in %s",
+                        r = replace_message(ret_error, -EINVAL, "no %s given: use %s, set %s, or put '%s = …' in %s",
                                       what[k], opt[k], env_names[k], config_keys[k],
                                       config_path ?: "$XDG_CONFIG_HOME/jwctl/config");
                         goto finish;
@@ -228,7 +214,7 @@ int cli_settings_resolve(const CliArgs *a, CliGetenvFn getenv_fn, void *userdata
         else if (config[KEY_TIMEOUT]) {
                 uint64_t t;
                 if (cli_parse_seconds(config[KEY_TIMEOUT], &t) < 0 || t == 0) {
-                        r = set_error(ret_error, "%s: invalid timeout '%s': expected a number of seconds greater than 0",
+                        r = replace_message(ret_error, -EINVAL, "%s: invalid timeout '%s': expected a number of seconds greater than 0",
                                       config_path ?: "config file", config[KEY_TIMEOUT]);
                         goto finish;
                 }
@@ -240,7 +226,7 @@ int cli_settings_resolve(const CliArgs *a, CliGetenvFn getenv_fn, void *userdata
                 const char *env = getenv_fn(env_names[KEY_KERNEL_TLS], userdata);
                 const char *v = env && *env ? env : config[KEY_KERNEL_TLS];
                 if (v && strcmp(v, "auto") != 0 && strcmp(v, "off") != 0) {
-                        r = set_error(ret_error, "%s: invalid kernel-tls '%s': expected auto or off",
+                        r = replace_message(ret_error, -EINVAL, "%s: invalid kernel-tls '%s': expected auto or off",
                                       env && *env ? env_names[KEY_KERNEL_TLS] : config_path ?: "config file", v);
                         goto finish;
                 }
@@ -271,7 +257,7 @@ int cli_settings_load(const CliArgs *a, CliSettings *ret, char **ret_error) {
         if (path) {
                 _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
                 if (fd < 0 && errno != ENOENT)
-                        return set_error(ret_error, "cannot read %s: %s", path, strerror(errno));
+                        return replace_message(ret_error, -EINVAL, "cannot read %s: %s", path, strerror(errno));
                 if (fd >= 0) {
                         size_t n = 0;
 
@@ -283,16 +269,16 @@ int cli_settings_load(const CliArgs *a, CliSettings *ret, char **ret_error) {
                                 if (k < 0 && errno == EINTR)
                                         continue;
                                 if (k < 0)
-                                        return set_error(ret_error, "cannot read %s: %s", path, strerror(errno));
+                                        return replace_message(ret_error, -EINVAL, "cannot read %s: %s", path, strerror(errno));
                                 if (k == 0)
                                         break;
                                 n += (size_t) k;
                                 if (n > CONFIG_MAX_BYTES)
-                                        return set_error(ret_error, "%s is too large (more than %d bytes)", path,
+                                        return replace_message(ret_error, -EINVAL, "%s is too large (more than %d bytes)", path,
                                                          CONFIG_MAX_BYTES);
                         }
                         if (memchr(text, '\0', n))
-                                return set_error(ret_error, "%s is not a text file", path);
+                                return replace_message(ret_error, -EINVAL, "%s is not a text file", path);
                         text[n] = '\0';
                 }
         }

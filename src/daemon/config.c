@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 
 #include "daemon/config.h"
 #include "daemon/log.h"
+#include "shared/string-util.h"
 
 #ifndef JOBWORKER_VERSION
 #define JOBWORKER_VERSION "unknown"
@@ -67,21 +67,6 @@ static const Option options[] = {
         { "cgroup", OPT_STRING, O(cgroup), "auto|off|PATH", "per-job cgroups: systemd's delegated subtree, none, or this cgroup v2 directory" },
         { "kernel-tls", OPT_AUTO_OFF, O(kernel_tls_off), "auto|off", "hand TLS records to the kernel after the handshake where it can (auto)" },
 };
-
-static _printf_(2, 3) int fail(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-        char *s = NULL;
-
-        if (ret_error) {
-                va_start(ap, fmt);
-                if (vasprintf(&s, fmt, ap) < 0)
-                        s = NULL;
-                va_end(ap);
-                free(*ret_error);
-                *ret_error = s;
-        }
-        return -EINVAL;
-}
 
 void config_init(Config *c) {
         *c = (Config) { .log_level = LOG_INFO };
@@ -192,7 +177,7 @@ static int config_set(Config *c, const Option *o, const char *value, const char 
         case OPT_CONFIG: {
                 char *s;
                 if (!value[0])
-                        return fail(ret_error, "%s: %s needs a value", where, o->name);
+                        return replace_message(ret_error, -EINVAL, "%s: %s needs a value", where, o->name);
                 s = strdup(value);
                 if (!s)
                         return -ENOMEM;
@@ -205,9 +190,9 @@ static int config_set(Config *c, const Option *o, const char *value, const char 
         case OPT_LISTEN: {
                 char *s;
                 if (!value[0])
-                        return fail(ret_error, "%s: listen needs ADDR:PORT", where);
+                        return replace_message(ret_error, -EINVAL, "%s: listen needs ADDR:PORT", where);
                 if (c->n_listen >= CONFIG_LISTEN_MAX)
-                        return fail(ret_error, "%s: too many listen addresses (at most %d)", where, CONFIG_LISTEN_MAX);
+                        return replace_message(ret_error, -EINVAL, "%s: too many listen addresses (at most %d)", where, CONFIG_LISTEN_MAX);
                 s = strdup(value);
                 if (!s)
                         return -ENOMEM;
@@ -216,13 +201,13 @@ static int config_set(Config *c, const Option *o, const char *value, const char 
         }
         case OPT_AUTO_OFF:
                 if (strcmp(value, "auto") != 0 && strcmp(value, "off") != 0)
-                        return fail(ret_error, "%s: %s: '%s' is neither auto nor off", where, o->name, value);
+                        return replace_message(ret_error, -EINVAL, "%s: %s: '%s' is neither auto nor off", where, o->name, value);
                 *(bool *) field = strcmp(value, "off") == 0;
                 return 0;
         case OPT_LOG_LEVEL:
                 r = log_level_from_string(value);
                 if (r < 0)
-                        return fail(ret_error, "%s: unknown log level '%s' (error, warning, notice, info, debug)",
+                        return replace_message(ret_error, -EINVAL, "%s: unknown log level '%s' (error, warning, notice, info, debug)",
                                     where, value);
                 *(int *) field = r;
                 return 0;
@@ -232,19 +217,19 @@ static int config_set(Config *c, const Option *o, const char *value, const char 
                 errno = 0;
                 u = strtoull(value, &end, 10);
                 if (!isdigit((unsigned char) value[0]) || *end || errno != 0 || u > 1000000000ull)
-                        return fail(ret_error, "%s: %s: '%s' is not a number", where, o->name, value);
+                        return replace_message(ret_error, -EINVAL, "%s: %s: '%s' is not a number", where, o->name, value);
                 *(unsigned *) field = (unsigned) u;
                 return 0;
         }
         case OPT_DURATION:
                 if (config_parse_duration(value, &v) < 0)
-                        return fail(ret_error, "%s: %s: '%s' is not a duration (like 5s, 500ms, 2min)",
+                        return replace_message(ret_error, -EINVAL, "%s: %s: '%s' is not a duration (like 5s, 500ms, 2min)",
                                     where, o->name, value);
                 *(uint64_t *) field = v;
                 return 0;
         case OPT_SIZE:
                 if (config_parse_size(value, &v) < 0)
-                        return fail(ret_error, "%s: %s: '%s' is not a size (like 1024, 64K, 1M, 1G)",
+                        return replace_message(ret_error, -EINVAL, "%s: %s: '%s' is not a size (like 1024, 64K, 1M, 1G)",
                                     where, o->name, value);
                 *(uint64_t *) field = v;
                 return 0;
@@ -294,11 +279,11 @@ int config_parse_argv(Config *c, int argc, char **argv, char **ret_error) {
                         printf("jobworkerd " JOBWORKER_VERSION "\n");
                         return CONFIG_EXIT;
                 case ':':
-                        return fail(ret_error, "option %s needs a value", argv[optind - 1]);
+                        return replace_message(ret_error, -EINVAL, "option %s needs a value", argv[optind - 1]);
                 case '?':
                         if (optopt)
-                                return fail(ret_error, "unknown option -%c (see --help)", optopt);
-                        return fail(ret_error, "unknown option %s (see --help)", argv[optind - 1]);
+                                return replace_message(ret_error, -EINVAL, "unknown option -%c (see --help)", optopt);
+                        return replace_message(ret_error, -EINVAL, "unknown option %s (see --help)", argv[optind - 1]);
                 default:
                         break;
                 }
@@ -317,7 +302,7 @@ int config_parse_argv(Config *c, int argc, char **argv, char **ret_error) {
                 c->set_by_flag |= 1ull << (o - options);
         }
         if (optind < argc)
-                return fail(ret_error, "unexpected argument '%s' (see --help)", argv[optind]);
+                return replace_message(ret_error, -EINVAL, "unexpected argument '%s' (see --help)", argv[optind]);
         return CONFIG_RUN;
 }
 
@@ -340,7 +325,7 @@ int config_parse_text(Config *c, const char *text, size_t size, const char *orig
                 if (!l)
                         return -ENOMEM;
                 if (strlen(l) != len)
-                        return fail(ret_error, "%s:%u: NUL byte in line", origin, line);
+                        return replace_message(ret_error, -EINVAL, "%s:%u: NUL byte in line", origin, line);
 
                 key = l + strspn(l, " \t\r");
                 if (*key == '#' || *key == ';' || *key == 0)
@@ -350,7 +335,7 @@ int config_parse_text(Config *c, const char *text, size_t size, const char *orig
                 *p = 0;
                 eq = strchr(key, '=');
                 if (!eq)
-                        return fail(ret_error, "%s:%u: expected 'name = value'", origin, line);
+                        return replace_message(ret_error, -EINVAL, "%s:%u: expected 'name = value'", origin, line);
                 value = eq + 1;
                 for (p = eq; p > key && strchr(" \t", p[-1]); p--)
                         ;
@@ -365,7 +350,7 @@ int config_parse_text(Config *c, const char *text, size_t size, const char *orig
                 snprintf(where, sizeof(where), "%.400s:%u", origin, line);
                 o = find_option(key);
                 if (!o || o->type == OPT_CONFIG)
-                        return fail(ret_error, "%s: unknown option '%.64s'", where, key);
+                        return replace_message(ret_error, -EINVAL, "%s: unknown option '%.64s'", where, key);
                 if (c->set_by_flag & (1ull << (o - options)))
                         continue;
                 r = config_set(c, o, value, where, ret_error);
@@ -386,7 +371,7 @@ int config_load_file(Config *c, char **ret_error) {
                 if (errno == ENOENT && !c->config_file_explicit)
                         return 0;
                 int r = negative_errno();
-                fail(ret_error, "configuration file %s: %s", path, strerror(-r));
+                replace_message(ret_error, -EINVAL, "configuration file %s: %s", path, strerror(-r));
                 return r;
         }
         for (;;) {
@@ -395,7 +380,7 @@ int config_load_file(Config *c, char **ret_error) {
                 if (size == allocated) {
                         char *nb;
                         if (allocated >= 1024 * 1024)
-                                return fail(ret_error, "configuration file %s: too large", path);
+                                return replace_message(ret_error, -EINVAL, "configuration file %s: too large", path);
                         allocated = allocated ? allocated * 2 : 4096;
                         nb = realloc(buf, allocated);
                         if (!nb)
@@ -407,7 +392,7 @@ int config_load_file(Config *c, char **ret_error) {
                         if (errno == EINTR)
                                 continue;
                         int r = negative_errno();
-                        fail(ret_error, "configuration file %s: %s", path, strerror(-r));
+                        replace_message(ret_error, -EINVAL, "configuration file %s: %s", path, strerror(-r));
                         return r;
                 }
                 if (k == 0)

@@ -710,14 +710,13 @@ static grpc_byte_buffer *chunk_pack(RpcCall *c, JobStream stream, uint64_t offse
         grpc_slice out;
         size_t h;
 
+        h = wire_chunk_header(hdr, st, offset, size);
         if (c->have_chunk_slice && data == GRPC_SLICE_START_PTR(c->chunk_slice) + WIRE_CHUNK_HEADER_MAX) {
-                h = wire_chunk_header(hdr, st, offset, size);
                 memcpy(GRPC_SLICE_START_PTR(c->chunk_slice) + WIRE_CHUNK_HEADER_MAX - h, hdr, h);
                 out = grpc_slice_sub(c->chunk_slice, WIRE_CHUNK_HEADER_MAX - h, WIRE_CHUNK_HEADER_MAX + size);
                 grpc_slice_unref(c->chunk_slice);
                 c->have_chunk_slice = false;
         } else {
-                h = wire_chunk_header(hdr, st, offset, size);
                 out = grpc_slice_malloc(h + size);
                 memcpy(GRPC_SLICE_START_PTR(out), hdr, h);
                 memcpy(GRPC_SLICE_START_PTR(out) + h, data, size);

@@ -25,6 +25,9 @@ typedef struct TlsBridgeOps {
         /* Handshake done and client verified. grpc_fd: the plaintext end of a socketpair
          * (or, with kernel TLS, a descriptor of the TCP socket whose records the kernel handles),
          * non-blocking, CLOEXEC, ownership passes to the callee (it hands it to gRPC).
+         * A callee that gives the fd up itself must shutdown(SHUT_RDWR) it before close():
+         * with kernel TLS the bridge keeps a descriptor of the same socket and learns
+         * that the connection is over from POLLHUP (gRPC shuts its fds down this way).
          * conn_id: unique, never reused. identity: client cert CN. peer_addr: "IP:port"
          * ("[IPv6]:port" for IPv6). Called on the bridge thread. */
         void (*accepted)(void *userdata, uint64_t conn_id, int grpc_fd, const char *identity, const char *peer_addr);

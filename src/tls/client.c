@@ -144,6 +144,16 @@ static void *pump_thread(void *userdata) {
         return NULL;
 }
 
+/* What a fatal alert of the server means, in user words. */
+static char *alert_words(gnutls_alert_description_t alert) {
+        const char *why = tls_certificate_alert_reason(alert);
+
+        if (why)
+                return strdup_printf("the server refused our certificate: %s", why);
+        return strdup_printf("the server closed the connection with TLS alert: %s",
+                             gnutls_alert_get_name(alert) ?: "unknown");
+}
+
 /* Waits (until the deadline) for at least n bytes in fd's receive queue and
  * copies them without taking them. 0, -ETIMEDOUT, -ECONNRESET (EOF), -errno. */
 static int peek_bytes(int fd, uint8_t *buf, size_t n, uint64_t deadline) {
@@ -328,9 +338,9 @@ int tls_client_connect(TlsContext *ctx, const char *host, const char *port, uint
                     err == GNUTLS_E_NO_CERTIFICATE_FOUND)
                         failure = TLS_CLIENT_SERVER_CERT;
                 if (err == GNUTLS_E_FATAL_ALERT_RECEIVED && tls_certificate_alert_reason(alert)) {
+                        _cleanup_free_ char *why = alert_words(alert);
                         failure = TLS_CLIENT_REJECTED_BY_SERVER;
-                        msg = strdup_printf("TLS handshake with %s failed: the server refused our certificate: %s", hostport,
-                                     tls_certificate_alert_reason(alert));
+                        msg = strdup_printf("TLS handshake with %s failed: %s", hostport, why ?: "");
                 } else
                         msg = strdup_printf("TLS handshake with %s failed: %s", hostport,
                                      tls_session_failure_reason(c->tls) ?: "unknown error");
@@ -345,14 +355,11 @@ int tls_client_connect(TlsContext *ctx, const char *host, const char *port, uint
                 int alert = -1;
                 r = client_kernel_tls(c, fd, deadline, &alert);
                 if (r == -EPROTO) {
-                        const char *why = tls_certificate_alert_reason((gnutls_alert_description_t) alert);
-                        char *msg = why ? strdup_printf("TLS handshake with %s failed: the server refused our certificate: %s",
-                                                        hostport, why)
-                                        : strdup_printf("TLS handshake with %s failed: the server sent alert %s", hostport,
-                                                        gnutls_alert_get_name((gnutls_alert_description_t) alert) ?: "unknown");
+                        _cleanup_free_ char *why = alert_words((gnutls_alert_description_t) alert);
+                        bool cert = tls_certificate_alert_reason((gnutls_alert_description_t) alert);
                         tls_client_free(c);
-                        return fail(why ? TLS_CLIENT_REJECTED_BY_SERVER : TLS_CLIENT_HANDSHAKE, -EPROTO, ret_failure,
-                                    ret_message, msg);
+                        return fail(cert ? TLS_CLIENT_REJECTED_BY_SERVER : TLS_CLIENT_HANDSHAKE, -EPROTO, ret_failure,
+                                    ret_message, strdup_printf("TLS handshake with %s failed: %s", hostport, why ?: ""));
                 }
                 if (r < 0)
                         goto fail_errno;
@@ -404,18 +411,11 @@ fail_errno:
 
 char *tls_client_failure_message(TlsClient *c) {
         int alert;
-        const char *why;
 
         if (!c || c->kernel)
                 return NULL;
         alert = __atomic_load_n(&c->pump.alert, __ATOMIC_ACQUIRE);
-        if (alert < 0)
-                return NULL;
-        why = tls_certificate_alert_reason((gnutls_alert_description_t) alert);
-        if (why)
-                return strdup_printf("the server refused our certificate: %s", why);
-        return strdup_printf("the server closed the connection with TLS alert: %s",
-                      gnutls_alert_get_name((gnutls_alert_description_t) alert) ?: "unknown");
+        return alert < 0 ? NULL : alert_words((gnutls_alert_description_t) alert);
 }
 
 TlsClient *tls_client_free(TlsClient *c) {
