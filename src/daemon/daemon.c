@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * jobworkerd as one object (see daemon.h).
+ *
+ * The one idea: daemon_new() builds in a fixed order, one step per
+ * function, and stops at the first failure; daemon_free() undoes whatever
+ * was built, in reverse, so no step unwinds by hand. The main thread
+ * becomes the engine thread; everything else (the TLS bridge thread, the
+ * gRPC completion-queue thread, the signal thread) talks to it with
+ * engine_post().
+ */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <grpc/grpc.h>
+
+#include "core/cgroup.h"
+#include "daemon/daemon-internal.h"
+#include "daemon/log.h"
+
+/* Loading ------------------------------------------------------------------------ */
+
+int daemon_load_policy(const Config *c, Policy **ret) {
+        _cleanup_policy_ Policy *p = NULL;
+        _cleanup_free_ char *error = NULL;
+        const char *path = c->policy ? c->policy : CONFIG_DEFAULT_POLICY;
+        int r;
+
+        r = policy_load(path, &p, &error);
+        if (r >= 0)
+                r = policy_resolve_accounts(p, path, &error);
+        if (r < 0) {
+                log_error("%s", error ? error : strerror(-r));
+                return r;
+        }
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+int daemon_load_tls(const Config *c, TlsContext **ret) {
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        r = tls_context_new(ret, TLS_ROLE_SERVER,
+                            c->cert ? c->cert : CONFIG_DEFAULT_CERT,
+                            c->key ? c->key : CONFIG_DEFAULT_KEY,
+                            c->ca ? c->ca : CONFIG_DEFAULT_CA,
+                            c->priority, &error);
+        if (r == -ENOENT)
+                /* The usual first-start problem: say how to fix it. */
+                log_error("%s (the package's 'jobworker-certs init' creates the CA and server certificate; "
+                          "for development, certs/generate)", error ? error : strerror(-r));
+        else if (r < 0)
+                log_error("%s", error ? error : strerror(-r));
+        return r;
+}
+
+const char *daemon_state_dir(const Daemon *d) {
+        return d->config.state_dir ? d->config.state_dir : CONFIG_DEFAULT_STATE_DIR;
+}
+
+static void raise_nofile(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+                return;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_warning("cannot raise the file descriptor limit: %m");
+}
+
+/* The engine --------------------------------------------------------------------- */
+
+/* Per-job cgroups: "off"; "auto" (default) uses the service's own cgroup when
+ * systemd started us with Delegate=yes (the daemon moves itself into a
+ * "supervisor" leaf, jobs go under "jobs"); anything else is the path of a
+ * cgroup v2 directory to create job cgroups in. */
+static void setup_cgroups(Daemon *d) {
+        const char *mode = d->config.cgroup ? d->config.cgroup : "auto";
+        _cleanup_free_ char *self = NULL;
+        int r;
+
+        if (strcmp(mode, "off") == 0)
+                return;
+        if (strcmp(mode, "auto") != 0) {
+                if (mkdir(mode, 0755) < 0 && errno != EEXIST) {
+                        log_warning("cgroup %s cannot be created (%m): jobs run without cgroups, stop reaches "
+                                    "their process group only", mode);
+                        return;
+                }
+                d->cgroup_root = strdup(mode);
+                return;
+        }
+        if (!getenv("INVOCATION_ID")) {
+                log_notice("not started by systemd and no cgroup configured: jobs run without cgroups, "
+                           "stop reaches their process group only");
+                return;
+        }
+        r = cgroup_self_path(&self);
+        if (r >= 0)
+                r = cgroup_prepare_delegated(self, &d->cgroup_root);
+        if (r < 0)
+                log_warning("cannot use the service's cgroup for jobs (%s; is Delegate=yes set?): jobs run without "
+                            "cgroups, stop reaches their process group only", strerror(-r));
+}
+
+static int daemon_new_engine(Daemon *d) {
+        EngineConfig ec = {
+                .state_dir = daemon_state_dir(d),
+                .output_cap = d->config.output_cap,
+                .retain_max_jobs = d->config.retain_jobs,
+                .retain_max_age_usec = d->config.retain_age_usec,
+                .default_grace_usec = d->config.stop_grace_usec,
+                .cgroup_root = d->cgroup_root,
+        };
+        EngineCounts c;
+        int r;
+
+        r = engine_new(&d->engine, &ec);
+        if (r < 0 && d->cgroup_root) {
+                log_warning("cannot use cgroup %s for jobs (%s): jobs run without cgroups", d->cgroup_root,
+                            strerror(-r));
+                ec.cgroup_root = NULL;
+                r = engine_new(&d->engine, &ec);
+        }
+        if (r < 0) {
+                log_error("cannot start the engine (state directory %s): %s", ec.state_dir, strerror(-r));
+                return r;
+        }
+        engine_set_observer(d->engine, daemon_observer, d);
+        engine_get_counts(d->engine, &c);
+        if (c.cgroups_cleaned > 0)
+                log_notice("killed and removed %u job cgroup%s left by a previous daemon", c.cgroups_cleaned,
+                           c.cgroups_cleaned == 1 ? "" : "s");
+        if (c.cgroups)
+                log_info("jobs get their own cgroup under %s", ec.cgroup_root);
+        return 0;
+}
+
+/* Engine thread: the text of sd_notify STATUS=. */
+static void status_text(void *userdata, char *buf, size_t size) {
+        Daemon *d = userdata;
+        EngineCounts c;
+
+        engine_get_counts(d->engine, &c);
+        snprintf(buf, size, "%u running, %u finished, %u connections, %u subscribers%s",
+                 c.running, c.finished, d->bridge ? tls_bridge_connection_count(d->bridge) : 0, c.subscribers,
+                 c.cgroups ? "" : " (no job cgroups)");
+}
+
+static int daemon_new_notifier(Daemon *d) {
+        int r;
+
+        r = notifier_new(&d->notifier, d->engine, status_text, d);
+        if (r >= 0)
+                r = engine_timer_new(d->engine, daemon_drain_timeout, d, &d->drain_timer);
+        if (r < 0)
+                log_error("cannot set up sd_notify: %s", strerror(-r));
+        return r;
+}
+
+/* The network -------------------------------------------------------------------- */
+
+static int daemon_new_server(Daemon *d) {
+        ServerConfig sc = {
+                .max_receive_message = d->config.max_message,
+                .max_output_streams = d->config.max_output_streams,
+                .denied = daemon_on_denied,
+                .start_failed = daemon_on_start_failed,
+                .userdata = d,
+        };
+        int r;
+
+        grpc_init();
+        d->grpc_initialized = true;
+        r = server_new(&d->server, d->engine, TAKE_PTR(d->policy), &sc);
+        if (r >= 0)
+                r = server_start(d->server);
+        if (r < 0)
+                log_error("cannot start the gRPC server: %s", strerror(-r));
+        return r;
+}
+
+static int daemon_new_bridge(Daemon *d) {
+        TlsBridgeConfig bc = {
+                .max_connections = d->config.max_connections,
+                .handshake_timeout_usec = d->config.handshake_timeout_usec,
+                .no_kernel_tls = d->config.kernel_tls_off,
+        };
+        int r;
+
+        r = tls_bridge_new(&d->bridge, d->tls, &bc, &daemon_bridge_ops, d);
+        if (r < 0) {
+                log_error("cannot create the TLS bridge: %s", strerror(-r));
+                return r;
+        }
+        d->tls = tls_context_unref(d->tls);
+        for (size_t i = 0; i < d->n_listen_fds; i++) {
+                /* The bridge owns the fd from here on, even if adding it fails. */
+                r = tls_bridge_add_listener(d->bridge, TAKE_FD(d->listen_fds[i]));
+                if (r < 0) {
+                        log_error("cannot add a listening socket: %s", strerror(-r));
+                        return r;
+                }
+        }
+        r = tls_bridge_start(d->bridge);
+        if (r < 0)
+                log_error("cannot start the TLS bridge: %s", strerror(-r));
+        return r;
+}
+
+/* new / run / free --------------------------------------------------------------- */
+
+static int daemon_build(Daemon *d) {
+        int r;
+
+        raise_nofile();
+        r = daemon_load_tls(&d->config, &d->tls);
+        if (r >= 0)
+                r = daemon_load_policy(&d->config, &d->policy);
+        if (r >= 0)
+                r = listen_open_all(&d->config, d->listen_fds, &d->n_listen_fds);
+        if (r < 0)
+                return r;
+        setup_cgroups(d);
+        r = daemon_new_engine(d);
+        if (r >= 0)
+                r = daemon_new_notifier(d);
+        if (r >= 0)
+                r = daemon_new_server(d);
+        if (r >= 0)
+                r = daemon_new_bridge(d);
+        if (r >= 0)
+                r = signal_thread_new(&d->signals, &d->signal_mask, daemon_on_signal, d);
+        return r;
+}
+
+int daemon_new(Daemon **ret, Config *config) {
+        _cleanup_daemon_ Daemon *d = NULL;
+        int r;
+
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return -ENOMEM;
+        d->config = *config;
+        config_init(config);
+        d->state = DAEMON_STARTING;
+        event_limits_init(&d->limits);
+        for (size_t i = 0; i < ELEMENTSOF(d->listen_fds); i++)
+                d->listen_fds[i] = -1;
+
+        /* Before any thread exists, so that all of them inherit the mask. */
+        r = signals_block(&d->signal_mask);
+        if (r < 0) {
+                log_error("cannot block signals: %s", strerror(-r));
+                return r;
+        }
+        r = daemon_build(d);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(d);
+        return 0;
+}
+
+int daemon_run(Daemon *d) {
+        int r;
+
+        daemon_enter_serving(d);
+        r = engine_run(d->engine);
+        if (r < 0)
+                log_error("engine loop failed: %s", strerror(-r));
+        return r;
+}
+
+Daemon *daemon_free(Daemon *d) {
+        if (!d)
+                return NULL;
+        d->signals = signal_thread_free(d->signals);
+        /* Before the server: the bridge thread calls into it. */
+        d->bridge = tls_bridge_free(d->bridge);
+        d->server = server_free(d->server);
+        d->drain_timer = engine_timer_free(d->engine, d->drain_timer);
+        d->notifier = notifier_free(d->notifier);
+        /* Runs closures still queued with engine == NULL: they release calls,
+         * so gRPC must still be up. */
+        d->engine = engine_free(d->engine);
+        if (d->grpc_initialized)
+                grpc_shutdown();
+        for (size_t i = 0; i < d->n_listen_fds; i++)
+                safe_close(d->listen_fds[i]);
+        policy_free(d->policy);
+        tls_context_unref(d->tls);
+        free(d->cgroup_root);
+        event_limits_done(&d->limits);
+        config_done(&d->config);
+        free(d);
+        return NULL;
+}
