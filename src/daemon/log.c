@@ -12,6 +12,7 @@
  * The same goes for the journal switch, decided once by log_open().
  */
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -39,21 +40,37 @@ void log_open(void) {
                 atomic_store(&to_journal, true);
 }
 
-static void journal_send(int level, const char *const *fields, const char *msg) {
-        struct iovec iov[16];
-        char prio[16];
-        _cleanup_free_ char *m = NULL;
-        size_t n = 0;
+int log_journal_entry(LogJournalEntry *ret, int level, const char *const *fields, const char *msg) {
+        LogJournalEntry *e = ret;
+        static const char ident[] = "SYSLOG_IDENTIFIER=jobworkerd";
 
-        if (asprintf(&m, "MESSAGE=%s", msg) < 0)
+        *e = (LogJournalEntry) {};
+        if (asprintf(&e->message, "MESSAGE=%s", msg) < 0) {
+                e->message = NULL;
+                return -ENOMEM;
+        }
+        snprintf(e->priority, sizeof(e->priority), "PRIORITY=%d", level);
+        e->iov[e->n_iov++] = (struct iovec) { e->message, strlen(e->message) };
+        e->iov[e->n_iov++] = (struct iovec) { e->priority, strlen(e->priority) };
+        e->iov[e->n_iov++] = (struct iovec) { (char *) ident, strlen(ident) };
+        for (size_t i = 0; fields && fields[i] && e->n_iov < ELEMENTSOF(e->iov); i++)
+                e->iov[e->n_iov++] = (struct iovec) { (char *) fields[i], strlen(fields[i]) };
+        return 0;
+}
+
+void log_journal_entry_done(LogJournalEntry *e) {
+        free(e->message);
+        e->message = NULL;
+        e->n_iov = 0;
+}
+
+static void journal_send(int level, const char *const *fields, const char *msg) {
+        LogJournalEntry e;
+
+        if (log_journal_entry(&e, level, fields, msg) < 0)
                 return;
-        snprintf(prio, sizeof(prio), "PRIORITY=%d", level);
-        iov[n++] = (struct iovec) { m, strlen(m) };
-        iov[n++] = (struct iovec) { prio, strlen(prio) };
-        iov[n++] = (struct iovec) { (char *) "SYSLOG_IDENTIFIER=jobworkerd", strlen("SYSLOG_IDENTIFIER=jobworkerd") };
-        for (size_t i = 0; fields && fields[i] && n < ELEMENTSOF(iov); i++)
-                iov[n++] = (struct iovec) { (char *) fields[i], strlen(fields[i]) };
-        (void) sd_journal_sendv(iov, (int) n);
+        (void) sd_journal_sendv(e.iov, (int) e.n_iov);
+        log_journal_entry_done(&e);
 }
 
 void log_set_max_level(int level) {
@@ -88,38 +105,48 @@ int log_level_from_string(const char *s) {
         return -EINVAL;
 }
 
+size_t log_format_stderr(char *buf, size_t size, bool tty, int level, const char *fmt, va_list ap) {
+        int saved = errno, n, k;
+
+        assert(size >= 2);
+        if (tty)
+                n = snprintf(buf, size, "jobworkerd: %s%s", level <= LOG_WARNING ? log_level_to_string(level) : "",
+                             level <= LOG_WARNING ? ": " : "");
+        else
+                n = snprintf(buf, size, "<%d>", level);
+        n = MIN((size_t) MAX(n, 0), size - 2);
+        errno = saved; /* for %m */
+        k = vsnprintf(buf + n, size - n - 1, fmt, ap);
+        if (k < 0)
+                k = 0;
+        n = MIN((size_t) n + (size_t) k, size - 2);
+        /* One line: a message cannot smuggle in a second one. */
+        for (int i = 0; i < n; i++)
+                if (buf[i] == '\n' || buf[i] == '\r')
+                        buf[i] = ' ';
+        buf[n++] = '\n';
+        buf[n] = 0;
+        return (size_t) n;
+}
+
 void log_fieldsv(int level, const char *const *fields, const char *fmt, va_list ap) {
         char buf[2048];
-        int saved = errno, n, k;
+        int saved = errno;
+        bool tty;
+        size_t n;
 
         if (level > log_get_max_level())
                 return;
         if (atomic_load(&to_journal)) {
-                errno = saved;
                 if (vsnprintf(buf, sizeof(buf), fmt, ap) < 0)
                         return;
                 journal_send(level, fields, buf);
                 errno = saved;
                 return;
         }
-        if (isatty(STDERR_FILENO))
-                n = snprintf(buf, sizeof(buf), "jobworkerd: %s%s",
-                             level <= LOG_WARNING ? log_level_to_string(level) : "",
-                             level <= LOG_WARNING ? ": " : "");
-        else
-                n = snprintf(buf, sizeof(buf), "<%d>", level);
-        if (n < 0)
-                n = 0;
-        errno = saved;
-        k = vsnprintf(buf + n, sizeof(buf) - n - 1, fmt, ap);
-        if (k < 0)
-                k = 0;
-        n = MIN((size_t) n + (size_t) k, sizeof(buf) - 2);
-        /* One line: a message cannot smuggle in a second one. */
-        for (int i = 0; i < n; i++)
-                if (buf[i] == '\n' || buf[i] == '\r')
-                        buf[i] = ' ';
-        buf[n++] = '\n';
+        tty = isatty(STDERR_FILENO);
+        errno = saved; /* isatty() sets it; the message may use %m */
+        n = log_format_stderr(buf, sizeof(buf), tty, level, fmt, ap);
         (void) !write(STDERR_FILENO, buf, n);
         errno = saved;
 }

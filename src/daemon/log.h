@@ -11,6 +11,8 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <sys/uio.h>
 #include <syslog.h>
 
 #include "shared/macro.h"
@@ -65,3 +67,25 @@ typedef struct LogRateLimit {
 /* Like log_fields(), unless more than burst lines were logged through rl
  * in this interval (then counted, and reported once the interval is over). */
 void log_ratelimited(LogRateLimit *rl, int level, const char *const *fields, const char *fmt, ...) _printf_(4, 5);
+
+/* Formatting, used by log_fields() and exposed for tests. ---------------- */
+
+/* The stderr line of a message: "<N>message\n", or on a terminal
+ * "jobworkerd: message\n" with "error: "/"warning: " before the message at
+ * those levels. CR and LF inside become spaces; the line is cut to fit
+ * size (>= 2) with its newline, and NUL-terminated. Returns its length
+ * without the NUL. fmt may use %m (errno is kept). */
+size_t log_format_stderr(char *buf, size_t size, bool tty, int level, const char *fmt, va_list ap) _printf_(5, 0);
+
+/* A journal entry: MESSAGE=, PRIORITY=, SYSLOG_IDENTIFIER=jobworkerd, then
+ * the fields (as many as fit in iov). iov points into the entry itself:
+ * do not copy it. -ENOMEM, or 0; free with log_journal_entry_done(). */
+typedef struct LogJournalEntry {
+        char *message;
+        char priority[16];
+        struct iovec iov[16];
+        size_t n_iov;
+} LogJournalEntry;
+
+int log_journal_entry(LogJournalEntry *ret, int level, const char *const *fields, const char *msg);
+void log_journal_entry_done(LogJournalEntry *e);
