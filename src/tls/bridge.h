@@ -19,6 +19,11 @@ typedef struct TlsBridgeConfig {
         unsigned max_connections;        /* 0 = 1024; counts handshaking + established */
         uint64_t handshake_timeout_usec; /* 0 = 5 s */
         bool no_kernel_tls;              /* never hand records to the kernel (kTLS) */
+        /* Tests only: fill a connection's memory (and the listener array, which
+         * then always moves when it grows) with a pattern before freeing it, so
+         * that a ring request still pointing into it reads garbage, not stale
+         * values that happen to be right (the kernel's reads are invisible to ASan). */
+        bool debug_poison_freed;
 } TlsBridgeConfig;
 
 typedef struct TlsBridgeOps {
@@ -62,6 +67,10 @@ int tls_bridge_start(TlsBridge *b);
 int tls_bridge_set_context(TlsBridge *b, TlsContext *ctx);
 /* Thread-safe: connections handshaking or established right now. */
 unsigned tls_bridge_connection_count(TlsBridge *b);
+/* Thread-safe: ring completions that came back -EINVAL or -EFAULT, the kernel
+ * refusing a request that pointed at bad memory or was malformed. 0 in a sound
+ * bridge: for tests and diagnostics. */
+unsigned tls_bridge_ring_errors(TlsBridge *b);
 /* Stops the thread (closed() is called for every open accepted connection), closes
  * every fd the bridge owns (not grpc_fds handed out), frees. NULL ok; returns NULL. */
 TlsBridge *tls_bridge_free(TlsBridge *b);

@@ -230,56 +230,62 @@ out:
         return r;
 }
 
-int tls_client_connect(TlsContext *ctx, const char *host, const char *port, uint64_t timeout_usec, unsigned flags,
-                       TlsClient **ret, int *ret_grpc_fd, TlsClientFailure *ret_failure, char **ret_message) {
+/* Where a failure of tls_client_connect() is told: the caller's out
+ * parameters, and the HOST:PORT every sentence names. */
+typedef struct Report {
+        const char *hostport;
+        TlsClientFailure *ret_failure;
+        char **ret_message;
+} Report;
+
+static int report(const Report *rep, TlsClientFailure failure, int r, char *msg) {
+        return fail(failure, r, rep->ret_failure, rep->ret_message, msg);
+}
+
+/* A system error after the TCP connection was made. */
+static int report_errno(const Report *rep, int r) {
+        char words[128];
+
+        error_words(-r, words, sizeof words);
+        return report(rep, TLS_CLIENT_HANDSHAKE, r,
+                      strdup_printf("TLS connection to %s failed: %s", rep->hostport, words));
+}
+
+static const char *resolve_words(int r) {
+        switch (r) {
+        case EAI_NONAME:
+#ifdef EAI_NODATA
+        case EAI_NODATA:
+#endif
+        case EAI_FAIL:
+        case EAI_ADDRFAMILY:
+                return "name not known";
+        case EAI_AGAIN:
+                return "temporary failure in name resolution";
+        case EAI_SERVICE:
+                return "invalid port";
+        case EAI_SYSTEM:
+                return strerror(errno);
+        default:
+                return gai_strerror(r);
+        }
+}
+
+/* Resolves host and connects to every address in turn, within the one
+ * deadline. The connected fd (caller owns it), or a reported -errno. */
+static int client_resolve_connect(const char *host, const char *port, uint64_t deadline, const Report *rep) {
         struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
         struct addrinfo *ais = NULL;
-        _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *hostport = NULL;
-        TlsClient *c = NULL;
-        uint64_t deadline;
         char words[128];
-        int r, sv[2], one = 1;
+        int r, fd = -1;
 
-        if (!ctx || !host || !port || !ret || !ret_grpc_fd || tls_context_role(ctx) != TLS_ROLE_CLIENT)
-                return -EINVAL;
-        if (timeout_usec == 0)
-                timeout_usec = CLIENT_DEFAULT_TIMEOUT_USEC;
-        deadline = now_usec() + timeout_usec;
-        hostport = strchr(host, ':') ? strdup_printf("[%s]:%s", host, port) : strdup_printf("%s:%s", host, port);
-        if (!hostport)
-                return -ENOMEM;
-
-        /* resolve */
         r = getaddrinfo(host, port, &hints, &ais);
         if (r != 0) {
-                const char *why;
-                switch (r) {
-                case EAI_NONAME:
-#ifdef EAI_NODATA
-                case EAI_NODATA:
-#endif
-                case EAI_FAIL:
-                case EAI_ADDRFAMILY:
-                        why = "name not known";
-                        break;
-                case EAI_AGAIN:
-                        why = "temporary failure in name resolution";
-                        break;
-                case EAI_SERVICE:
-                        why = "invalid port";
-                        break;
-                case EAI_SYSTEM:
-                        why = strerror(errno);
-                        break;
-                default:
-                        why = gai_strerror(r);
-                }
-                return fail(TLS_CLIENT_RESOLVE, r == EAI_SYSTEM ? negative_errno() : -EHOSTUNREACH, ret_failure,
-                            ret_message, strdup_printf("cannot connect to %s: %s", hostport, why));
+                const char *why = resolve_words(r);
+                return report(rep, TLS_CLIENT_RESOLVE, r == EAI_SYSTEM ? negative_errno() : -EHOSTUNREACH,
+                              strdup_printf("cannot connect to %s: %s", rep->hostport, why));
         }
 
-        /* connect: every address in turn, within the one deadline */
         r = -EHOSTUNREACH;
         for (struct addrinfo *ai = ais; ai; ai = ai->ai_next) {
                 r = connect_one(ai, deadline);
@@ -291,17 +297,125 @@ int tls_client_connect(TlsContext *ctx, const char *host, const char *port, uint
                         break;
         }
         freeaddrinfo(ais);
-        if (fd < 0) {
-                if (r == -ECONNREFUSED)
-                        return fail(TLS_CLIENT_CONNECT_REFUSED, r, ret_failure, ret_message,
-                                    strdup_printf("cannot connect to %s: connection refused", hostport));
-                if (r == -ETIMEDOUT)
-                        return fail(TLS_CLIENT_CONNECT_TIMEOUT, r, ret_failure, ret_message,
-                                    strdup_printf("cannot connect to %s: timed out", hostport));
-                error_words(-r, words, sizeof words);
-                return fail(TLS_CLIENT_CONNECT_OTHER, r, ret_failure, ret_message,
-                            strdup_printf("cannot connect to %s: %s", hostport, words));
+        if (fd >= 0)
+                return fd;
+        if (r == -ECONNREFUSED)
+                return report(rep, TLS_CLIENT_CONNECT_REFUSED, r,
+                              strdup_printf("cannot connect to %s: connection refused", rep->hostport));
+        if (r == -ETIMEDOUT)
+                return report(rep, TLS_CLIENT_CONNECT_TIMEOUT, r,
+                              strdup_printf("cannot connect to %s: timed out", rep->hostport));
+        error_words(-r, words, sizeof words);
+        return report(rep, TLS_CLIENT_CONNECT_OTHER, r, strdup_printf("cannot connect to %s: %s", rep->hostport, words));
+}
+
+/* The handshake failed with -EPROTO: say why, in the user's words. */
+static int report_handshake_failure(TlsClient *c, const Report *rep) {
+        int err = tls_session_failure_error(c->tls);
+        gnutls_alert_description_t alert = gnutls_alert_get(tls_session_gnutls(c->tls));
+        TlsClientFailure failure = TLS_CLIENT_HANDSHAKE;
+        char *msg;
+
+        if (err == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR || err == GNUTLS_E_CERTIFICATE_ERROR ||
+            err == GNUTLS_E_NO_CERTIFICATE_FOUND)
+                failure = TLS_CLIENT_SERVER_CERT;
+        if (err == GNUTLS_E_FATAL_ALERT_RECEIVED && tls_certificate_alert_reason(alert)) {
+                _cleanup_free_ char *why = alert_words(alert);
+                failure = TLS_CLIENT_REJECTED_BY_SERVER;
+                msg = strdup_printf("TLS handshake with %s failed: %s", rep->hostport, why ?: "");
+        } else
+                msg = strdup_printf("TLS handshake with %s failed: %s", rep->hostport,
+                                    tls_session_failure_reason(c->tls) ?: "unknown error");
+        return report(rep, failure, -EPROTO, msg);
+}
+
+/* The TLS handshake on c->tls (socket fd), before the deadline. 0, or a
+ * reported -errno. */
+static int client_handshake(TlsClient *c, int fd, uint64_t deadline, const Report *rep) {
+        int r;
+
+        while ((r = tls_session_handshake(c->tls)) == -EAGAIN) {
+                if (!tls_session_wants_write(c->tls) && tls_session_pending(c->tls) > 0)
+                        continue; /* input already buffered: no waiting */
+                struct pollfd p = { .fd = fd, .events = tls_session_wants_write(c->tls) ? POLLOUT : POLLIN };
+                int n = poll(&p, 1, remaining_msec(deadline));
+                if (n < 0 && errno != EINTR)
+                        return report_errno(rep, negative_errno());
+                if (n == 0)
+                        return report(rep, TLS_CLIENT_HANDSHAKE, -ETIMEDOUT,
+                                      strdup_printf("TLS handshake with %s failed: timed out", rep->hostport));
         }
+        if (r == -EPROTO)
+                return report_handshake_failure(c, rep);
+        if (r < 0)
+                return report_errno(rep, r);
+        return 0;
+}
+
+/* Kernel TLS where it can: 1 when the kernel took the session (gRPC gets
+ * the TCP socket itself), 0 when it cannot, or a reported -errno. */
+static int client_try_kernel(TlsClient *c, int fd, uint64_t deadline, const Report *rep) {
+        int alert = -1, r;
+
+        r = client_kernel_tls(c, fd, deadline, &alert);
+        if (r == -EPROTO) {
+                _cleanup_free_ char *why = alert_words((gnutls_alert_description_t) alert);
+                bool cert = tls_certificate_alert_reason((gnutls_alert_description_t) alert);
+                return report(rep, cert ? TLS_CLIENT_REJECTED_BY_SERVER : TLS_CLIENT_HANDSHAKE, -EPROTO,
+                              strdup_printf("TLS handshake with %s failed: %s", rep->hostport, why ?: ""));
+        }
+        if (r < 0)
+                return report_errno(rep, r);
+        return r > 0;
+}
+
+/* The plaintext socketpair and the pump thread. Takes fd (the TCP socket)
+ * also on failure. The fd for gRPC, or -errno. */
+static int client_start_pump(TlsClient *c, int fd) {
+        int r, sv[2];
+
+        c->tcp_fd = fd;
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+                return negative_errno();
+        c->plain_fd = sv[0];
+        c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (c->wake_fd < 0) {
+                r = negative_errno();
+                close(sv[1]);
+                return r;
+        }
+        tls_pump_init(&c->pump, c->tls, c->tcp_fd, c->plain_fd);
+        r = pthread_create(&c->thread, NULL, pump_thread, c);
+        if (r != 0) {
+                close(sv[1]);
+                return -r;
+        }
+        c->running = true;
+        return sv[1];
+}
+
+int tls_client_connect(TlsContext *ctx, const char *host, const char *port, uint64_t timeout_usec, unsigned flags,
+                       TlsClient **ret, int *ret_grpc_fd, TlsClientFailure *ret_failure, char **ret_message) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *hostport = NULL;
+        TlsClient *c = NULL;
+        uint64_t deadline;
+        Report rep;
+        int r, one = 1;
+
+        if (!ctx || !host || !port || !ret || !ret_grpc_fd || tls_context_role(ctx) != TLS_ROLE_CLIENT)
+                return -EINVAL;
+        if (timeout_usec == 0)
+                timeout_usec = CLIENT_DEFAULT_TIMEOUT_USEC;
+        deadline = now_usec() + timeout_usec;
+        hostport = strchr(host, ':') ? strdup_printf("[%s]:%s", host, port) : strdup_printf("%s:%s", host, port);
+        if (!hostport)
+                return -ENOMEM;
+        rep = (Report) { .hostport = hostport, .ret_failure = ret_failure, .ret_message = ret_message };
+
+        fd = client_resolve_connect(host, port, deadline, &rep);
+        if (fd < 0)
+                return fd;
         (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
         c = calloc(1, sizeof *c);
@@ -309,104 +423,29 @@ int tls_client_connect(TlsContext *ctx, const char *host, const char *port, uint
                 return -ENOMEM;
         c->tcp_fd = c->plain_fd = c->wake_fd = -1;
 
-        /* handshake */
         r = tls_session_new(&c->tls, ctx, fd, host);
-        if (r < 0)
-                goto fail_errno;
-        while ((r = tls_session_handshake(c->tls)) == -EAGAIN) {
-                if (!tls_session_wants_write(c->tls) && tls_session_pending(c->tls) > 0)
-                        continue; /* input already buffered: no waiting */
-                struct pollfd p = { .fd = fd, .events = tls_session_wants_write(c->tls) ? POLLOUT : POLLIN };
-                int n = poll(&p, 1, remaining_msec(deadline));
-                if (n < 0 && errno != EINTR) {
-                        r = negative_errno();
-                        goto fail_errno;
-                }
-                if (n == 0) {
-                        tls_client_free(c);
-                        return fail(TLS_CLIENT_HANDSHAKE, -ETIMEDOUT, ret_failure, ret_message,
-                                    strdup_printf("TLS handshake with %s failed: timed out", hostport));
-                }
-        }
-        if (r == -EPROTO) {
-                int err = tls_session_failure_error(c->tls);
-                gnutls_alert_description_t alert = gnutls_alert_get(tls_session_gnutls(c->tls));
-                TlsClientFailure failure = TLS_CLIENT_HANDSHAKE;
-                char *msg;
-
-                if (err == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR || err == GNUTLS_E_CERTIFICATE_ERROR ||
-                    err == GNUTLS_E_NO_CERTIFICATE_FOUND)
-                        failure = TLS_CLIENT_SERVER_CERT;
-                if (err == GNUTLS_E_FATAL_ALERT_RECEIVED && tls_certificate_alert_reason(alert)) {
-                        _cleanup_free_ char *why = alert_words(alert);
-                        failure = TLS_CLIENT_REJECTED_BY_SERVER;
-                        msg = strdup_printf("TLS handshake with %s failed: %s", hostport, why ?: "");
-                } else
-                        msg = strdup_printf("TLS handshake with %s failed: %s", hostport,
-                                     tls_session_failure_reason(c->tls) ?: "unknown error");
-                tls_client_free(c);
-                return fail(failure, -EPROTO, ret_failure, ret_message, msg);
-        }
-        if (r < 0)
-                goto fail_errno;
-
-        /* kernel TLS where it can: gRPC gets the TCP socket itself */
-        if (!(flags & TLS_CLIENT_NO_KERNEL_TLS)) {
-                int alert = -1;
-                r = client_kernel_tls(c, fd, deadline, &alert);
-                if (r == -EPROTO) {
-                        _cleanup_free_ char *why = alert_words((gnutls_alert_description_t) alert);
-                        bool cert = tls_certificate_alert_reason((gnutls_alert_description_t) alert);
-                        tls_client_free(c);
-                        return fail(cert ? TLS_CLIENT_REJECTED_BY_SERVER : TLS_CLIENT_HANDSHAKE, -EPROTO, ret_failure,
-                                    ret_message, strdup_printf("TLS handshake with %s failed: %s", hostport, why ?: ""));
-                }
+        r = r < 0 ? report_errno(&rep, r) : client_handshake(c, fd, deadline, &rep);
+        if (r >= 0 && !(flags & TLS_CLIENT_NO_KERNEL_TLS))
+                r = client_try_kernel(c, fd, deadline, &rep);
+        if (r > 0) {
+                c->kernel = true;
+                c->tls = tls_session_free(c->tls); /* the kernel has the state now */
+                *ret_grpc_fd = TAKE_FD(fd);
+        } else if (r == 0) {
+                r = client_start_pump(c, TAKE_FD(fd));
                 if (r < 0)
-                        goto fail_errno;
-                if (r > 0) {
-                        c->kernel = true;
-                        c->tls = tls_session_free(c->tls); /* the kernel has the state now */
-                        *ret = c;
-                        *ret_grpc_fd = TAKE_FD(fd);
-                        if (ret_failure)
-                                *ret_failure = TLS_CLIENT_OK;
-                        return 0;
-                }
+                        r = report_errno(&rep, r);
+                else
+                        *ret_grpc_fd = r;
         }
-
-        /* the plaintext socketpair and the pump */
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
-                r = negative_errno();
-                goto fail_errno;
+        if (r < 0) {
+                tls_client_free(c);
+                return r;
         }
-        c->plain_fd = sv[0];
-        c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (c->wake_fd < 0) {
-                r = negative_errno();
-                close(sv[1]);
-                goto fail_errno;
-        }
-        c->tcp_fd = TAKE_FD(fd);
-        tls_pump_init(&c->pump, c->tls, c->tcp_fd, c->plain_fd);
-        r = pthread_create(&c->thread, NULL, pump_thread, c);
-        if (r != 0) {
-                r = -r;
-                close(sv[1]);
-                goto fail_errno;
-        }
-        c->running = true;
-
         *ret = c;
-        *ret_grpc_fd = sv[1];
         if (ret_failure)
                 *ret_failure = TLS_CLIENT_OK;
         return 0;
-
-fail_errno:
-        tls_client_free(c);
-        error_words(-r, words, sizeof words);
-        return fail(TLS_CLIENT_HANDSHAKE, r, ret_failure, ret_message,
-                    strdup_printf("TLS connection to %s failed: %s", hostport, words));
 }
 
 char *tls_client_failure_message(TlsClient *c) {

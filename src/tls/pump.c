@@ -200,63 +200,81 @@ static unsigned pump_down(TlsPump *p, size_t budget) {
 #define RECORD_ROOM (TLS_RECORD_MAX + 256u)
 
 /* plaintext -> TLS. Returns what it waits for, TLS_PUMP_MORE, or 0 when done. */
-static unsigned pump_up(TlsPump *p, size_t budget) {
+/* Step 1 of pump_up: encrypts what the up buffer holds, one record at a
+ * time, into the session's send buffer, writing that out whenever it is
+ * full. True when the direction must wait: *ret_wait says for what. */
+static bool pump_up_encrypt(TlsPump *p, size_t *moved, unsigned *ret_wait) {
         gnutls_session_t g = tls_session_gnutls(p->tls);
         TlsPumpBuffer *b = &p->up;
-        size_t moved = 0;
+        int r = 0;
 
-        for (;;) {
-                /* 1. encrypt what we have, one record at a time, into the
-                 * session's send buffer; write that out whenever it is full. */
-                int r = 0;
-                while (b->len > 0 && !p->tcp_broken && !p->failed) {
-                        if (tls_session_send_room(p->tls) < RECORD_ROOM && tls_session_unsent(p->tls) > 0) {
-                                int f = tls_session_flush(p->tls);
-                                if (f == -EAGAIN)
-                                        return TLS_PUMP_TCP_OUT;
-                                if (f < 0) {
-                                        r = GNUTLS_E_PUSH_ERROR;
-                                        break;
-                                }
+        while (b->len > 0 && !p->tcp_broken && !p->failed) {
+                if (tls_session_send_room(p->tls) < RECORD_ROOM && tls_session_unsent(p->tls) > 0) {
+                        int f = tls_session_flush(p->tls);
+                        if (f == -EAGAIN) {
+                                *ret_wait = TLS_PUMP_TCP_OUT;
+                                return true;
                         }
-                        ssize_t n = gnutls_record_send(g, b->data + b->off, MIN(b->len, (size_t) TLS_RECORD_MAX));
-                        if (n == GNUTLS_E_INTERRUPTED)
-                                continue;
-                        if (n == GNUTLS_E_AGAIN)
-                                /* Only when the record went straight to a full
-                                 * socket: GnuTLS keeps it, and the next call with
-                                 * the same arguments (off and len are unchanged)
-                                 * finishes it. */
-                                return tcp_wait(p);
-                        if (n < 0) {
-                                r = (int) n;
+                        if (f < 0) {
+                                r = GNUTLS_E_PUSH_ERROR;
                                 break;
                         }
-                        b->off += (size_t) n;
-                        b->len -= (size_t) n;
-                        moved += (size_t) n;
                 }
-                if (r < 0) {
-                        /* the TLS peer is gone (EPIPE, reset): keep draining plaintext until it closes */
-                        p->tcp_broken = true;
-                        if (gnutls_error_is_fatal(r) && r != GNUTLS_E_PUSH_ERROR)
-                                p->error = r;
+                ssize_t n = gnutls_record_send(g, b->data + b->off, MIN(b->len, (size_t) TLS_RECORD_MAX));
+                if (n == GNUTLS_E_INTERRUPTED)
+                        continue;
+                if (n == GNUTLS_E_AGAIN) {
+                        /* Only when the record went straight to a full
+                         * socket: GnuTLS keeps it, and the next call with
+                         * the same arguments (off and len are unchanged)
+                         * finishes it. */
+                        *ret_wait = tcp_wait(p);
+                        return true;
                 }
-                if (p->tcp_broken || p->failed)
-                        b->len = 0;
-                if (b->len == 0)
-                        b->off = 0;
+                if (n < 0) {
+                        r = (int) n;
+                        break;
+                }
+                b->off += (size_t) n;
+                b->len -= (size_t) n;
+                *moved += (size_t) n;
+        }
+        if (r < 0) {
+                /* the TLS peer is gone (EPIPE, reset): keep draining plaintext until it closes */
+                p->tcp_broken = true;
+                if (gnutls_error_is_fatal(r) && r != GNUTLS_E_PUSH_ERROR)
+                        p->error = r;
+        }
+        if (p->tcp_broken || p->failed)
+                b->len = 0;
+        if (b->len == 0)
+                b->off = 0;
+        return false;
+}
 
-                if (p->plain_eof) {
-                        buffer_free(b);
-                        if (!p->bye_done && !p->tcp_broken && !p->failed) {
-                                int bye = gnutls_bye(g, GNUTLS_SHUT_WR);
-                                if (bye == GNUTLS_E_AGAIN || bye == GNUTLS_E_INTERRUPTED)
-                                        return tcp_wait(p);
-                        }
-                        p->bye_done = true;
-                        return 0; /* tls_pump_run() writes the close_notify out */
-                }
+/* The plaintext side closed: close_notify, unless the TLS side is gone. */
+static unsigned pump_up_bye(TlsPump *p) {
+        buffer_free(&p->up);
+        if (!p->bye_done && !p->tcp_broken && !p->failed) {
+                int bye = gnutls_bye(tls_session_gnutls(p->tls), GNUTLS_SHUT_WR);
+                if (bye == GNUTLS_E_AGAIN || bye == GNUTLS_E_INTERRUPTED)
+                        return tcp_wait(p);
+        }
+        p->bye_done = true;
+        return 0; /* tls_pump_run() writes the close_notify out */
+}
+
+static unsigned pump_up(TlsPump *p, size_t budget) {
+        TlsPumpBuffer *b = &p->up;
+        size_t moved = 0;
+        unsigned wait;
+
+        for (;;) {
+                /* 1. encrypt what we have */
+                if (pump_up_encrypt(p, &moved, &wait))
+                        return wait;
+                if (p->plain_eof)
+                        return pump_up_bye(p);
                 if (p->failed)
                         return 0;
                 if (moved >= budget)

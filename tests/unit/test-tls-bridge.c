@@ -51,6 +51,10 @@ typedef struct Events {
         unsigned n_closed;
         unsigned n_kernel_tls;
         int kernel_tls_error;
+        /* test_accept_retry: on_refused holds the bridge thread on "accept failed"
+         * until the test sets release (bounded: 10 s). */
+        bool hold_accept_failure, release;
+        unsigned holding;
 } Events;
 
 static void on_accepted(void *userdata, uint64_t id, int fd, const char *identity, const char *peer) {
@@ -77,6 +81,17 @@ static void on_refused(void *userdata, const char *peer, const char *reason) {
                 e->n_refused++;
         }
         pthread_cond_broadcast(&e->cond);
+        if (e->hold_accept_failure && strncmp(reason, "accept failed", 13) == 0) {
+                struct timespec deadline;
+                clock_gettime(CLOCK_REALTIME, &deadline);
+                deadline.tv_sec += 10;
+                e->hold_accept_failure = false;
+                e->holding = 1;
+                pthread_cond_broadcast(&e->cond);
+                while (!e->release)
+                        if (pthread_cond_timedwait(&e->cond, &e->lock, &deadline) == ETIMEDOUT)
+                                break;
+        }
         pthread_mutex_unlock(&e->lock);
 }
 
@@ -135,17 +150,19 @@ typedef struct Fixture {
         TlsContext *server_ctx;
         TlsContext *alice;
         char port[16];
+        int listen_fd; /* with defer_listener: not yet handed to the bridge */
 } Fixture;
 
-static Fixture *fixture_new(unsigned max_connections, uint64_t handshake_timeout_usec) {
+/* A bridge on a loopback listener. With defer_listener the listener is left in
+ * f->listen_fd for the test to hand over (tls_bridge_add_listener) when it likes. */
+static Fixture *fixture_new_config(const TlsBridgeConfig *config, bool defer_listener) {
         Fixture *f = calloc(1, sizeof *f);
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
         socklen_t len = sizeof sa;
-        TlsBridgeConfig config = { .max_connections = max_connections,
-                                   .handshake_timeout_usec = handshake_timeout_usec };
         int fd;
 
         assert_non_null(f);
+        f->listen_fd = -1;
         pthread_mutex_init(&f->events.lock, NULL);
         pthread_cond_init(&f->events.cond, NULL);
         f->server_ctx = load_context(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL);
@@ -158,14 +175,25 @@ static Fixture *fixture_new(unsigned max_connections, uint64_t handshake_timeout
         assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &len), 0);
         snprintf(f->port, sizeof f->port, "%u", ntohs(sa.sin_port));
 
-        assert_int_equal(tls_bridge_new(&f->bridge, f->server_ctx, &config, &ops, &f->events), 0);
-        assert_int_equal(tls_bridge_add_listener(f->bridge, fd), 0);
+        assert_int_equal(tls_bridge_new(&f->bridge, f->server_ctx, config, &ops, &f->events), 0);
+        if (defer_listener)
+                f->listen_fd = fd;
+        else
+                assert_int_equal(tls_bridge_add_listener(f->bridge, fd), 0);
         assert_int_equal(tls_bridge_start(f->bridge), 0);
         return f;
 }
 
+static Fixture *fixture_new(unsigned max_connections, uint64_t handshake_timeout_usec) {
+        TlsBridgeConfig config = { .max_connections = max_connections,
+                                   .handshake_timeout_usec = handshake_timeout_usec };
+        return fixture_new_config(&config, false);
+}
+
 static void fixture_free(Fixture *f) {
         tls_bridge_free(f->bridge);
+        if (f->listen_fd >= 0)
+                close(f->listen_fd);
         for (unsigned i = 0; i < f->events.n_accepted; i++)
                 if (f->events.accepted[i].fd >= 0)
                         close(f->events.accepted[i].fd);
@@ -465,6 +493,150 @@ static void test_handshake_timeout(void **state) {
         fixture_free(f);
 }
 
+/* Connects to port and resets the connection at once (SO_LINGER 0): the bridge
+ * accepts a socket whose first read fails with ECONNRESET. */
+static void connect_and_reset(const char *port) {
+        struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+        int fd = raw_connect(port);
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+        close(fd);
+}
+
+/* Bug: the handshake deadline was queued pointing at a timespec inside the
+ * connection and left unsubmitted; a client that reset before the handshake
+ * ended had its connection freed in the same turn, and the submit that came
+ * after made the kernel read the freed timespec (with the memory poisoned:
+ * -EINVAL). The clients connect and reset before the bridge gets the listener,
+ * so every accept finds a connection that is already reset. */
+static void test_reset_mid_handshake(void **state) {
+        TlsBridgeConfig config = { .debug_poison_freed = true };
+        Fixture *f = fixture_new_config(&config, true);
+        int cfd, sfd;
+        TlsClient *c;
+
+        for (int i = 0; i < 8; i++)
+                connect_and_reset(f->port);
+        assert_int_equal(tls_bridge_add_listener(f->bridge, f->listen_fd), 0);
+        f->listen_fd = -1;
+        assert_true(wait_count(&f->events, &f->events.n_refused, 8));
+        /* The bridge is still sound, and serves a real client. */
+        c = connect_alice(f, "localhost", &cfd, &sfd, NULL);
+        write_all(sfd, "ok", 2);
+        char buf[2];
+        read_exact(cfd, buf, 2);
+        assert_memory_equal(buf, "ok", 2);
+        /* A timeout the kernel refuses completes inside the submit that carried
+         * it, which came turns before alice was accepted: every completion of
+         * the reset connections has been seen by now. */
+        assert_int_equal(tls_bridge_ring_errors(f->bridge), 0);
+
+        close(cfd);
+        close(sfd);
+        tls_client_free(c);
+        fixture_free(f);
+}
+
+/* Lowers the soft RLIMIT_NOFILE to limit and opens /dev/null until no fd
+ * below it is left; returns how many it opened (closed by fds_release). */
+static unsigned fds_exhaust(rlim_t limit, int *fds, unsigned max, struct rlimit *saved) {
+        struct rlimit rl;
+        unsigned n = 0;
+        int fd;
+
+        assert_int_equal(getrlimit(RLIMIT_NOFILE, saved), 0);
+        rl = *saved;
+        rl.rlim_cur = limit;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        while (n < max && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+                fds[n++] = fd;
+        assert_true(n < max);
+        return n;
+}
+
+static void fds_release(int *fds, unsigned n, const struct rlimit *saved) {
+        for (unsigned i = 0; i < n; i++)
+                close(fds[i]);
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, saved), 0);
+}
+
+static bool wait_connections(TlsBridge *b, unsigned n) {
+        uint64_t end = now_msec() + 10000;
+        while (now_msec() < end) {
+                if (tls_bridge_connection_count(b) == n)
+                        return true;
+                usleep(2000);
+        }
+        return false;
+}
+
+/* Bug: the accept back-off timer pointed at a timespec inside the listener
+ * array, which grows with realloc() when a listener is added. Here accept
+ * fails for want of fds; while the bridge thread is inside refused() for it,
+ * a second listener is added, so the wake-up completes in the same batch and
+ * the array moves (always, and poisoned, with debug_poison_freed) before the
+ * timer is submitted. After the back-off the bridge accepts the waiting client. */
+static void test_accept_retry(void **state) {
+        TlsBridgeConfig config = { .debug_poison_freed = true };
+        Fixture *f = fixture_new_config(&config, false);
+        int fillers[1024], raw, second;
+        struct rlimit saved;
+        unsigned n;
+
+        raw = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        second = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(raw >= 0 && second >= 0);
+        f->events.hold_accept_failure = true;
+        n = fds_exhaust(64, fillers, ELEMENTSOF(fillers), &saved);
+        {
+                struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                          .sin_port = htons((uint16_t) atoi(f->port)) };
+                assert_int_equal(connect(raw, (struct sockaddr *) &sa, sizeof sa), 0);
+        }
+        assert_true(wait_count(&f->events, &f->events.holding, 1));
+        fds_release(fillers, n, &saved);
+        assert_true(has_refused(&f->events, "accept failed: Too many open files"));
+
+        assert_int_equal(tls_bridge_add_listener(f->bridge, second), 0); /* wakes the bridge */
+        pthread_mutex_lock(&f->events.lock);
+        f->events.release = true;
+        pthread_cond_broadcast(&f->events.cond);
+        pthread_mutex_unlock(&f->events.lock);
+
+        assert_true(wait_connections(f->bridge, 1)); /* accepted after the back-off */
+        assert_int_equal(tls_bridge_ring_errors(f->bridge), 0);
+        close(raw);
+        assert_true(wait_connections(f->bridge, 0));
+        fixture_free(f);
+}
+
+/* Bug: when the gRPC fd could not be moved into the high range the bridge
+ * handed gRPC the low number, the kind the kernel reuses at once. With
+ * RLIMIT_NOFILE below the range F_DUPFD cannot go there: refused, not accepted. */
+static void test_high_range_refused(void **state) {
+        Fixture *f = fixture_new(0, 0);
+        TlsClient *c = NULL;
+        TlsClientFailure failure;
+        _cleanup_free_ char *msg = NULL;
+        struct rlimit saved, rl;
+        int cfd = -1;
+
+        assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+        rl = saved;
+        rl.rlim_cur = 900; /* below BRIDGE_HIGH_FD_BASE */
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        (void) tls_client_connect(f->alice, "localhost", f->port, 5000000, 0, &c, &cfd, &failure, &msg);
+        assert_true(wait_count(&f->events, &f->events.n_refused, 1));
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+        assert_true(has_refused(&f->events, "cannot move the gRPC fd into the high range: Invalid argument"));
+        assert_int_equal(f->events.n_accepted, 0);
+        assert_true(wait_connections(f->bridge, 0));
+
+        if (cfd >= 0)
+                close(cfd);
+        tls_client_free(c);
+        fixture_free(f);
+}
+
 static void test_max_connections(void **state) {
         Fixture *f = fixture_new(2, 0);
         int a = raw_connect(f->port), b = raw_connect(f->port), extra, cfd, sfd;
@@ -621,6 +793,9 @@ int main(void) {
                 cmocka_unit_test(test_transfer_64mib_both_ways),
                 cmocka_unit_test(test_client_closes_first),
                 cmocka_unit_test(test_handshake_timeout),
+                cmocka_unit_test(test_reset_mid_handshake),
+                cmocka_unit_test(test_accept_retry),
+                cmocka_unit_test(test_high_range_refused),
                 cmocka_unit_test(test_max_connections),
                 cmocka_unit_test(test_expired_certificate_refusal),
                 cmocka_unit_test(test_client_failures),
