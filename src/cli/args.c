@@ -58,9 +58,8 @@ static int parse_long(Parser *p) {
         const char *word = p->argv[p->i];
         const char *name = word + 2, *eq = strchr(name, '=');
         size_t len = eq ? (size_t) (eq - name) : strlen(name);
-        const char *value = NULL;
-
         const OptDef *o = args_option_find(p, name, len, 0);
+        const char *value = NULL;
 
         if (o) {
                 char shown[64];
