@@ -103,15 +103,7 @@ int cli_args_parse(int argc, char *const *argv, CliArgs *ret, char **ret_error);
 /* Frees the arrays of a parsed CliArgs; safe to call twice. */
 void cli_args_done(CliArgs *a);
 
-const char *cli_command_to_string(CliCommand c);
-CliCommand cli_command_from_string(const char *s);
-
-/* Number parsers shared with the config file. Decimal only, no sign, no
- * junk, no overflow: -EINVAL / -ERANGE. */
-int cli_parse_uint64(const char *s, uint64_t *ret);
-/* "SECONDS" with an optional fraction ("2", "0.5", "1.250"), to micro-
- * seconds; at most 6 fractional digits; at most ~ 100 years. */
-int cli_parse_seconds(const char *s, uint64_t *ret_usec);
-
-/* Help texts (static strings). cli_usage(CLI_COMMAND_NONE) is the global one. */
-const char *cli_usage(CliCommand c);
+/* A --timeout or --grace: the DURATION of shared/parse-util.h (a bare
+ * number is seconds: "2", "0.5", "500ms", "2min"), to microseconds; -ERANGE
+ * above 100 years, which no deadline needs. */
+int cli_parse_duration(const char *s, uint64_t *ret_usec);

@@ -19,6 +19,9 @@
 #include "cli/settings.h"
 #include "jobworker/v1/jobworker.pb-c.h"
 
+/* The gRPC method path of a JobWorker method: CLI_METHOD("Start"). */
+#define CLI_METHOD(name) "/jobworker.v1.JobWorker/" name
+
 /* Exit codes of jwctl (documented in jwctl(1)). */
 enum {
         CLI_EXIT_OK = 0,

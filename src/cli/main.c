@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "cli/jwctl-version.h"
 #include "cli/settings.h"
+#include "cli/usage.h"
 #include "shared/macro.h"
 
 

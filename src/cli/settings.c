@@ -19,6 +19,7 @@
 
 #include "cli/settings.h"
 #include "shared/macro.h"
+#include "shared/parse-util.h"
 #include "shared/string-util.h"
 
 /* The config file is small; refuse anything silly. */
@@ -59,7 +60,7 @@ int cli_split_host_port(const char *server, char **ret_host, char **ret_port, ch
         }
         if (!host)
                 return -ENOMEM;
-        if (cli_parse_uint64(colon + 1, &n) < 0 || n == 0 || n > 65535)
+        if (parse_uint64(colon + 1, &n) < 0 || n == 0 || n > 65535)
                 return replace_message(ret_error, -EINVAL, "invalid server '%s': the port must be a number from 1 to 65535", server);
         port = strdup(colon + 1);
         if (!port)
@@ -213,8 +214,8 @@ int cli_settings_resolve(const CliArgs *a, CliGetenvFn getenv_fn, void *userdata
                 s.timeout_usec = a->timeout_usec;
         else if (config[KEY_TIMEOUT]) {
                 uint64_t t;
-                if (cli_parse_seconds(config[KEY_TIMEOUT], &t) < 0 || t == 0) {
-                        r = replace_message(ret_error, -EINVAL, "%s: invalid timeout '%s': expected a number of seconds greater than 0",
+                if (cli_parse_duration(config[KEY_TIMEOUT], &t) < 0 || t == 0) {
+                        r = replace_message(ret_error, -EINVAL, "%s: invalid timeout '%s': expected a duration greater than 0, like 10 or 2.5s",
                                       config_path ?: "config file", config[KEY_TIMEOUT]);
                         goto finish;
                 }

@@ -18,6 +18,7 @@
 
 #include "daemon/config.h"
 #include "daemon/log.h"
+#include "shared/parse-util.h"
 #include "shared/string-util.h"
 
 #ifndef JOBWORKER_VERSION
@@ -87,76 +88,11 @@ void config_done(Config *c) {
 }
 
 int config_parse_duration(const char *s, uint64_t *ret_usec) {
-        static const struct {
-                const char *suffix;
-                uint64_t usec;
-        } units[] = {
-                { "", 1000000ull },       { "s", 1000000ull },     { "sec", 1000000ull },
-                { "ms", 1000ull },        { "us", 1ull },          { "min", 60000000ull },
-                { "m", 60000000ull },     { "h", 3600000000ull },  { "d", 86400000000ull },
-        };
-        unsigned long long v;
-        char *end;
-
-        if (!s || !isdigit((unsigned char) s[0]))
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno != 0)
-                return -EINVAL;
-        while (*end == ' ')
-                end++;
-        for (size_t i = 0; i < ELEMENTSOF(units); i++)
-                if (strcmp(end, units[i].suffix) == 0) {
-                        if (v > UINT64_MAX / units[i].usec)
-                                return -ERANGE;
-                        *ret_usec = v * units[i].usec;
-                        return 0;
-                }
-        return -EINVAL;
+        return parse_duration(s, ret_usec);
 }
 
 int config_parse_size(const char *s, uint64_t *ret) {
-        unsigned long long v, m = 1;
-        char *end;
-
-        if (!s || !isdigit((unsigned char) s[0]))
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno != 0)
-                return -EINVAL;
-        switch (*end) {
-        case 0:
-                break;
-        case 'K':
-        case 'k':
-                m = 1024ull;
-                end++;
-                break;
-        case 'M':
-                m = 1024ull * 1024;
-                end++;
-                break;
-        case 'G':
-                m = 1024ull * 1024 * 1024;
-                end++;
-                break;
-        case 'T':
-                m = 1024ull * 1024 * 1024 * 1024;
-                end++;
-                break;
-        default:
-                return -EINVAL;
-        }
-        if (*end == 'B' || *end == 'i')
-                end += *end == 'i' && end[1] == 'B' ? 2 : 1;
-        if (*end)
-                return -EINVAL;
-        if (v > UINT64_MAX / m)
-                return -ERANGE;
-        *ret = v * m;
-        return 0;
+        return parse_size(s, ret);
 }
 
 static const Option *find_option(const char *name) {

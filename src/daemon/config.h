@@ -69,7 +69,7 @@ int config_load_file(Config *c, char **ret_error);
 /* Parses file contents (for tests and fuzzing); origin names it in errors. */
 int config_parse_text(Config *c, const char *text, size_t size, const char *origin, char **ret_error);
 
-/* "5s", "500ms", "2min", "1h", plain number = seconds. */
+/* The DURATION and SIZE of shared/parse-util.h ("5s", "2.5min", "1h";
+ * "64K", "1.5G", "1KiB"), the grammar the policy and jwctl read too. */
 int config_parse_duration(const char *s, uint64_t *ret_usec);
-/* "1024", "64K", "1M", "1G" (binary). */
 int config_parse_size(const char *s, uint64_t *ret);

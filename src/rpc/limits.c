@@ -25,37 +25,16 @@
 
 #include "rpc/limits.h"
 #include "shared/macro.h"
+#include "shared/parse-util.h"
 #include "shared/string-util.h"
 
 int limits_parse_cpu(const char *s, uint32_t *ret_millis) {
-        uint64_t v = 0;
-        unsigned n_int = 0, n_frac = 0;
-        const char *p = s;
+        uint64_t v;
+        int r;
 
-        if (!s)
-                return -EINVAL;
-        for (; *p >= '0' && *p <= '9'; p++, n_int++) {
-                v = v * 10 + (uint64_t) (*p - '0');
-                if (v > LIMITS_CPU_MILLIS_MAX / 1000)
-                        return -ERANGE;
-        }
-        v *= 1000;
-        if (*p == '.') {
-                uint64_t f = 0;
-
-                for (p++; *p >= '0' && *p <= '9'; p++, n_frac++) {
-                        if (n_frac >= 3)
-                                return -EINVAL;
-                        f = f * 10 + (uint64_t) (*p - '0');
-                }
-                if (n_frac == 0)
-                        return -EINVAL;
-                for (unsigned i = n_frac; i < 3; i++)
-                        f *= 10;
-                v += f;
-        }
-        if (*p || n_int == 0)
-                return -EINVAL;
+        r = parse_fixed(s, 3, &v);
+        if (r < 0)
+                return r;
         if (v > LIMITS_CPU_MILLIS_MAX)
                 return -ERANGE;
         *ret_millis = (uint32_t) v;
@@ -63,55 +42,7 @@ int limits_parse_cpu(const char *s, uint32_t *ret_millis) {
 }
 
 int limits_parse_size(const char *s, uint64_t *ret) {
-        uint64_t v = 0, f = 0, fdiv = 1, mult = 1;
-        unsigned n_int = 0, n_frac = 0;
-        const char *p = s;
-
-        if (!s)
-                return -EINVAL;
-        for (; *p >= '0' && *p <= '9'; p++, n_int++) {
-                if (v > (UINT64_MAX - (uint64_t) (*p - '0')) / 10)
-                        return -ERANGE;
-                v = v * 10 + (uint64_t) (*p - '0');
-        }
-        if (n_int == 0)
-                return -EINVAL;
-        if (*p == '.') {
-                for (p++; *p >= '0' && *p <= '9'; p++, n_frac++) {
-                        if (n_frac >= 9)
-                                return -EINVAL;
-                        f = f * 10 + (uint64_t) (*p - '0');
-                        fdiv *= 10;
-                }
-                if (n_frac == 0)
-                        return -EINVAL;
-        }
-        switch (*p) {
-        case 'K': case 'k': mult = 1ULL << 10; p++; break;
-        case 'M': case 'm': mult = 1ULL << 20; p++; break;
-        case 'G': case 'g': mult = 1ULL << 30; p++; break;
-        case 'T': case 't': mult = 1ULL << 40; p++; break;
-        default: break;
-        }
-        if (mult > 1 && strcmp(p, "iB") == 0)
-                p += 2;
-        else if (strcmp(p, "B") == 0)
-                p++;
-        if (*p)
-                return -EINVAL;
-        if (v > UINT64_MAX / mult)
-                return -ERANGE;
-        v *= mult;
-        /* f < fdiv <= 10^9 and mult <= 2^40: f * mult < 2^70 may overflow,
-         * so divide first where needed. */
-        if (f > 0) {
-                uint64_t add = mult >= fdiv ? f * (mult / fdiv) + (f * (mult % fdiv)) / fdiv : (f * mult) / fdiv;
-                if (v > UINT64_MAX - add)
-                        return -ERANGE;
-                v += add;
-        }
-        *ret = v;
-        return 0;
+        return parse_size(s, ret);
 }
 
 const char *limits_format_cpu(uint32_t millis, char buf[static 32]) {

@@ -25,14 +25,14 @@
 #define LIMITS_IO_MAX 16u                /* io entries per job */
 #define LIMITS_DEVICE_PATH_MAX 4095u     /* bytes of an io device path */
 
-/* "2", "0.5", "1.25" CPUs (at most 3 fractional digits) to thousandths of a
- * CPU. -EINVAL for bad syntax, -ERANGE above LIMITS_CPU_MILLIS_MAX. 0 is
- * returned as 0 (callers decide whether it is allowed). */
+/* "2", "0.5", "1.25" CPUs (parse_fixed() of shared/parse-util.h, at most
+ * 3 fractional digits) to thousandths of a CPU. -EINVAL for bad syntax,
+ * -ERANGE above LIMITS_CPU_MILLIS_MAX. 0 is returned as 0 (callers decide
+ * whether it is allowed). */
 int limits_parse_cpu(const char *s, uint32_t *ret_millis);
 
-/* A size or rate in bytes: a decimal number with an optional fraction and
- * an optional binary suffix K, M, G, T (also k/m/g/t, and followed by "B"
- * or "iB"): "4096", "256M", "1.5G", "20MiB". Fractions of a byte are cut.
+/* A size or rate in bytes: the SIZE of shared/parse-util.h ("4096",
+ * "256M", "1.5G", "20MiB"; binary units; fractions of a byte are cut).
  * -EINVAL for bad syntax, -ERANGE on overflow. */
 int limits_parse_size(const char *s, uint64_t *ret);
 

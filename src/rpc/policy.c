@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "rpc/policy.h"
+#include "shared/parse-util.h"
 
 const char *policy_entity_to_string(PolicyEntity e) {
         return e == POLICY_ENTITY_ALL ? "all" : "self";
@@ -218,8 +219,8 @@ static int parse_bound(const char *t, size_t n, PolicyRule *r, const char *origi
                 }
                 break;
         case BOUND_COUNT:
-                e = limits_parse_size(value, &v); /* plain digits are a subset */
-                if (e < 0 || v == 0 || v > LIMITS_PIDS_MAX || strspn(value, "0123456789") != vlen) {
+                e = parse_uint64(value, &v);
+                if (e < 0 || v == 0 || v > LIMITS_PIDS_MAX) {
                         set_error(ret_error, "%s:%u: invalid value '%s' for '%s': expected a number from 1 to %u",
                                   origin, line, q, bound_keys[k].key, LIMITS_PIDS_MAX);
                         return -EINVAL;

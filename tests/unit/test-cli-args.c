@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "cli/args.h"
+#include "cli/usage.h"
 
 #define JOB "0123abcd-4567-4890-8abc-def012345678"
 
@@ -368,7 +369,15 @@ static void test_list_logs_stop(void **state) {
         cli_args_done(&a);
 
         EXPECT_ERROR("expected a number of seconds", "stop", "--grace", "-1", JOB);
-        EXPECT_ERROR("expected a number of seconds", "stop", "--grace", "1.2345678", JOB);
+        EXPECT_ERROR("expected a number of seconds", "stop", "--grace", "1.2345678901", JOB);
+        /* the shared duration grammar: 7 fraction digits and units (both
+         * refused before) */
+        assert_int_equal(PARSE(&a, &e, "stop", "--grace", "1.2345678", JOB), 0);
+        assert_int_equal(a.grace_ms, 1235);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "stop", "--grace", "2min", JOB), 0);
+        assert_int_equal(a.grace_ms, 120000);
+        cli_args_done(&a);
         EXPECT_ERROR("expected a number of seconds", "stop", "--grace", "1.", JOB);
         EXPECT_ERROR("expected a number of seconds", "stop", "--grace", "five", JOB);
         EXPECT_ERROR("expected a number of seconds", "stop", "--grace", "99999999999999999999", JOB);
@@ -409,7 +418,14 @@ static void test_global_options(void **state) {
 
         EXPECT_ERROR("greater than 0", "--timeout", "0", "list");
         EXPECT_ERROR("greater than 0", "--timeout", "-3", "list");
-        EXPECT_ERROR("greater than 0", "--timeout", "1s", "list");
+        EXPECT_ERROR("greater than 0", "--timeout", "1x", "list");
+        /* the shared duration grammar: units (this was refused before) */
+        assert_int_equal(PARSE(&a, &e, "--timeout", "1s", "list"), 0);
+        assert_int_equal(a.timeout_usec, 1000000);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "--timeout=500ms", "list"), 0);
+        assert_int_equal(a.timeout_usec, 500000);
+        cli_args_done(&a);
         EXPECT_ERROR("needs a value", "list", "--server");
         EXPECT_ERROR("empty string", "--server", "", "list");
         EXPECT_ERROR("empty string", "--cert=", "list");
@@ -424,29 +440,24 @@ static void test_global_options(void **state) {
 static void test_numbers(void **state) {
         uint64_t v;
 
-        assert_int_equal(cli_parse_uint64("0", &v), 0);
-        assert_int_equal(v, 0);
-        assert_int_equal(cli_parse_uint64("007", &v), 0);
-        assert_int_equal(v, 7);
-        assert_int_equal(cli_parse_uint64("18446744073709551615", &v), 0);
-        assert_true(v == UINT64_MAX);
-        assert_int_equal(cli_parse_uint64("18446744073709551616", &v), -ERANGE);
-        assert_int_equal(cli_parse_uint64("99999999999999999999", &v), -ERANGE);
-        assert_int_equal(cli_parse_uint64("", &v), -EINVAL);
-        assert_int_equal(cli_parse_uint64("1 ", &v), -EINVAL);
-        assert_int_equal(cli_parse_uint64("0x10", &v), -EINVAL);
-
-        assert_int_equal(cli_parse_seconds("3", &v), 0);
+        assert_int_equal(cli_parse_duration("3", &v), 0);
         assert_int_equal(v, 3000000);
-        assert_int_equal(cli_parse_seconds("0.000001", &v), 0);
+        assert_int_equal(cli_parse_duration("0.000001", &v), 0);
         assert_int_equal(v, 1);
-        assert_int_equal(cli_parse_seconds("10.25", &v), 0);
+        assert_int_equal(cli_parse_duration("10.25", &v), 0);
         assert_int_equal(v, 10250000);
-        assert_int_equal(cli_parse_seconds(".5", &v), -EINVAL);
-        assert_int_equal(cli_parse_seconds("1e3", &v), -EINVAL);
-        assert_int_equal(cli_parse_seconds("", &v), -EINVAL);
-        assert_int_equal(cli_parse_seconds("1.0000001", &v), -EINVAL);
-        assert_int_equal(cli_parse_seconds("99999999999", &v), -ERANGE);
+        assert_int_equal(cli_parse_duration(".5", &v), -EINVAL);
+        assert_int_equal(cli_parse_duration("1e3", &v), -EINVAL);
+        assert_int_equal(cli_parse_duration("", &v), -EINVAL);
+        /* up to 9 fraction digits, cut to a microsecond (6 were the limit) */
+        assert_int_equal(cli_parse_duration("1.0000001", &v), 0);
+        assert_int_equal(v, 1000000);
+        assert_int_equal(cli_parse_duration("1.0000000001", &v), -EINVAL);
+        assert_int_equal(cli_parse_duration("2min", &v), 0);
+        assert_int_equal(v, 120000000);
+        assert_int_equal(cli_parse_duration("99999999999", &v), -ERANGE);
+        assert_int_equal(cli_parse_duration("36600d", &v), 0);  /* 100 years of 366 days */
+        assert_int_equal(cli_parse_duration("36601d", &v), -ERANGE);
 }
 
 static void test_commands_table(void **state) {

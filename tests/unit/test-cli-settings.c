@@ -125,6 +125,18 @@ static void test_bad_config(void **state) {
         expect_error(&a, env_none, "/c/config", "sever = h:1\n", "/c/config:1: unknown key 'sever'");
         expect_error(&a, env_none, "/c/config", "cert =\n", "/c/config:1: empty value for 'cert'");
         expect_error(&a, env_none, "/c/config", "timeout = soon\n", "invalid timeout 'soon'");
+        expect_error(&a, env_none, "/c/config", "timeout = 0ms\n", "invalid timeout '0ms'");
+}
+
+/* The config file's timeout is a DURATION of the shared grammar. */
+static void test_timeout_units(void **state) {
+        CliArgs a = { .server = "h:1", .cert = "c", .key = "k", .ca = "a" };
+        CliSettings s;
+        char *e = NULL;
+
+        assert_int_equal(cli_settings_resolve(&a, fake_getenv, (void *) env_none, "/c/config", "timeout = 500ms\n", &s, &e), 0);
+        assert_int_equal(s.timeout_usec, 500000);
+        cli_settings_done(&s);
 }
 
 static void test_host_port(void **state) {
@@ -185,6 +197,7 @@ int main(void) {
                 cmocka_unit_test(test_kernel_tls),
                 cmocka_unit_test(test_missing),
                 cmocka_unit_test(test_bad_config),
+                cmocka_unit_test(test_timeout_units),
                 cmocka_unit_test(test_host_port),
                 cmocka_unit_test(test_config_path),
         };

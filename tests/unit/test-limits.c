@@ -87,6 +87,9 @@ static void test_parse_size(void **state) {
         assert_int_equal(limits_parse_size("1.", &v), -EINVAL);
         assert_int_equal(limits_parse_size("1.0000000001G", &v), -EINVAL);
         assert_int_equal(limits_parse_size(" 1", &v), -EINVAL);
+        /* the shared grammar also takes jobworkerd.conf's "Ki" */
+        assert_int_equal(limits_parse_size("64Ki", &v), 0);
+        assert_true(v == 65536);
 }
 
 static void test_format(void **state) {
