@@ -307,7 +307,9 @@ static void conn_drain(TlsBridge *b, Conn *c) {
         }
 }
 
-/* dup fd into the rotating high range; on any failure keep the plain fd. */
+/* dup fd into the rotating high range (closing fd in any case). Never the
+ * low number on failure (-EMFILE): gRPC knows this fd by its number ("fd:N"),
+ * and the high range keeps a number out of reuse as long as it can. */
 static int move_to_high_range(TlsBridge *b, int fd) {
         for (int attempt = 0; attempt < 2; attempt++) {
                 int nfd = fcntl(fd, F_DUPFD_CLOEXEC, b->next_high_fd);
@@ -322,7 +324,8 @@ static int move_to_high_range(TlsBridge *b, int fd) {
                         break;
                 b->next_high_fd = BRIDGE_HIGH_FD_BASE; /* wrap around once */
         }
-        return fd;
+        close(fd);
+        return -EMFILE;
 }
 
 static void conn_process(TlsBridge *b, Conn *c);
@@ -363,8 +366,13 @@ static bool conn_establish_kernel(TlsBridge *b, Conn *c) {
                 return true;
         }
         report_kernel_tls(b, 0);
-        disarm_timeout(b, c);
         grpc_fd = move_to_high_range(b, dup_fd);
+        if (grpc_fd < 0) {
+                refused(b, c->peer, "no free descriptor in the high range for gRPC");
+                conn_free(b, c);
+                return true;
+        }
+        disarm_timeout(b, c);
         c->grpc_fd_number = grpc_fd;
         c->state = CONN_KERNEL;
         if (!b->ops.accepted) {
@@ -378,22 +386,43 @@ static bool conn_establish_kernel(TlsBridge *b, Conn *c) {
         return true;
 }
 
+/* Our plaintext end, connected to gRPC by the owner (connect_inner), or one end
+ * of a socketpair whose other end (in *ret_grpc_fd) goes to accepted(). */
+static int conn_plain_fd(TlsBridge *b, Conn *c, int *ret_grpc_fd) {
+        int sv[2], r;
+
+        if (b->ops.connect_inner) {
+                r = b->ops.connect_inner(b->userdata, c->id, tls_session_identity(c->tls), c->peer);
+                *ret_grpc_fd = -1;
+                return r;
+        }
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
+        r = move_to_high_range(b, sv[1]);
+        if (r < 0) {
+                close(sv[0]);
+                return r;
+        }
+        *ret_grpc_fd = r;
+        return sv[0];
+}
+
 static void conn_establish(TlsBridge *b, Conn *c) {
-        int sv[2], grpc_fd;
+        int plain_fd, grpc_fd = -1;
 
         if (!b->ktls_off && conn_establish_kernel(b, c))
                 return;
 
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+        plain_fd = conn_plain_fd(b, c, &grpc_fd);
+        if (plain_fd < 0) {
                 char reason[128];
-                snprintf(reason, sizeof reason, "cannot create socketpair: %s", strerror(errno));
+                snprintf(reason, sizeof reason, "cannot connect to gRPC: %s", strerror(-plain_fd));
                 refused(b, c->peer, reason);
                 conn_free(b, c);
                 return;
         }
         disarm_timeout(b, c);
-        c->plain_fd = sv[0];
-        grpc_fd = move_to_high_range(b, sv[1]);
+        c->plain_fd = plain_fd;
         c->grpc_fd_number = grpc_fd;
         c->state = CONN_OPEN;
         tls_pump_init(&c->pump, c->tls, c->tcp_fd, c->plain_fd);
@@ -401,7 +430,7 @@ static void conn_establish(TlsBridge *b, Conn *c) {
         if (b->ops.accepted)
                 b->ops.accepted(b->userdata, c->id, grpc_fd, tls_session_identity(c->tls), c->peer);
         else
-                close(grpc_fd);
+                safe_close(grpc_fd);
         conn_process(b, c);
 }
 
