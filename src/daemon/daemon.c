@@ -173,6 +173,7 @@ static int daemon_new_server(Daemon *d) {
                 .denied = daemon_on_denied,
                 .start_failed = daemon_on_start_failed,
                 .userdata = d,
+                .socket_dir = daemon_state_dir(d),
         };
         int r;
 

@@ -152,7 +152,8 @@ static void on_accepted(void *userdata, uint64_t conn_id, int grpc_fd, const cha
         snprintf(client, sizeof(client), "CLIENT=%s", identity);
         snprintf(peer, sizeof(peer), "PEER_ADDR=%s", peer_addr);
         (void) engine_post(d->engine, daemon_status_changed, d);
-        r = server_add_connection(d->server, conn_id, grpc_fd, identity, peer_addr);
+        /* -1: on_connect_inner() connected it to gRPC already. */
+        r = grpc_fd < 0 ? 0 : server_add_connection(d->server, conn_id, grpc_fd, identity, peer_addr);
         if (!peer_may_log(d, peer_addr, true, "connections", fields))
                 return;
         if (r == -ESHUTDOWN)
@@ -164,6 +165,13 @@ static void on_accepted(void *userdata, uint64_t conn_id, int grpc_fd, const cha
         else
                 log_ratelimited(&d->limits.accepted, LOG_INFO, fields, "connection %llu from %s: client %s",
                                 (unsigned long long) conn_id, peer_addr, identity);
+}
+
+/* A verified connection of the bridge: gRPC learns who it is, then gets it. */
+static int on_connect_inner(void *userdata, uint64_t conn_id, const char *identity, const char *peer_addr) {
+        Daemon *d = userdata;
+
+        return server_connect_inner(d->server, conn_id, identity, peer_addr);
 }
 
 static void on_refused(void *userdata, const char *peer_addr, const char *reason) {
@@ -200,4 +208,5 @@ const TlsBridgeOps daemon_bridge_ops = {
         .refused = on_refused,
         .closed = on_closed,
         .kernel_tls = on_kernel_tls,
+        .connect_inner = on_connect_inner,
 };

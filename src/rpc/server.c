@@ -1,31 +1,36 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The gRPC server (see server.h).
+ * The gRPC server (see server.h): its life cycle, how connections reach gRPC,
+ * and the completion-queue thread. The handlers are in handlers.c, Output
+ * streaming in output-stream.c, calls and their references in call.c.
  *
- * The one idea: an RpcCall is reference counted and every party that may
- * still touch it holds a reference: each started batch (released by its
- * completion tag), each closure posted to the engine (released by the
- * closure, which also runs with engine == NULL when the engine is freed
- * first), and an active Output subscription (released when it ends or is
- * cancelled). Job and subscription state is touched only on the engine
- * thread; the completion-queue thread only decodes and forwards.
+ * The one idea: the completion-queue thread only decodes and forwards; job and
+ * subscription state is touched only on the engine thread, which answers with
+ * grpc_call_start_batch() itself. The life cycle is one state (server-internal.h)
+ * moved by named transitions, so no thread ever reads a half-made decision.
  *
- * Identity: gRPC reports the peer of a call on a channel made from an fd
- * as "fd:N". The bridge tells us which verified identity connection conn_id
- * has on fd N before gRPC sees the fd, and the mapping is resolved as soon
- * as the call arrives. The entry is dropped by conn_id when the bridge sees
- * gRPC close its end, so a reused fd number never inherits an identity.
+ * Identity: a call is given the identity of the connection it came in on, from
+ * gRPC's peer string, resolved as soon as the call arrives. Bridge connections
+ * reach gRPC through its private unix socket in a 0700 directory, each from a
+ * socket bound to a name that carries the connection's never-reused id (gRPC
+ * reports "unix:<dir>/c-<id>"; checked on Debian 12's gRPC 1.51): a late call
+ * of a closed connection finds no entry, never another connection's. Only
+ * kernel-TLS connections, whose TCP socket gRPC gets as an fd, are known by
+ * fd number; conn-registry.c says what holds there. Nobody but the daemon's
+ * user can reach the private socket (0700 directory), and a connection that
+ * did not come through the bridge has no registered name: UNAUTHENTICATED.
  */
 
+#include <dirent.h>
 #include <errno.h>
-#include <pthread.h>
-#include <stdarg.h>
-#include <stdatomic.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -36,208 +41,123 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
-#include "jobworker/v1/jobworker.pb-c.h"
-#include "rpc/authz.h"
-#include "rpc/codec.h"
-#include "rpc/limits.h"
-#include "rpc/request.h"
-#include "rpc/response.h"
-#include "rpc/server.h"
-#include "rpc/wire.h"
+#include "rpc/server-internal.h"
 
 /* Requests kept armed per method, so that a burst is not served one by one. */
 #define ARMED_PER_METHOD 8
-#define METHOD_UNREGISTERED (-1)
 
-typedef enum TagKind {
-        TAG_NEW,      /* a requested call arrived (or the request failed) */
-        TAG_CLOSE,    /* RECV_CLOSE_ON_SERVER: the call is over */
-        TAG_SEND,     /* an Output chunk was sent */
-        TAG_FINISH,   /* the final batch with the status completed */
-        TAG_SHUTDOWN, /* grpc_server_shutdown_and_notify completed */
-} TagKind;
+/* How long the bridge thread may wait to connect to gRPC's socket when its
+ * accept queue is full. gRPC listens with the host's somaxconn (4096 on 6.1),
+ * four times the bridge's default connection limit, so the queue is full only
+ * when gRPC stops accepting; then the wait is bounded and the connection is
+ * refused (-EAGAIN) rather than the bridge stalled. */
+#define INNER_CONNECT_TIMEOUT_USEC 250000
 
-typedef struct Tag {
-        TagKind kind;
-        void *object;
-} Tag;
-
-typedef struct RpcCall RpcCall;
-
-typedef struct Connection {
-        uint64_t id;
-        int fd;
-        char *identity;
-        char *peer;
-} Connection;
-
-struct Server {
-        Engine *engine;
-        Policy *policy;               /* engine thread */
-        size_t max_receive;
-        unsigned max_streams;
-        unsigned max_output_streams;
-        void (*denied)(void *userdata, const char *identity, const char *action, const char *job_id);
-        void *denied_userdata;
-        void (*start_failed)(void *userdata, const char *identity, const char *reason);
-
-        grpc_server *grpc;
-        grpc_completion_queue *cq;
-        grpc_server_credentials *insecure;
-        void *methods[_REQUEST_METHOD_MAX];
-        pthread_t cq_thread;
-        bool cq_thread_started;
-        bool started;
-
-        pthread_mutex_t lock;         /* protects the fields below */
-        Connection *conns;
-        size_t n_conns, allocated_conns;
-        bool shutting_down;
-        bool shutdown_started;        /* grpc_server_shutdown_and_notify was called */
-        bool synchronous_shutdown;    /* server_free() shuts down without the engine */
-
-        /* engine thread */
-        bool draining;
-        bool stopping;                /* server_shutdown() was called */
-        bool waiting_for_streams;     /* ... and waits for Output streams to end */
-        bool grpc_shutdown_started;
-        bool cq_closed;               /* no batch may be started anymore */
-        RpcCall *streams;             /* Output calls with a subscription */
-        unsigned n_streams;
-        void (*shutdown_done)(void *userdata);
-        void *shutdown_userdata;
-        Tag shutdown_tag;
-};
-
-struct RpcCall {
-        atomic_uint n_ref;
-        Server *server;               /* only dereferenced while the server lives */
-        int method;                   /* RequestMethod or METHOD_UNREGISTERED */
-
-        grpc_call *call;
-        gpr_timespec deadline;
-        grpc_metadata_array md;
-        grpc_call_details details;    /* unregistered calls */
-        grpc_byte_buffer *payload;
-        int cancelled;                /* RECV_CLOSE_ON_SERVER result */
-        bool send_ok;
-
-        Tag tag_new, tag_close, tag_send, tag_finish;
-
-        Request *request;
-        char *identity;
-
-        /* engine thread */
-        bool initial_md_sent;
-        bool finished;                /* the status batch was started */
-        bool subscribed;
-        bool send_in_flight;
-        SubscriberId sub;
-        bool have_pending_end;        /* end arrived while a chunk was in flight */
-        JobStatus pending_end;
-        RpcCall *stream_prev, *stream_next;
-        grpc_byte_buffer *send_buf, *finish_buf;
-        grpc_slice status_details;
-        bool have_status_details;
-        grpc_slice chunk_slice;       /* given to the engine to read the next chunk into */
-        bool have_chunk_slice;
-};
-
-/* Calls ------------------------------------------------------------------ */
-
-static RpcCall *call_ref(RpcCall *c) {
-        atomic_fetch_add(&c->n_ref, 1);
-        return c;
+bool server_advance(Server *s, ServerState from, ServerState to) {
+        return atomic_compare_exchange_strong(&s->state, &from, to);
 }
 
-/* Never touches c->server: it may run after the server is gone. */
-static void call_unref(RpcCall *c) {
-        if (!c || atomic_fetch_sub(&c->n_ref, 1) != 1)
-                return;
-        if (c->call)
-                grpc_call_unref(c->call);
-        grpc_metadata_array_destroy(&c->md);
-        grpc_call_details_destroy(&c->details);
-        if (c->payload)
-                grpc_byte_buffer_destroy(c->payload);
-        if (c->send_buf)
-                grpc_byte_buffer_destroy(c->send_buf);
-        if (c->finish_buf)
-                grpc_byte_buffer_destroy(c->finish_buf);
-        if (c->have_status_details)
-                grpc_slice_unref(c->status_details);
-        if (c->have_chunk_slice)
-                grpc_slice_unref(c->chunk_slice);
-        request_free(c->request);
-        free(c->identity);
-        free(c);
+static bool server_takes_connections(Server *s) {
+        ServerState st = server_state(s);
+        return st == SERVER_RUNNING || st == SERVER_DRAINING_STREAMS;
 }
 
-static RpcCall *call_new(Server *s, int method) {
-        RpcCall *c = calloc(1, sizeof(*c));
+/* Connections: the private socket -------------------------------------------- */
 
-        if (!c)
-                return NULL;
-        atomic_init(&c->n_ref, 1);
-        c->server = s;
-        c->method = method;
-        grpc_metadata_array_init(&c->md);
-        grpc_call_details_init(&c->details);
-        c->tag_new = (Tag) { TAG_NEW, c };
-        c->tag_close = (Tag) { TAG_CLOSE, c };
-        c->tag_send = (Tag) { TAG_SEND, c };
-        c->tag_finish = (Tag) { TAG_FINISH, c };
-        return c;
+/* Empties (one level: only sockets live there) and removes dir; ENOENT is fine. */
+static int socket_dir_remove(const char *dir) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+
+        if (!d)
+                return errno == ENOENT ? 0 : -errno;
+        while ((de = readdir(d)))
+                if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+                        (void) unlinkat(dirfd(d), de->d_name, 0);
+        closedir(d);
+        return rmdir(dir) < 0 && errno != ENOENT ? -errno : 0;
 }
 
-/* Sends [initial metadata], [response], status. Any thread, but only once
- * per call and (on the engine thread) never after the queue was closed. */
-static void call_finish(RpcCall *c, grpc_status_code code, const char *message, const ProtobufCMessage *response) {
-        grpc_op ops[3] = {}, *op = ops;
+/* <base>/rpc made afresh with mode 0700 (what a crashed run left is removed),
+ * or a new /tmp directory when there is no base or the names would not fit a
+ * sockaddr_un. */
+static int socket_dir_make(Server *s) {
+        char name[sizeof(((struct sockaddr_un *) NULL)->sun_path)];
+        _cleanup_free_ char *dir = NULL;
+        int r;
 
-        if (c->finished)
-                return;
-        c->finished = true;
-
-        if (!c->initial_md_sent) {
-                op->op = GRPC_OP_SEND_INITIAL_METADATA;
-                op++;
-                c->initial_md_sent = true;
+        if (s->socket_base && asprintf(&dir, "%s/rpc", s->socket_base) < 0)
+                return -ENOMEM;
+        if (dir && conn_registry_socket_name(dir, UINT64_MAX, name, sizeof(name)) == 0) {
+                r = socket_dir_remove(dir);
+                if (r < 0)
+                        return r;
+                if (mkdir(dir, 0700) < 0)
+                        return -errno;
+        } else {
+                free(dir);
+                dir = strdup("/tmp/jobworkerd-rpc-XXXXXX");
+                if (!dir)
+                        return -ENOMEM;
+                if (!mkdtemp(dir))
+                        return -errno;
         }
-        if (response) {
-                c->finish_buf = codec_pack(response);
-                op->op = GRPC_OP_SEND_MESSAGE;
-                op->data.send_message.send_message = c->finish_buf;
-                op++;
+        if (asprintf(&s->socket_path, "%s/grpc", dir) < 0)
+                return -ENOMEM;
+        s->socket_dir = TAKE_PTR(dir);
+        return 0;
+}
+
+/* Binds fd to name, connects it to gRPC's socket (waiting at most
+ * INNER_CONNECT_TIMEOUT_USEC for room in its accept queue: an AF_UNIX connect
+ * on a blocking socket honours SO_SNDTIMEO), then removes the name again. The
+ * socket keeps its address: gRPC's accept() still reports it. */
+static int inner_connect(Server *s, int fd, const char *name) {
+        struct sockaddr_un self = { .sun_family = AF_UNIX }, grpc = { .sun_family = AF_UNIX };
+        struct timeval tv = { .tv_sec = 0, .tv_usec = INNER_CONNECT_TIMEOUT_USEC };
+        int r = 0;
+
+        if (strlen(name) >= sizeof(self.sun_path) || strlen(s->socket_path) >= sizeof(grpc.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(self.sun_path, name);
+        strcpy(grpc.sun_path, s->socket_path);
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+                return -errno;
+        if (bind(fd, (struct sockaddr *) &self, sizeof(self)) < 0)
+                return -errno;
+        while (connect(fd, (struct sockaddr *) &grpc, sizeof(grpc)) < 0 && r == 0)
+                if (errno != EINTR)
+                        r = -errno;
+        (void) unlink(self.sun_path);
+        if (r == 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+                r = -errno;
+        return r;
+}
+
+int server_connect_inner(Server *s, uint64_t conn_id, const char *identity, const char *peer_addr) {
+        char name[sizeof(((struct sockaddr_un *) NULL)->sun_path)];
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        if (!server_takes_connections(s))
+                return -ESHUTDOWN;
+        r = conn_registry_socket_name(s->socket_dir, conn_id, name, sizeof(name));
+        if (r < 0)
+                return r;
+        /* Registered before gRPC can see the connection. */
+        r = conn_registry_add(s->conns, conn_id, -1, identity, peer_addr);
+        if (r < 0)
+                return r;
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        r = fd < 0 ? -errno : inner_connect(s, fd, name);
+        if (r < 0) {
+                conn_registry_remove(s->conns, conn_id);
+                return r;
         }
-        c->status_details = grpc_slice_from_copied_string(message ? message : "");
-        c->have_status_details = true;
-        op->op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-        op->data.send_status_from_server.status = code;
-        op->data.send_status_from_server.status_details = &c->status_details;
-        op++;
-
-        call_ref(c);
-        if (grpc_call_start_batch(c->call, ops, op - ops, &c->tag_finish, NULL) != GRPC_CALL_OK)
-                call_unref(c);
+        return TAKE_FD(fd);
 }
 
-static _printf_(3, 4) void call_finishf(RpcCall *c, grpc_status_code code, const char *fmt, ...) {
-        char buf[1024];
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(buf, sizeof(buf), fmt, ap);
-        va_end(ap);
-        call_finish(c, code, buf, NULL);
-}
-
-/* Engine-thread variant: respects cq_closed. */
-static bool engine_may_send(RpcCall *c) {
-        return !c->server->cq_closed && !c->finished;
-}
-
-/* Connections -------------------------------------------------------------- */
+/* Connections: kernel TLS, by fd --------------------------------------------- */
 
 /* Gives up a connection fd gRPC never got. shutdown() first: with kernel TLS
  * the fd is the TCP socket and the bridge holds another descriptor of it,
@@ -249,620 +169,25 @@ static void drop_connection_fd(int fd) {
 }
 
 int server_add_connection(Server *s, uint64_t conn_id, int fd, const char *identity, const char *peer_addr) {
-        Connection conn = { .id = conn_id, .fd = fd };
-
-        conn.identity = strdup(identity ? identity : "");
-        conn.peer = strdup(peer_addr ? peer_addr : "");
-        if (!conn.identity || !conn.peer) {
-                free(conn.identity);
-                free(conn.peer);
-                drop_connection_fd(fd);
-                return -ENOMEM;
-        }
+        int r;
 
         pthread_mutex_lock(&s->lock);
-        if (s->shutting_down || !s->started) {
-                pthread_mutex_unlock(&s->lock);
-                free(conn.identity);
-                free(conn.peer);
-                drop_connection_fd(fd);
-                return -ESHUTDOWN;
-        }
-        if (s->n_conns == s->allocated_conns) {
-                size_t na = s->allocated_conns ? s->allocated_conns * 2 : 64;
-                Connection *nc = reallocarray(s->conns, na, sizeof(*nc));
-                if (!nc) {
-                        pthread_mutex_unlock(&s->lock);
-                        free(conn.identity);
-                        free(conn.peer);
-                        drop_connection_fd(fd);
-                        return -ENOMEM;
-                }
-                s->conns = nc;
-                s->allocated_conns = na;
-        }
-        /* An entry for the same fd number can only be stale (its close was
-         * not reported yet): the number was closed before it was reused. */
-        for (size_t i = 0; i < s->n_conns; i++)
-                if (s->conns[i].fd == fd)
-                        s->conns[i].fd = -1;
-        s->conns[s->n_conns++] = conn;
-        /* Recorded before gRPC can see a single byte of the connection. */
-        grpc_server_add_channel_from_fd(s->grpc, fd, s->insecure);
+        r = server_takes_connections(s) ? 0 : -ESHUTDOWN;
+        if (r == 0)
+                r = conn_registry_add(s->conns, conn_id, fd, identity, peer_addr);
+        /* Recorded before gRPC can see a single byte of the connection, and
+         * under the lock, so that gRPC's shutdown cannot have begun. */
+        if (r == 0)
+                grpc_server_add_channel_from_fd(s->grpc, fd, s->insecure);
         pthread_mutex_unlock(&s->lock);
-        return 0;
+        if (r < 0)
+                drop_connection_fd(fd);
+        return r;
 }
 
 void server_remove_connection(Server *s, uint64_t conn_id, int fd_number) {
-        pthread_mutex_lock(&s->lock);
-        for (size_t i = 0; i < s->n_conns; i++)
-                if (s->conns[i].id == conn_id) {
-                        free(s->conns[i].identity);
-                        free(s->conns[i].peer);
-                        s->conns[i] = s->conns[--s->n_conns];
-                        break;
-                }
-        pthread_mutex_unlock(&s->lock);
-}
-
-/* The identity of the connection a call came in on, malloc()ed; NULL if
- * unknown. */
-static char *lookup_identity(Server *s, grpc_call *call) {
-        char *peer = grpc_call_get_peer(call), *end, *identity = NULL;
-        long fd;
-
-        if (!peer)
-                return NULL;
-        if (strncmp(peer, "fd:", 3) != 0) {
-                gpr_free(peer);
-                return NULL;
-        }
-        errno = 0;
-        fd = strtol(peer + 3, &end, 10);
-        if (errno != 0 || end == peer + 3 || *end || fd < 0 || fd > INT32_MAX) {
-                gpr_free(peer);
-                return NULL;
-        }
-        gpr_free(peer);
-
-        pthread_mutex_lock(&s->lock);
-        for (size_t i = 0; i < s->n_conns; i++)
-                if (s->conns[i].fd == (int) fd) {
-                        identity = strdup(s->conns[i].identity);
-                        break;
-                }
-        pthread_mutex_unlock(&s->lock);
-        return identity;
-}
-
-static void on_streams_drained_closure(Engine *e, void *userdata);
-
-/* Streams list (engine thread) ----------------------------------------------- */
-
-static void stream_link(Server *s, RpcCall *c) {
-        c->stream_prev = NULL;
-        c->stream_next = s->streams;
-        if (s->streams)
-                s->streams->stream_prev = c;
-        s->streams = c;
-        s->n_streams++;
-}
-
-static void stream_unlink(Server *s, RpcCall *c) {
-        if (c->stream_prev)
-                c->stream_prev->stream_next = c->stream_next;
-        else if (s->streams == c)
-                s->streams = c->stream_next;
-        if (c->stream_next)
-                c->stream_next->stream_prev = c->stream_prev;
-        c->stream_prev = c->stream_next = NULL;
-        s->n_streams--;
-        /* The last stream of a shutdown ended: go on, outside of whatever
-         * engine callback we are in. */
-        if (s->waiting_for_streams && s->n_streams == 0) {
-                s->waiting_for_streams = false;
-                if (engine_post(s->engine, on_streams_drained_closure, s) < 0)
-                        s->waiting_for_streams = true;
-        }
-}
-
-/* Ends c's subscription (if any), dropping its reference. Engine thread. */
-static void stream_cancel(Engine *e, RpcCall *c) {
-        if (!c->subscribed)
-                return;
-        c->subscribed = false;
-        stream_unlink(c->server, c);
-        if (e)
-                (void) engine_unsubscribe(e, c->sub);
-        call_unref(c);
-}
-
-unsigned server_stream_count(Server *s) {
-        return s->n_streams;
-}
-
-/* Engine-thread handlers ------------------------------------------------------ */
-
-static void finish_not_found(RpcCall *c) {
-        call_finishf(c, GRPC_STATUS_NOT_FOUND, "no job %s", c->request->job_id_string);
-}
-
-static void report_denied(Server *s, RpcCall *c, const char *action, const char *job_id) {
-        if (s->denied)
-                s->denied(s->denied_userdata, c->identity, action, job_id);
-}
-
-static void finish_unknown_identity(RpcCall *c) {
-        report_denied(c->server, c, "call anything (not in the policy)", NULL);
-        call_finishf(c, GRPC_STATUS_PERMISSION_DENIED, "client '%s' is not in the policy", c->identity);
-}
-
-static void finish_engine_error(RpcCall *c, int r, const char *what) {
-        grpc_status_code code;
-
-        switch (r) {
-        case -ENOENT:
-                finish_not_found(c);
-                return;
-        case -EINVAL:
-        case -E2BIG:
-        case -ENAMETOOLONG:
-                code = GRPC_STATUS_INVALID_ARGUMENT;
-                break;
-        case -EMFILE:
-        case -ENFILE:
-        case -EAGAIN:
-        case -ENOMEM:
-        case -ENOSPC:
-        case -EDQUOT:
-        case -EUSERS:
-                code = GRPC_STATUS_RESOURCE_EXHAUSTED;
-                break;
-        default:
-                code = GRPC_STATUS_INTERNAL;
-        }
-        call_finishf(c, code, "%s: %s", what, strerror(-r));
-}
-
-static void status_response(RpcCall *c, const JobStatus *st, bool stop) {
-        ResponseStatusStrings strings;
-        Jobworker__V1__JobStatus js;
-
-        response_job_status(st, &js, &strings);
-        if (stop) {
-                Jobworker__V1__StopResponse resp = JOBWORKER__V1__STOP_RESPONSE__INIT;
-                resp.status = &js;
-                call_finish(c, GRPC_STATUS_OK, NULL, &resp.base);
-        } else {
-                Jobworker__V1__StatusResponse resp = JOBWORKER__V1__STATUS_RESPONSE__INIT;
-                resp.status = &js;
-                call_finish(c, GRPC_STATUS_OK, NULL, &resp.base);
-        }
-}
-
-static void handle_start(Engine *e, RpcCall *c) {
-        Server *s = c->server;
-        const Request *req = c->request;
-        JobCredentials creds;
-        JobStartError err = {};
-        LimitsBounds bounds = {};
-        LimitsIoRequest io_req[LIMITS_IO_MAX];
-        JobIoLimit io[LIMITS_IO_MAX];
-        JobLimits limits;
-        _cleanup_free_ char *message = NULL;
-        JobSpec spec;
-        JobId id;
-        char idbuf[JOB_ID_STRING_MAX];
-        const char *cwd = req->cwd;
-        struct stat st;
-        int r;
-
-        switch (authz_decide(s->policy, c->identity, AUTHZ_ACTION_START, NULL)) {
-        case AUTHZ_ALLOW:
-                break;
-        case AUTHZ_DENY:
-        case AUTHZ_HIDE:
-                if (!policy_knows(s->policy, c->identity))
-                        finish_unknown_identity(c);
-                else {
-                        report_denied(s, c, "start", NULL);
-                        call_finishf(c, GRPC_STATUS_PERMISSION_DENIED, "'%s' may not start jobs", c->identity);
-                }
-                return;
-        }
-        if (s->draining) {
-                call_finishf(c, GRPC_STATUS_UNAVAILABLE, "the server is shutting down");
-                return;
-        }
-
-        r = policy_credentials(s->policy, c->identity, &creds);
-        if (r < 0) {
-                call_finishf(c, GRPC_STATUS_INTERNAL, "no account to run jobs of '%s' as", c->identity);
-                return;
-        }
-        /* Accounts like nobody have a home that does not exist. */
-        if (!cwd && (stat(creds.home, &st) < 0 || !S_ISDIR(st.st_mode)))
-                cwd = "/";
-
-        /* The policy's bounds and defaults, then the io devices (as the
-         * job's account sees the paths). */
-        (void) policy_bounds(s->policy, c->identity, &bounds);
-        r = limits_apply_bounds(&bounds, c->identity, &req->limits, &limits, io_req, &message);
-        if (r == -EACCES) {
-                report_denied(s, c, "start a job with these limits", NULL);
-                call_finish(c, GRPC_STATUS_PERMISSION_DENIED, message, NULL);
-                return;
-        }
-        if (r < 0) {
-                finish_engine_error(c, r, "cannot apply the limits");
-                return;
-        }
-        r = limits_resolve_io(io_req, limits.n_io, &creds, io, &limits.n_io, &message);
-        if (r < 0) {
-                if (r == -ENOMEM)
-                        finish_engine_error(c, r, "cannot resolve the io devices");
-                else
-                        call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, message ? message : "invalid io device", NULL);
-                return;
-        }
-        limits.io = io;
-
-        spec = (JobSpec) {
-                .argv = req->argv,
-                .env = req->env,
-                .cwd = cwd,
-                .owner = c->identity,
-                .creds = &creds,
-                .limits = &limits,
-                .cgroup_fd = -1,
-                .isolate = req->isolate,
-        };
-        r = engine_start_job(e, &spec, &id, &err);
-        if (r < 0) {
-                /* The host out of processes (TasksMax, RLIMIT_NPROC), fds, memory
-                 * or disk: RESOURCE_EXHAUSTED, and the operator hears of it. */
-                bool exhausted = r == -EAGAIN || r == -EMFILE || r == -ENFILE || r == -ENOMEM || r == -ENOSPC ||
-                                 r == -EDQUOT || r == -EUSERS;
-                if (exhausted && c->server->start_failed) {
-                        char why[sizeof(err.message) + 64];
-                        if (err.message[0])
-                                snprintf(why, sizeof(why), "%s", err.message);
-                        else
-                                snprintf(why, sizeof(why), "cannot start job: %s", strerror(-r));
-                        c->server->start_failed(c->server->denied_userdata, c->identity, why);
-                }
-                /* What the host cannot provide (a controller, cgroup v2, a
-                 * namespace) is a precondition of the host, not a bad request. */
-                if (exhausted && err.message[0])
-                        call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, err.message, NULL);
-                else if (err.stage == JOB_START_STAGE_ISOLATION && err.message[0])
-                        call_finish(c, GRPC_STATUS_FAILED_PRECONDITION, err.message, NULL);
-                else if (err.stage == JOB_START_STAGE_LIMITS && err.message[0])
-                        /* ... except a value the kernel refused as such. */
-                        call_finish(c, r == -EINVAL || r == -ERANGE ? GRPC_STATUS_INVALID_ARGUMENT
-                                                                    : GRPC_STATUS_FAILED_PRECONDITION,
-                                    err.message, NULL);
-                else if (err.stage != JOB_START_STAGE_NONE && err.message[0])
-                        call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, err.message, NULL);
-                else
-                        finish_engine_error(c, r, "cannot start job");
-                return;
-        }
-
-        Jobworker__V1__StartResponse resp = JOBWORKER__V1__START_RESPONSE__INIT;
-        resp.job_id = job_id_to_string(&id, idbuf);
-        call_finish(c, GRPC_STATUS_OK, NULL, &resp.base);
-}
-
-/* Looks the job up and decides; answers and returns false unless allowed. */
-static bool authorize_job(Engine *e, RpcCall *c, AuthzAction action, JobStatus *ret_status) {
-        Server *s = c->server;
-        int r;
-
-        if (!policy_knows(s->policy, c->identity)) {
-                finish_unknown_identity(c);
-                return false;
-        }
-        r = engine_get_status(e, &c->request->job_id, ret_status);
-        if (r < 0 && r != -ENOENT) {
-                finish_engine_error(c, r, "cannot look up job");
-                return false;
-        }
-        switch (authz_decide(s->policy, c->identity, action, r < 0 ? NULL : ret_status->owner)) {
-        case AUTHZ_ALLOW:
-                return true;
-        case AUTHZ_HIDE:
-                finish_not_found(c);
-                return false;
-        case AUTHZ_DENY:
-                report_denied(s, c, authz_action_to_string(action), c->request->job_id_string);
-                call_finishf(c, GRPC_STATUS_PERMISSION_DENIED, "'%s' may not %s job %s", c->identity,
-                             authz_action_to_string(action), c->request->job_id_string);
-                return false;
-        }
-        return false;
-}
-
-static void handle_stop(Engine *e, RpcCall *c) {
-        JobStatus st;
-        int r;
-
-        if (!authorize_job(e, c, AUTHZ_ACTION_STOP, &st))
-                return;
-        r = engine_stop_job(e, &c->request->job_id, c->request->grace_usec);
-        if (r == -ESRCH) {
-                call_finishf(c, GRPC_STATUS_FAILED_PRECONDITION, "job %s is not running (%s)",
-                             c->request->job_id_string, job_state_to_string(st.state));
-                return;
-        }
-        if (r < 0) {
-                finish_engine_error(c, r, "cannot stop job");
-                return;
-        }
-        r = engine_get_status(e, &c->request->job_id, &st);
-        if (r < 0) {
-                finish_engine_error(c, r, "cannot look up job");
-                return;
-        }
-        status_response(c, &st, true);
-}
-
-static void handle_status(Engine *e, RpcCall *c) {
-        JobStatus st;
-
-        if (!authorize_job(e, c, AUTHZ_ACTION_STATUS, &st))
-                return;
-        status_response(c, &st, false);
-}
-
-static void handle_list(Engine *e, RpcCall *c) {
-        Server *s = c->server;
-        _cleanup_free_ JobStatus *all = NULL;
-        _cleanup_free_ Jobworker__V1__JobStatus *msgs = NULL;
-        _cleanup_free_ Jobworker__V1__JobStatus **ptrs = NULL;
-        _cleanup_free_ ResponseStatusStrings *strings = NULL;
-        Jobworker__V1__ListResponse resp = JOBWORKER__V1__LIST_RESPONSE__INIT;
-        size_t n = 0, k = 0;
-        int r;
-
-        if (authz_decide(s->policy, c->identity, AUTHZ_ACTION_LIST, NULL) != AUTHZ_ALLOW) {
-                finish_unknown_identity(c);
-                return;
-        }
-        r = engine_list(e, NULL, &all, &n);
-        if (r < 0) {
-                finish_engine_error(c, r, "cannot list jobs");
-                return;
-        }
-        if (n > 0) {
-                msgs = calloc(n, sizeof(*msgs));
-                ptrs = calloc(n, sizeof(*ptrs));
-                strings = calloc(n, sizeof(*strings));
-                if (!msgs || !ptrs || !strings) {
-                        call_finishf(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-                        return;
-                }
-        }
-        for (size_t i = 0; i < n; i++) {
-                if (!authz_can_see(s->policy, c->identity, all[i].owner))
-                        continue;
-                if (c->request->running_only && all[i].state != JOB_STATE_RUNNING)
-                        continue;
-                response_job_status(&all[i], &msgs[k], &strings[k]);
-                ptrs[k] = &msgs[k];
-                k++;
-        }
-        resp.n_jobs = k;
-        resp.jobs = ptrs;
-        call_finish(c, GRPC_STATUS_OK, NULL, &resp.base);
-}
-
-/* Output ------------------------------------------------------------------- */
-
-static void stream_send_end(RpcCall *c, const JobStatus *st) {
-        ResponseStatusStrings strings;
-        Jobworker__V1__JobStatus js;
-        Jobworker__V1__OutputResponse resp = JOBWORKER__V1__OUTPUT_RESPONSE__INIT;
-
-        if (!engine_may_send(c))
-                return;
-        response_job_status(st, &js, &strings);
-        resp.kind_case = JOBWORKER__V1__OUTPUT_RESPONSE__KIND_END;
-        resp.end = &js;
-        call_finish(c, GRPC_STATUS_OK, NULL, &resp.base);
-}
-
-static void on_stream_cancel_closure(Engine *e, void *userdata) {
-        RpcCall *c = userdata;
-
-        if (e) /* without the engine, the server may be gone too */
-                stream_cancel(e, c);
-        call_unref(c);
-}
-
-/* The engine reads a chunk straight into the slice that goes out, after
- * room for the few bytes of protobuf in front of it (rpc/wire.h): the chunk
- * is not copied again to pack it. (Measured: one 256 KiB memmove per chunk
- * less, about 2 % of the machine's CPU while a follower streams.) */
-static void *chunk_buffer(void *userdata, size_t size) {
-        RpcCall *c = userdata;
-
-        if (size == 0 || (c->have_chunk_slice && GRPC_SLICE_LENGTH(c->chunk_slice) < WIRE_CHUNK_HEADER_MAX + size)) {
-                if (c->have_chunk_slice)
-                        grpc_slice_unref(c->chunk_slice);
-                c->have_chunk_slice = false;
-        }
-        if (size == 0)
-                return NULL;
-        if (!c->have_chunk_slice) {
-                c->chunk_slice = grpc_slice_malloc(WIRE_CHUNK_HEADER_MAX + size);
-                c->have_chunk_slice = true;
-        }
-        return GRPC_SLICE_START_PTR(c->chunk_slice) + WIRE_CHUNK_HEADER_MAX;
-}
-
-/* The chunk as a byte buffer: in place when it is in chunk_slice. */
-static grpc_byte_buffer *chunk_pack(RpcCall *c, JobStream stream, uint64_t offset, const void *data, size_t size) {
-        Jobworker__V1__Stream st = stream == JOB_STREAM_STDERR ? JOBWORKER__V1__STREAM__STREAM_STDERR
-                                                                : JOBWORKER__V1__STREAM__STREAM_STDOUT;
-        uint8_t hdr[WIRE_CHUNK_HEADER_MAX];
-        grpc_byte_buffer *bb;
-        grpc_slice out;
-        size_t h;
-
-        h = wire_chunk_header(hdr, st, offset, size);
-        if (c->have_chunk_slice && data == GRPC_SLICE_START_PTR(c->chunk_slice) + WIRE_CHUNK_HEADER_MAX) {
-                memcpy(GRPC_SLICE_START_PTR(c->chunk_slice) + WIRE_CHUNK_HEADER_MAX - h, hdr, h);
-                out = grpc_slice_sub(c->chunk_slice, WIRE_CHUNK_HEADER_MAX - h, WIRE_CHUNK_HEADER_MAX + size);
-                grpc_slice_unref(c->chunk_slice);
-                c->have_chunk_slice = false;
-        } else {
-                out = grpc_slice_malloc(h + size);
-                memcpy(GRPC_SLICE_START_PTR(out), hdr, h);
-                memcpy(GRPC_SLICE_START_PTR(out) + h, data, size);
-        }
-        bb = grpc_raw_byte_buffer_create(&out, 1);
-        grpc_slice_unref(out);
-        return bb;
-}
-
-static void on_chunk(void *userdata, JobStream stream, uint64_t offset, const void *data, size_t size) {
-        RpcCall *c = userdata;
-        grpc_op ops[2] = {}, *op = ops;
-
-        if (!engine_may_send(c) || c->send_in_flight)
-                goto fail;
-
-        if (!c->initial_md_sent) {
-                op->op = GRPC_OP_SEND_INITIAL_METADATA;
-                op++;
-                c->initial_md_sent = true;
-        }
-        c->send_buf = chunk_pack(c, stream, offset, data, size);
-        op->op = GRPC_OP_SEND_MESSAGE;
-        op->data.send_message.send_message = c->send_buf;
-        op++;
-
-        c->send_in_flight = true;
-        call_ref(c);
-        if (grpc_call_start_batch(c->call, ops, op - ops, &c->tag_send, NULL) != GRPC_CALL_OK) {
-                c->send_in_flight = false;
-                call_unref(c);
-                goto fail;
-        }
-        return;
-
-fail:
-        /* Not from inside the engine's callback: post the cancellation. */
-        if (engine_post(c->server->engine, on_stream_cancel_closure, call_ref(c)) < 0)
-                call_unref(c);
-}
-
-static void on_end(void *userdata, const JobStatus *status) {
-        RpcCall *c = userdata;
-
-        if (!c->subscribed)
-                return;
-        c->subscribed = false;
-        stream_unlink(c->server, c);
-        if (c->send_in_flight) {
-                c->pending_end = *status;
-                c->have_pending_end = true;
-        } else
-                stream_send_end(c, status);
-        call_unref(c); /* the subscription's reference */
-}
-
-static const SubscriberOps subscriber_ops = {
-        .chunk = on_chunk,
-        .end = on_end,
-        .buffer = chunk_buffer,
-};
-
-static void handle_output(Engine *e, RpcCall *c) {
-        const Request *req = c->request;
-        JobStatus st;
-        SubscriberId sub;
-        int r;
-
-        if (!authorize_job(e, c, AUTHZ_ACTION_OUTPUT, &st))
-                return;
-        if (c->server->stopping) {
-                call_finishf(c, GRPC_STATUS_UNAVAILABLE, "the server is shutting down");
-                return;
-        }
-        if (c->server->n_streams >= c->server->max_output_streams) {
-                call_finishf(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many output streams (at most %u)",
-                             c->server->max_output_streams);
-                return;
-        }
-
-        c->subscribed = true;
-        stream_link(c->server, c);
-        call_ref(c); /* the subscription's reference */
-        r = engine_subscribe(e, &req->job_id, req->streams, req->offset, req->follow, &subscriber_ops, c, &sub);
-        if (r < 0) {
-                if (c->subscribed) {
-                        c->subscribed = false;
-                        stream_unlink(c->server, c);
-                        call_unref(c);
-                }
-                finish_engine_error(c, r, "cannot read the output");
-                return;
-        }
-        c->sub = sub;
-}
-
-/* Runs on the engine thread for every decoded request. */
-static void on_request_closure(Engine *e, void *userdata) {
-        RpcCall *c = userdata;
-
-        if (!e || c->server->cq_closed) {
-                call_unref(c);
-                return;
-        }
-        switch (c->method) {
-        case REQUEST_START:
-                handle_start(e, c);
-                break;
-        case REQUEST_STOP:
-                handle_stop(e, c);
-                break;
-        case REQUEST_STATUS:
-                handle_status(e, c);
-                break;
-        case REQUEST_LIST:
-                handle_list(e, c);
-                break;
-        case REQUEST_OUTPUT:
-                handle_output(e, c);
-                break;
-        }
-        call_unref(c);
-}
-
-/* A chunk was sent (or failed): let the subscriber go on. */
-static void on_sent_closure(Engine *e, void *userdata) {
-        RpcCall *c = userdata;
-
-        if (c->send_buf) {
-                grpc_byte_buffer_destroy(c->send_buf);
-                c->send_buf = NULL;
-        }
-        c->send_in_flight = false;
-        if (!e) {
-                call_unref(c);
-                return;
-        }
-        if (c->have_pending_end) {
-                c->have_pending_end = false;
-                if (c->send_ok)
-                        stream_send_end(c, &c->pending_end);
-        } else if (!c->send_ok || c->server->cq_closed)
-                stream_cancel(e, c);
-        else if (c->subscribed && engine_subscriber_ready(e, c->sub) < 0)
-                stream_cancel(e, c);
-        call_unref(c);
+        (void) fd_number;
+        conn_registry_remove(s->conns, conn_id);
 }
 
 /* Completion-queue thread ------------------------------------------------------ */
@@ -873,7 +198,7 @@ static int arm(Server *s, int method) {
 
         if (!c)
                 return -ENOMEM;
-        if (method == METHOD_UNREGISTERED)
+        if (method == CALL_METHOD_UNREGISTERED)
                 r = grpc_server_request_call(s->grpc, &c->call, &c->details, &c->md, s->cq, s->cq, &c->tag_new);
         else
                 r = grpc_server_request_registered_call(s->grpc, s->methods[method], &c->call, &c->deadline,
@@ -885,10 +210,73 @@ static int arm(Server *s, int method) {
         return 0;
 }
 
+/* Runs on the engine thread for every decoded request. */
+static void on_request_closure(Engine *e, void *userdata) {
+        RpcCall *c = userdata;
+
+        if (e && server_state(c->server) != SERVER_CLOSED)
+                handlers_dispatch(e, c);
+        call_unref(c);
+}
+
+/* Resolves who calls; answers and returns false when nobody may. */
+static bool call_identify(Server *s, RpcCall *c) {
+        char *peer = grpc_call_get_peer(c->call);
+        int r = conn_registry_lookup(s->conns, peer, &c->identity);
+
+        gpr_free(peer);
+        if (r == -EBUSY)
+                call_finishf(c, GRPC_STATUS_UNAVAILABLE,
+                             "the connection cannot be told apart from an earlier one yet: try again");
+        else if (r == -ENOMEM)
+                call_finishf(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        else if (r < 0)
+                call_finishf(c, GRPC_STATUS_UNAUTHENTICATED, "the connection has no verified client identity");
+        return r >= 0;
+}
+
+/* Decodes the request message; answers and returns false when it is bad. */
+static bool call_decode(RpcCall *c) {
+        _cleanup_free_ char *message = NULL;
+        grpc_byte_buffer_reader reader;
+        grpc_slice flat;
+        int r;
+
+        if (!c->payload) {
+                call_finishf(c, GRPC_STATUS_INVALID_ARGUMENT, "the request message is missing");
+                return false;
+        }
+        if (!grpc_byte_buffer_reader_init(&reader, c->payload)) {
+                call_finishf(c, GRPC_STATUS_INVALID_ARGUMENT, "the request message cannot be read");
+                return false;
+        }
+        flat = grpc_byte_buffer_reader_readall(&reader);
+        grpc_byte_buffer_reader_destroy(&reader);
+        r = request_decode(c->method, GRPC_SLICE_START_PTR(flat), GRPC_SLICE_LENGTH(flat), &c->request, &message);
+        grpc_slice_unref(flat);
+        grpc_byte_buffer_destroy(c->payload);
+        c->payload = NULL;
+        if (r == -ENOMEM)
+                call_finishf(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        else if (r < 0)
+                call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, message ? message : "invalid request", NULL);
+        return r >= 0;
+}
+
+static void finish_unimplemented(RpcCall *c) {
+        char path[256];
+        size_t n = MIN(GRPC_SLICE_LENGTH(c->details.method), sizeof(path) - 1);
+
+        memcpy(path, GRPC_SLICE_START_PTR(c->details.method), n);
+        path[n] = 0;
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char) path[i] < 0x20 || (unsigned char) path[i] >= 0x7f)
+                        path[i] = '?';
+        call_finishf(c, GRPC_STATUS_UNIMPLEMENTED, "method %s is not implemented", path);
+}
+
 static void on_new(Server *s, RpcCall *c, bool ok) {
         grpc_op op = {};
-        _cleanup_free_ char *message = NULL;
-        int r;
 
         if (!ok) { /* shutting down: the request was cancelled */
                 call_unref(c);
@@ -903,68 +291,21 @@ static void on_new(Server *s, RpcCall *c, bool ok) {
         if (grpc_call_start_batch(c->call, &op, 1, &c->tag_close, NULL) != GRPC_CALL_OK)
                 call_unref(c);
 
-        if (c->method == METHOD_UNREGISTERED) {
-                char path[256];
-                size_t n = MIN(GRPC_SLICE_LENGTH(c->details.method), sizeof(path) - 1);
-
-                memcpy(path, GRPC_SLICE_START_PTR(c->details.method), n);
-                path[n] = 0;
-                for (size_t i = 0; i < n; i++)
-                        if ((unsigned char) path[i] < 0x20 || (unsigned char) path[i] >= 0x7f)
-                                path[i] = '?';
-                call_finishf(c, GRPC_STATUS_UNIMPLEMENTED, "method %s is not implemented", path);
-                call_unref(c);
-                return;
-        }
-
-        c->identity = lookup_identity(s, c->call);
-        if (!c->identity) {
-                call_finishf(c, GRPC_STATUS_UNAUTHENTICATED, "the connection has no verified client identity");
-                call_unref(c);
-                return;
-        }
-
-        if (!c->payload) {
-                call_finishf(c, GRPC_STATUS_INVALID_ARGUMENT, "the request message is missing");
-                call_unref(c);
-                return;
-        } else {
-                grpc_byte_buffer_reader reader;
-                grpc_slice flat;
-
-                if (!grpc_byte_buffer_reader_init(&reader, c->payload)) {
-                        call_finishf(c, GRPC_STATUS_INVALID_ARGUMENT, "the request message cannot be read");
-                        call_unref(c);
+        if (c->method == CALL_METHOD_UNREGISTERED)
+                finish_unimplemented(c);
+        else if (call_identify(s, c) && call_decode(c)) {
+                /* The tag's reference moves to the closure. */
+                if (engine_post(s->engine, on_request_closure, c) >= 0)
                         return;
-                }
-                flat = grpc_byte_buffer_reader_readall(&reader);
-                grpc_byte_buffer_reader_destroy(&reader);
-                r = request_decode(c->method, GRPC_SLICE_START_PTR(flat), GRPC_SLICE_LENGTH(flat),
-                                   &c->request, &message);
-                grpc_slice_unref(flat);
-                grpc_byte_buffer_destroy(c->payload);
-                c->payload = NULL;
-        }
-        if (r < 0) {
-                if (r == -ENOMEM)
-                        call_finishf(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-                else
-                        call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, message ? message : "invalid request", NULL);
-                call_unref(c);
-                return;
-        }
-
-        /* The tag's reference moves to the closure. */
-        if (engine_post(s->engine, on_request_closure, c) < 0) {
                 call_finishf(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-                call_unref(c);
         }
+        call_unref(c);
 }
 
 static void on_close(Server *s, RpcCall *c) {
         /* A cancelled stream must stop its subscription (engine thread). */
         if (c->cancelled && c->method == REQUEST_OUTPUT) {
-                if (engine_post(s->engine, on_stream_cancel_closure, c) < 0)
+                if (engine_post(s->engine, output_stream_cancel_closure, c) < 0)
                         call_unref(c);
                 return;
         }
@@ -981,10 +322,23 @@ static void on_shutdown_closure(Engine *e, void *userdata) {
 
         /* Every closure posted before this one has run: nothing will start
          * a batch anymore. */
-        s->cq_closed = true;
+        (void) server_advance(s, SERVER_GRPC_STOPPING, SERVER_CLOSED);
         grpc_completion_queue_shutdown(s->cq);
         if (s->shutdown_done)
                 s->shutdown_done(s->shutdown_userdata);
+}
+
+static void on_shutdown(Server *s) {
+        /* server_free() shut gRPC down itself: no engine to go through. */
+        if (server_advance(s, SERVER_SYNC_STOPPING, SERVER_CLOSED)) {
+                grpc_completion_queue_shutdown(s->cq);
+                return;
+        }
+        if (engine_post(s->engine, on_shutdown_closure, s) < 0) {
+                /* Cannot happen but must not hang the daemon. */
+                (void) server_advance(s, SERVER_GRPC_STOPPING, SERVER_CLOSED);
+                grpc_completion_queue_shutdown(s->cq);
+        }
 }
 
 static void *cq_thread(void *userdata) {
@@ -1009,7 +363,7 @@ static void *cq_thread(void *userdata) {
                 case TAG_SEND: {
                         RpcCall *c = t->object;
                         c->send_ok = ev.success;
-                        if (engine_post(s->engine, on_sent_closure, c) < 0)
+                        if (engine_post(s->engine, output_stream_sent_closure, c) < 0)
                                 call_unref(c);
                         break;
                 }
@@ -1017,18 +371,7 @@ static void *cq_thread(void *userdata) {
                         call_unref(t->object);
                         break;
                 case TAG_SHUTDOWN:
-                        pthread_mutex_lock(&s->lock);
-                        bool sync = s->synchronous_shutdown;
-                        pthread_mutex_unlock(&s->lock);
-                        if (sync) {
-                                grpc_completion_queue_shutdown(s->cq);
-                                break;
-                        }
-                        if (engine_post(s->engine, on_shutdown_closure, s) < 0) {
-                                /* Cannot happen but must not hang the daemon. */
-                                s->cq_closed = true;
-                                grpc_completion_queue_shutdown(s->cq);
-                        }
+                        on_shutdown(s);
                         break;
                 }
         }
@@ -1041,7 +384,11 @@ int server_new(Server **ret, Engine *engine, Policy *policy, const ServerConfig 
         Server *s;
 
         s = calloc(1, sizeof(*s));
-        if (!s) {
+        if (!s || conn_registry_new(&s->conns, NULL) < 0 ||
+            (config && config->socket_dir && !(s->socket_base = strdup(config->socket_dir)))) {
+                if (s)
+                        conn_registry_free(s->conns);
+                free(s);
                 policy_free(policy);
                 return -ENOMEM;
         }
@@ -1055,8 +402,29 @@ int server_new(Server **ret, Engine *engine, Policy *policy, const ServerConfig 
         s->max_output_streams = config && config->max_output_streams ? config->max_output_streams
                                                                      : SERVER_DEFAULT_MAX_OUTPUT_STREAMS;
         s->shutdown_tag = (Tag) { TAG_SHUTDOWN, s };
+        atomic_init(&s->state, SERVER_NEW);
         pthread_mutex_init(&s->lock, NULL);
         *ret = s;
+        return 0;
+}
+
+/* gRPC's private unix socket, and the registry that knows its peer names. */
+static int listen_private(Server *s) {
+        _cleanup_free_ char *address = NULL;
+        int r;
+
+        r = socket_dir_make(s);
+        if (r < 0)
+                return r;
+        conn_registry_free(s->conns);
+        s->conns = NULL;
+        r = conn_registry_new(&s->conns, s->socket_dir);
+        if (r < 0)
+                return r;
+        if (asprintf(&address, "unix:%s", s->socket_path) < 0)
+                return -ENOMEM;
+        if (grpc_server_add_http2_port(s->grpc, address, s->insecure) == 0)
+                return -EADDRNOTAVAIL;
         return 0;
 }
 
@@ -1082,9 +450,12 @@ int server_start(Server *s) {
                 if (!s->methods[m])
                         return -EINVAL;
         }
+        r = listen_private(s);
+        if (r < 0)
+                return r;
         grpc_server_start(s->grpc);
 
-        for (int m = METHOD_UNREGISTERED; m < _REQUEST_METHOD_MAX; m++)
+        for (int m = CALL_METHOD_UNREGISTERED; m < _REQUEST_METHOD_MAX; m++)
                 for (unsigned i = 0; i < ARMED_PER_METHOD; i++) {
                         r = arm(s, m);
                         if (r < 0)
@@ -1096,7 +467,7 @@ int server_start(Server *s) {
                 return r;
         s->cq_thread_started = true;
         pthread_mutex_lock(&s->lock);
-        s->started = true;
+        (void) server_advance(s, SERVER_NEW, SERVER_RUNNING);
         pthread_mutex_unlock(&s->lock);
         return 0;
 }
@@ -1115,89 +486,91 @@ void server_set_draining(Server *s, bool draining) {
 }
 
 /* Cancels what is left and shuts gRPC down; done() follows from the
- * completion-queue thread through on_shutdown_closure(). */
+ * completion-queue thread through on_shutdown_closure(). Engine thread. */
 static void shutdown_grpc(Server *s) {
-        if (s->grpc_shutdown_started)
-                return;
-        s->grpc_shutdown_started = true;
-        s->waiting_for_streams = false;
+        bool moved;
 
         pthread_mutex_lock(&s->lock);
-        s->shutting_down = true;
-        s->shutdown_started = true;
+        moved = server_advance(s, SERVER_RUNNING, SERVER_GRPC_STOPPING) ||
+                server_advance(s, SERVER_DRAINING_STREAMS, SERVER_GRPC_STOPPING);
         pthread_mutex_unlock(&s->lock);
-
-        while (s->streams) {
-                RpcCall *c = s->streams;
-                bool idle = !c->send_in_flight;
-
-                call_ref(c);
-                stream_cancel(s->engine, c);
-                if (idle && engine_may_send(c))
-                        call_finishf(c, GRPC_STATUS_UNAVAILABLE, "the server is shutting down");
-                call_unref(c);
-        }
-
-        if (!s->grpc) {
-                s->cq_closed = true;
-                if (s->shutdown_done)
-                        s->shutdown_done(s->shutdown_userdata);
+        if (!moved)
                 return;
-        }
+
+        output_stream_cancel_all(s);
         grpc_server_shutdown_and_notify(s->grpc, s->cq, &s->shutdown_tag);
         grpc_server_cancel_all_calls(s->grpc);
 }
 
 static void on_streams_drained_closure(Engine *e, void *userdata) {
-        Server *s = userdata;
-
         if (e)
-                shutdown_grpc(s);
+                shutdown_grpc(userdata);
+}
+
+void server_streams_drained(Server *s) {
+        /* Outside of whatever engine callback we are in. If the post fails,
+         * server_shutdown_now() still ends the wait. */
+        (void) engine_post(s->engine, on_streams_drained_closure, s);
 }
 
 void server_shutdown(Server *s, void (*done)(void *userdata), void *userdata) {
-        if (s->stopping)
+        ServerState st = server_state(s);
+
+        if (st == SERVER_NEW) {
+                /* Never started: nothing of gRPC to wait for; server_free()
+                 * cleans up what a failed start left. */
+                if (done)
+                        done(userdata);
+                return;
+        }
+        if (st != SERVER_RUNNING)
                 return;
         s->shutdown_done = done;
         s->shutdown_userdata = userdata;
         s->draining = true;
-        s->stopping = true;
-
         if (s->n_streams == 0)
                 shutdown_grpc(s);
         else
-                s->waiting_for_streams = true;
+                (void) server_advance(s, SERVER_RUNNING, SERVER_DRAINING_STREAMS);
 }
 
 void server_shutdown_now(Server *s) {
-        if (s->stopping)
+        if (server_state(s) == SERVER_DRAINING_STREAMS)
                 shutdown_grpc(s);
 }
 
-Server *server_free(Server *s) {
-        bool started;
+/* server_free() without server_shutdown() (a start-up failure): gRPC is shut
+ * down here, without the engine. */
+static void shutdown_sync(Server *s) {
+        bool moved;
 
+        pthread_mutex_lock(&s->lock);
+        moved = server_advance(s, SERVER_NEW, SERVER_SYNC_STOPPING) ||
+                server_advance(s, SERVER_RUNNING, SERVER_SYNC_STOPPING) ||
+                server_advance(s, SERVER_DRAINING_STREAMS, SERVER_SYNC_STOPPING);
+        pthread_mutex_unlock(&s->lock);
+        if (!moved)
+                return;
+        if (!s->grpc) {
+                (void) server_advance(s, SERVER_SYNC_STOPPING, SERVER_CLOSED);
+                if (s->cq)
+                        grpc_completion_queue_shutdown(s->cq);
+                return;
+        }
+        grpc_server_shutdown_and_notify(s->grpc, s->cq, &s->shutdown_tag);
+        grpc_server_cancel_all_calls(s->grpc);
+        if (!s->cq_thread_started) {
+                s->cq_thread_started = pthread_create(&s->cq_thread, NULL, cq_thread, s) == 0;
+                if (!s->cq_thread_started)
+                        abort(); /* cannot shut gRPC down without a thread to drain the queue */
+        }
+}
+
+Server *server_free(Server *s) {
         if (!s)
                 return NULL;
 
-        /* Not shut down through server_shutdown() (a start-up failure): do
-         * it here, without the engine. */
-        pthread_mutex_lock(&s->lock);
-        started = s->shutdown_started;
-        if (!started)
-                s->shutting_down = s->shutdown_started = s->synchronous_shutdown = true;
-        pthread_mutex_unlock(&s->lock);
-        if (!started && s->grpc) {
-                grpc_server_shutdown_and_notify(s->grpc, s->cq, &s->shutdown_tag);
-                grpc_server_cancel_all_calls(s->grpc);
-                if (!s->cq_thread_started) {
-                        s->cq_thread_started = pthread_create(&s->cq_thread, NULL, cq_thread, s) == 0;
-                        if (!s->cq_thread_started)
-                                abort(); /* cannot shut gRPC down without a thread to drain the queue */
-                }
-        } else if (!started && s->cq)
-                grpc_completion_queue_shutdown(s->cq);
-
+        shutdown_sync(s);
         if (s->cq_thread_started)
                 pthread_join(s->cq_thread, NULL);
         if (s->grpc)
@@ -1206,11 +579,12 @@ Server *server_free(Server *s) {
                 grpc_completion_queue_destroy(s->cq);
         if (s->insecure)
                 grpc_server_credentials_release(s->insecure);
-        for (size_t i = 0; i < s->n_conns; i++) {
-                free(s->conns[i].identity);
-                free(s->conns[i].peer);
-        }
-        free(s->conns);
+        if (s->socket_dir)
+                (void) socket_dir_remove(s->socket_dir);
+        free(s->socket_dir);
+        free(s->socket_path);
+        free(s->socket_base);
+        conn_registry_free(s->conns);
         policy_free(s->policy);
         pthread_mutex_destroy(&s->lock);
         free(s);

@@ -5,13 +5,14 @@
  * The gRPC server of jobworker.v1.JobWorker on gRPC C core.
  *
  * Connections arrive already authenticated: the TLS bridge terminates TLS
- * and hands over the plaintext end of a socketpair together with the
- * verified identity (server_add_connection()). A completion-queue thread
+ * and connects to gRPC's private unix socket through
+ * server_connect_inner(), telling the verified identity first; with kernel
+ * TLS, gRPC gets the TCP socket itself (server_add_connection()). A completion-queue thread
  * decodes requests and posts them to the engine; the engine thread
  * authorizes, acts and answers (grpc_call_start_batch is thread-safe).
  *
- * Threads: server_add_connection()/server_remove_connection() from any
- * thread; server_set_policy(), server_set_draining(), server_shutdown()
+ * Threads: server_connect_inner(), server_add_connection() and
+ * server_remove_connection() from any thread; server_set_policy(), server_set_draining(), server_shutdown()
  * on the engine thread; server_new()/server_start()/server_free() on the
  * main thread (grpc_init() must have been called before server_new()).
  */
@@ -39,6 +40,11 @@ typedef struct ServerConfig {
          * it. reason is the message the client got. */
         void (*start_failed)(void *userdata, const char *identity, const char *reason);
         void *userdata;
+        /* Where the private directory of gRPC's unix socket is made (as
+         * <socket_dir>/rpc, mode 0700, emptied at start and removed at
+         * server_free()); NULL, or too long a path for sockaddr_un: a new
+         * directory under /tmp. */
+        const char *socket_dir;
 } ServerConfig;
 
 /* Each Output stream may hold one chunk (up to 256 KiB) in flight: this bounds
@@ -51,9 +57,21 @@ int server_new(Server **ret, Engine *engine, Policy *policy, const ServerConfig 
 /* Starts gRPC and the completion-queue thread. */
 int server_start(Server *s);
 
-/* A verified connection: fd (non-blocking, ownership passes to the server
- * even on failure) is the plaintext end; identity the client's CN; conn_id
- * unique for the process lifetime. -ESHUTDOWN once shutting down. */
+/* A verified connection of the bridge: registers conn_id (unique for the
+ * process lifetime) as identity (the client's CN) and returns a new socket
+ * connected to gRPC's private unix socket (blocking the caller at most
+ * 250 ms when gRPC's accept queue is full), non-blocking and CLOEXEC,
+ * owned by the caller, who pumps the plaintext through it. Calls on it run as
+ * identity until server_remove_connection(conn_id); afterwards they are
+ * refused UNAUTHENTICATED. -ESHUTDOWN once shutting down, -EAGAIN when gRPC
+ * did not take the connection in time, other -errno. */
+int server_connect_inner(Server *s, uint64_t conn_id, const char *identity, const char *peer_addr);
+
+/* A verified connection that gRPC gets as an fd (kernel TLS: the TCP socket):
+ * fd (non-blocking, ownership passes to the server even on failure); identity
+ * the client's CN; conn_id unique for the process lifetime. Calls of "fd:N"
+ * are refused UNAVAILABLE while an earlier connection that had number N is not
+ * yet removed (see conn-registry.c). -ESHUTDOWN once shutting down. */
 int server_add_connection(Server *s, uint64_t conn_id, int fd, const char *identity, const char *peer_addr);
 
 /* The connection conn_id is gone (fd_number may already be reused). */

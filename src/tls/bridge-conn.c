@@ -301,26 +301,47 @@ static bool conn_establish_kernel(TlsBridge *b, Conn *c) {
         return true;
 }
 
+/* Our plaintext end: connected to gRPC by the owner (connect_inner: gRPC
+ * knows the connection by a name carrying its never-reused id), or one end
+ * of a socketpair whose other end, moved into the high range, goes to
+ * accepted() in *ret_grpc_fd. -errno: refuse the connection. */
+static int conn_plain_fd(TlsBridge *b, Conn *c, int *ret_grpc_fd) {
+        int sv[2], r;
+
+        *ret_grpc_fd = -1;
+        if (b->ops.connect_inner)
+                return b->ops.connect_inner(b->userdata, c->id, tls_session_identity(c->tls), c->peer);
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+                return negative_errno();
+        r = move_to_high_range(b, sv[1]);
+        if (r < 0) {
+                close(sv[0]);
+                return r;
+        }
+        *ret_grpc_fd = r;
+        return sv[0];
+}
+
 static void conn_establish(TlsBridge *b, Conn *c) {
-        int sv[2], grpc_fd;
+        int plain_fd, grpc_fd;
 
         if (!b->ktls_off && conn_establish_kernel(b, c))
                 return;
 
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+        plain_fd = conn_plain_fd(b, c, &grpc_fd);
+        if (plain_fd == -EMFILE && !b->ops.connect_inner) {
+                conn_refuse_low_fd(b, c, plain_fd);
+                return;
+        }
+        if (plain_fd < 0) {
                 char reason[128];
-                snprintf(reason, sizeof reason, "cannot create socketpair: %s", strerror(errno));
+                snprintf(reason, sizeof reason, "cannot connect to gRPC: %s", strerror(-plain_fd));
                 refused(b, c->peer, reason);
                 conn_free(b, c);
                 return;
         }
         disarm_timeout(b, c);
-        c->plain_fd = sv[0];
-        grpc_fd = move_to_high_range(b, sv[1]);
-        if (grpc_fd < 0) {
-                conn_refuse_low_fd(b, c, grpc_fd); /* closes plain_fd with c */
-                return;
-        }
+        c->plain_fd = plain_fd;
         c->grpc_fd_number = grpc_fd;
         c->state = CONN_OPEN;
         tls_pump_init(&c->pump, c->tls, c->tcp_fd, c->plain_fd);
@@ -328,7 +349,7 @@ static void conn_establish(TlsBridge *b, Conn *c) {
         if (b->ops.accepted)
                 b->ops.accepted(b->userdata, c->id, grpc_fd, tls_session_identity(c->tls), c->peer);
         else
-                close(grpc_fd);
+                safe_close(grpc_fd);
         conn_process(b, c);
 }
 

@@ -50,6 +50,14 @@ typedef struct TlsBridgeOps {
          * cannot (then every connection stays in GnuTLS). Never called when
          * no_kernel_tls is set. Called on the bridge thread. */
         void (*kernel_tls)(void *userdata, int error);
+        /* Optional. Handshake done and client verified, records staying in GnuTLS: returns
+         * the bridge's plaintext fd, already connected to gRPC (non-blocking, CLOEXEC,
+         * ownership passes to the bridge, which pumps through it and closes it), or -errno
+         * to refuse the connection for that reason. When set, it replaces the socketpair:
+         * accepted() is still called next, with grpc_fd = -1, and closed() later with
+         * grpc_fd_number = -1. Kernel-TLS connections still go through accepted() with the
+         * TCP socket. May block briefly (it connects a local socket). Bridge thread. */
+        int (*connect_inner)(void *userdata, uint64_t conn_id, const char *identity, const char *peer_addr);
 } TlsBridgeOps;
 
 /* server_ctx must be a TLS_ROLE_SERVER context; the bridge takes its own reference.

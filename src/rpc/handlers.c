@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The unary handlers of the gRPC server: Start, Stop, Status, List.
+ *
+ * The one idea: every handler runs on the engine thread with a call whose
+ * identity was resolved when it arrived; it authorizes first (a job the
+ * caller may not see is NOT_FOUND, never PERMISSION_DENIED), then acts, and
+ * answers exactly once through call_finish(). Errors become statuses only
+ * through status-map.c.
+ */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "jobworker/v1/jobworker.pb-c.h"
+#include "rpc/authz.h"
+#include "rpc/limits.h"
+#include "rpc/response.h"
+#include "rpc/server-internal.h"
+#include "rpc/status-map.h"
+
+static void finish_not_found(RpcCall *c) {
+        call_finishf(c, GRPC_STATUS_NOT_FOUND, "no job %s", c->request->job_id_string);
+}
+
+static void report_denied(Server *s, RpcCall *c, const char *action, const char *job_id) {
+        if (s->denied)
+                s->denied(s->denied_userdata, c->identity, action, job_id);
+}
+
+static void finish_unknown_identity(RpcCall *c) {
+        report_denied(c->server, c, "call anything (not in the policy)", NULL);
+        call_finishf(c, GRPC_STATUS_PERMISSION_DENIED, "client '%s' is not in the policy", c->identity);
+}
+
+void handlers_finish_error(RpcCall *c, int r, const char *what) {
+        StatusMapping m;
+
+        if (r == -ENOENT) {
+                finish_not_found(c);
+                return;
+        }
+        status_map_error(r, what, &m);
+        call_finish(c, m.code, m.message, NULL);
+}
+
+static void status_response(RpcCall *c, const JobStatus *st, bool stop) {
+        ResponseStatusStrings strings;
+        Jobworker__V1__JobStatus js;
+
+        response_job_status(st, &js, &strings);
+        if (stop) {
+                Jobworker__V1__StopResponse resp = JOBWORKER__V1__STOP_RESPONSE__INIT;
+                resp.status = &js;
+                call_finish(c, GRPC_STATUS_OK, NULL, &resp.base);
+        } else {
+                Jobworker__V1__StatusResponse resp = JOBWORKER__V1__STATUS_RESPONSE__INIT;
+                resp.status = &js;
+                call_finish(c, GRPC_STATUS_OK, NULL, &resp.base);
+        }
+}
+
+static void handle_start(Engine *e, RpcCall *c) {
+        Server *s = c->server;
+        const Request *req = c->request;
+        JobCredentials creds;
+        JobStartError err = {};
+        LimitsBounds bounds = {};
+        LimitsIoRequest io_req[LIMITS_IO_MAX];
+        JobIoLimit io[LIMITS_IO_MAX];
+        JobLimits limits;
+        _cleanup_free_ char *message = NULL;
+        JobSpec spec;
+        JobId id;
+        char idbuf[JOB_ID_STRING_MAX];
+        const char *cwd = req->cwd;
+        struct stat st;
+        int r;
+
+        switch (authz_decide(s->policy, c->identity, AUTHZ_ACTION_START, NULL)) {
+        case AUTHZ_ALLOW:
+                break;
+        case AUTHZ_DENY:
+        case AUTHZ_HIDE:
+                if (!policy_knows(s->policy, c->identity))
+                        finish_unknown_identity(c);
+                else {
+                        report_denied(s, c, "start", NULL);
+                        call_finishf(c, GRPC_STATUS_PERMISSION_DENIED, "'%s' may not start jobs", c->identity);
+                }
+                return;
+        }
+        if (s->draining) {
+                call_finishf(c, GRPC_STATUS_UNAVAILABLE, "the server is shutting down");
+                return;
+        }
+
+        r = policy_credentials(s->policy, c->identity, &creds);
+        if (r < 0) {
+                call_finishf(c, GRPC_STATUS_INTERNAL, "no account to run jobs of '%s' as", c->identity);
+                return;
+        }
+        /* Accounts like nobody have a home that does not exist. */
+        if (!cwd && (stat(creds.home, &st) < 0 || !S_ISDIR(st.st_mode)))
+                cwd = "/";
+
+        /* The policy's bounds and defaults, then the io devices (as the
+         * job's account sees the paths). */
+        (void) policy_bounds(s->policy, c->identity, &bounds);
+        r = limits_apply_bounds(&bounds, c->identity, &req->limits, &limits, io_req, &message);
+        if (r == -EACCES) {
+                report_denied(s, c, "start a job with these limits", NULL);
+                call_finish(c, GRPC_STATUS_PERMISSION_DENIED, message, NULL);
+                return;
+        }
+        if (r < 0) {
+                handlers_finish_error(c, r, "cannot apply the limits");
+                return;
+        }
+        r = limits_resolve_io(io_req, limits.n_io, &creds, io, &limits.n_io, &message);
+        if (r < 0) {
+                if (r == -ENOMEM)
+                        handlers_finish_error(c, r, "cannot resolve the io devices");
+                else
+                        call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, message ? message : "invalid io device", NULL);
+                return;
+        }
+        limits.io = io;
+
+        spec = (JobSpec) {
+                .argv = req->argv,
+                .env = req->env,
+                .cwd = cwd,
+                .owner = c->identity,
+                .creds = &creds,
+                .limits = &limits,
+                .cgroup_fd = -1,
+                .isolate = req->isolate,
+        };
+        r = engine_start_job(e, &spec, &id, &err);
+        if (r < 0) {
+                StatusMapping m;
+
+                status_map_start_error(r, &err, &m);
+                /* The host ran out of something: the operator hears of it too. */
+                if (m.exhausted && s->start_failed)
+                        s->start_failed(s->denied_userdata, c->identity, m.message);
+                call_finish(c, m.code, m.message, NULL);
+                return;
+        }
+
+        Jobworker__V1__StartResponse resp = JOBWORKER__V1__START_RESPONSE__INIT;
+        resp.job_id = job_id_to_string(&id, idbuf);
+        call_finish(c, GRPC_STATUS_OK, NULL, &resp.base);
+}
+
+/* Looks the job up and decides; answers and returns false unless allowed. */
+bool handlers_authorize_job(Engine *e, RpcCall *c, AuthzAction action, JobStatus *ret_status) {
+        Server *s = c->server;
+        int r;
+
+        if (!policy_knows(s->policy, c->identity)) {
+                finish_unknown_identity(c);
+                return false;
+        }
+        r = engine_get_status(e, &c->request->job_id, ret_status);
+        if (r < 0 && r != -ENOENT) {
+                handlers_finish_error(c, r, "cannot look up job");
+                return false;
+        }
+        switch (authz_decide(s->policy, c->identity, action, r < 0 ? NULL : ret_status->owner)) {
+        case AUTHZ_ALLOW:
+                return true;
+        case AUTHZ_HIDE:
+                finish_not_found(c);
+                return false;
+        case AUTHZ_DENY:
+                report_denied(s, c, authz_action_to_string(action), c->request->job_id_string);
+                call_finishf(c, GRPC_STATUS_PERMISSION_DENIED, "'%s' may not %s job %s", c->identity,
+                             authz_action_to_string(action), c->request->job_id_string);
+                return false;
+        }
+        return false;
+}
+
+static void handle_stop(Engine *e, RpcCall *c) {
+        JobStatus st;
+        int r;
+
+        if (!handlers_authorize_job(e, c, AUTHZ_ACTION_STOP, &st))
+                return;
+        r = engine_stop_job(e, &c->request->job_id, c->request->grace_usec);
+        if (r == -ESRCH) {
+                call_finishf(c, GRPC_STATUS_FAILED_PRECONDITION, "job %s is not running (%s)",
+                             c->request->job_id_string, job_state_to_string(st.state));
+                return;
+        }
+        if (r < 0) {
+                handlers_finish_error(c, r, "cannot stop job");
+                return;
+        }
+        r = engine_get_status(e, &c->request->job_id, &st);
+        if (r < 0) {
+                handlers_finish_error(c, r, "cannot look up job");
+                return;
+        }
+        status_response(c, &st, true);
+}
+
+static void handle_status(Engine *e, RpcCall *c) {
+        JobStatus st;
+
+        if (!handlers_authorize_job(e, c, AUTHZ_ACTION_STATUS, &st))
+                return;
+        status_response(c, &st, false);
+}
+
+static void handle_list(Engine *e, RpcCall *c) {
+        Server *s = c->server;
+        _cleanup_free_ JobStatus *all = NULL;
+        _cleanup_free_ Jobworker__V1__JobStatus *msgs = NULL;
+        _cleanup_free_ Jobworker__V1__JobStatus **ptrs = NULL;
+        _cleanup_free_ ResponseStatusStrings *strings = NULL;
+        Jobworker__V1__ListResponse resp = JOBWORKER__V1__LIST_RESPONSE__INIT;
+        size_t n = 0, k = 0;
+        int r;
+
+        if (authz_decide(s->policy, c->identity, AUTHZ_ACTION_LIST, NULL) != AUTHZ_ALLOW) {
+                finish_unknown_identity(c);
+                return;
+        }
+        r = engine_list(e, NULL, &all, &n);
+        if (r < 0) {
+                handlers_finish_error(c, r, "cannot list jobs");
+                return;
+        }
+        if (n > 0) {
+                msgs = calloc(n, sizeof(*msgs));
+                ptrs = calloc(n, sizeof(*ptrs));
+                strings = calloc(n, sizeof(*strings));
+                if (!msgs || !ptrs || !strings) {
+                        call_finishf(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+                        return;
+                }
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (!authz_can_see(s->policy, c->identity, all[i].owner))
+                        continue;
+                if (c->request->running_only && all[i].state != JOB_STATE_RUNNING)
+                        continue;
+                response_job_status(&all[i], &msgs[k], &strings[k]);
+                ptrs[k] = &msgs[k];
+                k++;
+        }
+        resp.n_jobs = k;
+        resp.jobs = ptrs;
+        call_finish(c, GRPC_STATUS_OK, NULL, &resp.base);
+}
+
+void handlers_dispatch(Engine *e, RpcCall *c) {
+        switch (c->method) {
+        case REQUEST_START:
+                handle_start(e, c);
+                break;
+        case REQUEST_STOP:
+                handle_stop(e, c);
+                break;
+        case REQUEST_STATUS:
+                handle_status(e, c);
+                break;
+        case REQUEST_LIST:
+                handle_list(e, c);
+                break;
+        case REQUEST_OUTPUT:
+                output_stream_handle(e, c);
+                break;
+        }
+}

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/* Errors as a gRPC client sees them: code and message. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "rpc/status-map.h"
+
+static void test_errno_table(void **state) {
+        assert_int_equal(status_map_errno(-ENOENT), GRPC_STATUS_NOT_FOUND);
+        assert_int_equal(status_map_errno(-EINVAL), GRPC_STATUS_INVALID_ARGUMENT);
+        assert_int_equal(status_map_errno(-E2BIG), GRPC_STATUS_INVALID_ARGUMENT);
+        assert_int_equal(status_map_errno(-ENAMETOOLONG), GRPC_STATUS_INVALID_ARGUMENT);
+        for (int e = 0, list[] = { EAGAIN, EMFILE, ENFILE, ENOMEM, ENOSPC, EDQUOT, EUSERS };
+             e < (int) (sizeof(list) / sizeof(list[0])); e++)
+                assert_int_equal(status_map_errno(-list[e]), GRPC_STATUS_RESOURCE_EXHAUSTED);
+        assert_int_equal(status_map_errno(-EIO), GRPC_STATUS_INTERNAL);
+        assert_int_equal(status_map_errno(-EPERM), GRPC_STATUS_INTERNAL);
+}
+
+static void test_error_message(void **state) {
+        StatusMapping m;
+
+        status_map_error(-EMFILE, "cannot list jobs", &m);
+        assert_int_equal(m.code, GRPC_STATUS_RESOURCE_EXHAUSTED);
+        assert_true(m.exhausted);
+        assert_string_equal(m.message, "cannot list jobs: Too many open files");
+        status_map_error(-EIO, "cannot stop job", &m);
+        assert_int_equal(m.code, GRPC_STATUS_INTERNAL);
+        assert_false(m.exhausted);
+}
+
+static void start(int r, JobStartStage stage, const char *msg, grpc_status_code code, const char *want,
+                  bool exhausted) {
+        JobStartError err = { .stage = stage, .error = -r };
+        StatusMapping m;
+
+        strcpy(err.message, msg);
+        status_map_start_error(r, &err, &m);
+        assert_int_equal(m.code, code);
+        assert_string_equal(m.message, want);
+        assert_int_equal(m.exhausted, exhausted);
+}
+
+static void test_start_errors(void **state) {
+        /* Out of something: RESOURCE_EXHAUSTED with the engine's words, whatever the stage. */
+        start(-EAGAIN, JOB_START_STAGE_SPAWN, "too many processes", GRPC_STATUS_RESOURCE_EXHAUSTED,
+              "too many processes", true);
+        start(-ENOMEM, JOB_START_STAGE_NONE, "", GRPC_STATUS_RESOURCE_EXHAUSTED,
+              "cannot start job: Cannot allocate memory", true);
+        /* What the host lacks is a precondition. */
+        start(-EOPNOTSUPP, JOB_START_STAGE_ISOLATION, "no user namespaces", GRPC_STATUS_FAILED_PRECONDITION,
+              "no user namespaces", false);
+        start(-EOPNOTSUPP, JOB_START_STAGE_LIMITS, "no io controller", GRPC_STATUS_FAILED_PRECONDITION,
+              "no io controller", false);
+        /* ... unless the kernel refused the value itself. */
+        start(-EINVAL, JOB_START_STAGE_LIMITS, "memory.max refused", GRPC_STATUS_INVALID_ARGUMENT,
+              "memory.max refused", false);
+        start(-ERANGE, JOB_START_STAGE_LIMITS, "cpu.max out of range", GRPC_STATUS_INVALID_ARGUMENT,
+              "cpu.max out of range", false);
+        /* The caller's command, cwd or account: a bad request. */
+        start(-ENOENT, JOB_START_STAGE_EXEC, "no such file: /bin/nope", GRPC_STATUS_INVALID_ARGUMENT,
+              "no such file: /bin/nope", false);
+        start(-EACCES, JOB_START_STAGE_CHDIR, "cannot enter /root", GRPC_STATUS_INVALID_ARGUMENT,
+              "cannot enter /root", false);
+        /* No stage: the errno's code and message. */
+        start(-EIO, JOB_START_STAGE_NONE, "ignored", GRPC_STATUS_INTERNAL, "cannot start job: Input/output error",
+              false);
+        start(-EINVAL, JOB_START_STAGE_NONE, "", GRPC_STATUS_INVALID_ARGUMENT, "cannot start job: Invalid argument",
+              false);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_errno_table),
+                cmocka_unit_test(test_error_message),
+                cmocka_unit_test(test_start_errors),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
