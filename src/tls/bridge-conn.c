@@ -304,11 +304,13 @@ static bool conn_establish_kernel(TlsBridge *b, Conn *c) {
 /* Our plaintext end: connected to gRPC by the owner (connect_inner: gRPC
  * knows the connection by a name carrying its never-reused id), or one end
  * of a socketpair whose other end, moved into the high range, goes to
- * accepted() in *ret_grpc_fd. -errno: refuse the connection. */
-static int conn_plain_fd(TlsBridge *b, Conn *c, int *ret_grpc_fd) {
+ * accepted() in *ret_grpc_fd. -errno: refuse the connection (*ret_high_range
+ * says whether the move into the high range was what failed). */
+static int conn_plain_fd(TlsBridge *b, Conn *c, int *ret_grpc_fd, bool *ret_high_range) {
         int sv[2], r;
 
         *ret_grpc_fd = -1;
+        *ret_high_range = false;
         if (b->ops.connect_inner)
                 return b->ops.connect_inner(b->userdata, c->id, tls_session_identity(c->tls), c->peer);
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
@@ -316,6 +318,7 @@ static int conn_plain_fd(TlsBridge *b, Conn *c, int *ret_grpc_fd) {
         r = move_to_high_range(b, sv[1]);
         if (r < 0) {
                 close(sv[0]);
+                *ret_high_range = true;
                 return r;
         }
         *ret_grpc_fd = r;
@@ -324,12 +327,13 @@ static int conn_plain_fd(TlsBridge *b, Conn *c, int *ret_grpc_fd) {
 
 static void conn_establish(TlsBridge *b, Conn *c) {
         int plain_fd, grpc_fd;
+        bool high_range;
 
         if (!b->ktls_off && conn_establish_kernel(b, c))
                 return;
 
-        plain_fd = conn_plain_fd(b, c, &grpc_fd);
-        if (plain_fd == -EMFILE && !b->ops.connect_inner) {
+        plain_fd = conn_plain_fd(b, c, &grpc_fd, &high_range);
+        if (plain_fd < 0 && high_range) {
                 conn_refuse_low_fd(b, c, plain_fd);
                 return;
         }
