@@ -186,6 +186,7 @@ struct Engine {
         void *observer_userdata;
 
         EngineFaults faults;
+        unsigned removal_errors; /* unlinks of a removal that failed (not ENOENT) */
 };
 
 /* Small helpers -------------------------------------------------------------- */
