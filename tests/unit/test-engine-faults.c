@@ -9,7 +9,10 @@
  * returning NULL, as ring_get_sqe() does when the kernel refuses a submit.
  */
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -162,10 +165,115 @@ static void test_removal_refused_submit(void **state) {
         rm_rf(dir);
 }
 
+/* Bug 2: the pidfd poll of a new job cannot be queued. Nothing would ever
+ * reap it: the start fails, says why, and leaves no process, job or
+ * directory behind. */
+static void test_start_unwatched(void **state) {
+        _cleanup_free_ char *dir = make_state_dir();
+        Engine *e = engine_at(dir);
+        const char *argv[] = { "/bin/sleep", "30", NULL };
+        JobStartError err;
+        JobStatus *list;
+        size_t n;
+        JobId id;
+
+        e->faults.sqe_fail = 1;
+        assert_int_equal(start(e, argv, &id, &err), -EBUSY);
+        assert_int_equal(e->faults.sqe_failed, 1);
+        assert_int_equal(err.stage, JOB_START_STAGE_SPAWN);
+        assert_non_null(strstr(err.message, "cannot watch the new process"));
+        assert_int_equal(engine_list(e, NULL, &list, &n), 0);
+        assert_int_equal(n, 0);
+        free(list);
+        /* No directory left in jobs/ (only . and ..). */
+        char path[512];
+        snprintf(path, sizeof(path), "%s/jobs", dir);
+        DIR *d = opendir(path);
+        struct dirent *de;
+        int entries = 0;
+        while ((de = readdir(d)))
+                entries += de->d_name[0] != '.';
+        closedir(d);
+        assert_int_equal(entries, 0);
+        /* No child left, not even a zombie. */
+        siginfo_t si = {};
+        assert_int_equal(waitid(P_ALL, 0, &si, WEXITED | WNOHANG), -1);
+        assert_int_equal(errno, ECHILD);
+
+        /* The next start works. */
+        assert_int_equal(start(e, argv, &id, &err), 0);
+        assert_int_equal(engine_stop_job(e, &id, 0), 0);
+        (void) wait_job(e, &id, 10000);
+        engine_free(e);
+        rm_rf(dir);
+}
+
+/* Bug 2: a pipe poll that cannot be queued again is queued by the loop:
+ * output written while the job runs still arrives while it runs. */
+static void test_pipe_rearm(void **state) {
+        _cleanup_free_ char *dir = make_state_dir();
+        Engine *e = engine_at(dir);
+        const char *argv[] = { "/bin/sh", "-c", "echo one; sleep 0.3; echo two; exec sleep 30", NULL };
+        JobStatus s;
+        JobId id;
+
+        assert_int_equal(start(e, argv, &id, NULL), 0);
+        /* The first get_sqe after the start is the pipe's re-arm after
+         * "one" was read. */
+        e->faults.sqe_fail = 1;
+        uint64_t until = mono_ms() + 5000;
+        do {
+                if (mono_ms() > until)
+                        fail_msg("stdout has %llu bytes while running, want 8 (one, two)",
+                                 (unsigned long long) s.stdout_bytes);
+                assert_int_equal(engine_run_once(e, 50000), 0);
+                assert_int_equal(engine_get_status(e, &id, &s), 0);
+                assert_int_equal(s.state, JOB_STATE_RUNNING);
+        } while (s.stdout_bytes < 8);
+        assert_int_equal(e->faults.sqe_failed, 1);
+        assert_int_equal(s.stdout_bytes, 8);
+        assert_int_equal(engine_stop_job(e, &id, 0), 0);
+        s = wait_job(e, &id, 10000);
+        assert_int_equal(s.state, JOB_STATE_KILLED);
+        engine_free(e);
+        rm_rf(dir);
+}
+
+/* Bug 2: the kill timer of a stop cannot be queued. The SIGTERM went out;
+ * a job that ignores it is still killed after the grace. */
+static void test_stop_timer_rearm(void **state) {
+        _cleanup_free_ char *dir = make_state_dir();
+        Engine *e = engine_at(dir);
+        const char *argv[] = { "/bin/sh", "-c", "trap '' TERM; echo ready; sleep 30; echo late", NULL };
+        JobStatus s;
+        JobId id;
+
+        assert_int_equal(start(e, argv, &id, NULL), 0);
+        uint64_t until = mono_ms() + 5000;
+        do { /* the trap is set once "ready" is out */
+                if (mono_ms() > until)
+                        fail_msg("job said nothing");
+                assert_int_equal(engine_run_once(e, 50000), 0);
+                assert_int_equal(engine_get_status(e, &id, &s), 0);
+        } while (s.stdout_bytes < 6);
+        e->faults.sqe_fail = 1;
+        assert_int_equal(engine_stop_job(e, &id, 200000), 0);
+        assert_int_equal(e->faults.sqe_failed, 1);
+        s = wait_job(e, &id, 5000);
+        assert_int_equal(s.state, JOB_STATE_KILLED);
+        assert_int_equal(s.signal, SIGKILL);
+        assert_true(s.stop_requested);
+        engine_free(e);
+        rm_rf(dir);
+}
+
 int main(void) {
         testprog = getenv("JW_TESTPROG");
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_removal_refused_submit),
+                cmocka_unit_test(test_start_unwatched),
+                cmocka_unit_test(test_pipe_rearm),
+                cmocka_unit_test(test_stop_timer_rearm),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
