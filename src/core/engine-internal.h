@@ -155,7 +155,6 @@ struct Engine {
         pthread_mutex_t post_lock;
         Posted *post_head, *post_tail;
 
-        SpawnStack stack;
         Spawner *spawner;       /* the threads that start processes */
         unsigned n_starting;    /* starts handed to the spawner, not yet back */
         uint8_t *buf;
@@ -185,6 +184,7 @@ struct Engine {
         EngineObserver observer;
         void *observer_userdata;
 
+        bool freeing;           /* in engine_free() */
         EngineFaults faults;
         unsigned removal_errors; /* unlinks of a removal that failed (not ENOENT) */
 };

@@ -22,6 +22,7 @@
 
 #include "core/cgroup.h"
 #include "core/engine-internal.h"
+#include "core/spawner.h"
 #include "shared/macro.h"
 
 int fd_above_2(int fd) {
@@ -122,7 +123,7 @@ int engine_new(Engine **ret, const EngineConfig *config) {
         if (r >= 0)
                 r = (e->buf = malloc(ENGINE_BUFFER_SIZE)) ? 0 : -ENOMEM;
         if (r >= 0)
-                r = spawn_stack_init(&e->stack);
+                r = spawner_new(e, &e->spawner);
         if (r >= 0)
                 r = engine_open_cgroup(e, config->cgroup_root);
         if (r >= 0)
@@ -193,6 +194,13 @@ Engine *engine_free(Engine *e) {
                 return NULL;
 
         e->observer = NULL;
+        e->freeing = true;
+        /* Starts in flight first: their results come back as posted
+         * closures, run here while the engine is whole; each is undone
+         * (a spawned child killed) and its done told -ECANCELED. */
+        e->spawner = spawner_free(e->spawner);
+        if (e->ring_ok)
+                engine_run_posted(e);
         engine_end_jobs(e);
         engine_free_objects(e);
         if (e->ring_ok) {
@@ -200,7 +208,6 @@ Engine *engine_free(Engine *e) {
                 io_uring_queue_exit(&e->ring);
         }
         ring_slot_table_done(&e->removal_slots);
-        spawn_stack_done(&e->stack);
         safe_close(e->state_fd);
         safe_close(e->jobs_fd);
         safe_close(e->devnull_fd);

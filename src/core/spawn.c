@@ -47,6 +47,9 @@ typedef struct SpawnChild {
         const SpawnRequest *req;
         JobStartStage stage; /* written by the child on failure */
         int error;           /* positive errno, written by the child */
+        bool exec_reached;   /* the child got as far as execve() */
+        const int *pidfd;    /* the parent's, written by clone3() */
+        bool published;      /* the child stored it in req->child_pidfd */
 } SpawnChild;
 
 int spawn_stack_init(SpawnStack *s) {
@@ -151,6 +154,11 @@ static NO_SANITIZE int child_main(void *p) {
         struct rlimit rl;
         long r;
 
+        if (req->child_pidfd) {
+                c->published = true;
+                __atomic_store_n(req->child_pidfd, *c->pidfd + 1, __ATOMIC_SEQ_CST);
+        }
+
         /* Dispositions back to default: SIG_IGN (SIGPIPE, say) would
          * survive exec. The mask is still full, so no handler can run. */
         for (int sig = 1; sig < 65; sig++) {
@@ -196,6 +204,8 @@ static NO_SANITIZE int child_main(void *p) {
 
         if (req->cwd) {
                 r = raw(SYS_chdir, (long) req->cwd, 0, 0, 0);
+                if (r < 0 && req->cwd_or_root) /* accounts like nobody: no home */
+                        r = raw(SYS_chdir, (long) "/", 0, 0, 0);
                 if (r < 0)
                         return child_fail(c, JOB_START_STAGE_CHDIR, r);
         }
@@ -204,6 +214,7 @@ static NO_SANITIZE int child_main(void *p) {
         if (r < 0)
                 return child_fail(c, JOB_START_STAGE_SPAWN, r);
 
+        c->exec_reached = true;
         /* execvp's rules: EACCES from any candidate wins over ENOENT. */
         long first = -ENOENT;
         bool eacces = false;
@@ -282,8 +293,8 @@ static pid_t do_clone3(struct clone_args *args, SpawnStack *stack, SpawnChild *c
 #endif
 
 int spawn_process(const SpawnRequest *req, SpawnStack *stack, pid_t *ret_pid, int *ret_pidfd, JobStartStage *ret_stage) {
-        SpawnChild c = { .req = req, .stage = JOB_START_STAGE_NONE };
         int pidfd = -1;
+        SpawnChild c = { .req = req, .stage = JOB_START_STAGE_NONE, .pidfd = &pidfd };
         sigset_t all, old;
         pid_t pid;
 
@@ -312,6 +323,9 @@ int spawn_process(const SpawnRequest *req, SpawnStack *stack, pid_t *ret_pid, in
         pid = do_clone3(&args, stack, &c);
         int saved = errno;
         pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (req->child_pidfd && __atomic_exchange_n(req->child_pidfd, 0, __ATOMIC_SEQ_CST) == 0 && c.published &&
+            pid > 0 && c.stage == JOB_START_STAGE_NONE)
+                c.exec_reached = false; /* taken by a killer: it was killed, or is about to be */
 
         if (pid < 0) {
                 /* A namespace the kernel or our privileges do not allow. */
@@ -321,6 +335,10 @@ int spawn_process(const SpawnRequest *req, SpawnStack *stack, pid_t *ret_pid, in
                 return -saved;
         }
 
+        if (c.stage == JOB_START_STAGE_NONE && !c.exec_reached) {
+                c.stage = JOB_START_STAGE_SPAWN;
+                c.error = EINTR;
+        }
         if (c.stage != JOB_START_STAGE_NONE) {
                 /* It has exited already (vfork semantics): reap it. */
                 siginfo_t si;

@@ -440,21 +440,68 @@ static void status_response(RpcCall *c, const JobStatus *st, bool stop) {
         }
 }
 
+/* A Start's answer, on the engine thread. e NULL: the engine is going away
+ * (the server may be gone too): only let go of the call. */
+static void on_started(Engine *e, int r, const JobId *id, const JobStartError *err, void *userdata) {
+        RpcCall *c = userdata;
+        char idbuf[JOB_ID_STRING_MAX];
+
+        if (!e || !engine_may_send(c)) {
+                call_unref(c); /* the start's reference */
+                return;
+        }
+        if (r < 0) {
+                /* The host out of processes (TasksMax, RLIMIT_NPROC), fds, memory
+                 * or disk: RESOURCE_EXHAUSTED, and the operator hears of it. */
+                bool exhausted = r == -EAGAIN || r == -EMFILE || r == -ENFILE || r == -ENOMEM || r == -ENOSPC ||
+                                 r == -EDQUOT || r == -EUSERS;
+                if (exhausted && c->server->start_failed) {
+                        char why[sizeof(err->message) + 64];
+                        if (err->message[0])
+                                snprintf(why, sizeof(why), "%s", err->message);
+                        else
+                                snprintf(why, sizeof(why), "cannot start job: %s", strerror(-r));
+                        c->server->start_failed(c->server->denied_userdata, c->identity, why);
+                }
+                /* What the host cannot provide (a controller, cgroup v2, a
+                 * namespace) is a precondition of the host, not a bad request. */
+                if (err->stage == JOB_START_STAGE_IO_DEVICE && r != -ENOMEM)
+                        call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, err->message[0] ? err->message : "invalid io device", NULL);
+                else if (exhausted && err->message[0])
+                        call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, err->message, NULL);
+                else if (err->stage == JOB_START_STAGE_ISOLATION && err->message[0])
+                        call_finish(c, GRPC_STATUS_FAILED_PRECONDITION, err->message, NULL);
+                else if (err->stage == JOB_START_STAGE_LIMITS && err->message[0])
+                        /* ... except a value the kernel refused as such. */
+                        call_finish(c, r == -EINVAL || r == -ERANGE ? GRPC_STATUS_INVALID_ARGUMENT
+                                                                    : GRPC_STATUS_FAILED_PRECONDITION,
+                                    err->message, NULL);
+                else if (r == -ECANCELED)
+                        call_finishf(c, GRPC_STATUS_UNAVAILABLE, "the server is shutting down");
+                else if (err->stage != JOB_START_STAGE_NONE && err->message[0])
+                        call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, err->message, NULL);
+                else
+                        finish_engine_error(c, r, "cannot start job");
+        } else {
+                Jobworker__V1__StartResponse resp = JOBWORKER__V1__START_RESPONSE__INIT;
+                resp.job_id = job_id_to_string(id, idbuf);
+                call_finish(c, GRPC_STATUS_OK, NULL, &resp.base);
+        }
+        call_unref(c); /* the start's reference */
+}
+
+/* Authorizes, applies the policy's bounds, and hands the start to the
+ * engine, which answers through on_started(): the io device paths, HOME and
+ * the cwd are looked at off the engine thread (a hung path stalls nothing). */
 static void handle_start(Engine *e, RpcCall *c) {
         Server *s = c->server;
         const Request *req = c->request;
         JobCredentials creds;
-        JobStartError err = {};
         LimitsBounds bounds = {};
         LimitsIoRequest io_req[LIMITS_IO_MAX];
-        JobIoLimit io[LIMITS_IO_MAX];
         JobLimits limits;
         _cleanup_free_ char *message = NULL;
         JobSpec spec;
-        JobId id;
-        char idbuf[JOB_ID_STRING_MAX];
-        const char *cwd = req->cwd;
-        struct stat st;
         int r;
 
         switch (authz_decide(s->policy, c->identity, AUTHZ_ACTION_START, NULL)) {
@@ -480,12 +527,9 @@ static void handle_start(Engine *e, RpcCall *c) {
                 call_finishf(c, GRPC_STATUS_INTERNAL, "no account to run jobs of '%s' as", c->identity);
                 return;
         }
-        /* Accounts like nobody have a home that does not exist. */
-        if (!cwd && (stat(creds.home, &st) < 0 || !S_ISDIR(st.st_mode)))
-                cwd = "/";
 
-        /* The policy's bounds and defaults, then the io devices (as the
-         * job's account sees the paths). */
+        /* The policy's bounds and defaults; the engine resolves the io
+         * devices (as the job's account sees the paths). */
         (void) policy_bounds(s->policy, c->identity, &bounds);
         r = limits_apply_bounds(&bounds, c->identity, &req->limits, &limits, io_req, &message);
         if (r == -EACCES) {
@@ -497,61 +541,25 @@ static void handle_start(Engine *e, RpcCall *c) {
                 finish_engine_error(c, r, "cannot apply the limits");
                 return;
         }
-        r = limits_resolve_io(io_req, limits.n_io, &creds, io, &limits.n_io, &message);
-        if (r < 0) {
-                if (r == -ENOMEM)
-                        finish_engine_error(c, r, "cannot resolve the io devices");
-                else
-                        call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, message ? message : "invalid io device", NULL);
-                return;
-        }
-        limits.io = io;
+        limits.io_devices = io_req;
+        limits.n_io_devices = limits.n_io;
+        limits.n_io = 0;
 
         spec = (JobSpec) {
                 .argv = req->argv,
                 .env = req->env,
-                .cwd = cwd,
+                .cwd = req->cwd,
                 .owner = c->identity,
                 .creds = &creds,
                 .limits = &limits,
                 .cgroup_fd = -1,
                 .isolate = req->isolate,
         };
-        r = engine_start_job(e, &spec, &id, &err);
+        r = engine_start_job(e, &spec, on_started, call_ref(c));
         if (r < 0) {
-                /* The host out of processes (TasksMax, RLIMIT_NPROC), fds, memory
-                 * or disk: RESOURCE_EXHAUSTED, and the operator hears of it. */
-                bool exhausted = r == -EAGAIN || r == -EMFILE || r == -ENFILE || r == -ENOMEM || r == -ENOSPC ||
-                                 r == -EDQUOT || r == -EUSERS;
-                if (exhausted && c->server->start_failed) {
-                        char why[sizeof(err.message) + 64];
-                        if (err.message[0])
-                                snprintf(why, sizeof(why), "%s", err.message);
-                        else
-                                snprintf(why, sizeof(why), "cannot start job: %s", strerror(-r));
-                        c->server->start_failed(c->server->denied_userdata, c->identity, why);
-                }
-                /* What the host cannot provide (a controller, cgroup v2, a
-                 * namespace) is a precondition of the host, not a bad request. */
-                if (exhausted && err.message[0])
-                        call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, err.message, NULL);
-                else if (err.stage == JOB_START_STAGE_ISOLATION && err.message[0])
-                        call_finish(c, GRPC_STATUS_FAILED_PRECONDITION, err.message, NULL);
-                else if (err.stage == JOB_START_STAGE_LIMITS && err.message[0])
-                        /* ... except a value the kernel refused as such. */
-                        call_finish(c, r == -EINVAL || r == -ERANGE ? GRPC_STATUS_INVALID_ARGUMENT
-                                                                    : GRPC_STATUS_FAILED_PRECONDITION,
-                                    err.message, NULL);
-                else if (err.stage != JOB_START_STAGE_NONE && err.message[0])
-                        call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, err.message, NULL);
-                else
-                        finish_engine_error(c, r, "cannot start job");
-                return;
+                call_unref(c);
+                finish_engine_error(c, r, "cannot start job");
         }
-
-        Jobworker__V1__StartResponse resp = JOBWORKER__V1__START_RESPONSE__INIT;
-        resp.job_id = job_id_to_string(&id, idbuf);
-        call_finish(c, GRPC_STATUS_OK, NULL, &resp.base);
 }
 
 /* Looks the job up and decides; answers and returns false unless allowed. */
