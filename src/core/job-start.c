@@ -54,9 +54,6 @@ static int start_validate(Engine *e, JobStart *js, const JobSpec *spec) {
         if (l && (l->n_io > JOB_IO_MAX || l->n_io_devices > JOB_IO_MAX))
                 return start_fail(js, JOB_START_STAGE_IO_DEVICE, -E2BIG, "too many io entries (at most %u)", JOB_IO_MAX);
         js->want_limits = l && (l->cpu_millis || l->memory_max || l->pids_max || l->n_io || l->n_io_devices);
-        if (js->want_limits && e->cgroup_fd < 0)
-                return start_fail(js, JOB_START_STAGE_LIMITS, -EOPNOTSUPP,
-                                  "resource limits need cgroup v2, and no cgroup is set up for jobs on this host");
         return 0;
 }
 
@@ -117,6 +114,11 @@ static int start_prepare(Engine *e, JobStart *js) {
 static int start_cgroup(JobStart *js) {
         int r;
 
+        /* Checked here, after the io devices, so that a bad device path is
+         * reported as such on any host. */
+        if (js->want_limits && js->cgroup_root_fd < 0)
+                return start_fail(js, JOB_START_STAGE_LIMITS, -EOPNOTSUPP,
+                                  "resource limits need cgroup v2, and no cgroup is set up for jobs on this host");
         if (js->cgroup_root_fd < 0)
                 return 0;
         job_cgroup_name(&js->id, js->cg_name);
