@@ -238,9 +238,10 @@ EngineTimer *engine_timer_free(Engine *e, EngineTimer *t);
  * Returns 0 (done will be called) or -ENOMEM (it will not). When the
  * engine is freed with starts in flight, engine_free() undoes them (a child
  * stuck in a hung cwd is SIGKILLed) and calls their done with e == NULL and
- * r = -ECANCELED, only so that userdata can be released. A start stuck past
- * SPAWNER_STOP_USEC (2 s) in a stat() of an io device on a hung file system,
- * which no signal ends, is abandoned: its done is never called.
+ * r = -ECANCELED, only so that userdata can be released. A start still stuck
+ * after 2 s on a path no signal frees (a stat() of an io device, or a chdir
+ * into a FUSE mount whose server read the request and never answers) is
+ * abandoned: its done is never called (see spawner.c).
  */
 typedef void (*EngineStartDone)(Engine *e, int r, const JobId *id, const JobStartError *error, void *userdata);
 int engine_start_job(Engine *e, const JobSpec *spec, EngineStartDone done, void *userdata);

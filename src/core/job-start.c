@@ -227,6 +227,10 @@ int job_start_cancel(JobStart *js) {
 
 int job_start_spawn_stage(JobStart *js, SpawnStack *stack, int *child_pidfd, const bool *stopping) {
         int r = start_iodev(js);
+        /* After a wait on a hung path the engine may be going: then the
+         * cgroup root fd is no longer ours to use. */
+        if (r >= 0 && __atomic_load_n(stopping, __ATOMIC_SEQ_CST))
+                r = job_start_cancel(js);
         if (r >= 0)
                 r = start_cgroup(js);
         if (r >= 0 && __atomic_load_n(stopping, __ATOMIC_SEQ_CST))
@@ -299,7 +303,9 @@ static void job_start_free(Engine *e, JobStart *js, bool failed) {
         safe_close(js->cg_fd);
         if (failed && e && js->dir_made)
                 store_remove_job_dir(e, js->dir);
-        if (failed && js->cg_name[0])
+        /* Without the engine its cgroup root fd is gone: the next engine
+         * removes the leftover cgroup (cgroup_cleanup_leftovers). */
+        if (failed && e && js->cg_name[0])
                 (void) unlinkat(js->cgroup_root_fd, js->cg_name, AT_REMOVEDIR);
         free(js->envp);
         free(js->candidates);

@@ -21,9 +21,18 @@
  * unbounded: the RPC layer bounds what a client may ask for at once.
  *
  * Stopping: a child stuck in chdir() or execve() on a hung path is sent
- * SIGKILL through its pidfd (published by the child, spawn.h); FUSE and
- * NFS waits are killable, so its thread comes back and the start fails
- * with -EINTR. See spawner_free() for a thread stuck in its own stat().
+ * SIGKILL through its pidfd (published by the child, spawn.h). Where the
+ * wait is killable (an NFS server that does not answer, a FUSE request not
+ * yet read by its server) the child dies, its thread comes back and the
+ * start fails with -EINTR. Where it is not (a FUSE request its server has
+ * read and never answers: checked with tests/helpers/jw-fuse-stall), the
+ * SIGKILL stays pending, and after SPAWNER_STOP_USEC the thread is left
+ * behind, as one stuck in its own stat() of an io device is: the engine
+ * goes; when the file system answers or its connection is aborted the
+ * child dies, clone3() returns, and the thread undoes the start itself
+ * (job_start_abandon) and ends. The daemon can exit meanwhile (a thread
+ * waiting for a vfork child is killable), leaving only that child, which
+ * dies as soon as the path answers.
  */
 
 #include <errno.h>

@@ -20,10 +20,10 @@ int spawner_new(Engine *e, Spawner **ret);
 int spawner_submit(Spawner *sp, JobStart *js);
 /* Stops the threads: starts not begun come back cancelled, a child stuck in
  * a hung path is killed. Waits at most SPAWNER_STOP_USEC for the threads;
- * one still stuck after that (in a stat() of an io device path on a hung
- * file system, which no signal to a child can end) is left behind: it
- * cleans up after itself when the path answers, and its start's completion
- * is never called. Results that did come back are posted to the engine:
+ * one still stuck after that (in its own stat() of an io device path, or
+ * waiting for a child whose path wait even SIGKILL does not end) is left
+ * behind: it cleans up after itself when the path answers, and its start's
+ * completion is never called. Results that did come back are posted to the engine:
  * the caller runs them (engine_run_posted) before it tears the engine down. */
 Spawner *spawner_free(Spawner *sp);
 
