@@ -145,6 +145,33 @@ static NO_SANITIZE long child_isolate(unsigned isolate) {
         return 0;
 }
 
+/* The end of the child: execve() each candidate (execvp's rules), or say
+ * why none would run. */
+static NO_SANITIZE int child_exec(SpawnChild *c, const SpawnRequest *req) {
+        long r;
+
+        c->exec_reached = true;
+        /* execvp's rules: EACCES from any candidate wins over ENOENT. */
+        long first = -ENOENT;
+        bool eacces = false;
+        for (size_t i = 0; req->exec_paths[i]; i++) {
+                r = raw(SYS_execve, (long) req->exec_paths[i], (long) req->argv, (long) req->envp, 0);
+                if (r == -EACCES)
+                        eacces = true;
+                else if (r != -ENOENT && r != -ENOTDIR && r != -ESTALE && r != -ENODEV && r != -ETIMEDOUT) {
+                        first = r; /* a real error with this file: report it */
+                        break;
+                }
+        }
+        if (first == -ENOENT && eacces)
+                first = -EACCES;
+        /* Block signals again so that nothing runs on this stack while the
+         * parent still believes it owns the memory. */
+        uint64_t full = ~0ull;
+        (void) raw(SYS_rt_sigprocmask, SIG_SETMASK, (long) &full, 0, 8);
+        return child_fail(c, JOB_START_STAGE_EXEC, first);
+}
+
 /* Runs in the child, on the private stack, sharing the parent's memory. */
 static NO_SANITIZE int child_main(void *p) {
         SpawnChild *c = p;
@@ -214,26 +241,7 @@ static NO_SANITIZE int child_main(void *p) {
         if (r < 0)
                 return child_fail(c, JOB_START_STAGE_SPAWN, r);
 
-        c->exec_reached = true;
-        /* execvp's rules: EACCES from any candidate wins over ENOENT. */
-        long first = -ENOENT;
-        bool eacces = false;
-        for (size_t i = 0; req->exec_paths[i]; i++) {
-                r = raw(SYS_execve, (long) req->exec_paths[i], (long) req->argv, (long) req->envp, 0);
-                if (r == -EACCES)
-                        eacces = true;
-                else if (r != -ENOENT && r != -ENOTDIR && r != -ESTALE && r != -ENODEV && r != -ETIMEDOUT) {
-                        first = r; /* a real error with this file: report it */
-                        break;
-                }
-        }
-        if (first == -ENOENT && eacces)
-                first = -EACCES;
-        /* Block signals again so that nothing runs on this stack while the
-         * parent still believes it owns the memory. */
-        uint64_t full = ~0ull;
-        (void) raw(SYS_rt_sigprocmask, SIG_SETMASK, (long) &full, 0, 8);
-        return child_fail(c, JOB_START_STAGE_EXEC, first);
+        return child_exec(c, req);
 }
 
 #if defined(__x86_64__)
