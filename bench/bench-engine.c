@@ -116,7 +116,7 @@ static double engine_spawn(char *dir, int count) {
         exits = 0;
         double t0 = now();
         for (int i = 0; i < count; i++) {
-                if (engine_start_job(e, &spec, &id, NULL) < 0)
+                if (engine_start_job_wait(e, &spec, &id, NULL) < 0)
                         abort();
                 /* One at a time, as the floor does: start, then reap. */
                 while (exits < (unsigned) i + 1)
@@ -137,7 +137,7 @@ static double engine_capture(char *dir, const char *writer, uint64_t bytes, bool
         const char *argv[] = { writer, "zeros", n, NULL };
         JobSpec spec = { .argv = argv, .cgroup_fd = -1 };
         double t0 = now();
-        if (engine_start_job(e, &spec, &id, NULL) < 0)
+        if (engine_start_job_wait(e, &spec, &id, NULL) < 0)
                 abort();
         do {
                 engine_run_once(e, UINT64_MAX);

@@ -20,8 +20,9 @@
  *   -EINVAL   invalid argument (empty argv, NUL byte, bad env entry, ...)
  *   -E2BIG    argv/env over the limits below
  *   -EMFILE/-ENFILE/-EAGAIN  out of resources
- * A failed exec is reported by engine_start_job() with the errno of the
- * exec (or of chdir/setuid...) and the stage that failed, see JobStartError.
+ * A failed exec is reported by engine_start_job()'s completion with the
+ * errno of the exec (or of chdir/setuid...) and the stage that failed, see
+ * JobStartError.
  */
 
 #include <stdbool.h>
@@ -101,12 +102,24 @@ typedef struct JobIoLimit {
         uint64_t write_bps;
 } JobIoLimit;
 
+/* An io limit on the disk a path is on (a block device node stands for
+ * itself, a partition for its whole disk), resolved by the engine off its
+ * thread (core/iodev.h) with the job's account's file system ids. */
+#define JOB_IO_MAX 16u
+typedef struct JobIoDevice {
+        const char *device;     /* absolute path */
+        uint64_t read_bps;      /* 0: not asked for */
+        uint64_t write_bps;
+} JobIoDevice;
+
 typedef struct JobLimits {
         uint32_t cpu_millis;    /* 1000 = one CPU (cpu.max) */
         uint64_t memory_max;    /* bytes (memory.max; swap then 0) */
         uint64_t pids_max;      /* pids.max */
         size_t n_io;
         const JobIoLimit *io;   /* io.max entries, borrowed */
+        size_t n_io_devices;    /* or io entries by path, resolved by the */
+        const JobIoDevice *io_devices; /* engine (not with n_io), borrowed */
 } JobLimits;
 
 typedef struct JobSpec {
@@ -147,6 +160,7 @@ typedef enum JobStartStage {
         JOB_START_STAGE_EXEC,
         JOB_START_STAGE_LIMITS, /* a limit cannot be applied (-EOPNOTSUPP: controller missing) */
         JOB_START_STAGE_ISOLATION, /* a namespace or its set-up was refused */
+        JOB_START_STAGE_IO_DEVICE, /* an io device path cannot be resolved (names it) */
 } JobStartStage;
 
 typedef struct JobStartError {
@@ -212,10 +226,31 @@ EngineTimer *engine_timer_free(Engine *e, EngineTimer *t);
 
 /* Jobs ------------------------------------------------------------------ */
 
-/* Starts a job. On success writes its id to *ret_id. When the process
- * could not be started, returns the negative errno and (if ret_error) fills
- * *ret_error with stage and message. */
-int engine_start_job(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartError *ret_error);
+/*
+ * Starts a job, asynchronously: the stages that look at paths the client
+ * chose (io devices, cwd or HOME, the PATH walk of exec) run on a spawner
+ * thread, so a hung file system never stalls the engine. done is called
+ * exactly once, on the engine thread, from the loop (never from within
+ * engine_start_job()): r = 0 and *id, or r < 0 (-errno) and *error with
+ * stage and message (id NULL then). The spec and everything it points to
+ * are copied: the caller may free them on return.
+ *
+ * Returns 0 (done will be called) or -ENOMEM (it will not). When the
+ * engine is freed with starts in flight, engine_free() undoes them (a child
+ * stuck in a hung cwd is SIGKILLed) and calls their done with e == NULL and
+ * r = -ECANCELED, only so that userdata can be released. A start still stuck
+ * after 2 s on a path no signal frees (a stat() of an io device, or a chdir
+ * into a FUSE mount whose server read the request and never answers) is
+ * abandoned: its done is never called (see spawner.c).
+ */
+typedef void (*EngineStartDone)(Engine *e, int r, const JobId *id, const JobStartError *error, void *userdata);
+int engine_start_job(Engine *e, const JobSpec *spec, EngineStartDone done, void *userdata);
+
+/* engine_start_job() that runs the loop until the start is done: for tests,
+ * benchmarks and programs that own the loop. Not from an engine callback
+ * (the loop is not re-entrant). *ret_id on success; *ret_error (if not
+ * NULL) always. */
+int engine_start_job_wait(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartError *ret_error);
 
 /* SIGTERM now, then SIGKILL to the whole job after grace_usec
  * (UINT64_MAX = the engine's default). -ENOENT unknown, -ESRCH not running. */

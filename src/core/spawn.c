@@ -47,6 +47,9 @@ typedef struct SpawnChild {
         const SpawnRequest *req;
         JobStartStage stage; /* written by the child on failure */
         int error;           /* positive errno, written by the child */
+        bool exec_reached;   /* the child got as far as execve() */
+        const int *pidfd;    /* the parent's, written by clone3() */
+        bool published;      /* the child stored it in req->child_pidfd */
 } SpawnChild;
 
 int spawn_stack_init(SpawnStack *s) {
@@ -142,6 +145,33 @@ static NO_SANITIZE long child_isolate(unsigned isolate) {
         return 0;
 }
 
+/* The end of the child: execve() each candidate (execvp's rules), or say
+ * why none would run. */
+static NO_SANITIZE int child_exec(SpawnChild *c, const SpawnRequest *req) {
+        long r;
+
+        c->exec_reached = true;
+        /* execvp's rules: EACCES from any candidate wins over ENOENT. */
+        long first = -ENOENT;
+        bool eacces = false;
+        for (size_t i = 0; req->exec_paths[i]; i++) {
+                r = raw(SYS_execve, (long) req->exec_paths[i], (long) req->argv, (long) req->envp, 0);
+                if (r == -EACCES)
+                        eacces = true;
+                else if (r != -ENOENT && r != -ENOTDIR && r != -ESTALE && r != -ENODEV && r != -ETIMEDOUT) {
+                        first = r; /* a real error with this file: report it */
+                        break;
+                }
+        }
+        if (first == -ENOENT && eacces)
+                first = -EACCES;
+        /* Block signals again so that nothing runs on this stack while the
+         * parent still believes it owns the memory. */
+        uint64_t full = ~0ull;
+        (void) raw(SYS_rt_sigprocmask, SIG_SETMASK, (long) &full, 0, 8);
+        return child_fail(c, JOB_START_STAGE_EXEC, first);
+}
+
 /* Runs in the child, on the private stack, sharing the parent's memory. */
 static NO_SANITIZE int child_main(void *p) {
         SpawnChild *c = p;
@@ -150,6 +180,11 @@ static NO_SANITIZE int child_main(void *p) {
         uint64_t empty = 0;
         struct rlimit rl;
         long r;
+
+        if (req->child_pidfd) {
+                c->published = true;
+                __atomic_store_n(req->child_pidfd, *c->pidfd + 1, __ATOMIC_SEQ_CST);
+        }
 
         /* Dispositions back to default: SIG_IGN (SIGPIPE, say) would
          * survive exec. The mask is still full, so no handler can run. */
@@ -196,6 +231,8 @@ static NO_SANITIZE int child_main(void *p) {
 
         if (req->cwd) {
                 r = raw(SYS_chdir, (long) req->cwd, 0, 0, 0);
+                if (r < 0 && req->cwd_or_root) /* accounts like nobody: no home */
+                        r = raw(SYS_chdir, (long) "/", 0, 0, 0);
                 if (r < 0)
                         return child_fail(c, JOB_START_STAGE_CHDIR, r);
         }
@@ -204,25 +241,7 @@ static NO_SANITIZE int child_main(void *p) {
         if (r < 0)
                 return child_fail(c, JOB_START_STAGE_SPAWN, r);
 
-        /* execvp's rules: EACCES from any candidate wins over ENOENT. */
-        long first = -ENOENT;
-        bool eacces = false;
-        for (size_t i = 0; req->exec_paths[i]; i++) {
-                r = raw(SYS_execve, (long) req->exec_paths[i], (long) req->argv, (long) req->envp, 0);
-                if (r == -EACCES)
-                        eacces = true;
-                else if (r != -ENOENT && r != -ENOTDIR && r != -ESTALE && r != -ENODEV && r != -ETIMEDOUT) {
-                        first = r; /* a real error with this file: report it */
-                        break;
-                }
-        }
-        if (first == -ENOENT && eacces)
-                first = -EACCES;
-        /* Block signals again so that nothing runs on this stack while the
-         * parent still believes it owns the memory. */
-        uint64_t full = ~0ull;
-        (void) raw(SYS_rt_sigprocmask, SIG_SETMASK, (long) &full, 0, 8);
-        return child_fail(c, JOB_START_STAGE_EXEC, first);
+        return child_exec(c, req);
 }
 
 #if defined(__x86_64__)
@@ -282,8 +301,8 @@ static pid_t do_clone3(struct clone_args *args, SpawnStack *stack, SpawnChild *c
 #endif
 
 int spawn_process(const SpawnRequest *req, SpawnStack *stack, pid_t *ret_pid, int *ret_pidfd, JobStartStage *ret_stage) {
-        SpawnChild c = { .req = req, .stage = JOB_START_STAGE_NONE };
         int pidfd = -1;
+        SpawnChild c = { .req = req, .stage = JOB_START_STAGE_NONE, .pidfd = &pidfd };
         sigset_t all, old;
         pid_t pid;
 
@@ -312,6 +331,9 @@ int spawn_process(const SpawnRequest *req, SpawnStack *stack, pid_t *ret_pid, in
         pid = do_clone3(&args, stack, &c);
         int saved = errno;
         pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (req->child_pidfd && __atomic_exchange_n(req->child_pidfd, 0, __ATOMIC_SEQ_CST) == 0 && c.published &&
+            pid > 0 && c.stage == JOB_START_STAGE_NONE)
+                c.exec_reached = false; /* taken by a killer: it was killed, or is about to be */
 
         if (pid < 0) {
                 /* A namespace the kernel or our privileges do not allow. */
@@ -321,6 +343,10 @@ int spawn_process(const SpawnRequest *req, SpawnStack *stack, pid_t *ret_pid, in
                 return -saved;
         }
 
+        if (c.stage == JOB_START_STAGE_NONE && !c.exec_reached) {
+                c.stage = JOB_START_STAGE_SPAWN;
+                c.error = EINTR;
+        }
         if (c.stage != JOB_START_STAGE_NONE) {
                 /* It has exited already (vfork semantics): reap it. */
                 siginfo_t si;

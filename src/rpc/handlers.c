@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "jobworker/v1/jobworker.pb-c.h"
 #include "rpc/authz.h"
@@ -63,21 +62,68 @@ static void status_response(RpcCall *c, const JobStatus *st, bool stop) {
         }
 }
 
+/* A Start's answer, on the engine thread. e NULL: the engine is going away
+ * (the server may be gone too): only let go of the call. */
+static void on_started(Engine *e, int r, const JobId *id, const JobStartError *err, void *userdata) {
+        RpcCall *c = userdata;
+        char idbuf[JOB_ID_STRING_MAX];
+
+        if (!e || !call_may_send(c)) {
+                call_unref(c); /* the start's reference */
+                return;
+        }
+        if (r < 0) {
+                StatusMapping m;
+
+                status_map_start_error(r, err, &m);
+                /* The host ran out of something: the operator hears of it too. */
+                if (m.exhausted && c->server->start_failed)
+                        c->server->start_failed(c->server->denied_userdata, c->identity, m.message);
+                call_finish(c, m.code, m.message, NULL);
+        } else {
+                Jobworker__V1__StartResponse resp = JOBWORKER__V1__START_RESPONSE__INIT;
+                resp.job_id = job_id_to_string(id, idbuf);
+                call_finish(c, GRPC_STATUS_OK, NULL, &resp.base);
+        }
+        call_unref(c); /* the start's reference */
+}
+
+/* The policy's bounds and defaults for c's Start into *limits; the engine
+ * resolves the io devices (as the job's account sees the paths). false: c
+ * was answered. */
+static bool start_limits(RpcCall *c, JobLimits *limits, LimitsIoRequest io_req[static LIMITS_IO_MAX]) {
+        Server *s = c->server;
+        LimitsBounds bounds = {};
+        _cleanup_free_ char *message = NULL;
+        int r;
+
+        (void) policy_bounds(s->policy, c->identity, &bounds);
+        r = limits_apply_bounds(&bounds, c->identity, &c->request->limits, limits, io_req, &message);
+        if (r == -EACCES) {
+                report_denied(s, c, "start a job with these limits", NULL);
+                call_finish(c, GRPC_STATUS_PERMISSION_DENIED, message, NULL);
+                return false;
+        }
+        if (r < 0) {
+                handlers_finish_error(c, r, "cannot apply the limits");
+                return false;
+        }
+        limits->io_devices = io_req;
+        limits->n_io_devices = limits->n_io;
+        limits->n_io = 0;
+        return true;
+}
+
+/* Authorizes, applies the policy's bounds, and hands the start to the
+ * engine, which answers through on_started(): the io device paths, HOME and
+ * the cwd are looked at off the engine thread (a hung path stalls nothing). */
 static void handle_start(Engine *e, RpcCall *c) {
         Server *s = c->server;
         const Request *req = c->request;
         JobCredentials creds;
-        JobStartError err = {};
-        LimitsBounds bounds = {};
         LimitsIoRequest io_req[LIMITS_IO_MAX];
-        JobIoLimit io[LIMITS_IO_MAX];
         JobLimits limits;
-        _cleanup_free_ char *message = NULL;
         JobSpec spec;
-        JobId id;
-        char idbuf[JOB_ID_STRING_MAX];
-        const char *cwd = req->cwd;
-        struct stat st;
         int r;
 
         switch (authz_decide(s->policy, c->identity, AUTHZ_ACTION_START, NULL)) {
@@ -97,64 +143,29 @@ static void handle_start(Engine *e, RpcCall *c) {
                 call_finishf(c, GRPC_STATUS_UNAVAILABLE, "the server is shutting down");
                 return;
         }
-
         r = policy_credentials(s->policy, c->identity, &creds);
         if (r < 0) {
                 call_finishf(c, GRPC_STATUS_INTERNAL, "no account to run jobs of '%s' as", c->identity);
                 return;
         }
-        /* Accounts like nobody have a home that does not exist. */
-        if (!cwd && (stat(creds.home, &st) < 0 || !S_ISDIR(st.st_mode)))
-                cwd = "/";
-
-        /* The policy's bounds and defaults, then the io devices (as the
-         * job's account sees the paths). */
-        (void) policy_bounds(s->policy, c->identity, &bounds);
-        r = limits_apply_bounds(&bounds, c->identity, &req->limits, &limits, io_req, &message);
-        if (r == -EACCES) {
-                report_denied(s, c, "start a job with these limits", NULL);
-                call_finish(c, GRPC_STATUS_PERMISSION_DENIED, message, NULL);
+        if (!start_limits(c, &limits, io_req))
                 return;
-        }
-        if (r < 0) {
-                handlers_finish_error(c, r, "cannot apply the limits");
-                return;
-        }
-        r = limits_resolve_io(io_req, limits.n_io, &creds, io, &limits.n_io, &message);
-        if (r < 0) {
-                if (r == -ENOMEM)
-                        handlers_finish_error(c, r, "cannot resolve the io devices");
-                else
-                        call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, message ? message : "invalid io device", NULL);
-                return;
-        }
-        limits.io = io;
 
         spec = (JobSpec) {
                 .argv = req->argv,
                 .env = req->env,
-                .cwd = cwd,
+                .cwd = req->cwd,
                 .owner = c->identity,
                 .creds = &creds,
                 .limits = &limits,
                 .cgroup_fd = -1,
                 .isolate = req->isolate,
         };
-        r = engine_start_job(e, &spec, &id, &err);
+        r = engine_start_job(e, &spec, on_started, call_ref(c));
         if (r < 0) {
-                StatusMapping m;
-
-                status_map_start_error(r, &err, &m);
-                /* The host ran out of something: the operator hears of it too. */
-                if (m.exhausted && s->start_failed)
-                        s->start_failed(s->denied_userdata, c->identity, m.message);
-                call_finish(c, m.code, m.message, NULL);
-                return;
+                call_unref(c);
+                handlers_finish_error(c, r, "cannot start job");
         }
-
-        Jobworker__V1__StartResponse resp = JOBWORKER__V1__START_RESPONSE__INIT;
-        resp.job_id = job_id_to_string(&id, idbuf);
-        call_finish(c, GRPC_STATUS_OK, NULL, &resp.base);
 }
 
 /* Looks the job up and decides; answers and returns false unless allowed. */

@@ -5,11 +5,11 @@
  * Per-job resource limits between the API and the engine: the syntax of the
  * quantities (shared by the policy file and jwctl, so both read "0.5" and
  * "256M" the same way), the caller's policy bounds and defaults applied to
- * what a Start asked for, and io device paths resolved to the whole disk's
- * major:minor that io.max wants.
+ * what a Start asked for.
  *
- * Everything but limits_resolve_device() is pure (no I/O), so it is unit
- * tested and fuzzed through the policy and request parsers.
+ * Everything here is pure (no I/O: io device paths are resolved by the
+ * engine, off its thread, core/iodev.h), so it is unit tested and fuzzed
+ * through the policy and request parsers.
  */
 
 #include <stdbool.h>
@@ -22,7 +22,7 @@
 #define LIMITS_CPU_MILLIS_MIN 10u        /* 0.01 CPU: cpu.max needs a quota of >= 1 ms per 100 ms */
 #define LIMITS_CPU_MILLIS_MAX 1024000u   /* 1024 CPUs */
 #define LIMITS_PIDS_MAX 4194304u         /* PID_MAX_LIMIT; pids.max refuses more */
-#define LIMITS_IO_MAX 16u                /* io entries per job */
+#define LIMITS_IO_MAX JOB_IO_MAX          /* io entries per job */
 #define LIMITS_DEVICE_PATH_MAX 4095u     /* bytes of an io device path */
 
 /* "2", "0.5", "1.25" CPUs (parse_fixed() of shared/parse-util.h, at most
@@ -43,11 +43,7 @@ const char *limits_format_cpu(uint32_t millis, char buf[static 32]);
 const char *limits_format_size(uint64_t bytes, char buf[static 32]);
 
 /* One io entry of a request, before its device is resolved. */
-typedef struct LimitsIoRequest {
-        const char *device;     /* absolute path */
-        uint64_t read_bps;      /* 0: not asked for */
-        uint64_t write_bps;
-} LimitsIoRequest;
+typedef JobIoDevice LimitsIoRequest;
 
 /* What a Start asked for; 0 / empty = not asked for. */
 typedef struct LimitsRequest {
@@ -81,25 +77,7 @@ bool limits_bounds_empty(const LimitsBounds *b);
  * device the request names is always bounded). -EACCES if a value is above
  * its bound, with a malloc()ed *ret_message like
  * "alice may use at most 1 CPU (asked 2)". The io devices are not resolved
- * here (limits_resolve_io()); ret->io is NULL.
+ * here (the engine does, off its thread: core/iodev.h); ret->io is NULL.
  */
 int limits_apply_bounds(const LimitsBounds *bounds, const char *user, const LimitsRequest *req,
                         JobLimits *ret, LimitsIoRequest ret_io[static LIMITS_IO_MAX], char **ret_message);
-
-/*
- * Resolves path to the block device whose io.max entry governs it: a block
- * device node stands for itself, any other file for the device of its file
- * system; a partition is replaced by its whole disk (io.max refuses
- * partitions). When the daemon runs as root and creds names another
- * account, the path is looked at with that account's file system uid and
- * gid (this thread only), so a caller learns nothing about paths its jobs
- * could not see. Errors (with a malloc()ed *ret_message naming the path):
- * the stat() errno, -EINVAL for a path that is not on a block device.
- */
-int limits_resolve_device(const char *path, const JobCredentials *creds, uint32_t *ret_major, uint32_t *ret_minor,
-                          char **ret_message);
-
-/* Resolves every io entry and merges entries that name the same disk (a
- * rate set in both must agree: -EINVAL otherwise). Fills io[] and *ret_n. */
-int limits_resolve_io(const LimitsIoRequest *req, size_t n, const JobCredentials *creds,
-                      JobIoLimit io[static LIMITS_IO_MAX], size_t *ret_n, char **ret_message);

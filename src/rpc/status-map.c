@@ -49,6 +49,20 @@ void status_map_error(int error, const char *what, StatusMapping *ret) {
 
 void status_map_start_error(int r, const JobStartError *err, StatusMapping *ret) {
         status_map_error(r, "cannot start job", ret);
+        /* The engine gave up a start in flight because it is going away. */
+        if (r == -ECANCELED) {
+                ret->code = GRPC_STATUS_UNAVAILABLE;
+                snprintf(ret->message, sizeof(ret->message), "the server is shutting down");
+                return;
+        }
+        /* A path the client named as an io device: its fault whatever the
+         * errno (ENOENT is no job that was not found), unless we ran out. */
+        if (err->stage == JOB_START_STAGE_IO_DEVICE && r != -ENOMEM) {
+                ret->code = GRPC_STATUS_INVALID_ARGUMENT;
+                ret->exhausted = false;
+                snprintf(ret->message, sizeof(ret->message), "%s", err->message[0] ? err->message : "invalid io device");
+                return;
+        }
         /* No stage and no words from the engine: the errno says it all. */
         if (!err->message[0] || (err->stage == JOB_START_STAGE_NONE && !ret->exhausted))
                 return;

@@ -81,7 +81,7 @@ static pid_t start_and_read_pid(Engine *e, const char *const *argv, JobId *ret_i
         char out[256] = "";
         SubscriberOps ops = { .chunk = grab };
         SubscriberId sid;
-        assert_int_equal(engine_start_job(e, &spec, ret_id, NULL), 0);
+        assert_int_equal(engine_start_job_wait(e, &spec, ret_id, NULL), 0);
         assert_int_equal(engine_subscribe(e, ret_id, JOB_STREAM_STDOUT, 0, true, &ops, out, &sid), 0);
         uint64_t until = mono_ms() + 5000;
         while (!strchr(out, '\n')) {
@@ -102,7 +102,7 @@ static void test_job_runs_in_its_cgroup(void **state) {
         SubscriberId sid;
         JobId id;
 
-        assert_int_equal(engine_start_job(e, &spec, &id, NULL), 0);
+        assert_int_equal(engine_start_job_wait(e, &spec, &id, NULL), 0);
         JobStatus s = wait_end(e, &id);
         assert_true(s.has_cgroup);
         assert_int_equal(engine_subscribe(e, &id, JOB_STREAM_STDOUT, 0, false, &ops, out, &sid), 0);
@@ -158,14 +158,14 @@ static void test_cpu_time_reported(void **state) {
         JobSpec spec = { .argv = argv, .cgroup_fd = -1 };
         JobId id;
 
-        assert_int_equal(engine_start_job(e, &spec, &id, NULL), 0);
+        assert_int_equal(engine_start_job_wait(e, &spec, &id, NULL), 0);
         JobStatus s = wait_end(e, &id);
         assert_int_equal(s.exit_code, 0);
         assert_true(s.cpu_usec >= 290000); /* it burns 300 ms of CPU time */
 
         /* While a job runs: its numbers so far. */
         spec.argv = argv_long;
-        assert_int_equal(engine_start_job(e, &spec, &id, NULL), 0);
+        assert_int_equal(engine_start_job_wait(e, &spec, &id, NULL), 0);
         JobStatus now = {};
         uint64_t until = mono_ms() + 10000;
         while (now.cpu_usec == 0) {
@@ -197,7 +197,7 @@ static void test_limits_without_controllers(void **state) {
                 done(e, dir);
                 skip(); /* the controller is there: the VM test covers it */
         }
-        assert_int_equal(engine_start_job(e, &spec, &id, &err), -EOPNOTSUPP);
+        assert_int_equal(engine_start_job_wait(e, &spec, &id, &err), -EOPNOTSUPP);
         assert_int_equal(err.stage, JOB_START_STAGE_LIMITS);
         assert_non_null(strstr(err.message, "memory controller"));
         done(e, dir);
@@ -215,7 +215,7 @@ static void test_limits_without_cgroups(void **state) {
         JobId id;
 
         assert_int_equal(engine_new(&e, &c), 0);
-        assert_int_equal(engine_start_job(e, &spec, &id, &err), -EOPNOTSUPP);
+        assert_int_equal(engine_start_job_wait(e, &spec, &id, &err), -EOPNOTSUPP);
         assert_non_null(strstr(err.message, "cgroup"));
         done(e, dir);
 }

@@ -64,7 +64,7 @@ static JobId start(Engine *e, const char *const *argv) {
         JobSpec spec = { .argv = argv, .owner = "tester", .cgroup_fd = -1 };
         JobStartError err;
         JobId id;
-        int r = engine_start_job(e, &spec, &id, &err);
+        int r = engine_start_job_wait(e, &spec, &id, &err);
         if (r < 0)
                 fail_msg("start %s: %s", argv[0], err.message);
         return id;
@@ -325,13 +325,13 @@ static void test_start_errors(void **state) {
 
         const char *missing[] = { "/nonexistent/program", NULL };
         JobSpec spec = { .argv = missing, .cgroup_fd = -1 };
-        assert_int_equal(engine_start_job(e, &spec, &id, &err), -ENOENT);
+        assert_int_equal(engine_start_job_wait(e, &spec, &id, &err), -ENOENT);
         assert_int_equal(err.stage, JOB_START_STAGE_EXEC);
         assert_non_null(strstr(err.message, "/nonexistent/program"));
 
         const char *nopath[] = { "no-such-command-jw", NULL };
         spec.argv = nopath;
-        assert_int_equal(engine_start_job(e, &spec, &id, &err), -ENOENT);
+        assert_int_equal(engine_start_job_wait(e, &spec, &id, &err), -ENOENT);
         assert_non_null(strstr(err.message, "searched PATH"));
 
         /* A file without x bits, and one with x bits that is not a program. */
@@ -348,35 +348,35 @@ static void test_start_errors(void **state) {
         chmod(garbage, 0755);
         const char *noexec[] = { plain, NULL };
         spec.argv = noexec;
-        assert_int_equal(engine_start_job(e, &spec, &id, &err), -EACCES);
+        assert_int_equal(engine_start_job_wait(e, &spec, &id, &err), -EACCES);
         assert_int_equal(err.stage, JOB_START_STAGE_EXEC);
         assert_non_null(strstr(err.message, "Permission denied"));
         const char *badformat[] = { garbage, NULL };
         spec.argv = badformat;
-        assert_int_equal(engine_start_job(e, &spec, &id, &err), -ENOEXEC);
+        assert_int_equal(engine_start_job_wait(e, &spec, &id, &err), -ENOEXEC);
         assert_non_null(strstr(err.message, garbage));
 
         const char *ok[] = { "true", NULL };
         spec.argv = ok;
         spec.cwd = "/nonexistent-dir";
-        assert_int_equal(engine_start_job(e, &spec, &id, &err), -ENOENT);
+        assert_int_equal(engine_start_job_wait(e, &spec, &id, &err), -ENOENT);
         assert_int_equal(err.stage, JOB_START_STAGE_CHDIR);
         assert_non_null(strstr(err.message, "/nonexistent-dir"));
         spec.cwd = "relative";
-        assert_int_equal(engine_start_job(e, &spec, &id, &err), -EINVAL);
+        assert_int_equal(engine_start_job_wait(e, &spec, &id, &err), -EINVAL);
         spec.cwd = NULL;
 
         const char *empty[] = { NULL };
         spec.argv = empty;
-        assert_int_equal(engine_start_job(e, &spec, &id, &err), -EINVAL);
+        assert_int_equal(engine_start_job_wait(e, &spec, &id, &err), -EINVAL);
         const char *empty0[] = { "", NULL };
         spec.argv = empty0;
-        assert_int_equal(engine_start_job(e, &spec, &id, &err), -EINVAL);
+        assert_int_equal(engine_start_job_wait(e, &spec, &id, &err), -EINVAL);
 
         const char *env_bad[] = { "NOEQUALS", NULL };
         spec.argv = ok;
         spec.env = env_bad;
-        assert_int_equal(engine_start_job(e, &spec, &id, &err), -EINVAL);
+        assert_int_equal(engine_start_job_wait(e, &spec, &id, &err), -EINVAL);
         spec.env = NULL;
 
         /* Over the argument count limit. */
@@ -384,7 +384,7 @@ static void test_start_errors(void **state) {
         for (unsigned i = 0; i <= JOB_ARGV_MAX; i++)
                 many[i] = "x";
         spec.argv = many;
-        assert_int_equal(engine_start_job(e, &spec, &id, &err), -E2BIG);
+        assert_int_equal(engine_start_job_wait(e, &spec, &id, &err), -E2BIG);
         assert_non_null(strstr(err.message, "limit"));
         free(many);
 
@@ -608,7 +608,7 @@ static void test_running_job_of_dead_engine_is_lost(void **state) {
                 const char *argv[] = { "sleep", "30", NULL };
                 JobSpec spec = { .argv = argv, .owner = "ghost", .cgroup_fd = -1 };
                 JobId id;
-                if (engine_new(&e, &c) < 0 || engine_start_job(e, &spec, &id, NULL) < 0)
+                if (engine_new(&e, &c) < 0 || engine_start_job_wait(e, &spec, &id, NULL) < 0)
                         _exit(1);
                 JobStatus s;
                 engine_get_status(e, &id, &s);
@@ -660,7 +660,7 @@ static void test_job_hygiene(void **state) {
                 JobId id;
                 SubscriberOps ops = { .chunk = grab_chunk };
                 SubscriberId sid;
-                assert_int_equal(engine_start_job(e, &spec, &id, NULL), 0);
+                assert_int_equal(engine_start_job_wait(e, &spec, &id, NULL), 0);
                 wait_job(e, &id, 10000);
                 memset(out, 0, sizeof(out));
                 assert_int_equal(engine_subscribe(e, &id, JOB_STREAM_STDOUT, 0, false, &ops, out, &sid), 0);
@@ -783,7 +783,7 @@ static void run_capture(Engine *e, const char *const *argv, unsigned isolate, ch
         SubscriberId sid;
         JobStartError err;
         JobId id;
-        int r = engine_start_job(e, &spec, &id, &err);
+        int r = engine_start_job_wait(e, &spec, &id, &err);
         if (r < 0)
                 fail_msg("start: %s", err.message);
         *ret = wait_job(e, &id, 10000);
@@ -831,7 +831,7 @@ static void test_isolation(void **state) {
         JobSpec bad = { .argv = who, .cgroup_fd = -1, .isolate = 1u << 7 };
         JobStartError err;
         JobId id;
-        assert_int_equal(engine_start_job(e, &bad, &id, &err), -EINVAL);
+        assert_int_equal(engine_start_job_wait(e, &bad, &id, &err), -EINVAL);
         assert_int_equal(err.stage, JOB_START_STAGE_ISOLATION);
         engine_free(e);
         rm_rf(dir);

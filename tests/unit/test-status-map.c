@@ -67,6 +67,14 @@ static void test_start_errors(void **state) {
               "no such file: /bin/nope", false);
         start(-EACCES, JOB_START_STAGE_CHDIR, "cannot enter /root", GRPC_STATUS_INVALID_ARGUMENT,
               "cannot enter /root", false);
+        /* An io device path the client named: its fault whatever the errno, unless memory ran out. */
+        start(-ENOENT, JOB_START_STAGE_IO_DEVICE, "io device '/x': No such file or directory",
+              GRPC_STATUS_INVALID_ARGUMENT, "io device '/x': No such file or directory", false);
+        start(-EAGAIN, JOB_START_STAGE_IO_DEVICE, "", GRPC_STATUS_INVALID_ARGUMENT, "invalid io device", false);
+        start(-ENOMEM, JOB_START_STAGE_IO_DEVICE, "", GRPC_STATUS_RESOURCE_EXHAUSTED,
+              "cannot start job: Cannot allocate memory", true);
+        /* A start the engine gave up because it is going away. */
+        start(-ECANCELED, JOB_START_STAGE_NONE, "", GRPC_STATUS_UNAVAILABLE, "the server is shutting down", false);
         /* No stage: the errno's code and message. */
         start(-EIO, JOB_START_STAGE_NONE, "ignored", GRPC_STATUS_INTERNAL, "cannot start job: Input/output error",
               false);

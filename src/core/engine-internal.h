@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * What the core files share behind engine.h: the Engine, Job and Subscriber
+ * structs, the ring operations, and the functions one file of the engine
+ * calls in another. Not for other layers; unit tests include it to reach
+ * the fault-injection counters (EngineFaults).
+ *
+ * Thread rules: as engine.h — everything here belongs to the engine thread,
+ * except the posted-closure queue (post_lock) and the spawner pool, which
+ * say otherwise where they are declared.
+ */
+
+#include <liburing.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/engine.h"
+#include "core/outlog.h"
+#include "core/spawn.h"
+#include "shared/list.h"
+#include "shared/ring.h"
+
+#define ENGINE_BUFFER_SIZE (1024u * 1024u) /* pipe reads */
+#define PIPE_SIZE_BIG (1024 * 1024)
+#define DRAIN_BUDGET 16        /* reads per pipe per turn before yielding */
+#define EXIT_DRAIN_BUDGET 256  /* reads after exit: what is left in the pipe */
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* The operation of a request: the top byte of its user_data (ring.h). */
+enum {
+        OP_NONE,
+        OP_WAKE,        /* eventfd read completed */
+        OP_PIDFD,       /* job process exited */
+        OP_PIPE_OUT,    /* stdout readable */
+        OP_PIPE_ERR,    /* stderr readable */
+        OP_STOP_TIMER,  /* grace period over */
+        OP_RETENTION,   /* retention timer */
+        OP_CGROUP,      /* cgroup.events changed (POLLPRI) */
+        OP_TIMER,       /* an EngineTimer fired; gen = the arming */
+        OP_UNLINK,      /* one unlink of a job directory removal; slot = the Removal */
+        OP_IGNORE,      /* cancellations and the like */
+};
+
+/* Requests of a job that could not be queued (the kernel refused a
+ * submit): remembered in Job.rearm and queued again from the loop. */
+enum {
+        REARM_PIDFD = 1 << 0,
+        REARM_OUT = 1 << 1,
+        REARM_ERR = 1 << 2,
+        REARM_CGROUP = 1 << 3,
+        REARM_STOP = 1 << 4,
+};
+
+typedef struct Job Job;
+typedef struct Subscriber Subscriber;
+typedef struct Spawner Spawner;
+
+struct Job {
+        JobStatus st;
+        uint32_t slot, gen;
+        Job *hash_next;
+        ListNode by_start;      /* e->jobs, in start order */
+        ListNode by_end;        /* e->finished, in end order */
+        ListNode drain;         /* e->drains: pipes with data left to read */
+        ListNode rearm_node;    /* e->rearms: requests to queue again */
+        unsigned rearm;         /* REARM_* */
+        ListHead subs;
+
+        int pidfd;
+        int pipe_fd[2];         /* [0] stdout, [1] stderr read ends */
+        bool poll_armed[2];
+        bool pipe_big[2];
+        bool pidfd_armed;
+
+        int log_fd;             /* opened on first output or subscription; closed when
+                                 * the job ended and nobody reads it */
+        uint64_t log_size;      /* end of the last complete record */
+        bool log_failed;        /* a write to the log failed: rest dropped */
+
+        /* The job's cgroup (st.has_cgroup) is opened only while it is being
+         * emptied, so a running job holds three fds: pidfd and two pipes. */
+        int cg_fd;
+        int cg_events_fd;       /* its cgroup.events, watched while emptying */
+        bool cg_emptying;       /* main process gone, waiting for populated 0 */
+        siginfo_t exit_info;    /* how the main process ended */
+
+        uint64_t stop_deadline; /* CLOCK_MONOTONIC usec of the armed kill timer, 0 */
+        struct __kernel_timespec stop_ts;
+};
+
+struct Subscriber {
+        uint32_t slot, gen;
+        Job *job;
+        ListNode in_job;
+        ListNode runnable;
+        unsigned streams;
+        bool follow;
+        bool ready;             /* consumer wants data */
+        OutlogCursor cur;
+        uint64_t skip_to;       /* requested start offset, maybe past the end so far */
+        SubscriberOps ops;
+        void *userdata;
+};
+
+struct EngineTimer {
+        uint32_t slot;
+        uint32_t armed_gen;     /* which arming is current; odd = armed */
+        EngineClosure fn;
+        void *userdata;
+        struct __kernel_timespec ts;
+};
+
+typedef struct Posted {
+        struct Posted *next;
+        EngineClosure fn;
+        void *userdata;
+} Posted;
+
+/* Faults a unit test can ask for, to see the engine handle what the kernel
+ * rarely does. All 0 outside tests. */
+typedef struct EngineFaults {
+        unsigned sqe_skip;      /* this many get_sqe calls succeed, then ... */
+        unsigned sqe_fail;      /* ... this many return NULL (-EBUSY) */
+        unsigned submit_fail;   /* this many submits return -EBUSY and submit
+                                 * nothing, as a kernel refusing them does */
+        unsigned sqe_failed;    /* count of injected get_sqe failures */
+} EngineFaults;
+
+struct Engine {
+        struct io_uring ring;
+        bool ring_ok;
+
+        char *state_dir;
+        uint64_t output_cap;
+        unsigned retain_max_jobs;
+        uint64_t retain_max_age_usec;
+        uint64_t default_grace_usec;
+
+        int state_fd, jobs_fd, devnull_fd;
+        int cgroup_fd;          /* root for job cgroups, or -1 */
+        unsigned cg_controllers;
+        unsigned cgroups_cleaned;
+        int wake_fd;
+        uint64_t wake_value;
+        atomic_bool stop;
+
+        pthread_mutex_t post_lock;
+        Posted *post_head, *post_tail;
+
+        Spawner *spawner;       /* the threads that start processes */
+        unsigned n_starting;    /* starts handed to the spawner, not yet back */
+        uint8_t *buf;
+        bool splice;            /* capture with splice() (EngineConfig.capture_splice) */
+        bool async_unlink;      /* the ring has IORING_OP_UNLINKAT (5.11) */
+
+        RingSlotTable job_slots, sub_slots, timer_slots, removal_slots;
+        uint32_t timer_seq;     /* keeps arming numbers of reused slots apart */
+        Job **hash;
+        size_t n_buckets;
+
+        ListHead jobs;          /* all, by start */
+        ListHead finished;      /* finished, by end */
+        ListHead drains;
+        ListHead runnable;
+        ListHead rearms;        /* jobs with Job.rearm set */
+        bool rearm_wake;        /* the eventfd read could not be queued */
+        bool rearm_retention;   /* the retention timer could not be queued */
+        unsigned n_running;
+        unsigned n_subscribers;
+
+        bool retention_armed;
+        struct __kernel_timespec retention_ts;
+
+        char *default_user, *default_home;
+
+        EngineObserver observer;
+        void *observer_userdata;
+
+        bool freeing;           /* in engine_free() */
+        EngineFaults faults;
+        unsigned removal_errors; /* unlinks of a removal that failed (not ENOENT) */
+};
+
+/* Small helpers -------------------------------------------------------------- */
+
+static inline uint64_t now_usec(clockid_t clock) {
+        struct timespec ts;
+        clock_gettime(clock, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static inline int pidfd_signal(int pidfd, int sig) {
+        return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
+}
+
+static inline struct __kernel_timespec usec_to_ts(uint64_t usec) {
+        return (struct __kernel_timespec) {
+                .tv_sec = (long long) (usec / 1000000),
+                .tv_nsec = (long long) (usec % 1000000) * 1000,
+        };
+}
+
+/* Moves fd to a number above 2 (closing the old one), or -1. */
+int fd_above_2(int fd);
+
+/* loop.c: the ring --------------------------------------------------------- */
+
+/* ring_get_sqe() with the injected faults. NULL: the kernel refused a
+ * submit; *ret_error (may be NULL) says why. */
+struct io_uring_sqe *engine_get_sqe(Engine *e, int *ret_error);
+/* io_uring_submit() with the injected faults; -EINTR retried. */
+int engine_submit(Engine *e);
+/* One-shot poll of fd for op of job j. -errno when it cannot be queued. */
+int engine_arm_poll(Engine *e, int fd, unsigned mask, unsigned op, Job *j);
+/* Cancels the request with user_data ud. Best effort, see loop.c. */
+void engine_cancel(Engine *e, uint64_t ud);
+/* Remembers that job j has a request (REARM_*) to queue again. */
+void engine_rearm_later(Engine *e, Job *j, unsigned what);
+int engine_arm_wake(Engine *e);
+void engine_run_posted(Engine *e);
+
+/* job.c: job objects, the id hash, starting --------------------------------- */
+
+Job *job_new(Engine *e);
+void job_free(Engine *e, Job *j);
+int job_hash_add(Engine *e, Job *j);
+Job *job_find(Engine *e, const JobId *id);
+void job_notify(Engine *e, EngineEvent ev, Job *j);
+/* Queues the pidfd poll and both pipe polls of a new job; -errno if the
+ * pidfd poll cannot be queued (then nothing would ever reap it). */
+int job_arm_all(Engine *e, Job *j);
+/* "job-<id>" */
+void job_cgroup_name(const JobId *id, char buf[static JOB_ID_STRING_MAX + 8]);
+int job_open_cgroup(Engine *e, Job *j);
+void job_status_now(Engine *e, Job *j, JobStatus *ret);
+
+/* job-exit.c: stop, exit, cgroup emptying ------------------------------------ */
+
+void job_kill_all(Engine *e, Job *j);
+void job_on_pidfd(Engine *e, Job *j, int res);
+void job_on_cgroup_event(Engine *e, Job *j, int res);
+void job_on_stop_timer(Engine *e, Job *j, int res);
+int job_arm_stop_timer(Engine *e, Job *j);
+void job_cgroup_done(Engine *e, Job *j);
+/* engine_free(): kill a job that still runs, wait for it, record its end. */
+void job_kill_and_record(Engine *e, Job *j);
+
+/* capture.c: pipes into the output log --------------------------------------- */
+
+enum { DRAIN_AGAIN, DRAIN_MORE, DRAIN_EOF };
+int job_open_log(Engine *e, Job *j);
+int job_drain_pipe(Engine *e, Job *j, int i, unsigned budget);
+void job_pipe_service(Engine *e, Job *j, int i, unsigned budget);
+void job_close_pipe(Engine *e, Job *j, int i);
+
+/* subscriber.c ------------------------------------------------------------------ */
+
+void sub_queue(Engine *e, Subscriber *s);
+void sub_run(Engine *e, Subscriber *s);
+void sub_free(Engine *e, Subscriber *s);
+void job_wake_subscribers(Engine *e, Job *j);
+
+/* store.c: the state directory --------------------------------------------------- */
+
+int job_write_status(Engine *e, Job *j);
+int store_load(Engine *e);
+void store_remove_job_dir(Engine *e, const char *dir);
+void store_on_unlink(Engine *e, uint64_t ud, int res);
+/* engine_free(): waits (bounded) for removals in flight. */
+void store_drain_removals(Engine *e);
+void job_remove(Engine *e, Job *j);
+void retention_run(Engine *e);
+void retention_on_timer(Engine *e);
+int mkdir_p(const char *path, mode_t mode);

@@ -1,0 +1,483 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * Starting a job: validate -> prepare (engine thread) -> io devices ->
+ * cgroup -> spawn (a spawner thread: these touch client-chosen paths, see
+ * spawner.c) -> register (engine thread again).
+ *
+ * The one idea: each stage fills one JobStart, and every failure goes
+ * through one unwinding function, job_start_free(), which undoes exactly
+ * what exists (a spawned child is killed and reaped, the cgroup and the job
+ * directory removed). Only the register stage turns the JobStart into a Job
+ * the engine owns; after it nothing can fail but the ring (see job_arm_all).
+ */
+
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "core/cgroup.h"
+#include "core/iodev.h"
+#include "core/job-env.h"
+#include "core/job-start.h"
+#include "core/spawner.h"
+#include "shared/macro.h"
+
+static _printf_(4, 5) int start_fail(JobStart *js, JobStartStage stage, int r, const char *fmt, ...) {
+        va_list ap;
+
+        js->err.stage = stage;
+        js->err.error = -r;
+        va_start(ap, fmt);
+        vsnprintf(js->err.message, sizeof(js->err.message), fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+/* Stage 1: the spec alone, and what this engine can do. */
+static int start_validate(Engine *e, JobStart *js, const JobSpec *spec) {
+        const JobLimits *l = spec->limits;
+        int r;
+
+        r = job_env_validate(spec, &js->err);
+        if (r < 0)
+                return r;
+        if (spec->isolate & ~(unsigned) JOB_ISOLATE_ALL)
+                return start_fail(js, JOB_START_STAGE_ISOLATION, -EINVAL, "unknown isolation flags 0x%x", spec->isolate);
+        if (l && l->n_io && l->n_io_devices)
+                return start_fail(js, JOB_START_STAGE_LIMITS, -EINVAL, "io limits given both by device number and by path");
+        if (l && (l->n_io > JOB_IO_MAX || l->n_io_devices > JOB_IO_MAX))
+                return start_fail(js, JOB_START_STAGE_IO_DEVICE, -E2BIG, "too many io entries (at most %u)", JOB_IO_MAX);
+        js->want_limits = l && (l->cpu_millis || l->memory_max || l->pids_max || l->n_io || l->n_io_devices);
+        return 0;
+}
+
+/* Both ends non-blocking on ours, above 2 on both. */
+static int start_pipe(int *ret_r, int *ret_w) {
+        int p[2];
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        *ret_r = fd_above_2(p[0]);
+        *ret_w = fd_above_2(p[1]);
+        if (*ret_r < 0 || *ret_w < 0)
+                return -EMFILE;
+        if (fcntl(*ret_r, F_SETFL, O_NONBLOCK) < 0)
+                return -errno;
+        return 0;
+}
+
+/* Stage 2: environment, id, directory, log, pipes. */
+static int start_prepare(Engine *e, JobStart *js) {
+        const JobSpec *spec = &js->spec;
+        char path[JOB_ID_STRING_MAX + 16];
+        int r;
+
+        js->user = (spec->creds ? spec->creds->user : e->default_user) ?: "nobody";
+        js->home = (spec->creds ? spec->creds->home : e->default_home) ?: "/";
+        /* HOME is not looked at here (it may hang): the child tries it and
+         * falls back to / (SpawnRequest.cwd_or_root). */
+        js->cwd = spec->cwd ?: js->home;
+        js->cwd_or_root = !spec->cwd;
+
+        js->envp = job_env_build(js->user, js->home, spec->env);
+        if (!js->envp)
+                return -ENOMEM;
+        const char *path_env = job_env_get((const char *const *) js->envp, "PATH");
+        js->candidates = spawn_exec_candidates(spec->argv[0], path_env ?: DEFAULT_PATH);
+        if (!js->candidates)
+                return -ENOMEM;
+
+        r = job_id_generate(&js->id);
+        if (r < 0)
+                return r;
+        job_id_to_string(&js->id, js->dir);
+        if (mkdirat(e->jobs_fd, js->dir, 0700) < 0)
+                return -errno;
+        js->dir_made = true;
+        snprintf(path, sizeof(path), "%s/output", js->dir);
+        r = outlog_create(e->jobs_fd, path, &js->log_fd);
+        if (r < 0)
+                return r;
+        r = start_pipe(&js->out_r, &js->out_w);
+        if (r < 0)
+                return r;
+        return start_pipe(&js->err_r, &js->err_w);
+}
+
+/* Stage 4: the job's cgroup and its limits. */
+static int start_cgroup(JobStart *js) {
+        int r;
+
+        /* Checked here, after the io devices, so that a bad device path is
+         * reported as such on any host. */
+        if (js->want_limits && js->cgroup_root_fd < 0)
+                return start_fail(js, JOB_START_STAGE_LIMITS, -EOPNOTSUPP,
+                                  "resource limits need cgroup v2, and no cgroup is set up for jobs on this host");
+        if (js->cgroup_root_fd < 0)
+                return 0;
+        job_cgroup_name(&js->id, js->cg_name);
+        if (mkdirat(js->cgroup_root_fd, js->cg_name, 0755) < 0) {
+                r = -errno;
+                js->cg_name[0] = 0;
+                return start_fail(js, JOB_START_STAGE_LIMITS, r, "cannot create the job's cgroup: %s", strerror(-r));
+        }
+        js->cg_fd = openat(js->cgroup_root_fd, js->cg_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (js->cg_fd < 0)
+                return -errno;
+        if (!js->want_limits)
+                return 0;
+        /* Read again: an operator may have changed what is delegated since
+         * we started (one small read). */
+        (void) cgroup_child_controllers(js->cgroup_root_fd, &js->cg_controllers);
+        r = cgroup_apply_limits(js->cg_fd, js->cg_controllers, &js->limits, js->err.message,
+                                sizeof(js->err.message));
+        if (r < 0) {
+                js->err.stage = JOB_START_STAGE_LIMITS;
+                js->err.error = -r;
+        }
+        return r;
+}
+
+static void spawn_error_message(JobStart *js, JobStartStage stage, int r) {
+        const char *argv0 = js->spec.argv[0];
+        unsigned iso = js->spec.isolate;
+
+        switch (stage) {
+        case JOB_START_STAGE_EXEC:
+                start_fail(js, stage, r, "cannot execute '%s': %s%s", argv0, strerror(-r),
+                           strchr(argv0, '/') ? "" : " (searched PATH)");
+                break;
+        case JOB_START_STAGE_CHDIR:
+                start_fail(js, stage, r, "cannot change to working directory '%s': %s", js->cwd, strerror(-r));
+                break;
+        case JOB_START_STAGE_CREDENTIALS:
+                start_fail(js, stage, r, "cannot switch to user '%s': %s", js->user, strerror(-r));
+                break;
+        case JOB_START_STAGE_ISOLATION:
+                start_fail(js, stage, r, "isolation (%s%s%s%s%s) refused by this host: %s",
+                           iso & JOB_ISOLATE_PID ? "pid" : "",
+                           (iso & JOB_ISOLATE_PID) && (iso & ~JOB_ISOLATE_PID) ? "," : "",
+                           iso & JOB_ISOLATE_NET ? "net" : "",
+                           (iso & JOB_ISOLATE_NET) && (iso & JOB_ISOLATE_TMP) ? "," : "",
+                           iso & JOB_ISOLATE_TMP ? "tmp" : "", strerror(-r));
+                break;
+        default:
+                start_fail(js, stage, r, "cannot create the process: %s", strerror(-r));
+                break;
+        }
+}
+
+/* Stage 5: the process. */
+static int start_spawn(JobStart *js, SpawnStack *stack, int *child_pidfd) {
+        JobStartStage stage;
+        SpawnRequest req = {
+                .argv = js->spec.argv,
+                .envp = (const char *const *) js->envp,
+                .exec_paths = (const char *const *) js->candidates,
+                .cwd = js->cwd,
+                .cwd_or_root = js->cwd_or_root,
+                .child_pidfd = child_pidfd,
+                .creds = js->spec.creds,
+                .stdin_fd = js->devnull_fd,
+                .stdout_fd = js->out_w,
+                .stderr_fd = js->err_w,
+                .cgroup_fd = js->cg_fd,
+                .isolate = js->spec.isolate,
+        };
+        int r;
+
+        js->start_usec = now_usec(CLOCK_REALTIME);
+        r = spawn_process(&req, stack, &js->pid, &js->pidfd, &stage);
+        if (r < 0) {
+                spawn_error_message(js, stage, r);
+                return r;
+        }
+        /* The child has its copies; ours would keep the pipes open forever. */
+        js->out_w = safe_close(js->out_w);
+        js->err_w = safe_close(js->err_w);
+        return 0;
+}
+
+/* Stage 3: io device paths to disks, as the job's account sees them. */
+static int start_iodev(JobStart *js) {
+        _cleanup_free_ char *message = NULL;
+        size_t n = 0;
+        int r;
+
+        if (js->limits.n_io_devices == 0)
+                return 0;
+        r = iodev_resolve(js->io_devices, js->limits.n_io_devices, js->spec.creds, js->io, &n, &message);
+        if (r < 0)
+                return start_fail(js, JOB_START_STAGE_IO_DEVICE, r, "%s", message ?: "invalid io device");
+        js->limits.io = js->io;
+        js->limits.n_io = n;
+        js->limits.n_io_devices = 0;
+        return 0;
+}
+
+int job_start_cancel(JobStart *js) {
+        return start_fail(js, JOB_START_STAGE_SPAWN, -ECANCELED, "the server is shutting down");
+}
+
+int job_start_spawn_stage(JobStart *js, SpawnStack *stack, int *child_pidfd, const bool *stopping) {
+        int r = start_iodev(js);
+        /* After a wait on a hung path the engine may be going: then the
+         * cgroup root fd is no longer ours to use. */
+        if (r >= 0 && __atomic_load_n(stopping, __ATOMIC_SEQ_CST))
+                r = job_start_cancel(js);
+        if (r >= 0)
+                r = start_cgroup(js);
+        if (r >= 0 && __atomic_load_n(stopping, __ATOMIC_SEQ_CST))
+                r = job_start_cancel(js);
+        if (r >= 0)
+                r = start_spawn(js, stack, child_pidfd);
+        return r;
+}
+
+/* Stage 6: the JobStart becomes a Job the engine owns. */
+static int start_register(Engine *e, JobStart *js) {
+        Job *j = job_new(e);
+        int r;
+
+        if (!j)
+                return -ENOMEM;
+        j->st.id = js->id;
+        j->st.state = JOB_STATE_RUNNING;
+        j->st.pid = js->pid;
+        j->st.start_usec = js->start_usec;
+        snprintf(j->st.owner, sizeof(j->st.owner), "%s", js->spec.owner ?: "");
+        job_env_command_summary(js->spec.argv, j->st.command);
+        j->st.has_cgroup = js->cg_fd >= 0;
+        /* The log and the cgroup stay closed until needed (fds per job). */
+        j->log_size = OUTLOG_HEADER_SIZE;
+        j->pidfd = js->pidfd;
+        j->pipe_fd[0] = js->out_r;
+        j->pipe_fd[1] = js->err_r;
+        r = job_hash_add(e, j);
+        if (r >= 0)
+                r = job_arm_all(e, j);
+        if (r < 0) {
+                /* Nothing can find or reap it: js kills it (it still holds
+                 * the fds, so the job gives them back). */
+                j->pidfd = j->pipe_fd[0] = j->pipe_fd[1] = -1;
+                job_free(e, j);
+                if (r != -ENOMEM)
+                        start_fail(js, JOB_START_STAGE_SPAWN, r, "cannot watch the new process: the kernel refused "
+                                   "to queue a request (%s)", strerror(-r));
+                return r;
+        }
+        js->pidfd = js->out_r = js->err_r = -1; /* the job's now */
+        if (e->cgroup_fd >= 0 && js->want_limits)
+                e->cg_controllers = js->cg_controllers;
+        list_append(&e->jobs, &j->by_start);
+        e->n_running++;
+        (void) job_write_status(e, j);
+        job_notify(e, ENGINE_EVENT_STARTED, j);
+        return 0;
+}
+
+/* The one unwinding path: undoes what js still owns; on failure also what
+ * it made (directory, cgroup). e NULL: the engine is gone, leave the
+ * directory. Frees js. */
+static void job_start_free(Engine *e, JobStart *js, bool failed) {
+        if (js->pidfd >= 0) {
+                /* A process nobody will watch: do not leave it. */
+                siginfo_t si;
+                (void) pidfd_signal(js->pidfd, SIGKILL);
+                (void) kill(-js->pid, SIGKILL);
+                while (waitid(P_PIDFD, (id_t) js->pidfd, &si, WEXITED) < 0 && errno == EINTR)
+                        ;
+        }
+        safe_close(js->pidfd);
+        safe_close(js->log_fd);
+        safe_close(js->out_r);
+        safe_close(js->out_w);
+        safe_close(js->err_r);
+        safe_close(js->err_w);
+        safe_close(js->cg_fd);
+        if (failed && e && js->dir_made)
+                store_remove_job_dir(e, js->dir);
+        /* Without the engine its cgroup root fd is gone: the next engine
+         * removes the leftover cgroup (cgroup_cleanup_leftovers). */
+        if (failed && e && js->cg_name[0])
+                (void) unlinkat(js->cgroup_root_fd, js->cg_name, AT_REMOVEDIR);
+        free(js->envp);
+        free(js->candidates);
+        free(js->argv);
+        free(js->env);
+        free(js->cwd_copy);
+        free(js->owner);
+        free((char *) js->creds.user);
+        free((char *) js->creds.home);
+        free(js->creds.groups);
+        for (size_t i = 0; i < js->limits.n_io_devices; i++)
+                free((char *) js->io_devices[i].device);
+        free(js);
+}
+
+void job_start_abandon(JobStart *js) {
+        job_start_free(NULL, js, true);
+}
+
+void job_start_finish(Engine *e, void *userdata) {
+        JobStart *js = userdata;
+        EngineStartDone done = js->done;
+        void *ud = js->userdata;
+        JobStartError err;
+        JobId id = js->id;
+        int r = js->r;
+
+        if (!e) { /* the engine went first (cannot happen: it runs us) */
+                job_start_abandon(js);
+                return;
+        }
+        e->n_starting--;
+        if (e->freeing && r >= 0)
+                r = start_fail(js, JOB_START_STAGE_SPAWN, -ECANCELED, "the server is shutting down");
+        if (r >= 0)
+                r = start_register(e, js);
+        err = js->err;
+        job_start_free(e, js, r < 0);
+        if (done)
+                done(e->freeing ? NULL : e, r, r >= 0 ? &id : NULL, &err, ud);
+}
+
+/* NULL-terminated copy in one allocation. */
+static char **strv_copy(const char *const *v) {
+        size_t n = 0, bytes = 0;
+        char **c, *s;
+
+        for (; v && v[n]; n++)
+                bytes += strlen(v[n]) + 1;
+        c = malloc((n + 1) * sizeof(char *) + bytes);
+        if (!c)
+                return NULL;
+        s = (char *) (c + n + 1);
+        for (size_t i = 0; i < n; i++) {
+                c[i] = s;
+                s = stpcpy(s, v[i]) + 1;
+        }
+        c[n] = NULL;
+        return c;
+}
+
+static int copy_limits(JobStart *js, const JobLimits *l) {
+        js->limits = *l;
+        js->limits.n_io_devices = 0;
+        if (l->n_io) {
+                memcpy(js->io, l->io, l->n_io * sizeof(JobIoLimit));
+                js->limits.io = js->io;
+        }
+        for (size_t i = 0; i < l->n_io_devices; i++) {
+                js->io_devices[i] = l->io_devices[i];
+                js->io_devices[i].device = strdup(l->io_devices[i].device ?: "");
+                if (!js->io_devices[i].device)
+                        return -ENOMEM;
+                js->limits.n_io_devices = i + 1;
+        }
+        js->limits.io_devices = js->io_devices;
+        js->spec.limits = &js->limits;
+        return 0;
+}
+
+/* The spec (already validated) into memory js owns. */
+static int copy_spec(JobStart *js, const JobSpec *spec) {
+        js->spec = *spec;
+        js->spec.argv = (const char *const *) (js->argv = strv_copy(spec->argv));
+        js->spec.env = spec->env ? (const char *const *) (js->env = strv_copy(spec->env)) : NULL;
+        if (!js->argv || (spec->env && !js->env))
+                return -ENOMEM;
+        if ((spec->cwd && !(js->cwd_copy = strdup(spec->cwd))) || (spec->owner && !(js->owner = strdup(spec->owner))))
+                return -ENOMEM;
+        js->spec.cwd = js->cwd_copy;
+        js->spec.owner = js->owner;
+        if (spec->creds) {
+                const JobCredentials *c = spec->creds;
+                js->creds = (JobCredentials) { .uid = c->uid, .gid = c->gid, .n_groups = c->n_groups };
+                js->creds.user = c->user ? strdup(c->user) : NULL;
+                js->creds.home = c->home ? strdup(c->home) : NULL;
+                js->creds.groups = c->n_groups ? malloc(c->n_groups * sizeof(gid_t)) : NULL;
+                if ((c->user && !js->creds.user) || (c->home && !js->creds.home) || (c->n_groups && !js->creds.groups))
+                        return -ENOMEM;
+                if (c->n_groups)
+                        memcpy(js->creds.groups, c->groups, c->n_groups * sizeof(gid_t));
+                js->spec.creds = &js->creds;
+        }
+        return spec->limits ? copy_limits(js, spec->limits) : 0;
+}
+
+int engine_start_job(Engine *e, const JobSpec *spec, EngineStartDone done, void *userdata) {
+        JobStart *js = calloc(1, sizeof(JobStart));
+        int r;
+
+        if (!js)
+                return -ENOMEM;
+        *js = (JobStart) {
+                .done = done,
+                .userdata = userdata,
+                .cgroup_root_fd = e->cgroup_fd,
+                .devnull_fd = e->devnull_fd,
+                .cg_controllers = e->cg_controllers,
+                .log_fd = -1, .out_r = -1, .out_w = -1, .err_r = -1, .err_w = -1, .cg_fd = -1, .pidfd = -1,
+        };
+        r = start_validate(e, js, spec);
+        if (r >= 0)
+                r = copy_spec(js, spec);
+        if (r >= 0)
+                r = start_prepare(e, js);
+        e->n_starting++;
+        if (r >= 0)
+                r = spawner_submit(e->spawner, js);
+        if (r < 0) {
+                /* Answered from the loop like every start, never from here. */
+                js->r = r;
+                r = engine_post(e, job_start_finish, js);
+                if (r < 0) {
+                        e->n_starting--;
+                        js->done = NULL;
+                        job_start_free(e, js, true);
+                        return r;
+                }
+        }
+        return 0;
+}
+
+typedef struct StartWait {
+        bool done;
+        int r;
+        JobId id;
+        JobStartError err;
+} StartWait;
+
+static void start_wait_done(Engine *e, int r, const JobId *id, const JobStartError *err, void *userdata) {
+        StartWait *w = userdata;
+        w->done = true;
+        w->r = r;
+        if (id)
+                w->id = *id;
+        w->err = *err;
+}
+
+int engine_start_job_wait(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartError *ret_error) {
+        StartWait w = {};
+        int r = engine_start_job(e, spec, start_wait_done, &w);
+
+        if (r < 0)
+                return r;
+        while (!w.done) {
+                r = engine_run_once(e, UINT64_MAX);
+                if (r < 0)
+                        return r; /* w is still referenced: cannot happen but for a broken ring */
+        }
+        if (ret_error)
+                *ret_error = w.err;
+        if (w.r >= 0)
+                *ret_id = w.id;
+        return w.r;
+}

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * One start of a job in progress (job-start.c): an owned copy of its spec
+ * and what the stages have made so far, so that one function can undo it.
+ *
+ * Thread rules: a JobStart is on the engine thread, or — between
+ * spawner_submit() and job_start_finish() — on one spawner thread, never
+ * on two at once. job_start_spawn_stage(), job_start_cancel() and
+ * job_start_abandon() touch only the JobStart and fds it owns (plus the
+ * engine's read-only cgroup root fd).
+ */
+
+#include "core/engine-internal.h"
+
+typedef struct JobStart JobStart;
+struct JobStart {
+        JobStart *next;                      /* the spawner's queue */
+        EngineStartDone done;
+        void *userdata;
+        int r;                               /* result of the spawn stage */
+
+        /* The spec, copied: the caller's may be gone by the time we run. */
+        JobSpec spec;
+        char **argv, **env;
+        char *cwd_copy, *owner;
+        JobCredentials creds;
+        JobLimits limits;
+        JobIoLimit io[JOB_IO_MAX];
+        JobIoDevice io_devices[JOB_IO_MAX];
+
+        const char *user, *home, *cwd;
+        bool cwd_or_root;                    /* no cwd asked for: HOME, else / */
+        char **envp, **candidates;
+        bool want_limits;
+        JobId id;
+        char dir[JOB_ID_STRING_MAX];
+        bool dir_made;
+        char cg_name[JOB_ID_STRING_MAX + 8]; /* "" until made */
+        int cgroup_root_fd, devnull_fd;      /* borrowed from the engine */
+        unsigned cg_controllers;             /* as read for the limits */
+        int log_fd, out_r, out_w, err_r, err_w, cg_fd, pidfd;
+        pid_t pid;
+        uint64_t start_usec;
+        JobStartError err;
+};
+
+/* On a spawner thread: io devices -> cgroup -> spawn. Fills js->pid and
+ * js->pidfd, or returns -errno with js->err. child_pidfd: see spawn.h.
+ * *stopping (read atomically): give up before spawning. */
+int job_start_spawn_stage(JobStart *js, SpawnStack *stack, int *child_pidfd, const bool *stopping);
+/* A start the spawner never began: -ECANCELED with a message. */
+int job_start_cancel(JobStart *js);
+/* The engine is gone: undo what js made without it and free it (its job
+ * directory, having no status file, is ignored by the next engine). */
+void job_start_abandon(JobStart *js);
+/* EngineClosure: back on the engine thread, register or unwind, then call
+ * the start's done. */
+void job_start_finish(Engine *e, void *userdata);

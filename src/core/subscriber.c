@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * Subscribers: cursors into a job's output log.
+ *
+ * The one idea: the log file is the buffer. A subscriber is a position in
+ * it, and it reads (from the page cache) only when its consumer said it is
+ * ready, so a slow consumer lags on its own cursor and never slows the job,
+ * the pipes or other subscribers. New output only queues the ready ones.
+ */
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "core/engine-internal.h"
+#include "shared/macro.h"
+
+void sub_queue(Engine *e, Subscriber *s) {
+        if (!s->runnable.linked)
+                list_append(&e->runnable, &s->runnable);
+}
+
+/* Wake subscribers that are waiting for more data or for the end. */
+void job_wake_subscribers(Engine *e, Job *j) {
+        for (ListNode *n = j->subs.first; n; n = n->next) {
+                Subscriber *s = list_entry(n, Subscriber, in_job);
+                if (s->ready)
+                        sub_queue(e, s);
+        }
+}
+
+static Subscriber *sub_get(Engine *e, SubscriberId id) {
+        if (id.value == 0)
+                return NULL;
+        return ring_slot_get(&e->sub_slots, (uint32_t) (id.value & 0xffffffffu) - 1, (uint32_t) (id.value >> 32));
+}
+
+void sub_free(Engine *e, Subscriber *s) {
+        Job *j = s->job;
+
+        list_unlink(&e->runnable, &s->runnable);
+        list_unlink(&j->subs, &s->in_job);
+        ring_slot_free(&e->sub_slots, s->slot);
+        e->n_subscribers--;
+        free(s);
+        if (j->subs.n == 0 && j->st.state != JOB_STATE_RUNNING)
+                j->log_fd = safe_close(j->log_fd);
+        job_notify(e, ENGINE_EVENT_SUBSCRIBERS, j);
+}
+
+/* Hands the next chunk to s: > 0 if one was handed over (s may be gone
+ * then), 0 at the end of what exists, < 0 if the log cannot be read. */
+static ssize_t sub_send_chunk(Engine *e, Subscriber *s) {
+        Job *j = s->job;
+        JobStream stream = JOB_STREAM_STDOUT;
+        ssize_t n;
+
+        if (j->log_fd >= 0 && s->cur.view < s->skip_to)
+                (void) outlog_seek(j->log_fd, j->log_size, &s->cur, s->streams, s->skip_to);
+        if (j->log_fd < 0 || s->cur.view < s->skip_to || s->cur.pos >= j->log_size)
+                return 0;
+        /* The file bytes left bound the data bytes left: a small chunk gets
+         * a small buffer. */
+        size_t want = (size_t) MIN((uint64_t) ENGINE_CHUNK_MAX, j->log_size - s->cur.pos);
+        uint8_t *buf = s->ops.buffer ? s->ops.buffer(s->userdata, want) : NULL;
+
+        n = outlog_read(j->log_fd, j->log_size, &s->cur, s->streams, buf ?: e->buf, buf ? want : ENGINE_CHUNK_MAX,
+                        &stream);
+        if (n > 0) {
+                s->ready = false;
+                s->ops.chunk(s->userdata, stream, s->cur.view - (uint64_t) n, buf ?: e->buf, (size_t) n);
+                return n;
+        }
+        if (buf)
+                (void) s->ops.buffer(s->userdata, 0);
+        return n;
+}
+
+/* Delivers one chunk, or the end, to a ready subscriber. */
+void sub_run(Engine *e, Subscriber *s) {
+        Job *j = s->job;
+        ssize_t n;
+
+        if (!s->ready)
+                return;
+        n = sub_send_chunk(e, s);
+        if (n > 0)
+                return; /* s may be gone now */
+
+        /* At the end of what exists (or the log cannot be read). */
+        if (n == 0 && s->follow && j->st.state == JOB_STATE_RUNNING)
+                return; /* capture and exit queue us again */
+
+        JobStatus st = j->st;
+        SubscriberOps ops = s->ops;
+        void *ud = s->userdata;
+        sub_free(e, s);
+        if (ops.end)
+                ops.end(ud, &st);
+        retention_run(e);
+}
+
+int engine_subscribe(Engine *e, const JobId *id, unsigned streams, uint64_t offset, bool follow,
+                     const SubscriberOps *ops, void *userdata, SubscriberId *ret) {
+        Job *j = job_find(e, id);
+        Subscriber *s;
+        int r;
+
+        if (!j)
+                return -ENOENT;
+        if (streams == 0 || (streams & ~(unsigned) JOB_STREAMS_ALL) || !ops || !ops->chunk)
+                return -EINVAL;
+
+        r = job_open_log(e, j);
+        if (r < 0)
+                return r;
+
+        s = calloc(1, sizeof(Subscriber));
+        if (!s)
+                return -ENOMEM;
+        r = ring_slot_alloc(&e->sub_slots, s, &s->slot, &s->gen);
+        if (r < 0) {
+                free(s);
+                return r;
+        }
+        s->job = j;
+        s->streams = streams;
+        s->follow = follow;
+        s->ready = true;
+        s->ops = *ops;
+        s->userdata = userdata;
+        outlog_cursor_init(&s->cur);
+        /* An offset past the current end is kept and skipped to as the
+         * output arrives (sub_run()). */
+        s->skip_to = offset;
+        list_append(&j->subs, &s->in_job);
+        e->n_subscribers++;
+        sub_queue(e, s);
+        job_notify(e, ENGINE_EVENT_SUBSCRIBERS, j);
+        *ret = (SubscriberId) { .value = (uint64_t) s->gen << 32 | (uint64_t) (s->slot + 1) };
+        return 0;
+}
+
+int engine_subscriber_ready(Engine *e, SubscriberId id) {
+        Subscriber *s = sub_get(e, id);
+        if (!s)
+                return -ENOENT;
+        s->ready = true;
+        sub_queue(e, s);
+        return 0;
+}
+
+int engine_unsubscribe(Engine *e, SubscriberId id) {
+        Subscriber *s = sub_get(e, id);
+        if (!s)
+                return -ENOENT;
+        sub_free(e, s);
+        return 0;
+}
