@@ -69,7 +69,14 @@ def main():
     threads = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(len(results))]
     for t in threads:
         t.start()
-    started.wait()
+    try:
+        started.wait()
+    except threading.BrokenBarrierError:
+        for t in threads:
+            t.join(10)
+        errors = ["stream %d: %r" % (i, r) for i, r in enumerate(results) if isinstance(r, Exception)]
+        h.fail("a stream failed before all were subscribed:\n%s\ndaemon log (end):\n%s"
+               % ("\n".join(errors[:10]), d.logtext()[-3000:]))
     # all 200 are subscribed; the rest of the data now
     open(gate + "/go", "w").close()
     for t in threads:
