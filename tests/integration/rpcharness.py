@@ -149,9 +149,10 @@ class Daemon:
         fail("timed out waiting for %r in the log:\n%s" % (pattern, self.logtext()))
 
     def wait_ready(self):
-        m = self.wait_log(r"listening on 127\.0\.0\.1:(\d+)")
+        # bounded generously: start-up is quick, but not on a loaded machine
+        m = self.wait_log(r"listening on 127\.0\.0\.1:(\d+)", timeout=30)
         self.port = int(m.group(1))
-        self.wait_log(r"ready:")
+        self.wait_log(r"ready:", timeout=30)
 
     @property
     def target(self):
