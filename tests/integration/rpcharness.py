@@ -149,9 +149,10 @@ class Daemon:
         fail("timed out waiting for %r in the log:\n%s" % (pattern, self.logtext()))
 
     def wait_ready(self):
-        m = self.wait_log(r"listening on 127\.0\.0\.1:(\d+)")
+        # bounded generously: start-up is quick, but not on a loaded machine
+        m = self.wait_log(r"listening on 127\.0\.0\.1:(\d+)", timeout=30)
         self.port = int(m.group(1))
-        self.wait_log(r"ready:")
+        self.wait_log(r"ready:", timeout=30)
 
     @property
     def target(self):
@@ -171,6 +172,29 @@ class Daemon:
     def stub(self, user):
         _, pbg = stubs()
         return pbg.JobWorkerStub(self.channel(user))
+
+    def holds(self, sock):
+        """True once the daemon has accepted the TCP connection whose client
+        end is sock: it holds a descriptor of the server end (found by its
+        inode in /proc/net/tcp)."""
+        cport = sock.getsockname()[1]
+        inode = None
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                local, remote = fields[1], fields[2]
+                if int(local.split(":")[1], 16) == self.port and int(remote.split(":")[1], 16) == cport:
+                    inode = fields[9]
+        if inode is None or inode == "0":
+            return False
+        fddir = "/proc/%d/fd" % self.proc.pid
+        for fd in os.listdir(fddir):
+            try:
+                if os.readlink(os.path.join(fddir, fd)) == "socket:[%s]" % inode:
+                    return True
+            except OSError:
+                pass
+        return False
 
     def signal(self, signo):
         self.proc.send_signal(signo)
@@ -228,6 +252,30 @@ def wait_state(stub, job_id, states, timeout=10.0):
             return st
         time.sleep(0.02)
     fail("job %s did not reach %s within %.0fs (last %s)" % (job_id, states, timeout, st))
+
+
+def wait_until(pred, what, timeout=20.0, interval=0.02):
+    """Polls pred() until it returns something true (returned); fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            fail("timed out after %.0fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def wait_stdout(stub, job_id, at_least=1, timeout=20.0):
+    """Waits until the job has written at least at_least bytes to stdout: the
+    way a test knows a job has got past a point of its script (a trap
+    installed, a file written) — the job says so with a line."""
+    pb, _ = stubs()
+
+    def enough():
+        st = stub.Status(pb.StatusRequest(job_id=job_id), timeout=10).status
+        return st if st.stdout_bytes >= at_least else None
+    return wait_until(enough, "%d bytes of stdout from job %s" % (at_least, job_id), timeout)
 
 
 def collect_output(stub, job_id, stream=0, offset=0, follow=True, timeout=30.0):

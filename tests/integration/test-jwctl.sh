@@ -62,9 +62,10 @@ mkdir -m 700 "$TMP/state"
         --policy "$TMP/policy.conf" --state-dir "$TMP/state" --stop-grace 5s >"$TMP/daemon.log" 2>&1 &
 DAEMON_PID=$!
 PORT=
-for _ in $(seq 100); do
+for _ in $(seq 300); do
         PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/daemon.log" | head -n1)
         [[ -n $PORT ]] && grep -q ready "$TMP/daemon.log" && break
+        PORT=
         kill -0 "$DAEMON_PID" 2>/dev/null || break
         sleep 0.1
 done
@@ -118,7 +119,24 @@ bg_jwctl() {
         timeout 60 "$JWCTL" "$@" >"$TMP/out" 2>"$TMP/err" &
         TPID=$!
         P=
-        for _ in $(seq 50); do P=$(pgrep -P $TPID | head -n1); [[ -n $P ]] && break; sleep 0.05; done
+        for _ in $(seq 200); do P=$(pgrep -P $TPID | head -n1); [[ -n $P ]] && break; sleep 0.05; done
+        [[ -n $P ]] || fail "jwctl $* did not start within 10 s"
+}
+# wait_out TEXT DESCRIPTION: waits (at most 20 s) until $TMP/out holds a line TEXT.
+wait_out() {
+        for _ in $(seq 200); do grep -qx "$1" "$TMP/out" && return 0; sleep 0.1; done
+        fail "$2: no line '$1' within 20 s (out: '$(head -c 300 "$TMP/out")')"
+        return 1
+}
+# wait_job_says ID TEXT DESCRIPTION: waits (at most 20 s) until the job's output holds a line TEXT:
+# a job says it got past a point of its script (a trap installed) that way.
+wait_job_says() {
+        for _ in $(seq 100); do
+                timeout 60 "$JWCTL" logs "$1" >"$TMP/says" 2>/dev/null && grep -qx "$2" "$TMP/says" && return 0
+                sleep 0.1
+        done
+        fail "$3: job $1 did not print '$2' within 20 s"
+        return 1
 }
 out_is() { # out_is 'text' DESCRIPTION
         if [[ $(cat "$TMP/out") != "$1" ]]; then fail "$2: stdout '$(head -c 300 "$TMP/out")', expected '$1'"; else pass; fi
@@ -211,8 +229,8 @@ python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["state"]==
 jw stop "$IDS"; expect 1 "job $IDS is not running" "stop a finished job"
 
 # A job ignoring SIGTERM is killed after the grace period, children too.
-jw start -- sh -c 'trap "" TERM; sleep 60 & sleep 60; wait'; IDT=$(cat out)
-sleep 0.5
+jw start -- sh -c 'trap "" TERM; sleep 60 & echo ready; sleep 60; wait'; IDT=$(cat out)
+wait_job_says "$IDT" ready "a job ignoring SIGTERM"
 jw stop --grace 0.3 "$IDT"; expect 0 "" "stop a job ignoring SIGTERM"
 jw wait "$IDT"; expect 137 "" "wait = 128+SIGKILL after the grace"
 
@@ -234,7 +252,7 @@ jw start -- /nonexistent/program; expect 1 "/nonexistent/program" "start: comman
 
 # Ctrl-C during run: the job is stopped, its last output still arrives, exit 130.
 bg_jwctl run -- sh -c 'trap "echo got-term; exit 7" TERM; echo ready; while :; do sleep 0.1; done'
-for _ in $(seq 100); do grep -q ready out && break; sleep 0.1; done
+wait_out ready "Ctrl-C during run"
 kill -INT $P; wait $TPID; RC=$?
 expect 130 "" "Ctrl-C during run"
 [[ $(cat out) == $'ready\ngot-term' ]] && pass || fail "output after Ctrl-C: '$(cat out)'"
@@ -245,10 +263,19 @@ j=[j for j in json.load(open(sys.argv[1])) if "got-term" in j["command"]][-1]
 assert j["state"]=="exited" and j["exit_code"]==7 and j["stop_requested"] is True, j' "$TMP/out" && pass || fail "job after Ctrl-C: $(cat out)"
 
 # Ctrl-C during wait and logs -f: exit 130, the job keeps running.
-jw start -- sleep 60; IDW=$(cat out)
-bg_jwctl wait "$IDW"; sleep 1; kill -INT $P; wait $TPID; RC=$?
+# logs -f: the job's line in our output shows the stream is open (and the
+# signal deferred): a SIGTERM before that would kill jwctl (143), not end it
+# with 130. wait: nothing shows it from outside; its connection to the daemon
+# is waited for, and a SIGINT before the deferral ends it with 130 as well.
+jw start -- sh -c 'echo ready; exec sleep 60'; IDW=$(cat out)
+bg_jwctl wait "$IDW"
+for _ in $(seq 200); do
+        ss -tnpH state established "( dport = :$PORT )" 2>/dev/null | grep -q "pid=$P," && break
+        sleep 0.05
+done
+kill -INT $P; wait $TPID; RC=$?
 expect 130 "" "Ctrl-C during wait"
-bg_jwctl logs -f "$IDW"; sleep 1; kill -TERM $P; wait $TPID; RC=$?
+bg_jwctl logs -f "$IDW"; wait_out ready "logs -f"; kill -TERM $P; wait $TPID; RC=$?
 expect 130 "" "SIGTERM during logs -f"
 jw status "$IDW"; grep -q "^State: *running" out && pass || fail "job ended after interrupting wait: $(cat out)"
 jw stop --grace 0 "$IDW"
@@ -377,11 +404,13 @@ else
                 --policy "$TMP/policy.conf" --state-dir "$TMP/state2" --cgroup "$CGDIR" >"$TMP/daemon2.log" 2>&1 &
         D2=$!
         PORT2=
-        for _ in $(seq 100); do
+        for _ in $(seq 300); do
                 PORT2=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/daemon2.log" | head -n1)
                 [[ -n $PORT2 ]] && grep -q ready "$TMP/daemon2.log" && break
+                PORT2=
                 sleep 0.1
         done
+        [[ -n $PORT2 ]] || fail "the jobworkerd with cgroups did not start: $(cat "$TMP/daemon2.log")"
         jw --server "127.0.0.1:$PORT2" run -- sh -c 'i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; echo done'
         expect_code 0 "run with a cgroup"
         jw --server "127.0.0.1:$PORT2" list --json
@@ -433,7 +462,7 @@ import socket, time, sys
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)
 print(s.getsockname()[1], flush=True); time.sleep(30)' >"$TMP/silent.port" &
 SILENT=$!
-for _ in $(seq 50); do [[ -s silent.port ]] && break; sleep 0.1; done
+for _ in $(seq 200); do [[ -s silent.port ]] && break; sleep 0.1; done
 jw --timeout 1 --server "127.0.0.1:$(cat silent.port)" list; expect 3 "timed out" "server that never answers"
 kill $SILENT 2>/dev/null; wait $SILENT 2>/dev/null
 jw --server nosuchhost.invalid:7443 list; expect 3 "cannot connect to nosuchhost.invalid:7443" "unknown host name"

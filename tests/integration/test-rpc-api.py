@@ -91,10 +91,7 @@ def main():
     # a job that ignores SIGTERM is killed after the grace period
     r = s.Start(pb.StartRequest(argv=["/bin/sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.1; done"]),
                 timeout=10)
-    for _ in range(500):
-        if s.Status(pb.StatusRequest(job_id=r.job_id), timeout=10).status.stdout_bytes:
-            break
-        time.sleep(0.02)
+    h.wait_stdout(s, r.job_id)  # "ready": the trap is in place
     t0 = time.monotonic()
     s.Stop(pb.StopRequest(job_id=r.job_id, use_grace=True, grace_ms=300), timeout=10)
     st = h.wait_state(s, r.job_id, [pb.JOB_STATE_KILLED, pb.JOB_STATE_EXITED])

@@ -11,7 +11,6 @@ old one)."""
 import os
 import pwd
 import signal
-import time
 import uuid
 
 import rpcharness as h
@@ -58,10 +57,7 @@ def main():
         h.wait_state(alice if j == a1 else charlie, j, [pb.JOB_STATE_RUNNING])
     # wait until the echo is in the log, so that output cells have data
     for stub, j in ((alice, a1), (charlie, c1), (bob, b1), (bob, b2)):
-        for _ in range(500):
-            if status(stub, j).stdout_bytes > 0:
-                break
-            time.sleep(0.02)
+        h.wait_stdout(stub, j)
 
     missing = str(uuid.uuid4())
     not_found_missing = h.expect_code(lambda: status(alice, missing), C.NOT_FOUND)

@@ -45,29 +45,39 @@ def main():
     j2 = s.Start(pb.StartRequest(argv=["/bin/sh", "-c", "trap '' TERM; echo x; while :; do sleep 0.1; done"]),
                  timeout=10).job_id
     h.wait_state(s, j1, [pb.JOB_STATE_RUNNING])
-    for _ in range(500):
-        if s.Status(pb.StatusRequest(job_id=j2), timeout=10).status.stdout_bytes:
-            break
-        time.sleep(0.02)
+    h.wait_stdout(s, j2)  # "x": its trap is in place
     followed = {}
+    subscribed = threading.Event()
 
     def follow():
+        # like h.collect_output, and says when the first chunk arrived: from
+        # then on the stream is subscribed and sees the shutdown
         try:
-            followed["r"] = h.collect_output(d.stub("bob"), j2, follow=True, timeout=30)
+            data, end = bytearray(), None
+            for m in d.stub("bob").Output(pb.OutputRequest(job_id=j2, follow=True), timeout=30):
+                if m.HasField("chunk"):
+                    assert end is None and m.chunk.offset == len(data), m
+                    data += m.chunk.data
+                    subscribed.set()
+                else:
+                    end = m.end
+            followed["r"] = (bytes(data), end)
         except Exception as e:
             followed["r"] = e
+        subscribed.set()
 
     t = threading.Thread(target=follow, daemon=True)
     t.start()
-    time.sleep(0.3)
+    if not subscribed.wait(20):
+        h.fail("the follower got no output within 20 s")
     t0 = time.monotonic()
     assert d.stop(timeout=20) == 0
     assert time.monotonic() - t0 < 10
     t.join(10)
     r = followed.get("r")
     assert not isinstance(r, Exception) and r is not None, r
-    data, _, end = r
-    assert data == b"x\n" and end.state == pb.JOB_STATE_KILLED and end.signal == 9, (data, end)
+    data, end = r
+    assert end is not None and data == b"x\n" and end.state == pb.JOB_STATE_KILLED and end.signal == 9, (data, end)
     log = d.logtext()
     assert "shutting down: stopping 2 running jobs" in log, log
     assert "shutdown complete" in log, log
@@ -82,30 +92,32 @@ def main():
 
     # --- a second SIGINT does not wait for the grace period
     d2.proc.wait(0) if d2.proc.poll() is not None else None
-    j3 = s.Start(pb.StartRequest(argv=["/bin/sh", "-c", "trap '' TERM INT; while :; do sleep 0.1; done"]),
+    # The job says "ready" once its trap is in place: before that, the
+    # first signal's SIGTERM could end it and leave nothing to kill.
+    j3 = s.Start(pb.StartRequest(argv=["/bin/sh", "-c", "trap '' TERM INT; echo ready; while :; do sleep 0.1; done"]),
                  timeout=10).job_id
-    h.wait_state(s, j3, [pb.JOB_STATE_RUNNING])
+    h.wait_stdout(s, j3)
     d2.signal(signal.SIGINT)
+    # the first signal is handled once this is logged; the second is then a second one
     d2.wait_log(r"shutting down: stopping 1 running job")
-    time.sleep(0.2)
     t0 = time.monotonic()
     d2.signal(signal.SIGINT)
     assert d2.stop(timeout=10) == 0
     assert time.monotonic() - t0 < 5
-    assert "killing" in d2.logtext()
+    assert "shutting down: killing 1 job now" in d2.logtext(), d2.logtext()
+    d3 = h.Daemon(state_dir=d2.state_dir)
+    st3 = d3.stub("alice").Status(pb.StatusRequest(job_id=j3), timeout=10).status
+    assert st3.state == pb.JOB_STATE_KILLED and st3.signal == 9, st3
+    assert d3.stop() == 0
 
     # --- a follower that stopped reading delays the shutdown by 5 s at most -------
     d = h.Daemon()
     s = d.stub("charlie")
     j = s.Start(pb.StartRequest(argv=["/bin/sh", "-c", "head -c 67108864 /dev/zero; exec sleep 60"]),
                 timeout=10).job_id
-    for _ in range(500):
-        if s.Status(pb.StatusRequest(job_id=j), timeout=10).status.stdout_bytes >= 67108864:
-            break
-        time.sleep(0.02)
+    h.wait_stdout(s, j, 67108864, timeout=60)
     stuck = s.Output(pb.OutputRequest(job_id=j, follow=True), timeout=60)
-    next(stuck)  # one chunk received, then never read again
-    time.sleep(0.5)
+    next(stuck)  # one chunk received (so subscribed), then never read again
     t0 = time.monotonic()
     assert d.stop(timeout=20) == 0
     elapsed = time.monotonic() - t0

@@ -6,7 +6,6 @@ then the final status."""
 
 import random
 import threading
-import time
 
 import rpcharness as h
 
@@ -25,15 +24,18 @@ def main():
     pb, pbg = h.stubs()
     d = h.Daemon()
     random.seed(11)
-    expected = random.randbytes(SIZE)
+    expected = b"R" + random.randbytes(SIZE)
 
     channels = [d.channel("bob" if i % 2 else "charlie") for i in range(CONNECTIONS)]
     starter = pbg.JobWorkerStub(d.channel("charlie"))
-    # the job waits for a go signal (a file) so that every stream starts before the data
+    # The job writes one byte, then waits for a go signal (a file): each
+    # stream receives that byte, which shows it is subscribed, and the data
+    # is released once all are.
     gate = h.tmpdir()
     job = starter.Start(pb.StartRequest(
         argv=["/usr/bin/python3", "-c",
-              "import os, time\nwhile not os.path.exists(%r): time.sleep(0.01)\n" % (gate + "/go") + GEN]),
+              "import os, sys, time\nsys.stdout.buffer.write(b'R'); sys.stdout.flush()\n"
+              "while not os.path.exists(%r): time.sleep(0.01)\n" % (gate + "/go") + GEN]),
         timeout=10).job_id
 
     results = [None] * (CONNECTIONS * STREAMS_PER_CONNECTION)
@@ -44,13 +46,16 @@ def main():
         try:
             data = bytearray()
             end = None
+            subscribed = False
             it = stub.Output(pb.OutputRequest(job_id=job, follow=True), timeout=120)
-            started.wait()
             for m in it:
                 if m.HasField("chunk"):
                     if m.chunk.offset != len(data):
                         raise AssertionError("stream %d: offset %d, expected %d" % (i, m.chunk.offset, len(data)))
                     data += m.chunk.data
+                    if not subscribed:
+                        subscribed = True
+                        started.wait()  # subscribed: wait for the others
                 else:
                     end = m.end
             results[i] = (bytes(data), end)
@@ -64,9 +69,15 @@ def main():
     threads = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(len(results))]
     for t in threads:
         t.start()
-    started.wait()
-    # every call is out; give the server a moment to have all 200 subscribed
-    time.sleep(0.5)
+    try:
+        started.wait()
+    except threading.BrokenBarrierError:
+        for t in threads:
+            t.join(10)
+        errors = ["stream %d: %r" % (i, r) for i, r in enumerate(results) if isinstance(r, Exception)]
+        h.fail("a stream failed before all were subscribed:\n%s\ndaemon log (end):\n%s"
+               % ("\n".join(errors[:10]), d.logtext()[-3000:]))
+    # all 200 are subscribed; the rest of the data now
     open(gate + "/go", "w").close()
     for t in threads:
         t.join(180)
@@ -93,34 +104,25 @@ def main():
     import grpc
     d = h.Daemon(args=["--max-output-streams", "2"])
     s = d.stub("charlie")
-    job = s.Start(pb.StartRequest(argv=["/bin/sleep", "60"]), timeout=10).job_id
-    h.wait_state(s, job, [pb.JOB_STATE_RUNNING])
+    job = s.Start(pb.StartRequest(argv=["/bin/sh", "-c", "echo x; exec sleep 60"]), timeout=10).job_id
+    h.wait_stdout(s, job)
     held = [s.Output(pb.OutputRequest(job_id=job, follow=True), timeout=30) for _ in range(2)]
-    # the two calls are subscribed once the server answered something else after them
-    for _ in range(100):
-        try:
-            next(s.Output(pb.OutputRequest(job_id=job, follow=True), timeout=10))
-        except grpc.RpcError as e:
-            if e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                assert "too many output streams (at most 2)" in e.details(), e.details()
-                break
-            raise
-        time.sleep(0.05)
-    else:
-        h.fail("a third Output stream was not refused")
+    for c in held:
+        next(c)  # the first chunk: this stream holds its place
+    h.expect_code(lambda: next(s.Output(pb.OutputRequest(job_id=job, follow=True), timeout=10)),
+                  grpc.StatusCode.RESOURCE_EXHAUSTED, "too many output streams (at most 2)")
     for c in held:
         c.cancel()
-    # cancelled streams free their places
-    for _ in range(100):
+
+    # cancelled streams free their places (once the server has seen the cancel)
+    def collect_if_free():
         try:
-            data, _, end = h.collect_output(s, job, follow=False, timeout=10)
-            break
+            return h.collect_output(s, job, follow=False, timeout=10)
         except grpc.RpcError as e:
             assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e
-            time.sleep(0.05)
-    else:
-        h.fail("cancelled Output streams were not released")
-    assert end.state == pb.JOB_STATE_RUNNING
+            return None
+    data, _, end = h.wait_until(collect_if_free, "the cancelled Output streams to be released")
+    assert data == b"x\n" and end.state == pb.JOB_STATE_RUNNING, (data, end)
     assert d.stop() == 0
 
 

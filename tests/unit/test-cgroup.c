@@ -64,6 +64,24 @@ static void grab(void *ud, JobStream s, uint64_t off, const void *data, size_t n
         buf[have + k] = 0;
 }
 
+/* A non-following reader of a finished job's stdout, turned until it ended. */
+typedef struct {
+        char out[256];
+        Engine *e;
+        SubscriberId id;
+        bool ended;
+} Reader;
+
+static void reader_chunk(void *ud, JobStream s, uint64_t off, const void *data, size_t n) {
+        Reader *r = ud;
+        grab(r->out, s, off, data, n);
+        assert_int_equal(engine_subscriber_ready(r->e, r->id), 0);
+}
+
+static void reader_end(void *ud, const JobStatus *st) {
+        ((Reader *) ud)->ended = true;
+}
+
 static JobStatus wait_end(Engine *e, const JobId *id) {
         uint64_t until = mono_ms() + 10000;
         JobStatus s;
@@ -97,19 +115,22 @@ static void test_job_runs_in_its_cgroup(void **state) {
         Engine *e = new_engine(&dir);
         const char *argv[] = { "cat", "/proc/self/cgroup", NULL };
         JobSpec spec = { .argv = argv, .cgroup_fd = -1 };
-        char out[256] = "", id_s[JOB_ID_STRING_MAX], want[128];
-        SubscriberOps ops = { .chunk = grab };
-        SubscriberId sid;
+        char id_s[JOB_ID_STRING_MAX], want[128];
+        SubscriberOps ops = { .chunk = reader_chunk, .end = reader_end };
+        Reader reader = { .e = e };
         JobId id;
 
         assert_int_equal(engine_start_job_wait(e, &spec, &id, NULL), 0);
         JobStatus s = wait_end(e, &id);
         assert_true(s.has_cgroup);
-        assert_int_equal(engine_subscribe(e, &id, JOB_STREAM_STDOUT, 0, false, &ops, out, &sid), 0);
-        for (int i = 0; i < 5; i++)
-                engine_run_once(e, 10000);
+        assert_int_equal(engine_subscribe(e, &id, JOB_STREAM_STDOUT, 0, false, &ops, &reader, &reader.id), 0);
+        uint64_t until = mono_ms() + 10000;
+        while (!reader.ended) {
+                assert_true(mono_ms() < until);
+                assert_int_equal(engine_run_once(e, 100000), 0);
+        }
         snprintf(want, sizeof(want), "/job-%s\n", job_id_to_string(&id, id_s));
-        assert_non_null(strstr(out, want));
+        assert_non_null(strstr(reader.out, want));
         /* The cgroup is gone once the job ended. */
         char path[512];
         snprintf(path, sizeof(path), "%s/job-%s", cg_root, id_s);

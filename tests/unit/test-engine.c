@@ -261,8 +261,11 @@ static void test_stalled_subscriber_holds_nothing(void **state) {
         reader_subscribe(e, &reader, &id, JOB_STREAMS_ALL, 0, true);
 
         /* Let the first chunks flow, then take the baseline. */
-        while (reader.view < 16 * MiB)
+        uint64_t until = mono_ms() + 60000;
+        while (reader.view < 16 * MiB) {
+                assert_true(mono_ms() < until);
                 assert_int_equal(engine_run_once(e, 100000), 0);
+        }
         long rss0 = rss_kib();
 
         JobStatus s = wait_job(e, &id, 180000);
@@ -406,6 +409,38 @@ static void grab_chunk(void *ud, JobStream stream, uint64_t offset, const void *
         size_t k = MIN(size, GRAB_MAX - have);
         memcpy(buf + have, data, k);
         buf[have + k] = 0;
+}
+
+/* All of a finished job's stdout, read by a non-following subscriber that
+ * is turned until it has ended (bounded): not a fixed number of turns. */
+typedef struct {
+        char out[GRAB_MAX + 1];
+        Engine *e;
+        SubscriberId id;
+        bool ended;
+} Grab;
+
+static void grab_next(void *ud, JobStream stream, uint64_t offset, const void *data, size_t size) {
+        Grab *g = ud;
+        grab_chunk(g->out, stream, offset, data, size);
+        assert_int_equal(engine_subscriber_ready(g->e, g->id), 0);
+}
+
+static void grab_end(void *ud, const JobStatus *st) {
+        ((Grab *) ud)->ended = true;
+}
+
+static void grab_finished_stdout(Engine *e, const JobId *id, char *out) {
+        static const SubscriberOps ops = { .chunk = grab_next, .end = grab_end };
+        Grab g = { .e = e };
+        uint64_t until = mono_ms() + 10000;
+
+        assert_int_equal(engine_subscribe(e, id, JOB_STREAM_STDOUT, 0, false, &ops, &g, &g.id), 0);
+        while (!g.ended) {
+                assert_true(mono_ms() < until);
+                assert_int_equal(engine_run_once(e, 100000), 0);
+        }
+        memcpy(out, g.out, sizeof(g.out));
 }
 
 static void test_stop_kills_stubborn_group(void **state) {
@@ -658,14 +693,9 @@ static void test_job_hygiene(void **state) {
                 const char *env[] = { "FOO=bar baz", "LANG=de_DE.UTF-8", NULL };
                 JobSpec spec = { .argv = argv, .env = env, .cgroup_fd = -1 };
                 JobId id;
-                SubscriberOps ops = { .chunk = grab_chunk };
-                SubscriberId sid;
                 assert_int_equal(engine_start_job_wait(e, &spec, &id, NULL), 0);
                 wait_job(e, &id, 10000);
-                memset(out, 0, sizeof(out));
-                assert_int_equal(engine_subscribe(e, &id, JOB_STREAM_STDOUT, 0, false, &ops, out, &sid), 0);
-                for (int k = 0; k < 10; k++)
-                        engine_run_once(e, 10000);
+                grab_finished_stdout(e, &id, out);
                 if (i == 0) {
                         assert_non_null(strstr(out, "FOO=bar baz\n"));
                         assert_non_null(strstr(out, "PATH=/usr/local/sbin"));
@@ -678,7 +708,6 @@ static void test_job_hygiene(void **state) {
                         assert_non_null(strstr(out, "SigBlk:\t0000000000000000"));
                         assert_non_null(strstr(out, "SigIgn:\t0000000000000000"));
                 }
-                engine_unsubscribe(e, sid);
         }
         close(leak);
         sigprocmask(SIG_SETMASK, &old, NULL);
@@ -769,8 +798,11 @@ static void test_post_from_other_thread(void **state) {
         assert_int_equal(engine_run(e), 0);
         pthread_join(t, NULL);
         /* engine_run() may return before the last posts were run. */
-        for (int k = 0; k < 10 && p.ran < 1000; k++)
-                engine_run_once(e, 10000);
+        uint64_t until = mono_ms() + 10000;
+        while (p.ran < 1000) {
+                assert_true(mono_ms() < until);
+                assert_int_equal(engine_run_once(e, 10000), 0);
+        }
         assert_int_equal(p.ran, 1000);
         engine_free(e);
         rm_rf(dir);
@@ -779,18 +811,13 @@ static void test_post_from_other_thread(void **state) {
 
 static void run_capture(Engine *e, const char *const *argv, unsigned isolate, char *out, JobStatus *ret) {
         JobSpec spec = { .argv = argv, .cgroup_fd = -1, .isolate = isolate };
-        SubscriberOps ops = { .chunk = grab_chunk };
-        SubscriberId sid;
         JobStartError err;
         JobId id;
         int r = engine_start_job_wait(e, &spec, &id, &err);
         if (r < 0)
                 fail_msg("start: %s", err.message);
         *ret = wait_job(e, &id, 10000);
-        out[0] = 0;
-        assert_int_equal(engine_subscribe(e, &id, JOB_STREAM_STDOUT, 0, false, &ops, out, &sid), 0);
-        for (int k = 0; k < 5; k++)
-                engine_run_once(e, 10000);
+        grab_finished_stdout(e, &id, out);
 }
 
 static void test_isolation(void **state) {
@@ -884,33 +911,46 @@ static void tick(Engine *e, void *ud) {
         (*(int *) ud)++;
 }
 
+/* Turns the engine until *counter is at least 1 (bounded). */
+static void run_until_ticked(Engine *e, const int *counter) {
+        uint64_t until = mono_ms() + 10000;
+        while (*counter < 1) {
+                assert_true(mono_ms() < until);
+                assert_int_equal(engine_run_once(e, 20000), 0);
+        }
+}
+
+/* What must not fire is checked once a later sentinel timer fired: timers
+ * fire in the order they expire, so by then the earlier one would have.
+ * (A stretch of wall time instead fails when the test is descheduled.) */
 static void test_timers(void **state) {
         char *dir = make_state_dir();
         Engine *e = engine_at(dir, 0, 0);
-        EngineTimer *a, *b;
-        int na = 0, nb = 0;
+        EngineTimer *a, *b, *sentinel;
+        int na = 0, nb = 0, ns = 0;
 
         assert_int_equal(engine_timer_new(e, tick, &na, &a), 0);
         assert_int_equal(engine_timer_new(e, tick, &nb, &b), 0);
+        assert_int_equal(engine_timer_new(e, tick, &ns, &sentinel), 0);
         assert_int_equal(engine_timer_arm(e, a, 20000), 0);
         assert_int_equal(engine_timer_arm(e, a, 60000), 0); /* replaces the 20 ms one */
         assert_int_equal(engine_timer_arm(e, b, 30000), 0);
         engine_timer_disarm(e, b);
         assert_true(engine_timer_armed(e, a));
         assert_false(engine_timer_armed(e, b));
-        uint64_t t0 = mono_ms();
-        while (mono_ms() - t0 < 200)
-                assert_int_equal(engine_run_once(e, 20000), 0);
+        assert_int_equal(engine_timer_arm(e, sentinel, 100000), 0);
+        run_until_ticked(e, &ns);
         assert_int_equal(na, 1);
         assert_int_equal(nb, 0);
         assert_false(engine_timer_armed(e, a));
         /* Freed while armed: never fires. */
         assert_int_equal(engine_timer_arm(e, b, 10000), 0);
         b = engine_timer_free(e, b);
-        t0 = mono_ms();
-        while (mono_ms() - t0 < 60)
-                assert_int_equal(engine_run_once(e, 20000), 0);
+        ns = 0;
+        assert_int_equal(engine_timer_arm(e, sentinel, 40000), 0);
+        run_until_ticked(e, &ns);
         assert_int_equal(nb, 0);
+        engine_timer_free(e, sentinel);
         engine_timer_free(e, a);
         engine_free(e);
         rm_rf(dir);

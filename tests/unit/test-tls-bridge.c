@@ -313,6 +313,17 @@ static bool wait_closed(Events *e, uint64_t id) {
         return false;
 }
 
+/* Waits (at most 10 s) until the bridge counts n connections. The count
+ * drops after closed() fired, on the bridge thread: not at the same time. */
+static unsigned wait_connection_count(TlsBridge *b, unsigned n) {
+        uint64_t end = now_msec() + 10000;
+        unsigned got;
+
+        while ((got = tls_bridge_connection_count(b)) != n && now_msec() < end)
+                usleep(2000);
+        return got;
+}
+
 static bool has_refused(Events *e, const char *reason) {
         bool found = false;
         pthread_mutex_lock(&e->lock);
@@ -459,29 +470,34 @@ static void test_client_closes_first(void **state) {
         close(sfd);
         close(cfd);
         assert_true(wait_closed(&f->events, id));
-        assert_int_equal(tls_bridge_connection_count(f->bridge), 0);
+        assert_int_equal(wait_connection_count(f->bridge, 0), 0);
         fixture_free(f);
 }
 
 /* A connection that never says anything is dropped at the deadline; others are served meanwhile. */
 static void test_handshake_timeout(void **state) {
-        Fixture *f = fixture_new(0, 300 * 1000);
+        /* Long enough that alice's handshake ends well inside it on a loaded machine. */
+        const uint64_t timeout_ms = 1000;
+        Fixture *f = fixture_new(0, timeout_ms * 1000);
+        uint64_t start = now_msec(), alice_in, id;
         int raw = raw_connect(f->port), cfd, sfd;
-        uint64_t start = now_msec(), id;
         TlsClient *c;
         char buf[2];
 
         c = connect_alice(f, "localhost", &cfd, &sfd, &id);
+        alice_in = now_msec(); /* the bridge accepted her before this */
         /* served while the silent one still waits for its deadline */
         assert_false(has_refused(&f->events, "handshake timed out"));
 
-        assert_int_equal(wait_eof(raw, 5000), 0);
-        assert_true(now_msec() - start >= 290);
+        assert_int_equal(wait_eof(raw, 10000), 0);
+        assert_true(now_msec() - start >= timeout_ms - 10);
         assert_true(has_refused(&f->events, "handshake timed out"));
         close(raw);
 
-        /* the established one is not affected by the deadline */
-        usleep(400 * 1000);
+        /* the established one is not affected by the deadline: its own
+         * deadline (at most alice_in + timeout) has passed after this */
+        while (now_msec() < alice_in + timeout_ms + 100)
+                usleep(10 * 1000);
         write_all(sfd, "ok", 2);
         read_exact(cfd, buf, 2);
         assert_memory_equal(buf, "ok", 2);
@@ -640,12 +656,10 @@ static void test_high_range_refused(void **state) {
 static void test_max_connections(void **state) {
         Fixture *f = fixture_new(2, 0);
         int a = raw_connect(f->port), b = raw_connect(f->port), extra, cfd, sfd;
-        uint64_t end = now_msec() + 5000, id;
+        uint64_t id;
         TlsClient *c;
 
-        while (tls_bridge_connection_count(f->bridge) < 2 && now_msec() < end)
-                usleep(2000);
-        assert_int_equal(tls_bridge_connection_count(f->bridge), 2);
+        assert_int_equal(wait_connection_count(f->bridge, 2), 2);
 
         extra = raw_connect(f->port);
         int r = wait_eof(extra, 5000);
@@ -657,10 +671,7 @@ static void test_max_connections(void **state) {
         /* freeing a place lets the next client in */
         close(a);
         close(b);
-        end = now_msec() + 5000;
-        while (tls_bridge_connection_count(f->bridge) > 0 && now_msec() < end)
-                usleep(2000);
-        assert_int_equal(tls_bridge_connection_count(f->bridge), 0);
+        assert_int_equal(wait_connection_count(f->bridge, 0), 0);
         assert_true(has_refused(&f->events, "connection closed during the handshake"));
         c = connect_alice(f, "localhost", &cfd, &sfd, &id);
         assert_int_equal(tls_bridge_connection_count(f->bridge), 1);
