@@ -169,11 +169,13 @@ void conn_free(TlsBridge *b, Conn *c) {
         tls_session_free(c->tls);
         safe_close(c->tcp_fd);
         safe_close(c->plain_fd);
-        if ((c->state == CONN_OPEN || c->state == CONN_KERNEL) && b->ops.closed)
-                b->ops.closed(b->userdata, c->id, c->grpc_fd_number);
-
+        /* Out of the count before closed() is heard: its listener may ask
+         * for the count at once (the daemon's STATUS=) and must not see a
+         * connection that is gone. */
         ring_slot_free(&b->conns, c->slot);
         __atomic_sub_fetch(&b->n_conns, 1, __ATOMIC_RELAXED);
+        if ((c->state == CONN_OPEN || c->state == CONN_KERNEL) && b->ops.closed)
+                b->ops.closed(b->userdata, c->id, c->grpc_fd_number);
         if (b->config.debug_poison_freed) {
                 memset(c, 0xa5, sizeof *c);
                 __asm__ volatile("" : : "r"(c) : "memory"); /* keep the store: free() follows */

@@ -47,7 +47,9 @@ typedef struct Events {
         struct {
                 uint64_t id;
                 int fd;
+                unsigned count; /* the bridge's connection count as closed() ran */
         } closed[MAX_EVENTS];
+        TlsBridge *bridge; /* set once the bridge exists; read by on_closed */
         unsigned n_closed;
         unsigned n_kernel_tls;
         int kernel_tls_error;
@@ -101,6 +103,7 @@ static void on_closed(void *userdata, uint64_t id, int fd) {
         if (e->n_closed < MAX_EVENTS) {
                 e->closed[e->n_closed].id = id;
                 e->closed[e->n_closed].fd = fd;
+                e->closed[e->n_closed].count = e->bridge ? tls_bridge_connection_count(e->bridge) : ~0u;
                 e->n_closed++;
         }
         pthread_cond_broadcast(&e->cond);
@@ -176,6 +179,9 @@ static Fixture *fixture_new_config(const TlsBridgeConfig *config, bool defer_lis
         snprintf(f->port, sizeof f->port, "%u", ntohs(sa.sin_port));
 
         assert_int_equal(tls_bridge_new(&f->bridge, f->server_ctx, config, &ops, &f->events), 0);
+        pthread_mutex_lock(&f->events.lock);
+        f->events.bridge = f->bridge;
+        pthread_mutex_unlock(&f->events.lock);
         if (defer_listener)
                 f->listen_fd = fd;
         else
@@ -313,8 +319,8 @@ static bool wait_closed(Events *e, uint64_t id) {
         return false;
 }
 
-/* Waits (at most 10 s) until the bridge counts n connections. The count
- * drops after closed() fired, on the bridge thread: not at the same time. */
+/* Waits (at most 10 s) until the bridge counts n connections (the count
+ * drops on the bridge thread, the test reads it on its own). */
 static unsigned wait_connection_count(TlsBridge *b, unsigned n) {
         uint64_t end = now_msec() + 10000;
         unsigned got;
@@ -461,6 +467,11 @@ static void test_client_closes_first(void **state) {
         assert_false(has_closed(&f->events, id));
         close(sfd);
         assert_true(wait_closed(&f->events, id));
+        /* Whoever hears of the close (the daemon recomputes STATUS) already
+         * sees the connection gone from the count. */
+        pthread_mutex_lock(&f->events.lock);
+        assert_int_equal(f->events.closed[f->events.n_closed - 1].count, 0);
+        pthread_mutex_unlock(&f->events.lock);
         tls_client_free(c);
 
         /* the TCP connection vanishing without close_notify is the same for gRPC */
