@@ -19,7 +19,7 @@
 
 #include "cli/args-internal.h"
 #include "cli/usage.h"
-#include "rpc/limits.h" /* LIMITS_* bounds and the CPU syntax, shared with the policy file */
+#include "policy/quantity.h" /* LIMITS_* bounds and the CPU syntax, shared with the policy file */
 #include "shared/macro.h"
 #include "shared/parse-util.h"
 #include "shared/string-util.h"

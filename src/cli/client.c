@@ -20,8 +20,8 @@
 #include <string.h>
 
 #include "cli/client.h"
-#include "rpc/codec.h"
-#include "rpc/wire.h"
+#include "wire/codec.h"
+#include "wire/wire.h"
 #include "shared/macro.h"
 #include "tls/client.h"
 #include "tls/tls.h"

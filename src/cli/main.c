@@ -15,7 +15,7 @@
 #include "cli/args.h"
 #include "cli/client.h"
 #include "cli/commands.h"
-#include "cli/jwctl-version.h"
+#include "jwctl-version.h" /* generated into this folder of the build */
 #include "cli/settings.h"
 #include "cli/usage.h"
 #include "shared/macro.h"

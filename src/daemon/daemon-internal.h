@@ -16,7 +16,7 @@
 #include "daemon/listen.h"
 #include "daemon/notify.h"
 #include "daemon/signals.h"
-#include "rpc/policy.h"
+#include "policy/policy.h"
 #include "rpc/server.h"
 #include "tls/bridge.h"
 #include "tls/tls.h"

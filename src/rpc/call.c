@@ -16,7 +16,7 @@
 #include <grpc/slice.h>
 
 #include "rpc/call.h"
-#include "rpc/codec.h"
+#include "wire/codec.h"
 
 RpcCall *call_new(Server *s, int method) {
         RpcCall *c = calloc(1, sizeof(*c));

@@ -15,8 +15,8 @@
 #include <string.h>
 
 #include "jobworker/v1/jobworker.pb-c.h"
-#include "rpc/authz.h"
-#include "rpc/limits.h"
+#include "policy/authz.h"
+#include "policy/limits.h"
 #include "rpc/response.h"
 #include "rpc/server-internal.h"
 #include "rpc/status-map.h"

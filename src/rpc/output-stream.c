@@ -22,7 +22,7 @@
 #include "jobworker/v1/jobworker.pb-c.h"
 #include "rpc/response.h"
 #include "rpc/server-internal.h"
-#include "rpc/wire.h"
+#include "wire/wire.h"
 
 static void stream_send_end(RpcCall *c, const JobStatus *st);
 

@@ -22,7 +22,7 @@
 
 #include "core/engine.h"
 #include "core/job-id.h"
-#include "rpc/limits.h"
+#include "policy/limits.h"
 #include "shared/macro.h"
 
 typedef enum RequestMethod {

@@ -14,7 +14,7 @@
 
 #include <grpc/grpc.h>
 
-#include "rpc/authz.h"
+#include "policy/authz.h"
 #include "rpc/call.h"
 #include "rpc/conn-registry.h"
 #include "rpc/request.h"

@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #include "core/engine.h"
-#include "rpc/policy.h"
+#include "policy/policy.h"
 
 typedef struct Server Server;
 

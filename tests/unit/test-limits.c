@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "rpc/limits.h"
+#include "policy/limits.h"
 
 static void test_parse_cpu(void **state) {
         uint32_t m;

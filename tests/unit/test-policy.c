@@ -10,8 +10,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "rpc/authz.h"
-#include "rpc/policy.h"
+#include "policy/authz.h"
+#include "policy/policy.h"
 
 static const char example[] =
         "# the example policy\n"

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "rpc/wire.h"
+#include "wire/wire.h"
 
 /* protobuf-c's packing of OutputResponse{chunk{stream, offset, data}}. */
 static size_t pack_reference(Jobworker__V1__Stream stream, uint64_t offset, const uint8_t *data, size_t len,

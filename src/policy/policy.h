@@ -32,7 +32,7 @@
 #include <sys/types.h>
 
 #include "core/engine.h"
-#include "rpc/limits.h"
+#include "policy/limits.h"
 #include "shared/macro.h"
 
 #define POLICY_DEFAULT_RUN_AS "nobody"

@@ -8,7 +8,7 @@
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/slice.h>
 
-#include "rpc/codec.h"
+#include "wire/codec.h"
 
 grpc_byte_buffer *codec_pack(const ProtobufCMessage *m) {
         size_t n = protobuf_c_message_get_packed_size(m);

@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "rpc/authz.h"
+#include "policy/authz.h"
 
 const char *authz_action_to_string(AuthzAction a) {
         switch (a) {

@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "rpc/policy.h"
+#include "policy/policy.h"
 #include "shared/parse-util.h"
 
 const char *policy_entity_to_string(PolicyEntity e) {

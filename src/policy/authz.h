@@ -13,7 +13,7 @@
 
 #include <stdbool.h>
 
-#include "rpc/policy.h"
+#include "policy/policy.h"
 
 typedef enum AuthzAction {
         AUTHZ_ACTION_START,

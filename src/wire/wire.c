@@ -6,7 +6,7 @@
  * protobuf-c writes fields in number order.
  */
 
-#include "rpc/wire.h"
+#include "wire/wire.h"
 
 enum {
         KEY_RESPONSE_CHUNK = (1u << 3) | 2, /* OutputResponse.chunk, length-delimited */
