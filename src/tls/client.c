@@ -150,6 +150,9 @@ static char *alert_words(gnutls_alert_description_t alert) {
 
         if (why)
                 return strdup_printf("the server refused our certificate: %s", why);
+        if (alert == GNUTLS_A_ACCESS_DENIED) /* the bridge's only use of it: admission.c */
+                return strdup_printf("the server refused the connection after authenticating us (access denied): "
+                                     "this identity may hold too many connections, or the server is full");
         return strdup_printf("the server closed the connection with TLS alert: %s",
                              gnutls_alert_get_name(alert) ?: "unknown");
 }
