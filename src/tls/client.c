@@ -322,9 +322,11 @@ static int report_handshake_failure(TlsClient *c, const Report *rep) {
         if (err == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR || err == GNUTLS_E_CERTIFICATE_ERROR ||
             err == GNUTLS_E_NO_CERTIFICATE_FOUND)
                 failure = TLS_CLIENT_SERVER_CERT;
-        if (err == GNUTLS_E_FATAL_ALERT_RECEIVED && tls_certificate_alert_reason(alert)) {
+        if (err == GNUTLS_E_FATAL_ALERT_RECEIVED &&
+            (tls_certificate_alert_reason(alert) || alert == GNUTLS_A_ACCESS_DENIED)) {
                 _cleanup_free_ char *why = alert_words(alert);
-                failure = TLS_CLIENT_REJECTED_BY_SERVER;
+                if (alert != GNUTLS_A_ACCESS_DENIED) /* that one is about the server's bounds, not our certificate */
+                        failure = TLS_CLIENT_REJECTED_BY_SERVER;
                 msg = strdup_printf("TLS handshake with %s failed: %s", rep->hostport, why ?: "");
         } else
                 msg = strdup_printf("TLS handshake with %s failed: %s", rep->hostport,
