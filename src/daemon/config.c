@@ -34,6 +34,7 @@ typedef enum OptionType {
         OPT_SIZE,
         OPT_CONFIG,
         OPT_AUTO_OFF,
+        OPT_STARTUPS,
 } OptionType;
 
 typedef struct Option {
@@ -56,7 +57,10 @@ static const Option options[] = {
         { "policy", OPT_STRING, O(policy), "FILE", "authorization policy file" },
         { "state-dir", OPT_STRING, O(state_dir), "DIR", "directory for job state and output logs" },
         { "log-level", OPT_LOG_LEVEL, O(log_level), "LEVEL", "error, warning, notice, info or debug" },
-        { "max-connections", OPT_UNSIGNED, O(max_connections), "N", "most simultaneous client connections (1024)" },
+        { "max-connections", OPT_UNSIGNED, O(max_connections), "N", "most authenticated client connections at once (1024)" },
+        { "max-connections-per-identity", OPT_UNSIGNED, O(max_connections_per_identity), "N", "most authenticated connections of one client identity (256)" },
+        { "max-startups", OPT_STARTUPS, O(startups), "START:RATE:FULL", "unauthenticated connections: random early drop from START (RATE%), all refused at FULL (64:30:256)" },
+        { "max-startups-per-source", OPT_UNSIGNED, O(max_startups_per_source), "N", "most unauthenticated connections from one address, IPv6 by /64 (32)" },
         { "handshake-timeout", OPT_DURATION, O(handshake_timeout_usec), "DURATION", "TLS handshake deadline (5s)" },
         { "output-cap", OPT_SIZE, O(output_cap), "SIZE", "output kept per job (1G)" },
         { "retain-jobs", OPT_UNSIGNED, O(retain_jobs), "N", "finished jobs kept (1000)" },
@@ -93,6 +97,37 @@ int config_parse_duration(const char *s, uint64_t *ret_usec) {
 
 int config_parse_size(const char *s, uint64_t *ret) {
         return parse_size(s, ret);
+}
+
+int config_parse_startups(const char *s, unsigned ret[3]) {
+        uint64_t v[3];
+        size_t n = 0;
+
+        for (const char *p = s;; n++) {
+                const char *colon = strchr(p, ':');
+                char buf[32];
+                size_t len = colon ? (size_t) (colon - p) : strlen(p);
+                if (n >= 3 || len == 0 || len >= sizeof buf)
+                        return -EINVAL;
+                memcpy(buf, p, len);
+                buf[len] = 0;
+                if (parse_uint64(buf, &v[n]) < 0 || v[n] > 1000000)
+                        return -EINVAL;
+                if (!colon) {
+                        n++;
+                        break;
+                }
+                p = colon + 1;
+        }
+        if (n == 1)
+                v[2] = v[0], v[1] = 100; /* a hard bound: no early drop below it */
+        else if (n != 3)
+                return -EINVAL;
+        if (v[2] == 0 || v[0] > v[2] || v[1] > 100)
+                return -EINVAL;
+        for (size_t i = 0; i < 3; i++)
+                ret[i] = (unsigned) v[i];
+        return 0;
 }
 
 static const Option *find_option(const char *name) {
@@ -162,6 +197,12 @@ static int config_set(Config *c, const Option *o, const char *value, const char 
                         return replace_message(ret_error, -EINVAL, "%s: %s: '%s' is not a duration (like 5s, 500ms, 2min)",
                                     where, o->name, value);
                 *(uint64_t *) field = v;
+                return 0;
+        case OPT_STARTUPS:
+                if (config_parse_startups(value, (unsigned *) field) < 0)
+                        return replace_message(ret_error, -EINVAL,
+                                               "%s: %s: '%s' is not START:RATE:FULL (like 64:30:256, RATE a percentage, START <= FULL) nor a number",
+                                               where, o->name, value);
                 return 0;
         case OPT_SIZE:
                 if (config_parse_size(value, &v) < 0)

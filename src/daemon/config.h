@@ -33,7 +33,10 @@ typedef struct Config {
         char *policy;
         char *state_dir;
         int log_level;
-        unsigned max_connections;   /* 0: bridge default (1024) */
+        unsigned max_connections;   /* authenticated connections; 0: bridge default (1024) */
+        unsigned max_connections_per_identity; /* 0: bridge default (256) */
+        unsigned startups[3];       /* max-startups start:rate:full; full 0: bridge default (64:30:256) */
+        unsigned max_startups_per_source; /* 0: bridge default (32) */
         uint64_t handshake_timeout_usec; /* 0: bridge default (5 s) */
         uint64_t output_cap;        /* bytes per job, 0: engine default */
         unsigned retain_jobs;       /* 0: engine default */
@@ -73,3 +76,8 @@ int config_parse_text(Config *c, const char *text, size_t size, const char *orig
  * "64K", "1.5G", "1KiB"), the grammar the policy and jwctl read too. */
 int config_parse_duration(const char *s, uint64_t *ret_usec);
 int config_parse_size(const char *s, uint64_t *ret);
+
+/* max-startups: "START:RATE:FULL" (OpenSSH's MaxStartups: from START
+ * unauthenticated connections on, refuse RATE% of new ones, rising to all at
+ * FULL) or "N" (a hard bound, no early drop). ret[3] = start, rate, full. */
+int config_parse_startups(const char *s, unsigned ret[3]);

@@ -190,6 +190,11 @@ static int daemon_new_server(Daemon *d) {
 static int daemon_new_bridge(Daemon *d) {
         TlsBridgeConfig bc = {
                 .max_connections = d->config.max_connections,
+                .max_per_identity = d->config.max_connections_per_identity,
+                .startups_start = d->config.startups[0],
+                .startups_rate = d->config.startups[1],
+                .startups_full = d->config.startups[2],
+                .max_startups_per_source = d->config.max_startups_per_source,
                 .handshake_timeout_usec = d->config.handshake_timeout_usec,
                 .no_kernel_tls = d->config.kernel_tls_off,
         };

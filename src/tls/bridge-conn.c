@@ -165,6 +165,11 @@ void conn_free(TlsBridge *b, Conn *c) {
         disarm_timeout(b, c);
         runq_remove(b, c);
 
+        if (c->admitted == ADMITTED_HANDSHAKE)
+                admission_handshake_end(&b->admission, &c->source);
+        else if (c->admitted == ADMITTED_ESTABLISHED)
+                admission_established_end(&b->admission, c->identity);
+        free(c->identity);
         tls_pump_done(&c->pump);
         tls_session_free(c->tls);
         safe_close(c->tcp_fd);
@@ -327,10 +332,42 @@ static int conn_plain_fd(TlsBridge *b, Conn *c, int *ret_grpc_fd, bool *ret_high
         return sv[0];
 }
 
+/* The handshake named the client: move c from the handshaking population to
+ * the established one, or refuse it (access_denied: the client learns that
+ * it was refused after authenticating, not that the network failed) and let
+ * it linger, still counted as handshaking, until the client closes. False
+ * when c was refused. */
+static bool conn_admit_identity(TlsBridge *b, Conn *c) {
+        const char *identity = tls_session_identity(c->tls) ?: "";
+        AdmissionVerdict verdict;
+        char reason[256];
+        char *copy;
+
+        verdict = admission_established_begin(&b->admission, identity);
+        copy = verdict == ADMISSION_OK ? strdup(identity) : NULL;
+        if (verdict == ADMISSION_OK && !copy) {
+                admission_established_end(&b->admission, identity);
+                verdict = ADMISSION_NO_MEMORY;
+        }
+        if (verdict != ADMISSION_OK) {
+                snprintf(reason, sizeof reason, "client %.64s: %s", identity, admission_verdict_reason(verdict));
+                refused(b, c->peer, reason);
+                (void) gnutls_alert_send(tls_session_gnutls(c->tls), GNUTLS_AL_FATAL, GNUTLS_A_ACCESS_DENIED);
+                conn_linger(b, c);
+                return false;
+        }
+        admission_handshake_end(&b->admission, &c->source);
+        c->identity = copy;
+        c->admitted = ADMITTED_ESTABLISHED;
+        return true;
+}
+
 static void conn_establish(TlsBridge *b, Conn *c) {
         int plain_fd, grpc_fd;
         bool high_range;
 
+        if (!conn_admit_identity(b, c))
+                return;
         if (!b->ktls_off && conn_establish_kernel(b, c))
                 return;
 
@@ -441,7 +478,13 @@ void conn_completion(TlsBridge *b, Conn *c, unsigned op, int res) {
         conn_process(b, c);
 }
 
-void conn_new(TlsBridge *b, int fd, const char *peer) {
+/* conn_new() could not make a connection: its handshake place goes back. */
+static void conn_new_failed(TlsBridge *b, const char *peer, const AdmissionSource *source, const char *reason) {
+        admission_handshake_end(&b->admission, source);
+        refused(b, peer, reason);
+}
+
+void conn_new(TlsBridge *b, int fd, const char *peer, const AdmissionSource *source) {
         _cleanup_close_ int tcp_fd = fd;
         TlsContext *ctx;
         Conn *c;
@@ -451,7 +494,7 @@ void conn_new(TlsBridge *b, int fd, const char *peer) {
 
         c = calloc(1, sizeof *c);
         if (!c) {
-                refused(b, peer, "out of memory");
+                conn_new_failed(b, peer, source, "out of memory");
                 return;
         }
         pthread_mutex_lock(&b->lock);
@@ -461,16 +504,18 @@ void conn_new(TlsBridge *b, int fd, const char *peer) {
         tls_context_unref(ctx);
         if (r < 0) {
                 free(c);
-                refused(b, peer, "cannot create TLS session");
+                conn_new_failed(b, peer, source, "cannot create TLS session");
                 return;
         }
         r = ring_slot_alloc(&b->conns, c, &c->slot, &c->gen);
         if (r < 0) {
                 tls_session_free(c->tls);
                 free(c);
-                refused(b, peer, r == -EMFILE ? "too many connections" : "out of memory");
+                conn_new_failed(b, peer, source, r == -EMFILE ? "too many connections" : "out of memory");
                 return;
         }
+        c->source = *source;
+        c->admitted = ADMITTED_HANDSHAKE;
 
         c->id = ++b->next_id;
         c->state = CONN_HANDSHAKE;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "shared/ring.h"
+#include "tls/admission.h"
 #include "tls/bridge.h"
 #include "tls/pump.h"
 
@@ -59,6 +60,9 @@ struct Conn {
         bool queued;
         Conn *rq_next, *rq_prev;
         char peer[INET6_ADDRSTRLEN + 16];
+        AdmissionSource source;
+        enum { ADMITTED_NONE, ADMITTED_HANDSHAKE, ADMITTED_ESTABLISHED } admitted; /* what it counts as */
+        char *identity; /* once established: what admission counts it under */
         /* No ring request points into a Conn: it is freed while requests for it
          * may still be in flight (their completions are then stale). */
 };
@@ -100,7 +104,8 @@ struct TlsBridge {
         size_t n_listeners;
         bool listeners_unarmed; /* a listener's poll could not be queued: retry */
         bool wake_armed;
-        RingSlotTable conns; /* Conn * by slot; max = config.max_connections */
+        RingSlotTable conns; /* Conn * by slot; max = established + startups_full */
+        Admission admission;
         Conn *rq_head, *rq_tail;
         uint64_t next_id;
         int next_high_fd;
@@ -114,8 +119,9 @@ static inline void refused(TlsBridge *b, const char *peer, const char *reason) {
 }
 
 /* bridge-conn.c: one connection's life. conn_new takes fd (the accepted TCP
- * socket) also on failure; every failure is told through ops.refused. */
-void conn_new(TlsBridge *b, int fd, const char *peer);
+ * socket) also on failure, and the handshake place admission gave source
+ * (conn_free gives it back); every failure is told through ops.refused. */
+void conn_new(TlsBridge *b, int fd, const char *peer, const AdmissionSource *source);
 void conn_free(TlsBridge *b, Conn *c);
 void conn_process(TlsBridge *b, Conn *c);
 /* A completion for connection c: op is OP_TCP_IN .. OP_TIMEOUT. */

@@ -38,6 +38,14 @@
  * tls_pump_run() (pump.c) with a budget per turn; a connection that used its
  * budget goes on a run queue so one busy client cannot starve the others.
  *
+ * Admission (admission.c): handshaking and established connections are
+ * bounded apart. A TCP connection over a handshake bound (overall, its
+ * source's, or the random early drop) is closed as accept() returns it,
+ * before a TLS session exists; one over its identity's bound is refused
+ * right after its handshake (bridge-conn.c). A flood of silent connections
+ * thus cannot take the places of authenticated clients, nor one identity
+ * those of the others.
+ *
  * Kernel TLS: where the kernel has it (Debian 12's does), a verified
  * connection's record state goes into the kernel (ktls.c) and gRPC gets the
  * TCP socket itself: no socketpair, no pump, no copy of every byte through
@@ -66,6 +74,15 @@
 #include "tls/bridge-internal.h"
 
 #define BRIDGE_DEFAULT_MAX_CONNECTIONS 1024u
+/* A quarter of the default: one identity cannot fill the daemon, and a
+ * client that pools connections has plenty. */
+#define BRIDGE_DEFAULT_MAX_PER_IDENTITY 256u
+/* Handshakes take milliseconds: 64 at once is already a burst; from there a
+ * growing share is dropped, all at 256 (OpenSSH's default is 10:30:100). */
+#define BRIDGE_DEFAULT_STARTUPS_START 64u
+#define BRIDGE_DEFAULT_STARTUPS_RATE 30u
+#define BRIDGE_DEFAULT_STARTUPS_FULL 256u
+#define BRIDGE_DEFAULT_STARTUPS_PER_SOURCE 32u
 #define BRIDGE_MAX_CONNECTIONS_LIMIT (1u << 20)
 #define BRIDGE_DEFAULT_HANDSHAKE_USEC (5ull * 1000 * 1000)
 #define BRIDGE_RING_ENTRIES 256u
@@ -169,6 +186,8 @@ static bool accept_error_is_transient(int error) {
 static void listener_ready(TlsBridge *b, size_t i) {
         Listener *l = &b->listeners[i];
         char reason[128], peer[INET6_ADDRSTRLEN + 16];
+        AdmissionSource source;
+        AdmissionVerdict verdict;
 
         for (int k = 0; k < BRIDGE_ACCEPT_BATCH; k++) {
                 struct sockaddr_storage sa = {};
@@ -190,12 +209,15 @@ static void listener_ready(TlsBridge *b, size_t i) {
                         return;
                 }
                 format_peer(&sa, peer, sizeof peer);
-                if (b->conns.n_used >= b->config.max_connections) {
-                        refused(b, peer, "too many connections");
+                /* Refused here, before any TLS work: the cheapest no there is. */
+                admission_source_from_sockaddr(&sa, &source);
+                verdict = admission_handshake_begin(&b->admission, &source);
+                if (verdict != ADMISSION_OK) {
+                        refused(b, peer, admission_verdict_reason(verdict));
                         close(fd);
                         continue;
                 }
-                conn_new(b, fd, peer);
+                conn_new(b, fd, peer, &source);
         }
         listener_arm(b, i); /* more may be pending: the poll fires at once */
 }
@@ -352,15 +374,43 @@ static void *bridge_thread(void *userdata) {
         return NULL;
 }
 
+/* Fills in the admission defaults and starts the admission policy. */
+static void bridge_configure_admission(TlsBridge *b) {
+        TlsBridgeConfig *c = &b->config;
+
+        if (c->max_connections == 0)
+                c->max_connections = BRIDGE_DEFAULT_MAX_CONNECTIONS;
+        c->max_connections = MIN(c->max_connections, BRIDGE_MAX_CONNECTIONS_LIMIT);
+        if (c->max_per_identity == 0)
+                c->max_per_identity = BRIDGE_DEFAULT_MAX_PER_IDENTITY;
+        if (c->startups_full == 0) {
+                c->startups_start = BRIDGE_DEFAULT_STARTUPS_START;
+                c->startups_rate = BRIDGE_DEFAULT_STARTUPS_RATE;
+                c->startups_full = BRIDGE_DEFAULT_STARTUPS_FULL;
+        }
+        c->startups_full = MIN(c->startups_full, BRIDGE_MAX_CONNECTIONS_LIMIT);
+        if (c->max_startups_per_source == 0)
+                c->max_startups_per_source = BRIDGE_DEFAULT_STARTUPS_PER_SOURCE;
+        admission_init(&b->admission,
+                       &(AdmissionConfig) {
+                               .max_established = c->max_connections,
+                               .max_per_identity = c->max_per_identity,
+                               .startups_start = c->startups_start,
+                               .startups_rate = c->startups_rate,
+                               .startups_full = c->startups_full,
+                               .max_startups_per_source = c->max_startups_per_source,
+                       },
+                       NULL, NULL);
+        /* every place either population may take; refused-and-lingering ones keep theirs */
+        b->conns.max = c->max_connections + c->startups_full;
+}
+
 static void bridge_configure(TlsBridge *b, const TlsBridgeConfig *config) {
         uint64_t usec;
 
         if (config)
                 b->config = *config;
-        if (b->config.max_connections == 0)
-                b->config.max_connections = BRIDGE_DEFAULT_MAX_CONNECTIONS;
-        if (b->config.max_connections > BRIDGE_MAX_CONNECTIONS_LIMIT)
-                b->config.max_connections = BRIDGE_MAX_CONNECTIONS_LIMIT;
+        bridge_configure_admission(b);
         if (b->config.handshake_timeout_usec == 0)
                 b->config.handshake_timeout_usec = BRIDGE_DEFAULT_HANDSHAKE_USEC;
         usec = b->config.handshake_timeout_usec;
@@ -370,7 +420,6 @@ static void bridge_configure(TlsBridge *b, const TlsBridgeConfig *config) {
         };
         b->accept_retry = (struct __kernel_timespec) { .tv_nsec = BRIDGE_ACCEPT_RETRY_NSEC };
         b->ktls_off = b->config.no_kernel_tls;
-        b->conns.max = b->config.max_connections;
 }
 
 /* The ring, sized so its completion queue cannot overflow in normal use,
@@ -379,7 +428,7 @@ static int bridge_ring_init(TlsBridge *b) {
         static const int needed_ops[] = { IORING_OP_POLL_ADD, IORING_OP_POLL_REMOVE, IORING_OP_TIMEOUT,
                                           IORING_OP_TIMEOUT_REMOVE };
         /* Up to ~6 operations per connection can be in flight. */
-        unsigned cq_entries = MAX(4096u, 8 * b->config.max_connections);
+        unsigned cq_entries = MAX(4096u, 8 * b->conns.max);
         struct io_uring_params params = {
                 .flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_COOP_TASKRUN,
                 .cq_entries = cq_entries,
@@ -532,6 +581,7 @@ TlsBridge *tls_bridge_free(TlsBridge *b) {
         free(b->listeners);
         free(b->pending_listeners);
         ring_slot_table_done(&b->conns);
+        admission_done(&b->admission);
         free(b);
         return NULL;
 }

@@ -16,7 +16,15 @@
 typedef struct TlsBridge TlsBridge;
 
 typedef struct TlsBridgeConfig {
-        unsigned max_connections;        /* 0 = 1024; counts handshaking + established */
+        /* Admission (admission.h). Established (authenticated) connections and
+         * handshaking ones are bounded apart, so neither can lock the other out. */
+        unsigned max_connections;        /* 0 = 1024; established connections */
+        unsigned max_per_identity;       /* 0 = 256; established connections of one identity */
+        /* Handshaking connections, OpenSSH's MaxStartups start:rate:full: from start on
+         * a new one is refused with probability rate% rising to 100% at full.
+         * startups_full = 0: the default 64:30:256; start = 0 (or >= full): no early drop. */
+        unsigned startups_start, startups_rate, startups_full;
+        unsigned max_startups_per_source; /* 0 = 32; handshaking connections per IPv4 address / IPv6 /64 */
         uint64_t handshake_timeout_usec; /* 0 = 5 s */
         bool no_kernel_tls;              /* never hand records to the kernel (kTLS) */
         /* Tests only: fill a connection's memory (and the listener array, which
@@ -36,7 +44,9 @@ typedef struct TlsBridgeOps {
          * conn_id: unique, never reused. identity: client cert CN. peer_addr: "IP:port"
          * ("[IPv6]:port" for IPv6). Called on the bridge thread. */
         void (*accepted)(void *userdata, uint64_t conn_id, int grpc_fd, const char *identity, const char *peer_addr);
-        /* A connection was refused (handshake failure, timeout, over the limit). For logging.
+        /* A connection was refused (handshake failure, timeout, over a bound of admission.h:
+         * those refused at accept are closed before any TLS work; one over the bound of
+         * its identity gets the TLS alert access_denied after its handshake). For logging.
          * A client can cause any number of these: rate-limit what you log. Called on the
          * bridge thread; peer_addr is "-" for accept() failures (reason says which). */
         void (*refused)(void *userdata, const char *peer_addr, const char *reason);
@@ -73,7 +83,7 @@ int tls_bridge_start(TlsBridge *b);
 /* Thread-safe: connections accepted from now on use ctx (takes a reference);
  * established ones keep the context they started with. */
 int tls_bridge_set_context(TlsBridge *b, TlsContext *ctx);
-/* Thread-safe: connections handshaking or established right now. */
+/* Thread-safe: connections handshaking or established right now (lingering refused ones too). */
 unsigned tls_bridge_connection_count(TlsBridge *b);
 /* Thread-safe: ring completions that came back -EINVAL or -EFAULT, the kernel
  * refusing a request that pointed at bad memory or was malformed. 0 in a sound

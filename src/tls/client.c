@@ -150,6 +150,9 @@ static char *alert_words(gnutls_alert_description_t alert) {
 
         if (why)
                 return strdup_printf("the server refused our certificate: %s", why);
+        if (alert == GNUTLS_A_ACCESS_DENIED) /* the bridge's only use of it: admission.c */
+                return strdup_printf("the server refused the connection after authenticating us (access denied): "
+                                     "this identity may hold too many connections, or the server is full");
         return strdup_printf("the server closed the connection with TLS alert: %s",
                              gnutls_alert_get_name(alert) ?: "unknown");
 }
@@ -319,9 +322,11 @@ static int report_handshake_failure(TlsClient *c, const Report *rep) {
         if (err == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR || err == GNUTLS_E_CERTIFICATE_ERROR ||
             err == GNUTLS_E_NO_CERTIFICATE_FOUND)
                 failure = TLS_CLIENT_SERVER_CERT;
-        if (err == GNUTLS_E_FATAL_ALERT_RECEIVED && tls_certificate_alert_reason(alert)) {
+        if (err == GNUTLS_E_FATAL_ALERT_RECEIVED &&
+            (tls_certificate_alert_reason(alert) || alert == GNUTLS_A_ACCESS_DENIED)) {
                 _cleanup_free_ char *why = alert_words(alert);
-                failure = TLS_CLIENT_REJECTED_BY_SERVER;
+                if (alert != GNUTLS_A_ACCESS_DENIED) /* that one is about the server's bounds, not our certificate */
+                        failure = TLS_CLIENT_REJECTED_BY_SERVER;
                 msg = strdup_printf("TLS handshake with %s failed: %s", rep->hostport, why ?: "");
         } else
                 msg = strdup_printf("TLS handshake with %s failed: %s", rep->hostport,

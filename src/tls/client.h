@@ -40,7 +40,9 @@ int tls_client_connect(TlsContext *client_ctx, const char *host, const char *por
 /* After a call failed with UNAVAILABLE: if the server closed the TLS session with an alert (TLS 1.3 reports a refused
  * client certificate only after the client believes it is connected), return a malloc()ed message such as
  * "the server refused our certificate: certificate expired" (alert 45), "... not trusted (unknown CA)" (48),
- * "... bad certificate" (42), "... certificate required" (116), or for other alerts
+ * "... bad certificate" (42), "... certificate required" (116),
+ * "the server refused the connection after authenticating us (access denied): ..." (49: over a bound
+ * of the server's admission, such as connections per identity), or for other alerts
  * "the server closed the connection with TLS alert: NAME"; NULL if none. Thread-safe. */
 char *tls_client_failure_message(TlsClient *c);
 

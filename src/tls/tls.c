@@ -394,7 +394,12 @@ const char *tls_failure_reason(TlsRole role, int err, unsigned status) {
         case GNUTLS_E_PREMATURE_TERMINATION:
         case GNUTLS_E_PULL_ERROR:
         case GNUTLS_E_PUSH_ERROR:
-                return "connection closed during the handshake";
+                /* A server that refuses before any TLS work (admission.c) can
+                 * only close: name the likely causes to the client. */
+                return server ? "connection closed during the handshake"
+                              : "the server closed the connection during the handshake: it may be refusing "
+                                "connections from this address (too many unauthenticated connections) or be "
+                                "overloaded";
         case GNUTLS_E_TIMEDOUT:
                 return "handshake timed out";
         case GNUTLS_E_FATAL_ALERT_RECEIVED:

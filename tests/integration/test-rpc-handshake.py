@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Clients that connect and never handshake are dropped after the handshake
-deadline while other clients are served meanwhile; connections over
---max-connections are refused at once without disturbing the others."""
+deadline while other clients are served meanwhile; handshaking connections
+over --max-startups-per-source are refused at once without disturbing the
+others."""
 
 import socket
 import time
@@ -68,8 +69,8 @@ def main():
     assert h.collect_output(s, r.job_id, timeout=5)[0] == b"again\n"
     assert d.stop() == 0
 
-    # --- the connection limit --------------------------------------------------
-    d = h.Daemon(args=["--handshake-timeout", "5s", "--max-connections", "4"])
+    # --- the bound on one address's handshaking connections -------------------
+    d = h.Daemon(args=["--handshake-timeout", "5s", "--max-startups-per-source", "4"])
     held = [socket.create_connection(("127.0.0.1", d.port), timeout=5) for _ in range(4)]
     # all four take their places before the fifth comes
     h.wait_until(lambda: all(d.holds(sk) for sk in held), "the daemon to accept 4 connections")
@@ -77,7 +78,7 @@ def main():
     dt = recv_eof(extra, 4.5)  # well before the handshake deadline
     assert dt is not None, "a connection over the limit was not closed"
     extra.close()
-    d.wait_log(r"refused connection from 127\.0\.0\.1:\d+: too many connections")
+    d.wait_log(r"refused connection from 127\.0\.0\.1:\d+: too many unauthenticated connections from this address")
     assert all(still_open(sk) for sk in held), "a connection within the limit was dropped with the extra one"
     for sk in held:
         assert recv_eof(sk, 20) is not None

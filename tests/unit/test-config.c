@@ -26,6 +26,9 @@ static void test_file_and_flags(void **state) {
                 "state-dir = /var/lib/x\n"
                 "log-level = debug\n"
                 "max-connections = 10\n"
+                "max-connections-per-identity = 4\n"
+                "max-startups = 10:30:60\n"
+                "max-startups-per-source = 5\n"
                 "handshake-timeout = 2500ms\n"
                 "output-cap = 64M\n"
                 "stop-grace = 3s\n";
@@ -48,6 +51,11 @@ static void test_file_and_flags(void **state) {
         assert_string_equal(c.policy, "/etc/x/policy.conf");
         assert_string_equal(c.state_dir, "/var/lib/x");
         assert_int_equal(c.max_connections, 10);
+        assert_int_equal(c.max_connections_per_identity, 4);
+        assert_int_equal(c.startups[0], 10);
+        assert_int_equal(c.startups[1], 30);
+        assert_int_equal(c.startups[2], 60);
+        assert_int_equal(c.max_startups_per_source, 5);
         assert_true(c.handshake_timeout_usec == 2500000);
         assert_true(c.output_cap == 64ull * 1024 * 1024);
         assert_true(c.stop_grace_usec == 3000000);
@@ -82,7 +90,24 @@ static void test_file_errors(void **state) {
         expect_file_error("output-cap = 12Q\n", "is not a size");
         expect_file_error("max-connections = -1\n", "is not a number");
         expect_file_error("config = /x\n", "unknown option 'config'");
+        expect_file_error("max-startups = 10:30\n", "is not START:RATE:FULL");
+        expect_file_error("max-startups = 10:101:60\n", "is not START:RATE:FULL");
+        expect_file_error("max-startups = 70:30:60\n", "is not START:RATE:FULL");
+        expect_file_error("max-startups = 0\n", "is not START:RATE:FULL");
+        expect_file_error("max-startups = 1:2:3:4\n", "is not START:RATE:FULL");
         expect_file_error("cert =\n", "cert needs a value");
+}
+
+static void test_startups(void **state) {
+        unsigned v[3];
+
+        assert_int_equal(config_parse_startups("64:30:256", v), 0);
+        assert_true(v[0] == 64 && v[1] == 30 && v[2] == 256);
+        assert_int_equal(config_parse_startups("100", v), 0); /* a hard bound */
+        assert_true(v[0] == 100 && v[2] == 100);
+        assert_int_equal(config_parse_startups("", v), -EINVAL);
+        assert_int_equal(config_parse_startups("1::3", v), -EINVAL);
+        assert_int_equal(config_parse_startups("a:b:c", v), -EINVAL);
 }
 
 static void test_flag_errors(void **state) {
@@ -188,6 +213,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_file_and_flags),
                 cmocka_unit_test(test_file_errors),
+                cmocka_unit_test(test_startups),
                 cmocka_unit_test(test_flag_errors),
                 cmocka_unit_test(test_kernel_tls),
                 cmocka_unit_test(test_units),

@@ -664,20 +664,32 @@ static void test_high_range_refused(void **state) {
         fixture_free(f);
 }
 
-static void test_max_connections(void **state) {
-        Fixture *f = fixture_new(2, 0);
-        int a = raw_connect(f->port), b = raw_connect(f->port), extra, cfd, sfd;
+/* Handshaking connections from one address stop at max_startups_per_source:
+ * the one over it is closed at accept (no TLS work), and a TLS client so
+ * refused is told the likely cause. */
+static void test_startups_per_source(void **state) {
+        TlsBridgeConfig config = { .max_startups_per_source = 2 };
+        Fixture *f = fixture_new_config(&config, false);
+        int a = raw_connect(f->port), b = raw_connect(f->port), extra, cfd = -1, sfd;
+        TlsClient *c = NULL;
+        TlsClientFailure failure;
+        _cleanup_free_ char *msg = NULL;
         uint64_t id;
-        TlsClient *c;
 
         assert_int_equal(wait_connection_count(f->bridge, 2), 2);
 
         extra = raw_connect(f->port);
         int r = wait_eof(extra, 5000);
         assert_true(r == 0 || r == -ECONNRESET);
-        assert_true(has_refused(&f->events, "too many connections"));
+        assert_true(has_refused(&f->events, "too many unauthenticated connections from this address (max-startups-per-source)"));
         assert_int_equal(tls_bridge_connection_count(f->bridge), 2);
         close(extra);
+
+        r = tls_client_connect(f->alice, "127.0.0.1", f->port, 5000000, 0, &c, &cfd, &failure, &msg);
+        assert_true(r < 0);
+        assert_int_equal(failure, TLS_CLIENT_HANDSHAKE);
+        assert_non_null(strstr(msg, "the server closed the connection during the handshake: it may be refusing "
+                                    "connections from this address (too many unauthenticated connections)"));
 
         /* freeing a place lets the next client in */
         close(a);
@@ -689,6 +701,47 @@ static void test_max_connections(void **state) {
         close(cfd);
         close(sfd);
         tls_client_free(c);
+        fixture_free(f);
+}
+
+/* Established connections of one identity stop at max_per_identity: the one
+ * over it completes its handshake, gets access_denied, and the client says
+ * why; when one closes, the identity gets its place back. */
+static void test_identity_bound(void **state) {
+        TlsBridgeConfig config = { .max_per_identity = 1 };
+        Fixture *f = fixture_new_config(&config, false);
+        TlsClient *c1, *c2 = NULL;
+        TlsClientFailure failure;
+        _cleanup_free_ char *msg = NULL, *why = NULL;
+        int cfd1, sfd1, cfd2 = -1, sfd2, r;
+        uint64_t id1, id2;
+
+        c1 = connect_alice(f, "localhost", &cfd1, &sfd1, &id1);
+        r = tls_client_connect(f->alice, "localhost", f->port, 5000000, 0, &c2, &cfd2, &failure, &msg);
+        if (r == 0) {
+                (void) send(cfd2, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24, MSG_NOSIGNAL);
+                r = wait_eof(cfd2, 5000);
+                assert_true(r == 0 || r == -ECONNRESET);
+                why = tls_client_failure_message(c2);
+                assert_non_null(why);
+                close(cfd2);
+                tls_client_free(c2);
+        } else
+                why = TAKE_PTR(msg);
+        assert_non_null(strstr(why, "the server refused the connection after authenticating us (access denied)"));
+        assert_true(wait_count(&f->events, &f->events.n_refused, 1));
+        assert_true(has_refused(&f->events, "client alice: too many connections of this identity (max-connections-per-identity)"));
+        assert_int_equal(f->events.n_accepted, 1);
+
+        /* alice's first connection goes: her next one is admitted */
+        close(cfd1);
+        close(sfd1);
+        tls_client_free(c1);
+        assert_true(wait_closed(&f->events, id1));
+        c2 = connect_alice(f, "localhost", &cfd2, &sfd2, &id2);
+        close(cfd2);
+        close(sfd2);
+        tls_client_free(c2);
         fixture_free(f);
 }
 
@@ -818,7 +871,8 @@ int main(void) {
                 cmocka_unit_test(test_reset_mid_handshake),
                 cmocka_unit_test(test_accept_retry),
                 cmocka_unit_test(test_high_range_refused),
-                cmocka_unit_test(test_max_connections),
+                cmocka_unit_test(test_startups_per_source),
+                cmocka_unit_test(test_identity_bound),
                 cmocka_unit_test(test_expired_certificate_refusal),
                 cmocka_unit_test(test_client_failures),
                 cmocka_unit_test(test_set_context),
