@@ -93,15 +93,14 @@ size_t log_escape(char *dst, size_t size, const char *src, size_t n) {
  * no escaping (or memory ran out: then f goes as it is, which journald
  * stores safely as binary). */
 static char *journal_field_escaped(const char *f) {
-        size_t n = strlen(f), cap;
+        size_t n = strlen(f), cap = 4 * n + 1;
+        bool plain = true;
         char *copy;
 
-        for (size_t i = 0; i < n; i++)
-                if ((unsigned char) f[i] < 0x20 || (unsigned char) f[i] >= 0x7f)
-                        goto escape;
-        return NULL;
-escape:
-        cap = 4 * n + 1;
+        for (size_t i = 0; i < n && plain; i++)
+                plain = (unsigned char) f[i] >= 0x20 && (unsigned char) f[i] < 0x7f;
+        if (plain)
+                return NULL;
         copy = malloc(cap);
         if (copy)
                 log_escape(copy, cap, f, n);
