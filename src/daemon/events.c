@@ -130,15 +130,15 @@ void daemon_on_denied(void *userdata, const char *identity, const char *action, 
 }
 
 /* A Start failed for lack of resources. */
-void daemon_on_start_failed(void *userdata, const char *identity, const char *reason) {
+void daemon_on_start_failed(void *userdata, const char *identity, StatusResource resource, const char *reason) {
         Daemon *d = userdata;
-        char client[300];
+        char client[300], hint[STATUS_MAP_HINT_MAX];
         const char *fields[] = { client, NULL };
 
         snprintf(client, sizeof(client), "CLIENT=%s", identity);
-        log_ratelimited(&d->limits.start_failed, LOG_WARNING, fields,
-                        "cannot start a job for %s: %s (see TasksMax=/LimitNOFILE= of jobworker.service)", identity,
-                        reason);
+        status_map_resource_hint(resource, daemon_state_dir(d), hint, sizeof(hint));
+        log_ratelimited(&d->limits.start_failed, LOG_WARNING, fields, "cannot start a job for %s: %s (%s)", identity,
+                        reason, hint);
 }
 
 /* Bridge callbacks (bridge thread) -------------------------------------------- */

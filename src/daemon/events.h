@@ -14,6 +14,7 @@
 #include "core/engine.h"
 #include "daemon/log.h"
 #include "daemon/peer-ratelimit.h"
+#include "rpc/status-map.h"
 #include "tls/bridge.h"
 
 /* The budgets of log lines that clients cause. */
@@ -35,4 +36,4 @@ extern const TlsBridgeOps daemon_bridge_ops;
 /* Engine thread. */
 void daemon_observer(Engine *e, EngineEvent ev, const JobStatus *st, void *userdata);
 void daemon_on_denied(void *userdata, const char *identity, const char *action, const char *job_id);
-void daemon_on_start_failed(void *userdata, const char *identity, const char *reason);
+void daemon_on_start_failed(void *userdata, const char *identity, StatusResource resource, const char *reason);

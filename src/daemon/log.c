@@ -3,7 +3,10 @@
  * Logging of jobworkerd (see log.h).
  *
  * The one idea: one place formats and writes every line with a single
- * write(2), so lines of different threads never interleave.
+ * write(2), so lines of different threads never interleave; and that place
+ * escapes what it writes (log_escape()), so no client-chosen string (a CN,
+ * an argv, a job id, a peer address) brings control bytes or broken UTF-8
+ * into the log, whichever call site quoted it.
  *
  * The maximum level is the one file-scope mutable variable of the daemon:
  * every thread (engine, bridge callbacks, signals) logs, and threading a
@@ -26,6 +29,7 @@
 #include <unistd.h>
 
 #include "daemon/log.h"
+#include "shared/utf8.h"
 
 static atomic_int max_level = LOG_INFO; /* see the comment above */
 static atomic_bool to_journal;           /* see the comment above */
@@ -40,27 +44,101 @@ void log_open(void) {
                 atomic_store(&to_journal, true);
 }
 
+/* Whether the unit of len bytes at c goes to the log as it is. */
+static bool log_byte_plain(const unsigned char *c, size_t len) {
+        if (len == 0)
+                return false;                   /* not valid UTF-8 */
+        if (len == 1)
+                return c[0] >= 0x20 && c[0] != 0x7f; /* C0 controls, DEL */
+        return !(len == 2 && c[0] == 0xc2 && c[1] < 0xa0); /* C1 controls */
+}
+
+size_t log_escape(char *dst, size_t size, const char *src, size_t n) {
+        static const char hex[] = "0123456789abcdef";
+        const unsigned char *s = (const unsigned char *) src;
+        size_t i = 0, k = 0;
+
+        assert(size >= 1);
+        while (i < n) {
+                size_t len = utf8_char_len(s + i, n - i), want;
+
+                if (s[i] == '\n' || s[i] == '\r') {
+                        if (k + 1 >= size)
+                                break;
+                        dst[k++] = ' '; /* one line: a message cannot forge a second */
+                        i++;
+                } else if (log_byte_plain(s + i, len)) {
+                        if (k + len >= size)
+                                break;
+                        memcpy(dst + k, s + i, len);
+                        k += len;
+                        i += len;
+                } else {
+                        want = len == 0 ? 1 : len; /* escape every byte of the unit */
+                        if (k + 4 * want >= size)
+                                break;
+                        for (size_t j = 0; j < want; j++, i++) {
+                                dst[k++] = '\\';
+                                dst[k++] = 'x';
+                                dst[k++] = hex[s[i] >> 4];
+                                dst[k++] = hex[s[i] & 0xf];
+                        }
+                }
+        }
+        dst[k] = 0;
+        return k;
+}
+
+/* "KEY=" and the escaped value of field f, malloc()ed; NULL when f needs
+ * no escaping (or memory ran out: then f goes as it is, which journald
+ * stores safely as binary). */
+static char *journal_field_escaped(const char *f) {
+        size_t n = strlen(f), cap = 4 * n + 1;
+        bool plain = true;
+        char *copy;
+
+        for (size_t i = 0; i < n && plain; i++)
+                plain = (unsigned char) f[i] >= 0x20 && (unsigned char) f[i] < 0x7f;
+        if (plain)
+                return NULL;
+        copy = malloc(cap);
+        if (copy)
+                log_escape(copy, cap, f, n);
+        return copy;
+}
+
 int log_journal_entry(LogJournalEntry *ret, int level, const char *const *fields, const char *msg) {
         LogJournalEntry *e = ret;
         static const char ident[] = "SYSLOG_IDENTIFIER=jobworkerd";
 
         *e = (LogJournalEntry) {};
-        if (asprintf(&e->message, "MESSAGE=%s", msg) < 0) {
-                e->message = NULL;
+        size_t n = strlen(msg), cap = sizeof("MESSAGE=") - 1 + 4 * n + 1;
+        e->message = malloc(cap);
+        if (!e->message)
                 return -ENOMEM;
-        }
+        memcpy(e->message, "MESSAGE=", sizeof("MESSAGE=") - 1);
+        log_escape(e->message + sizeof("MESSAGE=") - 1, cap - (sizeof("MESSAGE=") - 1), msg, n);
         snprintf(e->priority, sizeof(e->priority), "PRIORITY=%d", level);
         e->iov[e->n_iov++] = (struct iovec) { e->message, strlen(e->message) };
         e->iov[e->n_iov++] = (struct iovec) { e->priority, strlen(e->priority) };
         e->iov[e->n_iov++] = (struct iovec) { (char *) ident, strlen(ident) };
-        for (size_t i = 0; fields && fields[i] && e->n_iov < ELEMENTSOF(e->iov); i++)
-                e->iov[e->n_iov++] = (struct iovec) { (char *) fields[i], strlen(fields[i]) };
+        for (size_t i = 0; fields && fields[i] && e->n_iov < ELEMENTSOF(e->iov); i++) {
+                char *copy = journal_field_escaped(fields[i]);
+                const char *f = copy ?: fields[i];
+
+                e->copies[e->n_iov] = copy;
+                e->iov[e->n_iov++] = (struct iovec) { (char *) f, strlen(f) };
+        }
         return 0;
 }
 
 void log_journal_entry_done(LogJournalEntry *e) {
         free(e->message);
         e->message = NULL;
+        for (size_t i = 0; i < e->n_iov; i++) {
+                free(e->copies[i]);
+                e->copies[i] = NULL;
+        }
         e->n_iov = 0;
 }
 
@@ -106,6 +184,7 @@ int log_level_from_string(const char *s) {
 }
 
 size_t log_format_stderr(char *buf, size_t size, bool tty, int level, const char *fmt, va_list ap) {
+        char raw[LOG_LINE_MAX];
         int saved = errno, n, k;
 
         assert(size >= 2);
@@ -116,21 +195,17 @@ size_t log_format_stderr(char *buf, size_t size, bool tty, int level, const char
                 n = snprintf(buf, size, "<%d>", level);
         n = MIN((size_t) MAX(n, 0), size - 2);
         errno = saved; /* for %m */
-        k = vsnprintf(buf + n, size - n - 1, fmt, ap);
+        k = vsnprintf(raw, sizeof(raw), fmt, ap);
         if (k < 0)
                 k = 0;
-        n = MIN((size_t) n + (size_t) k, size - 2);
-        /* One line: a message cannot smuggle in a second one. */
-        for (int i = 0; i < n; i++)
-                if (buf[i] == '\n' || buf[i] == '\r')
-                        buf[i] = ' ';
+        n += (int) log_escape(buf + n, size - n - 1, raw, MIN((size_t) k, sizeof(raw) - 1));
         buf[n++] = '\n';
         buf[n] = 0;
         return (size_t) n;
 }
 
 void log_fieldsv(int level, const char *const *fields, const char *fmt, va_list ap) {
-        char buf[2048];
+        char buf[2 * LOG_LINE_MAX]; /* room for escapes */
         int saved = errno;
         bool tty;
         size_t n;

@@ -7,6 +7,10 @@
  * systemd lines go to the journal with sd_journal_send(); otherwise to
  * stderr, prefixed with the syslog level as "<N>" when stderr is not a
  * terminal, and with "error: "-style words when it is.
+ *
+ * Every message and every field value is escaped here, once, on its way
+ * out (log_escape()): call sites pass client-chosen strings (CNs, argvs,
+ * job ids, peer addresses, paths) as they are.
  */
 
 #include <stdarg.h>
@@ -70,20 +74,36 @@ void log_ratelimited(LogRateLimit *rl, int level, const char *const *fields, con
 
 /* Formatting, used by log_fields() and exposed for tests. ---------------- */
 
+/* The longest message, before escaping; longer ones are cut. */
+#define LOG_LINE_MAX 2048
+
+/* The n bytes at src made fit for one log line, into dst (size >= 1,
+ * NUL-terminated): CR and LF become spaces; every other C0 control byte
+ * (tab too), DEL, each byte of a C1 control (U+0080..U+009F) and each byte
+ * that is not part of valid UTF-8 becomes "\xNN" (lowercase hex); valid
+ * UTF-8 text stays as it is. A backslash is not doubled, so text that was
+ * escaped before (status files, '?'-quoted reasons) reads the same. Cut to
+ * fit size at a whole character or escape, never inside one. Returns the
+ * length written without the NUL. */
+size_t log_escape(char *dst, size_t size, const char *src, size_t n);
+
 /* The stderr line of a message: "<N>message\n", or on a terminal
  * "jobworkerd: message\n" with "error: "/"warning: " before the message at
- * those levels. CR and LF inside become spaces; the line is cut to fit
- * size (>= 2) with its newline, and NUL-terminated. Returns its length
+ * those levels. The message is escaped by log_escape(); the line is cut to
+ * fit size (>= 2) with its newline, and NUL-terminated. Returns its length
  * without the NUL. fmt may use %m (errno is kept). */
 size_t log_format_stderr(char *buf, size_t size, bool tty, int level, const char *fmt, va_list ap) _printf_(5, 0);
 
 /* A journal entry: MESSAGE=, PRIORITY=, SYSLOG_IDENTIFIER=jobworkerd, then
- * the fields (as many as fit in iov). iov points into the entry itself:
- * do not copy it. -ENOMEM, or 0; free with log_journal_entry_done(). */
+ * the fields (as many as fit in iov); the message and the fields escaped by
+ * log_escape(). iov points into the entry and into the caller's fields
+ * (valid as long as they are): do not copy it. -ENOMEM, or 0; free with
+ * log_journal_entry_done(). */
 typedef struct LogJournalEntry {
         char *message;
         char priority[16];
         struct iovec iov[16];
+        char *copies[16];        /* escaped copies of fields, by iov index, or NULL */
         size_t n_iov;
 } LogJournalEntry;
 

@@ -78,7 +78,7 @@ static void on_started(Engine *e, int r, const JobId *id, const JobStartError *e
                 status_map_start_error(r, err, &m);
                 /* The host ran out of something: the operator hears of it too. */
                 if (m.exhausted && c->server->start_failed)
-                        c->server->start_failed(c->server->denied_userdata, c->identity, m.message);
+                        c->server->start_failed(c->server->denied_userdata, c->identity, m.resource, m.message);
                 call_finish(c, m.code, m.message, NULL);
         } else {
                 Jobworker__V1__StartResponse resp = JOBWORKER__V1__START_RESPONSE__INIT;

@@ -54,7 +54,7 @@ struct Server {
         unsigned max_output_streams;
         void (*denied)(void *userdata, const char *identity, const char *action, const char *job_id);
         void *denied_userdata;
-        void (*start_failed)(void *userdata, const char *identity, const char *reason);
+        void (*start_failed)(void *userdata, const char *identity, StatusResource resource, const char *reason);
         char *socket_base;            /* where the private socket directory goes */
 
         grpc_server *grpc;

@@ -23,6 +23,7 @@
 
 #include "core/engine.h"
 #include "policy/policy.h"
+#include "rpc/status-map.h"
 
 typedef struct Server Server;
 
@@ -37,8 +38,9 @@ typedef struct ServerConfig {
         void (*denied)(void *userdata, const char *identity, const char *action, const char *job_id);
         /* Engine thread: a Start failed because the host ran out of something
          * (processes, file descriptors, memory, disk): the operator must see
-         * it. reason is the message the client got. */
-        void (*start_failed)(void *userdata, const char *identity, const char *reason);
+         * it. resource says which (status_map_resource_hint() words it);
+         * reason is the message the client got. */
+        void (*start_failed)(void *userdata, const char *identity, StatusResource resource, const char *reason);
         void *userdata;
         /* Where the private directory of gRPC's unix socket is made (as
          * <socket_dir>/rpc, mode 0700, emptied at start and removed at

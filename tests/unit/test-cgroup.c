@@ -23,10 +23,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "../helpers/proc-util.h"
-
 #include "core/cgroup.h"
 #include "core/engine.h"
+#include "../helpers/engine-test-util.h"
 
 static const char *testprog;
 static char *cg_root; /* our test's parent cgroup */
@@ -41,63 +40,23 @@ static void wait_gone(pid_t pid) {
 }
 
 static Engine *new_engine(char **ret_dir) {
-        char tmpl[] = "/tmp/jw-test-cgroup-XXXXXX";
         Engine *e = NULL;
-        *ret_dir = strdup(mkdtemp(tmpl));
+        *ret_dir = make_state_dir("cgroup");
         EngineConfig c = { .state_dir = *ret_dir, .cgroup_root = cg_root };
         assert_int_equal(engine_new(&e, &c), 0);
         return e;
 }
 
 static void done(Engine *e, char *dir) {
-        char cmd[600];
         engine_free(e);
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        assert_int_equal(system(cmd), 0);
+        rm_rf(dir);
         free(dir);
-}
-
-static void grab(void *ud, JobStream s, uint64_t off, const void *data, size_t n) {
-        char *buf = ud;
-        size_t have = strlen(buf), k = n < 255 - have ? n : 255 - have;
-        memcpy(buf + have, data, k);
-        buf[have + k] = 0;
-}
-
-/* A non-following reader of a finished job's stdout, turned until it ended. */
-typedef struct {
-        char out[256];
-        Engine *e;
-        SubscriberId id;
-        bool ended;
-} Reader;
-
-static void reader_chunk(void *ud, JobStream s, uint64_t off, const void *data, size_t n) {
-        Reader *r = ud;
-        grab(r->out, s, off, data, n);
-        assert_int_equal(engine_subscriber_ready(r->e, r->id), 0);
-}
-
-static void reader_end(void *ud, const JobStatus *st) {
-        ((Reader *) ud)->ended = true;
-}
-
-static JobStatus wait_end(Engine *e, const JobId *id) {
-        uint64_t until = mono_ms() + 10000;
-        JobStatus s;
-        for (;;) {
-                assert_int_equal(engine_get_status(e, id, &s), 0);
-                if (s.state != JOB_STATE_RUNNING)
-                        return s;
-                assert_true(mono_ms() < until);
-                assert_int_equal(engine_run_once(e, 100000), 0);
-        }
 }
 
 static pid_t start_and_read_pid(Engine *e, const char *const *argv, JobId *ret_id) {
         JobSpec spec = { .argv = argv, .cgroup_fd = -1 };
-        char out[256] = "";
-        SubscriberOps ops = { .chunk = grab };
+        char out[GRAB_MAX + 1] = "";
+        SubscriberOps ops = { .chunk = grab_chunk };
         SubscriberId sid;
         assert_int_equal(engine_start_job_wait(e, &spec, ret_id, NULL), 0);
         assert_int_equal(engine_subscribe(e, ret_id, JOB_STREAM_STDOUT, 0, true, &ops, out, &sid), 0);
@@ -115,22 +74,15 @@ static void test_job_runs_in_its_cgroup(void **state) {
         Engine *e = new_engine(&dir);
         const char *argv[] = { "cat", "/proc/self/cgroup", NULL };
         JobSpec spec = { .argv = argv, .cgroup_fd = -1 };
-        char id_s[JOB_ID_STRING_MAX], want[128];
-        SubscriberOps ops = { .chunk = reader_chunk, .end = reader_end };
-        Reader reader = { .e = e };
+        char id_s[JOB_ID_STRING_MAX], want[128], out[GRAB_MAX + 1];
         JobId id;
 
         assert_int_equal(engine_start_job_wait(e, &spec, &id, NULL), 0);
-        JobStatus s = wait_end(e, &id);
+        JobStatus s = wait_job(e, &id, 10000);
         assert_true(s.has_cgroup);
-        assert_int_equal(engine_subscribe(e, &id, JOB_STREAM_STDOUT, 0, false, &ops, &reader, &reader.id), 0);
-        uint64_t until = mono_ms() + 10000;
-        while (!reader.ended) {
-                assert_true(mono_ms() < until);
-                assert_int_equal(engine_run_once(e, 100000), 0);
-        }
+        grab_finished_stdout(e, &id, out);
         snprintf(want, sizeof(want), "/job-%s\n", job_id_to_string(&id, id_s));
-        assert_non_null(strstr(reader.out, want));
+        assert_non_null(strstr(out, want));
         /* The cgroup is gone once the job ended. */
         char path[512];
         snprintf(path, sizeof(path), "%s/job-%s", cg_root, id_s);
@@ -148,7 +100,7 @@ static void test_stop_kills_escaped_grandchild(void **state) {
         assert_true(gc > 0);
         assert_false(pid_gone(gc));
         assert_int_equal(engine_stop_job(e, &id, 200000), 0);
-        JobStatus s = wait_end(e, &id);
+        JobStatus s = wait_job(e, &id, 10000);
         assert_int_equal(s.state, JOB_STATE_KILLED);
         assert_int_equal(s.signal, SIGKILL);
         assert_true(s.stop_requested);
@@ -164,7 +116,7 @@ static void test_exit_leaves_nothing_behind(void **state) {
         JobId id;
 
         pid_t gc = start_and_read_pid(e, argv, &id);
-        JobStatus s = wait_end(e, &id);
+        JobStatus s = wait_job(e, &id, 10000);
         assert_int_equal(s.state, JOB_STATE_EXITED);
         assert_int_equal(s.exit_code, 0);
         wait_gone(gc);
@@ -180,7 +132,7 @@ static void test_cpu_time_reported(void **state) {
         JobId id;
 
         assert_int_equal(engine_start_job_wait(e, &spec, &id, NULL), 0);
-        JobStatus s = wait_end(e, &id);
+        JobStatus s = wait_job(e, &id, 10000);
         assert_int_equal(s.exit_code, 0);
         assert_true(s.cpu_usec >= 290000); /* it burns 300 ms of CPU time */
 
@@ -196,7 +148,7 @@ static void test_cpu_time_reported(void **state) {
                 assert_int_equal(now.state, JOB_STATE_RUNNING);
         }
         assert_int_equal(engine_stop_job(e, &id, 0), 0);
-        s = wait_end(e, &id);
+        s = wait_job(e, &id, 10000);
         assert_int_equal(s.state, JOB_STATE_KILLED);
         assert_true(s.cpu_usec >= now.cpu_usec);
         done(e, dir);

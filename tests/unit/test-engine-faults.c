@@ -25,27 +25,13 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "../helpers/proc-util.h"
-
 #include "core/engine-internal.h"
+#include "../helpers/engine-test-util.h"
 #include "shared/macro.h"
 
 #define SENTINELS 63
 
 static const char *testprog;
-
-static char *make_state_dir(void) {
-        char tmpl[] = "/tmp/jw-test-faults-XXXXXX";
-        char *d = mkdtemp(tmpl);
-        assert_non_null(d);
-        return strdup(d);
-}
-
-static void rm_rf(const char *path) {
-        char cmd[512];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
-        assert_int_equal(system(cmd), 0);
-}
 
 static Engine *engine_at(const char *dir) {
         Engine *e = NULL;
@@ -57,19 +43,6 @@ static Engine *engine_at(const char *dir) {
 static int start(Engine *e, const char *const *argv, JobId *ret_id, JobStartError *err) {
         JobSpec spec = { .argv = argv, .owner = "tester", .cgroup_fd = -1 };
         return engine_start_job_wait(e, &spec, ret_id, err);
-}
-
-static JobStatus wait_job(Engine *e, const JobId *id, unsigned timeout_ms) {
-        uint64_t until = mono_ms() + timeout_ms;
-        JobStatus s;
-        for (;;) {
-                assert_int_equal(engine_get_status(e, id, &s), 0);
-                if (s.state != JOB_STATE_RUNNING)
-                        return s;
-                if (mono_ms() > until)
-                        fail_msg("job did not end within %u ms", timeout_ms);
-                assert_int_equal(engine_run_once(e, 100000), 0);
-        }
 }
 
 static bool dir_exists(const char *state, const JobId *id) {
@@ -129,7 +102,7 @@ static __attribute__((noinline)) void remove_deep(Engine *e, Job *j) {
  * queued; they go in with the next submit, and must still point at their
  * paths then (before the fix they pointed into a stack frame long gone). */
 static void test_removal_refused_submit(void **state) {
-        _cleanup_free_ char *dir = make_state_dir();
+        _cleanup_free_ char *dir = make_state_dir("faults");
         Engine *e = engine_at(dir);
         const char *argv[] = { "/bin/true", NULL };
         JobId ids[8];
@@ -169,7 +142,7 @@ static void test_removal_refused_submit(void **state) {
  * reap it: the start fails, says why, and leaves no process, job or
  * directory behind. */
 static void test_start_unwatched(void **state) {
-        _cleanup_free_ char *dir = make_state_dir();
+        _cleanup_free_ char *dir = make_state_dir("faults");
         Engine *e = engine_at(dir);
         const char *argv[] = { "/bin/sleep", "30", NULL };
         JobStartError err;
@@ -214,7 +187,7 @@ static void test_start_unwatched(void **state) {
 /* Bug 2: a pipe poll that cannot be queued again is queued by the loop:
  * output written while the job runs still arrives while it runs. */
 static void test_pipe_rearm(void **state) {
-        _cleanup_free_ char *dir = make_state_dir();
+        _cleanup_free_ char *dir = make_state_dir("faults");
         Engine *e = engine_at(dir);
         const char *argv[] = { "/bin/sh", "-c", "echo one; sleep 0.3; echo two; exec sleep 30", NULL };
         JobStatus s;
@@ -245,7 +218,7 @@ static void test_pipe_rearm(void **state) {
 /* Bug 2: the kill timer of a stop cannot be queued. The SIGTERM went out;
  * a job that ignores it is still killed after the grace. */
 static void test_stop_timer_rearm(void **state) {
-        _cleanup_free_ char *dir = make_state_dir();
+        _cleanup_free_ char *dir = make_state_dir("faults");
         Engine *e = engine_at(dir);
         const char *argv[] = { "/bin/sh", "-c", "trap '' TERM; echo ready; sleep 30; echo late", NULL };
         JobStatus s;

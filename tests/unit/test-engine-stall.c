@@ -25,7 +25,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "../helpers/proc-util.h"
+#include "../helpers/test-util.h"
 
 #include "core/engine.h"
 
@@ -36,58 +36,13 @@ typedef struct Fixture {
         pid_t tool;
 } Fixture;
 
-static int wait_readable(int fd, int timeout_ms) {
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        int r;
-        do
-                r = poll(&p, 1, timeout_ms);
-        while (r < 0 && errno == EINTR);
-        return r > 0;
-}
-
-static int wait_exit(pid_t pid, int timeout_ms) {
-        int pidfd = (int) syscall(SYS_pidfd_open, pid, 0), status;
-        if (pidfd < 0)
-                return -errno;
-        int ready = wait_readable(pidfd, timeout_ms);
-        close(pidfd);
-        if (!ready || waitpid(pid, &status, 0) != pid)
-                return -ETIMEDOUT;
-        return status;
-}
-
-/* jw-fuse-stall on dir, once it said "ready"; its exit code if it failed. */
-static int start_tool(const char *dir, pid_t *ret_pid) {
-        const char *tool = getenv("JW_FUSE_STALL");
-        char line[16] = { 0 };
-        int p[2], status;
-
-        if (!tool || pipe2(p, O_CLOEXEC) < 0)
-                return -EINVAL;
-        pid_t pid = fork();
-        if (pid == 0) {
-                dup2(p[1], STDOUT_FILENO);
-                execl(tool, "jw-fuse-stall", dir, (char *) NULL);
-                _exit(127);
-        }
-        close(p[1]);
-        if (wait_readable(p[0], BOUND_MS) && read(p[0], line, sizeof(line) - 1) > 0 && strcmp(line, "ready\n") == 0) {
-                close(p[0]);
-                *ret_pid = pid;
-                return 0;
-        }
-        close(p[0]);
-        status = wait_exit(pid, BOUND_MS);
-        return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) != 0 ? WEXITSTATUS(status) : -EIO;
-}
-
 static int setup(void **state) {
         Fixture *f = calloc(1, sizeof(Fixture));
         snprintf(f->mnt, sizeof(f->mnt), "/tmp/jw-stall-mnt-XXXXXX");
         snprintf(f->state, sizeof(f->state), "/tmp/jw-stall-state-XXXXXX");
         assert_non_null(mkdtemp(f->mnt));
         assert_non_null(mkdtemp(f->state));
-        int r = start_tool(f->mnt, &f->tool);
+        int r = fuse_stall_start(f->mnt, BOUND_MS, &f->tool);
         if (r == 77) {
                 rmdir(f->mnt);
                 rmdir(f->state);
@@ -102,14 +57,12 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
         Fixture *f = *state;
-        char cmd[128];
         if (f->tool > 0) {
                 kill(f->tool, SIGTERM);
                 assert_true(wait_exit(f->tool, BOUND_MS) >= 0);
         }
         rmdir(f->mnt);
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->state);
-        assert_int_equal(system(cmd), 0);
+        rm_rf(f->state);
         free(f);
         return 0;
 }

@@ -20,9 +20,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "../helpers/proc-util.h"
-
 #include "core/engine.h"
+#include "../helpers/engine-test-util.h"
 #include "../helpers/testdata.h"
 
 #define MiB (1024ull * 1024)
@@ -39,19 +38,6 @@
 static const char *testprog;
 
 /* Helpers --------------------------------------------------------------------- */
-
-static char *make_state_dir(void) {
-        char tmpl[] = "/tmp/jw-test-engine-XXXXXX";
-        char *d = mkdtemp(tmpl);
-        assert_non_null(d);
-        return strdup(d);
-}
-
-static void rm_rf(const char *path) {
-        char cmd[512];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
-        assert_int_equal(system(cmd), 0);
-}
 
 static Engine *engine_at(const char *dir, uint64_t cap, unsigned retain) {
         Engine *e = NULL;
@@ -74,19 +60,6 @@ static JobStatus status_of(Engine *e, const JobId *id) {
         JobStatus s;
         assert_int_equal(engine_get_status(e, id, &s), 0);
         return s;
-}
-
-/* Runs the loop until the job has ended (bounded). */
-static JobStatus wait_job(Engine *e, const JobId *id, unsigned timeout_ms) {
-        uint64_t until = mono_ms() + timeout_ms;
-        for (;;) {
-                JobStatus s = status_of(e, id);
-                if (s.state != JOB_STATE_RUNNING)
-                        return s;
-                if (mono_ms() > until)
-                        fail_msg("job did not end within %u ms", timeout_ms);
-                assert_int_equal(engine_run_once(e, 100000), 0);
-        }
 }
 
 static unsigned count_fds(void) {
@@ -188,7 +161,7 @@ static void run_until_ended(Engine *e, Reader *r, unsigned timeout_ms) {
 /* Tests ----------------------------------------------------------------------- */
 
 static void test_exact_bytes_three_subscribers(void **state) {
-        char *dir = make_state_dir();
+        char *dir = make_state_dir("engine");
         Engine *e = engine_at(dir, 0, 0);
         const uint64_t n_out = 256 * MiB, n_err = 8 * MiB, seed = 42;
         char a_out[32], a_err[32], a_seed[32];
@@ -251,7 +224,7 @@ static void test_exact_bytes_three_subscribers(void **state) {
 }
 
 static void test_stalled_subscriber_holds_nothing(void **state) {
-        char *dir = make_state_dir();
+        char *dir = make_state_dir("engine");
         Engine *e = engine_at(dir, 2048 * MiB, 0);
         Reader stalled = { .stall = true }, reader = {};
         const char *argv[] = { testprog, "zeros", "1073741824", NULL };
@@ -292,7 +265,7 @@ static void test_stalled_subscriber_holds_nothing(void **state) {
 }
 
 static void test_exit_codes_and_signals(void **state) {
-        char *dir = make_state_dir();
+        char *dir = make_state_dir("engine");
         Engine *e = engine_at(dir, 0, 0);
         const char *codes[] = { "0", "1", "255" };
 
@@ -321,7 +294,7 @@ static void test_exit_codes_and_signals(void **state) {
 }
 
 static void test_start_errors(void **state) {
-        char *dir = make_state_dir();
+        char *dir = make_state_dir("engine");
         Engine *e = engine_at(dir, 0, 0);
         JobStartError err;
         JobId id;
@@ -402,49 +375,8 @@ static void test_start_errors(void **state) {
         free(dir);
 }
 
-#define GRAB_MAX 4095
-static void grab_chunk(void *ud, JobStream stream, uint64_t offset, const void *data, size_t size) {
-        char *buf = ud;
-        size_t have = strlen(buf);
-        size_t k = MIN(size, GRAB_MAX - have);
-        memcpy(buf + have, data, k);
-        buf[have + k] = 0;
-}
-
-/* All of a finished job's stdout, read by a non-following subscriber that
- * is turned until it has ended (bounded): not a fixed number of turns. */
-typedef struct {
-        char out[GRAB_MAX + 1];
-        Engine *e;
-        SubscriberId id;
-        bool ended;
-} Grab;
-
-static void grab_next(void *ud, JobStream stream, uint64_t offset, const void *data, size_t size) {
-        Grab *g = ud;
-        grab_chunk(g->out, stream, offset, data, size);
-        assert_int_equal(engine_subscriber_ready(g->e, g->id), 0);
-}
-
-static void grab_end(void *ud, const JobStatus *st) {
-        ((Grab *) ud)->ended = true;
-}
-
-static void grab_finished_stdout(Engine *e, const JobId *id, char *out) {
-        static const SubscriberOps ops = { .chunk = grab_next, .end = grab_end };
-        Grab g = { .e = e };
-        uint64_t until = mono_ms() + 10000;
-
-        assert_int_equal(engine_subscribe(e, id, JOB_STREAM_STDOUT, 0, false, &ops, &g, &g.id), 0);
-        while (!g.ended) {
-                assert_true(mono_ms() < until);
-                assert_int_equal(engine_run_once(e, 100000), 0);
-        }
-        memcpy(out, g.out, sizeof(g.out));
-}
-
 static void test_stop_kills_stubborn_group(void **state) {
-        char *dir = make_state_dir();
+        char *dir = make_state_dir("engine");
         Engine *e = engine_at(dir, 0, 0);
         const char *argv[] = { testprog, "stubborn", NULL };
         char out[GRAB_MAX + 1] = "";
@@ -488,7 +420,7 @@ static void test_stop_kills_stubborn_group(void **state) {
 }
 
 static void test_stop_polite_job(void **state) {
-        char *dir = make_state_dir();
+        char *dir = make_state_dir("engine");
         Engine *e = engine_at(dir, 0, 0);
         const char *argv[] = { "sleep", "60", NULL };
 
@@ -504,7 +436,7 @@ static void test_stop_polite_job(void **state) {
 }
 
 static void test_output_cap(void **state) {
-        char *dir = make_state_dir();
+        char *dir = make_state_dir("engine");
         Engine *e = engine_at(dir, 1 * MiB, 0);
         const char *argv[] = { testprog, "zeros", "10485760", NULL };
         Reader r = {};
@@ -557,7 +489,7 @@ static unsigned wait_dir_count(Engine *e, const char *path, unsigned want) {
 }
 
 static void test_thousand_jobs_no_leak(void **state) {
-        char *dir = make_state_dir(), jobs[512];
+        char *dir = make_state_dir("engine"), jobs[512];
         Engine *e = engine_at(dir, 0, 100);
         const char *argv[] = { testprog, "exit", "3", NULL };
         JobId ids[1000];
@@ -600,7 +532,7 @@ static void test_thousand_jobs_no_leak(void **state) {
 }
 
 static void test_restart_keeps_finished_jobs(void **state) {
-        char *dir = make_state_dir();
+        char *dir = make_state_dir("engine");
         Engine *e = engine_at(dir, 0, 0);
         const char *argv[] = { testprog, "write", "3000000", "50000", "7", NULL };
         Reader r1 = { .seed = 7, .check_data = true }, r2 = r1;
@@ -630,7 +562,7 @@ static void test_restart_keeps_finished_jobs(void **state) {
 }
 
 static void test_running_job_of_dead_engine_is_lost(void **state) {
-        char *dir = make_state_dir();
+        char *dir = make_state_dir("engine");
         int p[2];
         assert_int_equal(pipe(p), 0);
 
@@ -673,7 +605,7 @@ static void test_running_job_of_dead_engine_is_lost(void **state) {
 }
 
 static void test_job_hygiene(void **state) {
-        char *dir = make_state_dir();
+        char *dir = make_state_dir("engine");
         Engine *e = engine_at(dir, 0, 0);
         char out[GRAB_MAX + 1];
         sigset_t block, old;
@@ -719,7 +651,7 @@ static void test_job_hygiene(void **state) {
 }
 
 static void test_offset_past_end_and_nonfollow(void **state) {
-        char *dir = make_state_dir();
+        char *dir = make_state_dir("engine");
         Engine *e = engine_at(dir, 0, 0);
         const char *argv[] = { testprog, "write", "5000000", "0", "9", NULL };
         Reader late = { .seed = 9, .check_data = true, .base_out = 4000000 };
@@ -747,7 +679,7 @@ static void test_offset_past_end_and_nonfollow(void **state) {
 }
 
 static void test_retention_by_age(void **state) {
-        char *dir = make_state_dir();
+        char *dir = make_state_dir("engine");
         Engine *e = NULL;
         EngineConfig c = { .state_dir = dir, .retain_max_age_usec = 1 };
         const char *argv[] = { "true", NULL };
@@ -788,7 +720,7 @@ static void *poster(void *ud) {
 }
 
 static void test_post_from_other_thread(void **state) {
-        char *dir = make_state_dir();
+        char *dir = make_state_dir("engine");
         Engine *e = engine_at(dir, 0, 0);
         PostCtx p = {};
         void *args[2] = { e, &p };
@@ -825,7 +757,7 @@ static void test_isolation(void **state) {
                 print_message("namespaces need root here; skipped\n");
                 skip();
         }
-        char *dir = make_state_dir(), out[GRAB_MAX + 1], host[GRAB_MAX + 1], path[64];
+        char *dir = make_state_dir("engine"), out[GRAB_MAX + 1], host[GRAB_MAX + 1], path[64];
         Engine *e = engine_at(dir, 0, 0);
         const char *who[] = { testprog, "whoami", NULL };
         JobStatus s;
@@ -867,7 +799,7 @@ static void test_isolation(void **state) {
 
 /* The splice() capture path (not the default) keeps the bytes exact too. */
 static void test_splice_capture(void **state) {
-        char *dir = make_state_dir();
+        char *dir = make_state_dir("engine");
         Engine *e = NULL;
         EngineConfig c = { .state_dir = dir, .capture_splice = true };
         const char *argv[] = { testprog, "write", "20000000", "1000000", "5", NULL };
@@ -889,7 +821,7 @@ static void test_splice_capture(void **state) {
 /* A quiet running job costs the engine three fds: its pidfd and two pipes
  * (the log is opened on first output). */
 static void test_fds_per_running_job(void **state) {
-        char *dir = make_state_dir();
+        char *dir = make_state_dir("engine");
         Engine *e = engine_at(dir, 0, 0);
         const char *argv[] = { "sleep", "30", NULL };
         JobId ids[10];
@@ -924,7 +856,7 @@ static void run_until_ticked(Engine *e, const int *counter) {
  * fire in the order they expire, so by then the earlier one would have.
  * (A stretch of wall time instead fails when the test is descheduled.) */
 static void test_timers(void **state) {
-        char *dir = make_state_dir();
+        char *dir = make_state_dir("engine");
         Engine *e = engine_at(dir, 0, 0);
         EngineTimer *a, *b, *sentinel;
         int na = 0, nb = 0, ns = 0;

@@ -29,6 +29,8 @@
 
 #include <cmocka.h>
 
+#include "../helpers/test-util.h"
+
 #define STALL_MS 300     /* a caller still blocked after this long is hung */
 #define BOUND_MS 3000    /* anything that should happen happens within this */
 
@@ -36,55 +38,6 @@ typedef struct Fixture {
         char dir[64];    /* the mountpoint */
         pid_t tool;      /* jw-fuse-stall, or -1 once reaped */
 } Fixture;
-
-/* Waits up to timeout_ms for fd to become readable; 1 if it did, 0 if not. */
-static int wait_readable(int fd, int timeout_ms) {
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        int r;
-        do
-                r = poll(&p, 1, timeout_ms);
-        while (r < 0 && errno == EINTR);
-        return r > 0;
-}
-
-/* Waits up to timeout_ms for pid to exit; its wait status, or -ETIMEDOUT. */
-static int wait_exit(pid_t pid, int timeout_ms) {
-        int pidfd = (int) syscall(SYS_pidfd_open, pid, 0), status;
-        if (pidfd < 0)
-                return -errno;
-        int ready = wait_readable(pidfd, timeout_ms);
-        close(pidfd);
-        if (!ready || waitpid(pid, &status, 0) != pid)
-                return -ETIMEDOUT;
-        return status;
-}
-
-/* Starts the tool on dir and waits for its "ready" line; the exit status if it
- * exited instead (77: no FUSE here), 0 when ready, -errno on a failure. */
-static int start_tool(const char *dir, pid_t *ret_pid) {
-        const char *tool = getenv("JW_FUSE_STALL");
-        int p[2], status;
-        char line[16] = { 0 };
-
-        if (!tool || pipe2(p, O_CLOEXEC) < 0)
-                return -EINVAL;
-        pid_t pid = fork();
-        if (pid == 0) {
-                dup2(p[1], STDOUT_FILENO);
-                execl(tool, "jw-fuse-stall", dir, (char *) NULL);
-                _exit(127);
-        }
-        close(p[1]);
-        if (wait_readable(p[0], BOUND_MS) && read(p[0], line, sizeof(line) - 1) > 0 &&
-            strcmp(line, "ready\n") == 0) {
-                close(p[0]);
-                *ret_pid = pid;
-                return 0;
-        }
-        close(p[0]);
-        status = wait_exit(pid, BOUND_MS);
-        return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) != 0 ? WEXITSTATUS(status) : -EIO;
-}
 
 enum { OP_STAT, OP_CHDIR, OP_EXECVP };
 
@@ -139,7 +92,7 @@ static int setup(void **state) {
         assert_non_null(f);
         snprintf(f->dir, sizeof(f->dir), "/tmp/jw-fuse-stall-XXXXXX");
         assert_non_null(mkdtemp(f->dir));
-        assert_int_equal(start_tool(f->dir, &f->tool), 0);
+        assert_int_equal(fuse_stall_start(f->dir, BOUND_MS, &f->tool), 0);
         *state = f;
         return 0;
 }
@@ -219,7 +172,7 @@ int main(void) {
         }
         if (!mkdtemp(dir))
                 return 1;
-        int r = start_tool(dir, &pid);
+        int r = fuse_stall_start(dir, BOUND_MS, &pid);
         if (r == 0) {
                 kill(pid, SIGTERM);
                 r = wait_exit(pid, BOUND_MS) == 0 ? 0 : 1;

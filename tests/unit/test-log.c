@@ -58,6 +58,58 @@ static void test_stderr_one_line(void **state) {
         assert_string_equal(buf, "<5>denied: mallory <3>fake line\n");
 }
 
+/* Client text (an argv, a CN) cannot put control bytes or broken UTF-8 in
+ * the daemon's log: each such byte is shown as \xNN. */
+static void test_stderr_escapes_control_bytes(void **state) {
+        char buf[256];
+
+        fmt(buf, sizeof(buf), false, LOG_INFO, "job started: %s", "printf \x1b[31mred");
+        assert_string_equal(buf, "<6>job started: printf \\x1b[31mred\n");
+        /* Other C0 bytes, tab included, and DEL. */
+        fmt(buf, sizeof(buf), false, LOG_INFO, "%s", "a\x01" "b\x07" "c\td\x7f" "e");
+        assert_string_equal(buf, "<6>a\\x01b\\x07c\\x09d\\x7fe\n");
+        /* C1 controls are valid UTF-8 but terminals may act on them. */
+        fmt(buf, sizeof(buf), false, LOG_INFO, "%s", "x\xc2\x9by");
+        assert_string_equal(buf, "<6>x\\xc2\\x9by\n");
+        /* On a terminal too. */
+        fmt(buf, sizeof(buf), true, LOG_ERR, "%s", "\x1b]0;title\x07");
+        assert_string_equal(buf, "jobworkerd: error: \\x1b]0;title\\x07\n");
+}
+
+static void test_stderr_escapes_invalid_utf8(void **state) {
+        char buf[256];
+
+        /* A stray continuation byte, a lone lead byte, an overlong '/', a surrogate. */
+        fmt(buf, sizeof(buf), false, LOG_INFO, "%s", "a\x80" "b\xc3(" "c\xc0\xaf" "d\xed\xa0\x80" "e\xff");
+        assert_string_equal(buf, "<6>a\\x80b\\xc3(c\\xc0\\xafd\\xed\\xa0\\x80e\\xff\n");
+        /* A lead byte cut off at the end of the string. */
+        fmt(buf, sizeof(buf), false, LOG_INFO, "%s", "z\xe6\x97");
+        assert_string_equal(buf, "<6>z\\xe6\\x97\n");
+}
+
+static void test_stderr_keeps_valid_text(void **state) {
+        char buf[256];
+
+        /* Valid multibyte names stay as they are. */
+        fmt(buf, sizeof(buf), false, LOG_NOTICE, "permission denied: %s", "zoë-日本-😀");
+        assert_string_equal(buf, "<5>permission denied: zoë-日本-😀\n");
+        /* What is already escaped is not escaped again: a backslash stays one. */
+        fmt(buf, sizeof(buf), false, LOG_INFO, "%s", "C:\\dir \\x1b");
+        assert_string_equal(buf, "<6>C:\\dir \\x1b\n");
+}
+
+static void test_stderr_escape_not_cut(void **state) {
+        char buf[10];
+
+        /* "<6>ab" + "\x1b" does not fit in 10 - 1 (newline) - 1 (NUL): the
+         * escape is left out whole, never cut to a bare "\x". */
+        assert_int_equal(fmt(buf, sizeof(buf), false, LOG_INFO, "ab\x1b" "cd"), 6);
+        assert_string_equal(buf, "<6>ab\n");
+        /* Nor is a multibyte character cut. */
+        assert_int_equal(fmt(buf, sizeof(buf), false, LOG_INFO, "abcd日"), 8);
+        assert_string_equal(buf, "<6>abcd\n");
+}
+
 static void test_stderr_truncated(void **state) {
         char buf[16], big[100];
 
@@ -96,6 +148,25 @@ static void test_journal_entry(void **state) {
         log_journal_entry_done(&e);
         assert_null(e.message);
         log_journal_entry_done(&e); /* twice is fine */
+}
+
+static void test_journal_entry_escaped(void **state) {
+        char client[] = "CLIENT=ev\x1b[2Jil\xff", peer[] = "PEER_ADDR=127.0.0.1";
+        const char *fields[] = { client, peer, NULL };
+        LogJournalEntry e;
+
+        assert_int_equal(log_journal_entry(&e, LOG_NOTICE, fields, "denied: ev\x1b[2Jil\xff\nline"), 0);
+        assert_int_equal(e.n_iov, 5);
+        const char *want[] = {
+                "MESSAGE=denied: ev\\x1b[2Jil\\xff line", "PRIORITY=5", "SYSLOG_IDENTIFIER=jobworkerd",
+                "CLIENT=ev\\x1b[2Jil\\xff", "PEER_ADDR=127.0.0.1",
+        };
+        for (size_t i = 0; i < e.n_iov; i++) {
+                assert_int_equal(e.iov[i].iov_len, strlen(want[i]));
+                assert_memory_equal(e.iov[i].iov_base, want[i], strlen(want[i]));
+        }
+        log_journal_entry_done(&e);
+        log_journal_entry_done(&e);
 }
 
 static void test_journal_entry_many_fields(void **state) {
@@ -175,6 +246,18 @@ static void test_log_fields_to_stderr(void **state) {
         log_set_max_level(LOG_INFO);
 }
 
+static void test_log_fields_no_raw_escape(void **state) {
+        Capture c;
+        char *out;
+
+        log_set_max_level(LOG_INFO);
+        capture_begin(&c);
+        log_info("job ab12 started by %s: %s", "alice", "printf '\x1b[31mred'");
+        out = capture_end(&c);
+        assert_null(strchr(out, '\x1b'));
+        assert_string_equal(out, "<6>job ab12 started by alice: printf '\\x1b[31mred'\n");
+}
+
 static void test_ratelimited(void **state) {
         LogRateLimit rl = LOG_RATELIMIT_INIT(2, 3600ull * 1000000);
         Capture c;
@@ -198,12 +281,18 @@ int main(void) {
                 cmocka_unit_test(test_stderr_not_a_terminal),
                 cmocka_unit_test(test_stderr_terminal),
                 cmocka_unit_test(test_stderr_one_line),
+                cmocka_unit_test(test_stderr_escapes_control_bytes),
+                cmocka_unit_test(test_stderr_escapes_invalid_utf8),
+                cmocka_unit_test(test_stderr_keeps_valid_text),
+                cmocka_unit_test(test_stderr_escape_not_cut),
                 cmocka_unit_test(test_stderr_truncated),
                 cmocka_unit_test(test_stderr_errno),
                 cmocka_unit_test(test_journal_entry),
+                cmocka_unit_test(test_journal_entry_escaped),
                 cmocka_unit_test(test_journal_entry_many_fields),
                 cmocka_unit_test(test_level_names),
                 cmocka_unit_test(test_log_fields_to_stderr),
+                cmocka_unit_test(test_log_fields_no_raw_escape),
                 cmocka_unit_test(test_ratelimited),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -82,11 +82,74 @@ static void test_start_errors(void **state) {
               false);
 }
 
+/* The operator's hint after a failed Start: what r at stage ran out of. */
+static const char *start_hint(int r, JobStartStage stage, char *buf, size_t size) {
+        JobStartError err = { .stage = stage, .error = -r };
+        StatusMapping m;
+
+        status_map_start_error(r, &err, &m);
+        assert_true(m.exhausted);
+        status_map_resource_hint(m.resource, "/srv/jw-state", buf, size);
+        return buf;
+}
+
+static void test_resource_hints(void **state) {
+        char buf[STATUS_MAP_HINT_MAX];
+
+        /* A full disk names the disk of the state directory, not the process limits. */
+        assert_string_equal(start_hint(-ENOSPC, JOB_START_STAGE_NONE, buf, sizeof(buf)),
+                            "out of disk space on the state directory /srv/jw-state");
+        assert_string_equal(start_hint(-EDQUOT, JOB_START_STAGE_NONE, buf, sizeof(buf)),
+                            "over the disk quota on the state directory /srv/jw-state");
+        /* Processes: TasksMax= and RLIMIT_NPROC, not the fds. */
+        start_hint(-EAGAIN, JOB_START_STAGE_SPAWN, buf, sizeof(buf));
+        assert_non_null(strstr(buf, "out of processes"));
+        assert_non_null(strstr(buf, "TasksMax="));
+        assert_non_null(strstr(buf, "RLIMIT_NPROC"));
+        assert_null(strstr(buf, "LimitNOFILE"));
+        assert_string_equal(start_hint(-EUSERS, JOB_START_STAGE_SPAWN, buf, sizeof(buf)),
+                            start_hint(-EAGAIN, JOB_START_STAGE_SPAWN, (char[STATUS_MAP_HINT_MAX]) {}, STATUS_MAP_HINT_MAX));
+        /* File descriptors: the daemon's LimitNOFILE=, or the host's table. */
+        start_hint(-EMFILE, JOB_START_STAGE_SPAWN, buf, sizeof(buf));
+        assert_non_null(strstr(buf, "out of file descriptors: see LimitNOFILE="));
+        assert_null(strstr(buf, "TasksMax"));
+        start_hint(-ENFILE, JOB_START_STAGE_SPAWN, buf, sizeof(buf));
+        assert_non_null(strstr(buf, "fs.file-max"));
+        /* Memory. */
+        start_hint(-ENOMEM, JOB_START_STAGE_NONE, buf, sizeof(buf));
+        assert_non_null(strstr(buf, "out of memory"));
+        assert_null(strstr(buf, "TasksMax"));
+        /* Creating a job's namespace: ENOSPC and EUSERS are namespace limits. */
+        start_hint(-ENOSPC, JOB_START_STAGE_ISOLATION, buf, sizeof(buf));
+        assert_non_null(strstr(buf, "out of namespaces"));
+        assert_null(strstr(buf, "disk"));
+        start_hint(-EUSERS, JOB_START_STAGE_ISOLATION, buf, sizeof(buf));
+        assert_non_null(strstr(buf, "out of namespaces"));
+        /* Not exhausted: nothing to say; a short buffer is cut, NUL-terminated. */
+        status_map_resource_hint(STATUS_RESOURCE_NONE, "/x", buf, sizeof(buf));
+        assert_string_equal(buf, "");
+        status_map_resource_hint(STATUS_RESOURCE_DISK, "/srv/jw-state", buf, 8);
+        assert_string_equal(buf, "out of ");
+}
+
+static void test_error_resource(void **state) {
+        StatusMapping m;
+
+        status_map_error(-ENOSPC, "cannot write", &m);
+        assert_int_equal(m.resource, STATUS_RESOURCE_DISK);
+        status_map_error(-EMFILE, "cannot list jobs", &m);
+        assert_int_equal(m.resource, STATUS_RESOURCE_FDS);
+        status_map_error(-EIO, "cannot stop job", &m);
+        assert_int_equal(m.resource, STATUS_RESOURCE_NONE);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_errno_table),
                 cmocka_unit_test(test_error_message),
                 cmocka_unit_test(test_start_errors),
+                cmocka_unit_test(test_resource_hints),
+                cmocka_unit_test(test_error_resource),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

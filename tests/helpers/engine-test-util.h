@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * What the engine tests (test-engine, test-engine-faults, test-cgroup)
+ * share: turning an engine's loop until a job has ended, and reading a
+ * job's stdout into a string. Header-only; every wait is bounded and fails
+ * the test when the bound passes. Engine thread: the test's own.
+ */
+
+#include "core/engine.h"
+#include "test-util.h"
+
+/* Runs e's loop until job id has ended; its status. Fails the test after
+ * timeout_ms. */
+static inline JobStatus wait_job(Engine *e, const JobId *id, unsigned timeout_ms) {
+        uint64_t until = mono_ms() + timeout_ms;
+        JobStatus s;
+        for (;;) {
+                assert_int_equal(engine_get_status(e, id, &s), 0);
+                if (s.state != JOB_STATE_RUNNING)
+                        return s;
+                if (mono_ms() > until)
+                        fail_msg("job did not end within %u ms", timeout_ms);
+                assert_int_equal(engine_run_once(e, 100000), 0);
+        }
+}
+
+/* A subscriber's chunk callback appending to the NUL-terminated string ud
+ * (GRAB_MAX + 1 bytes; what does not fit is dropped). */
+#define GRAB_MAX 4095
+static inline void grab_chunk(void *ud, JobStream stream, uint64_t offset, const void *data, size_t size) {
+        char *buf = ud;
+        size_t have = strlen(buf);
+        size_t k = size < GRAB_MAX - have ? size : GRAB_MAX - have;
+        memcpy(buf + have, data, k);
+        buf[have + k] = 0;
+}
+
+/* All of a finished job's stdout, read by a non-following subscriber that
+ * is turned until it has ended (bounded): not a fixed number of turns. */
+typedef struct Grab {
+        char out[GRAB_MAX + 1];
+        Engine *e;
+        SubscriberId id;
+        bool ended;
+} Grab;
+
+static inline void grab_next(void *ud, JobStream stream, uint64_t offset, const void *data, size_t size) {
+        Grab *g = ud;
+        grab_chunk(g->out, stream, offset, data, size);
+        assert_int_equal(engine_subscriber_ready(g->e, g->id), 0);
+}
+
+static inline void grab_end(void *ud, const JobStatus *st) {
+        ((Grab *) ud)->ended = true;
+}
+
+/* out: GRAB_MAX + 1 bytes. */
+static inline void grab_finished_stdout(Engine *e, const JobId *id, char *out) {
+        static const SubscriberOps ops = { .chunk = grab_next, .end = grab_end };
+        Grab g = { .e = e };
+        uint64_t until = mono_ms() + 10000;
+
+        assert_int_equal(engine_subscribe(e, id, JOB_STREAM_STDOUT, 0, false, &ops, &g, &g.id), 0);
+        while (!g.ended) {
+                assert_true(mono_ms() < until);
+                assert_int_equal(engine_run_once(e, 100000), 0);
+        }
+        memcpy(out, g.out, sizeof(g.out));
+}
