@@ -53,6 +53,7 @@ static const Option options[] = {
         { "cert", OPT_STRING, O(cert), "FILE", "server certificate, PEM" },
         { "key", OPT_STRING, O(key), "FILE", "server private key, PEM" },
         { "ca", OPT_STRING, O(ca), "FILE", "CA certificate(s) client certificates must chain to, PEM" },
+        { "crl", OPT_STRING, O(crl), "FILE", "certificate revocation list, PEM (default: ca-crl.pem beside the CA file, if it exists)" },
         { "tls-priority", OPT_STRING, O(priority), "STRING", "GnuTLS priority string" },
         { "policy", OPT_STRING, O(policy), "FILE", "authorization policy file" },
         { "state-dir", OPT_STRING, O(state_dir), "DIR", "directory for job state and output logs" },
@@ -84,6 +85,7 @@ void config_done(Config *c) {
         free(c->cert);
         free(c->key);
         free(c->ca);
+        free(c->crl);
         free(c->priority);
         free(c->policy);
         free(c->state_dir);

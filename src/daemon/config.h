@@ -17,6 +17,8 @@
 #define CONFIG_DEFAULT_CERT "/etc/jobworker/server.pem"
 #define CONFIG_DEFAULT_KEY "/etc/jobworker/server-key.pem"
 #define CONFIG_DEFAULT_CA "/etc/jobworker/ca.pem"
+/* The CRL looked for in the CA file's directory when none is configured. */
+#define CONFIG_DEFAULT_CRL_NAME "ca-crl.pem"
 #define CONFIG_DEFAULT_POLICY "/etc/jobworker/policy.conf"
 #define CONFIG_DEFAULT_STATE_DIR "/var/lib/jobworker"
 #define CONFIG_LISTEN_MAX 16
@@ -29,6 +31,7 @@ typedef struct Config {
         char *cert;
         char *key;
         char *ca;
+        char *crl;                  /* NULL: ca-crl.pem beside the CA file, if it exists */
         char *priority;             /* NULL: TLS_DEFAULT_PRIORITY */
         char *policy;
         char *state_dir;

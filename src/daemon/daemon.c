@@ -16,14 +16,20 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <grpc/grpc.h>
 
 #include "core/cgroup.h"
 #include "daemon/daemon-internal.h"
 #include "daemon/log.h"
+#include "shared/string-util.h"
 
 /* Loading ------------------------------------------------------------------------ */
+
+/* A CRL this close to its next update is worth a warning at load. */
+#define CRL_RENEW_WARNING_SEC (30 * 24 * 3600)
 
 int daemon_load_policy(const Config *c, Policy **ret) {
         _cleanup_policy_ Policy *p = NULL;
@@ -42,22 +48,81 @@ int daemon_load_policy(const Config *c, Policy **ret) {
         return 0;
 }
 
-int daemon_load_tls(const Config *c, TlsContext **ret) {
-        _cleanup_free_ char *error = NULL;
+/* The CRL to load: the configured one, else ca-crl.pem in the CA file's
+ * directory when it exists (NULL then: no revocation list). */
+static int crl_path(const Config *c, const char *ca, char **ret) {
+        const char *slash = strrchr(ca, '/');
+        char *p;
+
+        if (c->crl) {
+                p = strdup(c->crl);
+        } else {
+                p = strdup_printf("%.*s" CONFIG_DEFAULT_CRL_NAME, slash ? (int) (slash - ca + 1) : 0, ca);
+                if (p && access(p, F_OK) < 0 && errno == ENOENT) {
+                        free(p);
+                        *ret = NULL;
+                        return 0;
+                }
+        }
+        if (!p)
+                return -ENOMEM;
+        *ret = p;
+        return 0;
+}
+
+/* Adds the CRL, if there is one, to a new server context. A configured CRL
+ * that is missing, unreadable, not the CA's or out of date is an error: the
+ * daemon does not start (or a reload keeps its previous certificates). */
+static int load_crl(const Config *c, const char *ca, TlsContext *ctx) {
+        _cleanup_free_ char *path = NULL, *error = NULL;
+        TlsCrlInfo info;
+        char when[64] = "none";
         int r;
 
-        r = tls_context_new(ret, TLS_ROLE_SERVER,
+        r = crl_path(c, ca, &path);
+        if (r < 0 || !path)
+                return r;
+        r = tls_context_set_crl(ctx, path, &info, &error);
+        if (r < 0) {
+                log_error("%s", error ? error : strerror(-r));
+                return r;
+        }
+        if (info.next_update != (time_t) -1) {
+                struct tm tm;
+                if (gmtime_r(&info.next_update, &tm))
+                        strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", &tm);
+        }
+        log_info("certificate revocation list %s: %u revoked certificate%s, next update %s", path, info.n_revoked,
+                 info.n_revoked == 1 ? "" : "s", when);
+        if (info.next_update != (time_t) -1 && info.next_update - time(NULL) < CRL_RENEW_WARNING_SEC)
+                log_warning("certificate revocation list %s is out of date on %s: renew it with "
+                            "'jobworker-certs crl' and reload, or the daemon will not start with it",
+                            path, when);
+        return 0;
+}
+
+int daemon_load_tls(const Config *c, TlsContext **ret) {
+        _cleanup_tls_context_ TlsContext *ctx = NULL;
+        _cleanup_free_ char *error = NULL;
+        const char *ca = c->ca ? c->ca : CONFIG_DEFAULT_CA;
+        int r;
+
+        r = tls_context_new(&ctx, TLS_ROLE_SERVER,
                             c->cert ? c->cert : CONFIG_DEFAULT_CERT,
                             c->key ? c->key : CONFIG_DEFAULT_KEY,
-                            c->ca ? c->ca : CONFIG_DEFAULT_CA,
-                            c->priority, &error);
+                            ca, c->priority, &error);
         if (r == -ENOENT)
                 /* The usual first-start problem: say how to fix it. */
                 log_error("%s (the package's 'jobworker-certs init' creates the CA and server certificate; "
                           "for development, certs/generate)", error ? error : strerror(-r));
         else if (r < 0)
                 log_error("%s", error ? error : strerror(-r));
-        return r;
+        if (r >= 0)
+                r = load_crl(c, ca, ctx);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(ctx);
+        return 0;
 }
 
 const char *daemon_state_dir(const Daemon *d) {

@@ -23,11 +23,7 @@
 #include "shared/string-util.h"
 #include "tls/tls-internal.h"
 
-/* Files larger than this are not certificates or keys we want to parse. */
-#define TLS_FILE_MAX (1024 * 1024)
-
-/* Reads a whole (small) file. Returns -errno. */
-static int read_small_file(const char *path, gnutls_datum_t *ret) {
+int tls_read_small_file(const char *path, gnutls_datum_t *ret) {
         _cleanup_close_ int fd = -1;
         _cleanup_free_ unsigned char *buf = NULL;
         struct stat st;
@@ -65,7 +61,7 @@ static int read_small_file(const char *path, gnutls_datum_t *ret) {
         return 0;
 }
 
-static void datum_clear(gnutls_datum_t *d) {
+void tls_datum_clear(gnutls_datum_t *d) {
         if (d->data) {
                 /* key material: do not leave it in freed memory */
                 gnutls_memset(d->data, 0, d->size);
@@ -97,6 +93,7 @@ TlsContext *tls_context_unref(TlsContext *ctx) {
                 gnutls_priority_deinit(ctx->priority);
         if (ctx->cred)
                 gnutls_certificate_free_credentials(ctx->cred);
+        free(ctx->ca_file);
         free(ctx);
         return NULL;
 }
@@ -120,16 +117,16 @@ static void context_files_done(ContextFiles *f) {
         gnutls_free(f->crts);
         if (f->pkey)
                 gnutls_x509_privkey_deinit(f->pkey);
-        datum_clear(&f->cert);
-        datum_clear(&f->key);
-        datum_clear(&f->ca);
+        tls_datum_clear(&f->cert);
+        tls_datum_clear(&f->key);
+        tls_datum_clear(&f->ca);
 }
 
 /* Reads and parses each file on its own first, so the message names the culprit. */
 static int context_files_load(ContextFiles *f, char **msg) {
         int r;
 
-        r = read_small_file(f->cert_file, &f->cert);
+        r = tls_read_small_file(f->cert_file, &f->cert);
         if (r < 0) {
                 *msg = strdup_printf("certificate file %s: %s", f->cert_file, strerror(-r));
                 return r;
@@ -141,7 +138,7 @@ static int context_files_load(ContextFiles *f, char **msg) {
                 return -EBADMSG;
         }
 
-        r = read_small_file(f->key_file, &f->key);
+        r = tls_read_small_file(f->key_file, &f->key);
         if (r < 0) {
                 *msg = strdup_printf("key file %s: %s", f->key_file, strerror(-r));
                 return r;
@@ -159,7 +156,7 @@ static int context_files_load(ContextFiles *f, char **msg) {
                 return -EBADMSG;
         }
 
-        r = read_small_file(f->ca_file, &f->ca);
+        r = tls_read_small_file(f->ca_file, &f->ca);
         if (r < 0) {
                 *msg = strdup_printf("CA file %s: %s", f->ca_file, strerror(-r));
                 return r;
@@ -248,6 +245,9 @@ int tls_context_new(TlsContext **ret, TlsRole role, const char *cert_file, const
                 return -ENOMEM;
         ctx->n_ref = 1;
         ctx->role = role;
+        ctx->ca_file = strdup(ca_file);
+        if (!ctx->ca_file)
+                return -ENOMEM;
 
         r = context_files_load(&files, &msg);
         if (r >= 0)

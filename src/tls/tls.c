@@ -37,7 +37,7 @@ struct TlsSession {
         char *identity;
         int error;
         const char *reason;
-        char reason_buf[128];
+        char reason_buf[192];
         /* Read-ahead for GnuTLS's pull: one recv() fetches many records
          * instead of a header and a body per record. Allocated while data
          * flows, freed when the socket runs dry (idle connections hold none). */
@@ -416,7 +416,7 @@ const char *tls_certificate_alert_reason(gnutls_alert_description_t alert) {
         case GNUTLS_A_UNSUPPORTED_CERTIFICATE:
                 return "certificate not valid for client authentication";
         case GNUTLS_A_CERTIFICATE_REVOKED:
-                return "certificate revoked";
+                return "certificate revoked (the server's operator must issue a new one)";
         case GNUTLS_A_CERTIFICATE_EXPIRED:
                 return "certificate expired";
         case GNUTLS_A_CERTIFICATE_UNKNOWN:
@@ -445,8 +445,48 @@ static int verification_alert(unsigned status) {
         return GNUTLS_A_BAD_CERTIFICATE;
 }
 
+/* Server: a refused client certificate the CRL lists, named by its subject CN
+ * and serial so the operator sees whose revoked certificate is still in use.
+ * The CN is shown with anything unprintable replaced by '?'. NULL if the
+ * certificate cannot be read. */
+static const char *revoked_reason(TlsSession *s) {
+        const gnutls_datum_t *peers;
+        unsigned n_peers = 0;
+        gnutls_x509_crt_t crt = NULL;
+        unsigned char serial[32];
+        char cn[65] = "", hex[2 * sizeof serial + 1] = "";
+        size_t cn_size = sizeof cn - 1, serial_size = sizeof serial;
+        int r;
+
+        peers = gnutls_certificate_get_peers(s->session, &n_peers);
+        if (!peers || n_peers == 0 || gnutls_x509_crt_init(&crt) < 0)
+                return NULL;
+        r = gnutls_x509_crt_import(crt, &peers[0], GNUTLS_X509_FMT_DER);
+        if (r >= 0 && gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &cn_size) < 0)
+                cn_size = 0; /* too long or none: shown as '' */
+        if (r >= 0)
+                r = gnutls_x509_crt_get_serial(crt, serial, &serial_size);
+        gnutls_x509_crt_deinit(crt);
+        if (r < 0)
+                return NULL;
+        cn[MIN(cn_size, sizeof cn - 1)] = 0;
+        for (char *p = cn; *p; p++)
+                if ((unsigned char) *p < 0x20 || (unsigned char) *p >= 0x7f || *p == '\'')
+                        *p = '?';
+        for (size_t i = 0; i < serial_size; i++)
+                snprintf(hex + 2 * i, 3, "%02x", serial[i]);
+        snprintf(s->reason_buf, sizeof s->reason_buf, "client certificate of '%s' (serial %s) is revoked", cn, hex);
+        return s->reason_buf;
+}
+
 static int session_fail(TlsSession *s, int err, const char *reason, int alert) {
+        unsigned status = err == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR
+                                  ? gnutls_session_get_verify_cert_status(s->session)
+                                  : 0;
+
         s->error = err;
+        if (!reason && s->role == TLS_ROLE_SERVER && verification_alert(status) == GNUTLS_A_CERTIFICATE_REVOKED)
+                reason = revoked_reason(s);
         if (reason)
                 s->reason = reason;
         else if (err == GNUTLS_E_FATAL_ALERT_RECEIVED) {
@@ -455,10 +495,7 @@ static int session_fail(TlsSession *s, int err, const char *reason, int alert) {
                          gnutls_alert_get_name(gnutls_alert_get(s->session)) ?: "unknown");
                 s->reason = s->reason_buf;
         } else
-                s->reason = tls_failure_reason(s->role, err,
-                                               err == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR
-                                                               ? gnutls_session_get_verify_cert_status(s->session)
-                                                               : 0);
+                s->reason = tls_failure_reason(s->role, err, status);
 
         /* Tell the peer, or it sees only EOF. Best effort: one non-blocking try. */
         switch (err) {
@@ -468,8 +505,7 @@ static int session_fail(TlsSession *s, int err, const char *reason, int alert) {
         case GNUTLS_E_PUSH_ERROR:
                 break; /* the peer is gone or already knows */
         case GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR:
-                (void) gnutls_alert_send(s->session, GNUTLS_AL_FATAL,
-                                         verification_alert(gnutls_session_get_verify_cert_status(s->session)));
+                (void) gnutls_alert_send(s->session, GNUTLS_AL_FATAL, verification_alert(status));
                 break;
         default:
                 if (alert >= 0)

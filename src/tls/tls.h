@@ -16,6 +16,7 @@
  */
 
 #include <stdbool.h>
+#include <time.h>
 #include <gnutls/gnutls.h>
 
 #include "shared/macro.h"
@@ -49,6 +50,23 @@ typedef struct TlsSession TlsSession;
  * "bad TLS priority string at position 12: ...". */
 int tls_context_new(TlsContext **ret, TlsRole role, const char *cert_file, const char *key_file,
                     const char *ca_file, const char *priority, char **ret_error);
+/* What tls_context_set_crl() loaded. */
+typedef struct TlsCrlInfo {
+        unsigned n_revoked;  /* certificates the CRLs list */
+        time_t next_update;  /* the earliest next update, (time_t) -1 if none */
+} TlsCrlInfo;
+
+/* Server contexts, before the first session is made from ctx (not
+ * thread-safe): adds the certificate revocation list(s) in crl_file (PEM,
+ * one or more CRLs) to the certificates handshakes verify, so that a client
+ * certificate the CRL lists is refused (tls_session_failure_reason():
+ * "client certificate of 'NAME' (serial HEX) is revoked"; alert
+ * certificate_revoked). Every CRL must be signed by the context's CA and be
+ * current: its next update not passed (-EKEYEXPIRED), not issued in the
+ * future. On failure returns -errno with a one-line message naming the file
+ * in *ret_error (if not NULL); ctx must then be dropped (it may hold part
+ * of the file). */
+int tls_context_set_crl(TlsContext *ctx, const char *crl_file, TlsCrlInfo *ret_info, char **ret_error);
 TlsContext *tls_context_ref(TlsContext *ctx);   /* thread-safe; NULL ok */
 TlsContext *tls_context_unref(TlsContext *ctx); /* thread-safe; NULL ok; returns NULL */
 TlsRole tls_context_role(const TlsContext *ctx);

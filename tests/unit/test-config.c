@@ -22,6 +22,7 @@ static void test_file_and_flags(void **state) {
                 "cert = \"/etc/x/server.pem\"\n"
                 "  key=/etc/x/key.pem  \n"
                 "ca = /etc/x/ca.pem\n"
+                "crl = /etc/x/ca-crl.pem\n"
                 "policy = /etc/x/policy.conf\n"
                 "state-dir = /var/lib/x\n"
                 "log-level = debug\n"
@@ -48,6 +49,7 @@ static void test_file_and_flags(void **state) {
         /* the rest from the file */
         assert_string_equal(c.key, "/etc/x/key.pem");
         assert_string_equal(c.ca, "/etc/x/ca.pem");
+        assert_string_equal(c.crl, "/etc/x/ca-crl.pem");
         assert_string_equal(c.policy, "/etc/x/policy.conf");
         assert_string_equal(c.state_dir, "/var/lib/x");
         assert_int_equal(c.max_connections, 10);

@@ -4,7 +4,8 @@
  * certificates and explain bad files; a server and a client session shake
  * hands over a socketpair (one thread each) with the intended algorithms, and
  * the certificates in certs/bad are refused with the right reason on the
- * server and the right alert on the client.
+ * server and the right alert on the client; a CRL refuses the certificates
+ * it lists, by name and serial, and only those.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <gnutls/abstract.h>
+#include <gnutls/x509.h>
 #include <cmocka.h>
 
 #include "../helpers/tls-certs.h"
@@ -26,7 +31,7 @@ typedef struct Side {
         int fd;
         const char *host;      /* client: the name to verify */
         int r;                 /* handshake result */
-        char reason[128];
+        char reason[192];
         char identity[128];
         char cipher[64];
         char alpn_selected[16];
@@ -406,6 +411,189 @@ static void test_failure_reasons(void **state) {
         assert_null(tls_certificate_alert_reason(GNUTLS_A_HANDSHAKE_FAILURE));
 }
 
+/* Revocation --------------------------------------------------------------------- */
+
+/* Imports certs/NAME (PEM) into crt or key (whichever is not NULL). */
+static void import_cert_file(const char *name, gnutls_x509_crt_t crt, gnutls_x509_privkey_t key) {
+        _cleanup_free_ char *p = cert_path(name);
+        gnutls_datum_t d = {};
+
+        assert_int_equal(gnutls_load_file(p, &d), 0);
+        if (crt)
+                assert_int_equal(gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM), 0);
+        else
+                assert_int_equal(gnutls_x509_privkey_import(key, &d, GNUTLS_X509_FMT_PEM), 0);
+        gnutls_free(d.data);
+}
+
+/* Writes to path a CRL signed by certs/CA.pem (+ CA-key.pem) that lists the
+ * certificates certs/NAME.pem of revoked[] (NULL-terminated), current from
+ * this_update to next_update. */
+static void make_crl(const char *path, const char *ca, const char *const *revoked, time_t this_update,
+                     time_t next_update) {
+        _cleanup_free_ char *ca_pem = NULL, *ca_key = NULL;
+        gnutls_datum_t out = {};
+        gnutls_x509_crt_t issuer;
+        gnutls_x509_privkey_t x509_key;
+        gnutls_privkey_t key;
+        gnutls_x509_crl_t crl;
+        FILE *f;
+
+        assert_true(asprintf(&ca_pem, "%s.pem", ca) > 0);
+        assert_true(asprintf(&ca_key, "%s-key.pem", ca) > 0);
+        assert_int_equal(gnutls_x509_crl_init(&crl), 0);
+        assert_int_equal(gnutls_x509_crt_init(&issuer), 0);
+        assert_int_equal(gnutls_x509_privkey_init(&x509_key), 0);
+        assert_int_equal(gnutls_privkey_init(&key), 0);
+        import_cert_file(ca_pem, issuer, NULL);
+        import_cert_file(ca_key, NULL, x509_key);
+        assert_int_equal(gnutls_privkey_import_x509(key, x509_key, 0), 0);
+        for (size_t i = 0; revoked && revoked[i]; i++) {
+                _cleanup_free_ char *name = NULL;
+                gnutls_x509_crt_t crt;
+                assert_true(asprintf(&name, "%s.pem", revoked[i]) > 0);
+                assert_int_equal(gnutls_x509_crt_init(&crt), 0);
+                import_cert_file(name, crt, NULL);
+                assert_int_equal(gnutls_x509_crl_set_crt(crl, crt, this_update), 0);
+                gnutls_x509_crt_deinit(crt);
+        }
+        assert_int_equal(gnutls_x509_crl_set_version(crl, 2), 0);
+        assert_int_equal(gnutls_x509_crl_set_this_update(crl, this_update), 0);
+        assert_int_equal(gnutls_x509_crl_set_next_update(crl, next_update), 0);
+        assert_int_equal(gnutls_x509_crl_privkey_sign(crl, issuer, key, GNUTLS_DIG_SHA384, 0), 0);
+        assert_int_equal(gnutls_x509_crl_export2(crl, GNUTLS_X509_FMT_PEM, &out), 0);
+        f = fopen(path, "we");
+        assert_non_null(f);
+        assert_int_equal(fwrite(out.data, 1, out.size, f), out.size);
+        assert_int_equal(fclose(f), 0);
+        gnutls_free(out.data);
+        gnutls_x509_crl_deinit(crl);
+        gnutls_privkey_deinit(key);
+        gnutls_x509_privkey_deinit(x509_key);
+        gnutls_x509_crt_deinit(issuer);
+}
+
+/* A server context with the CRL at path; fails the test if it does not load. */
+static TlsContext *server_with_crl(const char *path) {
+        _cleanup_free_ char *err = NULL;
+        TlsContext *ctx = load_context(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL);
+        TlsCrlInfo info;
+
+        if (tls_context_set_crl(ctx, path, &info, &err) < 0)
+                fail_msg("loading CRL %s: %s", path, err ?: "(no message)");
+        return ctx;
+}
+
+/* One handshake of client NAME against server: the server's reason ("" when accepted). */
+static void connect_as(TlsContext *server_ctx, const char *name, Side *server, Side *client) {
+        _cleanup_free_ char *c = NULL, *k = NULL;
+
+        assert_true(asprintf(&c, "%s.pem", name) > 0);
+        assert_true(asprintf(&k, "%s-key.pem", name) > 0);
+        *server = (Side) { .ctx = server_ctx };
+        *client = (Side) { .ctx = load_context(TLS_ROLE_CLIENT, c, k, "ca.pem", NULL), .host = "localhost" };
+        handshake(server, client);
+        tls_context_unref(client->ctx);
+}
+
+/* The serial of certs/NAME.pem in lowercase hex, as the refusal names it. */
+static void serial_hex(const char *name, char *buf, size_t size) {
+        unsigned char serial[32];
+        size_t n = sizeof serial;
+        gnutls_x509_crt_t crt;
+
+        assert_int_equal(gnutls_x509_crt_init(&crt), 0);
+        import_cert_file(name, crt, NULL);
+        assert_int_equal(gnutls_x509_crt_get_serial(crt, serial, &n), 0);
+        gnutls_x509_crt_deinit(crt);
+        assert_true(2 * n < size);
+        for (size_t i = 0; i < n; i++)
+                snprintf(buf + 2 * i, 3, "%02x", serial[i]);
+}
+
+/* alice revoked: refused with its own reason and alert; bob still served;
+ * a new context with a CRL that adds bob (what a reload builds) refuses bob. */
+static void test_revoked_client(void **state) {
+        char dir[] = "/tmp/test-tls-crl.XXXXXX", crl1[64], crl2[64], alice_serial[80], expected[192];
+        const char *only_alice[] = { "alice", NULL }, *alice_bob[] = { "alice", "bob", NULL };
+        time_t now = time(NULL);
+        TlsContext *ctx;
+        Side server, client;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(crl1, sizeof crl1, "%s/crl1.pem", dir);
+        snprintf(crl2, sizeof crl2, "%s/crl2.pem", dir);
+        make_crl(crl1, "ca", only_alice, now - 60, now + 86400);
+        make_crl(crl2, "ca", alice_bob, now - 60, now + 86400);
+        serial_hex("alice.pem", alice_serial, sizeof alice_serial);
+        snprintf(expected, sizeof expected, "client certificate of 'alice' (serial %s) is revoked", alice_serial);
+
+        ctx = server_with_crl(crl1);
+        connect_as(ctx, "alice", &server, &client);
+        assert_int_equal(server.r, -EPROTO);
+        assert_string_equal(server.reason, expected);
+        assert_string_equal(server.identity, "");
+        assert_string_equal(client.received, "");
+        if (client.r == 0) /* TLS 1.3: the refusal arrives after the client's part */
+                assert_int_equal(client.alert, GNUTLS_A_CERTIFICATE_REVOKED);
+        connect_as(ctx, "bob", &server, &client);
+        assert_int_equal(server.r, 0);
+        assert_string_equal(server.identity, "bob");
+        assert_string_equal(client.received, "ok");
+        tls_context_unref(ctx);
+
+        ctx = server_with_crl(crl2);
+        connect_as(ctx, "bob", &server, &client);
+        assert_int_equal(server.r, -EPROTO);
+        assert_non_null(strstr(server.reason, "client certificate of 'bob' (serial "));
+        assert_non_null(strstr(server.reason, ") is revoked"));
+        connect_as(ctx, "charlie", &server, &client);
+        assert_int_equal(server.r, 0);
+        assert_string_equal(server.identity, "charlie");
+        tls_context_unref(ctx);
+
+        assert_string_equal(tls_certificate_alert_reason(GNUTLS_A_CERTIFICATE_REVOKED),
+                            "certificate revoked (the server's operator must issue a new one)");
+        assert_int_equal(unlink(crl1), 0);
+        assert_int_equal(unlink(crl2), 0);
+        assert_int_equal(rmdir(dir), 0);
+}
+
+/* A CRL that is out of date, not yet valid, from another CA, or no CRL at all is refused at load. */
+static void expect_crl_error(const char *path, int expected_r, const char *expected_msg) {
+        _cleanup_free_ char *err = NULL;
+        TlsContext *ctx = load_context(TLS_ROLE_SERVER, "server.pem", "server-key.pem", "ca.pem", NULL);
+        int r = tls_context_set_crl(ctx, path, NULL, &err);
+
+        assert_int_equal(r, expected_r);
+        assert_non_null(err);
+        if (!strstr(err, expected_msg))
+                fail_msg("message \"%s\" does not contain \"%s\"", err, expected_msg);
+        tls_context_unref(ctx);
+}
+
+static void test_crl_load_errors(void **state) {
+        char dir[] = "/tmp/test-tls-crl.XXXXXX", path[64];
+        _cleanup_free_ char *readme = cert_path("README");
+        const char *alice[] = { "alice", NULL };
+        time_t now = time(NULL);
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof path, "%s/crl.pem", dir);
+        expect_crl_error(path, -ENOENT, "crl.pem: No such file or directory");
+        expect_crl_error(readme, -EBADMSG, "README: not a PEM certificate revocation list");
+        make_crl(path, "ca", alice, now - 2 * 86400, now - 86400);
+        expect_crl_error(path, -EKEYEXPIRED, "out of date since ");
+        make_crl(path, "ca", alice, now + 86400, now + 2 * 86400);
+        expect_crl_error(path, -EKEYEXPIRED, "issued in the future");
+        make_crl(path, "bad/other-ca", alice, now - 60, now + 86400);
+        expect_crl_error(path, -EBADMSG, "not signed by the CA in ");
+        make_crl(path, "ca", NULL, now - 60, now + 86400); /* an empty CRL is fine */
+        tls_context_unref(server_with_crl(path));
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_default_priority_parses),
@@ -421,6 +609,8 @@ int main(void) {
                 cmocka_unit_test(test_refused_alpn),
                 cmocka_unit_test(test_client_verifies_server),
                 cmocka_unit_test(test_failure_reasons),
+                cmocka_unit_test(test_revoked_client),
+                cmocka_unit_test(test_crl_load_errors),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
