@@ -27,7 +27,7 @@
  * STREAM_CHUNK_MIN again. */
 #define STREAM_SLOW_USEC (200u * 1000u)
 /* Bytes in flight to followers across the server, by default. */
-#define STREAM_BUDGET_DEFAULT (8u * 1024u * 1024u)
+#define STREAM_BUDGET_DEFAULT (16u * 1024u * 1024u)
 
 typedef struct StreamBudget {
         size_t total;      /* bytes in flight allowed across all streams */
