@@ -27,6 +27,13 @@ def rss_kib(pid):
     h.fail("no VmRSS for pid %d" % pid)
 
 
+def sanitized(pid):
+    """AddressSanitizer keeps freed memory in quarantine and pads every
+    allocation: the daemon's RSS says nothing about its own use there."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
 def stalling_channel(d):
     """A connection of its own whose HTTP/2 windows stay at the default 64 KiB
     (no BDP probing), so that a stream nobody reads stalls the daemon's sends
@@ -94,7 +101,9 @@ def main():
     grown = peak - before
     print("daemon RSS %d KiB before, peak %d KiB with %d stalled followers: %.1f KiB each (bound %d)"
           % (before, peak, STALLED, grown / STALLED, BOUND_KIB))
-    if peak > bound:
+    if peak > bound and sanitized(d.proc.pid):
+        print("built with AddressSanitizer: the RSS bound is not checked")
+    elif peak > bound:
         h.fail("%d stalled followers grew the daemon's RSS by %d KiB (%.1f KiB each, bound %d KiB each)"
                % (STALLED, grown, grown / STALLED, BOUND_KIB))
 
