@@ -325,6 +325,10 @@ typedef struct SubscriberOps {
          * (only unselected streams were there), buffer(userdata, 0) gives
          * it back; its return value is then ignored. */
         void *(*buffer)(void *userdata, size_t size);
+        /* Optional: the most bytes of log the consumer takes in its next
+         * chunk (a chunk it holds while its client is slow costs memory);
+         * 0 or absent: ENGINE_CHUNK_MAX. */
+        size_t (*chunk_max)(void *userdata);
 } SubscriberOps;
 
 int engine_subscribe(

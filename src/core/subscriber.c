@@ -60,12 +60,14 @@ static ssize_t sub_send_chunk(Engine *e, Subscriber *s) {
         if (j->log_fd < 0 || s->cur.view < s->skip_to || s->cur.pos >= j->log_size)
                 return 0;
         /* The file bytes left bound the data bytes left: a small chunk gets
-         * a small buffer. */
-        size_t want = (size_t) MIN((uint64_t) ENGINE_CHUNK_MAX, j->log_size - s->cur.pos);
+         * a small buffer. The consumer may ask for less. */
+        size_t max = s->ops.chunk_max ? s->ops.chunk_max(s->userdata) : 0;
+        if (max == 0 || max > ENGINE_CHUNK_MAX)
+                max = ENGINE_CHUNK_MAX;
+        size_t want = (size_t) MIN((uint64_t) max, j->log_size - s->cur.pos);
         uint8_t *buf = s->ops.buffer ? s->ops.buffer(s->userdata, want) : NULL;
 
-        n = outlog_read(j->log_fd, j->log_size, &s->cur, s->streams, buf ?: e->buf, buf ? want : ENGINE_CHUNK_MAX,
-                        &stream);
+        n = outlog_read(j->log_fd, j->log_size, &s->cur, s->streams, buf ?: e->buf, buf ? want : max, &stream);
         if (n > 0) {
                 s->ready = false;
                 s->ops.chunk(s->userdata, stream, s->cur.view - (uint64_t) n, buf ?: e->buf, (size_t) n);

@@ -70,6 +70,7 @@ static const Option options[] = {
         { "shutdown-grace", OPT_DURATION, O(shutdown_grace_usec), "DURATION", "grace of running jobs at SIGTERM (stop grace)" },
         { "max-message", OPT_SIZE, O(max_message), "SIZE", "largest request message accepted (2M)" },
         { "max-output-streams", OPT_UNSIGNED, O(max_output_streams), "N", "Output calls served at once (1024)" },
+        { "output-memory", OPT_SIZE, O(output_memory), "SIZE", "output chunks in flight to followers, all calls together (16M)" },
         { "cgroup", OPT_STRING, O(cgroup), "auto|off|PATH", "per-job cgroups: systemd's delegated subtree, none, or this cgroup v2 directory" },
         { "kernel-tls", OPT_AUTO_OFF, O(kernel_tls_off), "auto|off", "hand TLS records to the kernel after the handshake where it can (auto)" },
 };

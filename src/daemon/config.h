@@ -48,6 +48,7 @@ typedef struct Config {
         uint64_t shutdown_grace_usec; /* grace of jobs at SIGTERM, 0: the stop grace */
         uint64_t max_message;       /* largest request, bytes; 0: 2 MiB */
         unsigned max_output_streams; /* 0: server default (1024) */
+        uint64_t output_memory;     /* bytes of chunks in flight to followers; 0: server default (16 MiB) */
         char *cgroup;               /* "auto" (NULL), "off", or a cgroup v2 path */
         bool kernel_tls_off;        /* kernel-tls = off: records stay in GnuTLS */
 

@@ -235,6 +235,7 @@ static int daemon_new_server(Daemon *d) {
         ServerConfig sc = {
                 .max_receive_message = d->config.max_message,
                 .max_output_streams = d->config.max_output_streams,
+                .output_memory = (size_t) d->config.output_memory,
                 .denied = daemon_on_denied,
                 .start_failed = daemon_on_start_failed,
                 .userdata = d,

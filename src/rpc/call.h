@@ -24,6 +24,7 @@
 
 #include "core/engine.h"
 #include "rpc/request.h"
+#include "rpc/stream-pace.h"
 #include "shared/macro.h"
 
 typedef struct Server Server;
@@ -80,6 +81,7 @@ struct RpcCall {
         bool have_status_details;
         grpc_slice chunk_slice;       /* given to the engine to read the next chunk into */
         bool have_chunk_slice;
+        StreamPace pace;              /* how big the next chunk may be */
 };
 
 /* A call with one reference (the caller's), not yet requested from gRPC. */

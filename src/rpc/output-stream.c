@@ -7,7 +7,9 @@
  * the next chunk only after the previous send completed (the send's
  * completion posts output_stream_sent_closure(), which asks the engine for
  * more), so a slow client lags on its own cursor and the daemon buffers at
- * most one chunk per stream. A subscribed call is on the server's stream list
+ * most one chunk per stream; how big that chunk may be is stream-pace.c's
+ * business (small for a client that does not keep up, and within a budget
+ * shared by all streams). A subscribed call is on the server's stream list
  * and holds a reference of its own until the subscription ends.
  *
  * Threads: everything here runs on the engine thread.
@@ -15,6 +17,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include <grpc/byte_buffer.h>
 #include <grpc/slice.h>
@@ -119,6 +122,19 @@ static void *chunk_buffer(void *userdata, size_t size) {
         return GRPC_SLICE_START_PTR(c->chunk_slice) + WIRE_CHUNK_HEADER_MAX;
 }
 
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static size_t chunk_max(void *userdata) {
+        RpcCall *c = userdata;
+
+        return stream_pace_next(&c->pace, &c->server->stream_budget, c->server->n_streams, ENGINE_CHUNK_MAX);
+}
+
 /* The chunk as a byte buffer: in place when it is in chunk_slice. */
 static grpc_byte_buffer *chunk_pack(RpcCall *c, JobStream stream, uint64_t offset, const void *data, size_t size) {
         Jobworker__V1__Stream st = stream == JOB_STREAM_STDERR ? JOBWORKER__V1__STREAM__STREAM_STDERR
@@ -168,6 +184,8 @@ static void on_chunk(void *userdata, JobStream stream, uint64_t offset, const vo
                 call_unref(c);
                 goto fail;
         }
+        /* counted until the send completes: gRPC holds the chunk until then */
+        stream_pace_sent(&c->pace, &c->server->stream_budget, size, now_usec());
         return;
 
 fail:
@@ -195,6 +213,7 @@ static const SubscriberOps subscriber_ops = {
         .chunk = on_chunk,
         .end = on_end,
         .buffer = chunk_buffer,
+        .chunk_max = chunk_max,
 };
 
 void output_stream_handle(Engine *e, RpcCall *c) {
@@ -244,6 +263,7 @@ void output_stream_sent_closure(Engine *e, void *userdata) {
                 call_unref(c);
                 return;
         }
+        stream_pace_done(&c->pace, &c->server->stream_budget, now_usec(), ENGINE_CHUNK_MAX);
         if (c->have_pending_end) {
                 c->have_pending_end = false;
                 if (c->send_ok)

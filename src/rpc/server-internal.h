@@ -74,6 +74,7 @@ struct Server {
         bool draining;                /* Start answers UNAVAILABLE (a mode, not a stage of the life cycle) */
         RpcCall *streams;             /* Output calls with a subscription */
         unsigned n_streams;
+        StreamBudget stream_budget;   /* bytes of chunks in flight to them */
         void (*shutdown_done)(void *userdata);
         void *shutdown_userdata;
         Tag shutdown_tag;

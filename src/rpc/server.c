@@ -401,6 +401,9 @@ int server_new(Server **ret, Engine *engine, Policy *policy, const ServerConfig 
         s->denied_userdata = config ? config->userdata : NULL;
         s->max_output_streams = config && config->max_output_streams ? config->max_output_streams
                                                                      : SERVER_DEFAULT_MAX_OUTPUT_STREAMS;
+        s->stream_budget = (StreamBudget) {
+                .total = config && config->output_memory ? config->output_memory : STREAM_BUDGET_DEFAULT,
+        };
         s->shutdown_tag = (Tag) { TAG_SHUTDOWN, s };
         atomic_init(&s->state, SERVER_NEW);
         pthread_mutex_init(&s->lock, NULL);

@@ -33,6 +33,7 @@ typedef struct ServerConfig {
         size_t max_receive_message;  /* bytes; 0 = SERVER_DEFAULT_MAX_MESSAGE */
         unsigned max_streams_per_connection; /* 0 = 1024 */
         unsigned max_output_streams; /* Output calls at once; 0 = SERVER_DEFAULT_MAX_OUTPUT_STREAMS */
+        size_t output_memory;        /* chunks in flight to all Output calls; 0 = STREAM_BUDGET_DEFAULT */
         /* Engine thread: the policy refused a request (for the daemon's log;
          * the library itself does not log). job_id is NULL for Start/List. */
         void (*denied)(void *userdata, const char *identity, const char *action, const char *job_id);
