@@ -30,7 +30,8 @@
 
 bool limits_bounds_empty(const LimitsBounds *b) {
         return !b->cpu_millis && !b->memory_max && !b->pids_max && !b->io_read_bps && !b->io_write_bps &&
-               !b->default_cpu_millis && !b->default_memory_max && !b->default_pids_max;
+               !b->default_cpu_millis && !b->default_memory_max && !b->default_pids_max && !b->max_jobs &&
+               !b->max_output;
 }
 
 static uint64_t pick(uint64_t asked, uint64_t def) {

@@ -46,6 +46,10 @@ typedef struct LimitsBounds {
         uint32_t default_cpu_millis;
         uint64_t default_memory_max;
         uint64_t default_pids_max;
+        /* Bounds of all the user's jobs together, checked at Start (rpc)
+         * against the engine's per-owner tally (engine_owner_usage()). */
+        uint64_t max_jobs;      /* running (or starting) at once */
+        uint64_t max_output;    /* bytes of output kept, running and retained jobs */
 } LimitsBounds;
 
 bool limits_bounds_empty(const LimitsBounds *b);
