@@ -63,5 +63,12 @@ bool limits_bounds_empty(const LimitsBounds *b);
  * "alice may use at most 1 CPU (asked 2)". The io devices are not resolved
  * here (the engine does, off its thread: core/iodev.h); ret->io is NULL.
  */
+/* The identity bounds (max-jobs=, max-output=) against what user's jobs use
+ * now: running jobs (starting ones included) and bytes of output kept.
+ * -EDQUOT when a Start must wait, with a malloc()ed *ret_message like
+ * "alice already runs 8 jobs (max-jobs=8)". */
+int limits_check_usage(const LimitsBounds *bounds, const char *user, uint64_t running, uint64_t output_bytes,
+                       char **ret_message);
+
 int limits_apply_bounds(const LimitsBounds *bounds, const char *user, const LimitsRequest *req,
                         JobLimits *ret, LimitsIoRequest ret_io[static LIMITS_IO_MAX], char **ret_message);
