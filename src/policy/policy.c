@@ -63,6 +63,8 @@ Policy *policy_free(Policy *p) {
         return NULL;
 }
 
+_Static_assert(_POLICY_BOUND_N <= ELEMENTSOF(((PolicyUser *) NULL)->bound_line), "PolicyUser.bound_line too small");
+
 /* Index + 1 of a name in a map, 0 if absent. */
 static size_t map_index(const StrMap *m, const char *name) {
         return (size_t) (uintptr_t) strmap_get(m, name);
