@@ -318,7 +318,9 @@ static void job_start_free(Engine *e, JobStart *js, bool failed) {
         free((char *) js->creds.user);
         free((char *) js->creds.home);
         free(js->creds.groups);
-        for (size_t i = 0; i < js->limits.n_io_devices; i++)
+        /* Not up to limits.n_io_devices: start_iodev() sets that to 0 once
+         * the paths are resolved, and the copies are still ours. */
+        for (size_t i = 0; i < JOB_IO_MAX; i++)
                 free((char *) js->io_devices[i].device);
         free(js);
 }
