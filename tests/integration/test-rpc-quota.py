@@ -7,7 +7,11 @@ daemon:
   once one of the jobs ended, a Start succeeds again;
 - max-output=SIZE: the output all of an identity's jobs keep (running and
   retained) is bounded: a job that reaches the bound keeps no more (its
-  status says truncated) and the next Start is refused naming the bound."""
+  status says truncated) and the next Start is refused naming the bound;
+- a reload's cost is bounded: a policy of more than 100,000 rules is refused
+  naming the limit, and the previous policy stays in force."""
+
+import signal
 
 import rpcharness as h
 
@@ -55,11 +59,24 @@ def test_max_output(pb, C):
     d.stop()
 
 
+def test_policy_rules_limit(pb, C):
+    d = h.Daemon()
+    with open(d.policy_path, "w") as f:
+        f.write("".join("u%07d self analyst\n" % i for i in range(100001)))
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"policy\.conf:100001: too many rules \(the limit is 100000 lines with a rule\)")
+    d.wait_log(r"reload: keeping the previous policy")
+    # the example policy still holds: charlie may start
+    d.stub("charlie").Start(pb.StartRequest(argv=["/bin/true"]), timeout=10)
+    d.stop()
+
+
 def main():
     import grpc
     pb, _ = h.stubs()
     test_max_jobs(pb, grpc.StatusCode)
     test_max_output(pb, grpc.StatusCode)
+    test_policy_rules_limit(pb, grpc.StatusCode)
 
 
 if __name__ == "__main__":
