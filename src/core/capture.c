@@ -44,6 +44,7 @@ static void job_capture(Engine *e, Job *j, JobStream stream, const uint8_t *data
                 take = 0;
         else if (kept + n > e->output_cap)
                 take = kept >= e->output_cap ? 0 : (size_t) (e->output_cap - kept);
+        take = owner_usage_room(j, take); /* the owner's max-output= */
 
         if (take > 0) {
                 int r = job_open_log(e, j);
@@ -58,6 +59,7 @@ static void job_capture(Engine *e, Job *j, JobStream stream, const uint8_t *data
                         j->st.stdout_bytes += take;
                 else
                         j->st.stderr_bytes += take;
+                owner_usage_output(j, take);
         }
         if (take < n) {
                 j->st.truncated = true;
@@ -72,7 +74,7 @@ static void job_capture(Engine *e, Job *j, JobStream stream, const uint8_t *data
 static ssize_t job_capture_splice(Engine *e, Job *j, int i) {
         JobStream stream = i == 0 ? JOB_STREAM_STDOUT : JOB_STREAM_STDERR;
         uint64_t kept = j->st.stdout_bytes + j->st.stderr_bytes;
-        size_t want = (size_t) MIN((uint64_t) ENGINE_BUFFER_SIZE, e->output_cap - kept);
+        size_t want = owner_usage_room(j, (size_t) MIN((uint64_t) ENGINE_BUFFER_SIZE, e->output_cap - kept));
         int r = job_open_log(e, j);
         if (r < 0)
                 return r;
@@ -83,6 +85,7 @@ static ssize_t job_capture_splice(Engine *e, Job *j, int i) {
                         j->st.stdout_bytes += (uint64_t) n;
                 else
                         j->st.stderr_bytes += (uint64_t) n;
+                owner_usage_output(j, (uint64_t) n);
                 job_wake_subscribers(e, j);
         }
         return n;
@@ -139,7 +142,8 @@ int job_drain_pipe(Engine *e, Job *j, int i, unsigned budget) {
         while (budget-- > 0) {
                 ssize_t n;
 
-                if (e->splice && !j->log_failed && j->st.stdout_bytes + j->st.stderr_bytes < e->output_cap) {
+                if (e->splice && !j->log_failed && j->st.stdout_bytes + j->st.stderr_bytes < e->output_cap &&
+                    owner_usage_room(j, 1)) {
                         int d = drain_splice_once(e, j, i);
                         if (d >= 0)
                                 return d;

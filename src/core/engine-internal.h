@@ -27,6 +27,7 @@
 #include "core/spawn.h"
 #include "shared/list.h"
 #include "shared/ring.h"
+#include "shared/strmap.h"
 
 #define ENGINE_BUFFER_SIZE (1024u * 1024u) /* pipe reads */
 #define PIPE_SIZE_BIG (1024 * 1024)
@@ -62,6 +63,7 @@ enum {
 typedef struct Job Job;
 typedef struct Subscriber Subscriber;
 typedef struct Spawner Spawner;
+typedef struct OwnerUsage OwnerUsage;
 
 struct Job {
         JobStatus st;
@@ -94,6 +96,10 @@ struct Job {
 
         uint64_t stop_deadline; /* CLOCK_MONOTONIC usec of the armed kill timer, 0 */
         struct __kernel_timespec stop_ts;
+
+        OwnerUsage *usage;      /* its owner's tally (owner-usage.c), while in the hash */
+        bool usage_running;     /* counted as running there */
+        uint64_t owner_output_max; /* JobSpec.owner_output_max, 0: none */
 };
 
 struct Subscriber {
@@ -175,6 +181,7 @@ struct Engine {
         bool rearm_retention;   /* the retention timer could not be queued */
         unsigned n_running;
         unsigned n_subscribers;
+        StrMap owners;          /* owner -> OwnerUsage */
 
         bool retention_armed;
         struct __kernel_timespec retention_ts;
@@ -267,6 +274,26 @@ void sub_queue(Engine *e, Subscriber *s);
 void sub_run(Engine *e, Subscriber *s);
 void sub_free(Engine *e, Subscriber *s);
 void job_wake_subscribers(Engine *e, Job *j);
+
+/* owner-usage.c: the per-owner tally ----------------------------------------------- */
+
+/* The tally of owner, made on first use; NULL on ENOMEM. */
+OwnerUsage *owner_usage_ref(Engine *e, const char *owner);
+OwnerUsage *owner_usage_unref(Engine *e, OwnerUsage *u);
+/* A job enters the id hash (its output so far counts) / leaves it. */
+int owner_usage_attach(Engine *e, Job *j);
+void owner_usage_detach(Engine *e, Job *j);
+/* The job started running / ended. */
+void owner_usage_set_running(Job *j, bool running);
+/* A start of the owner went to the spawner (+1) or came back (-1). */
+void owner_usage_starting(OwnerUsage *u, int delta);
+/* Of want bytes of new output, how many j may keep under its owner's
+ * max-output (want if it has none). */
+size_t owner_usage_room(const Job *j, size_t want);
+/* j kept n more bytes of output. */
+void owner_usage_output(Job *j, uint64_t n);
+/* engine_free(): the tallies still referenced by abandoned starts. */
+void owner_usage_free_all(Engine *e);
 
 /* store.c: the state directory --------------------------------------------------- */
 

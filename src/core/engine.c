@@ -187,6 +187,7 @@ static void engine_free_objects(Engine *e) {
                 free(p);
         }
         e->post_head = e->post_tail = NULL;
+        owner_usage_free_all(e);
 }
 
 Engine *engine_free(Engine *e) {

@@ -131,6 +131,10 @@ typedef struct JobSpec {
         const JobLimits *limits; /* NULL: none. Needs EngineConfig.cgroup_root */
         int cgroup_fd;           /* unused, keep -1 (the engine makes the job's cgroup) */
         unsigned isolate;        /* JOB_ISOLATE_* mask, 0: none */
+        /* 0: none. Output of this job is dropped (and the job marked
+         * truncated, as at output_cap) while all jobs of its owner, running
+         * and retained, keep this many bytes or more (max-output=). */
+        uint64_t owner_output_max;
 } JobSpec;
 
 /*
@@ -276,6 +280,12 @@ typedef struct EngineCounts {
         unsigned cgroups_cleaned;    /* leftover job cgroups removed at start */
 } EngineCounts;
 void engine_get_counts(Engine *e, EngineCounts *ret);
+
+/* The tally of owner's jobs, O(1): *ret_running jobs starting or running,
+ * *ret_output bytes of output kept by all its jobs, running and retained
+ * (what the policy's max-jobs= and max-output= bound). 0 and 0 for an
+ * owner without jobs. */
+void engine_owner_usage(Engine *e, const char *owner, unsigned *ret_running, uint64_t *ret_output);
 
 /* Observer of job state changes (e.g. for logging and sd_notify STATUS=).
  * Called on the engine thread after the change. One observer per engine. */

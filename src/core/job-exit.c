@@ -58,6 +58,7 @@ static void job_complete(Engine *e, Job *j) {
                 j->log_fd = safe_close(j->log_fd);
 
         e->n_running--;
+        owner_usage_set_running(j, false);
         list_append(&e->finished, &j->by_end);
         (void) job_write_status(e, j);
         job_notify(e, ENGINE_EVENT_EXITED, j);

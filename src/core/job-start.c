@@ -259,6 +259,7 @@ static int start_register(Engine *e, JobStart *js) {
         j->pidfd = js->pidfd;
         j->pipe_fd[0] = js->out_r;
         j->pipe_fd[1] = js->err_r;
+        j->owner_output_max = js->spec.owner_output_max;
         r = job_hash_add(e, j);
         if (r >= 0)
                 r = job_arm_all(e, j);
@@ -277,6 +278,7 @@ static int start_register(Engine *e, JobStart *js) {
                 e->cg_controllers = js->cg_controllers;
         list_append(&e->jobs, &j->by_start);
         e->n_running++;
+        owner_usage_set_running(j, true);
         (void) job_write_status(e, j);
         job_notify(e, ENGINE_EVENT_STARTED, j);
         return 0;
@@ -316,7 +318,9 @@ static void job_start_free(Engine *e, JobStart *js, bool failed) {
         free((char *) js->creds.user);
         free((char *) js->creds.home);
         free(js->creds.groups);
-        for (size_t i = 0; i < js->limits.n_io_devices; i++)
+        /* Not up to limits.n_io_devices: start_iodev() sets that to 0 once
+         * the paths are resolved, and the copies are still ours. */
+        for (size_t i = 0; i < JOB_IO_MAX; i++)
                 free((char *) js->io_devices[i].device);
         free(js);
 }
@@ -338,6 +342,8 @@ void job_start_finish(Engine *e, void *userdata) {
                 return;
         }
         e->n_starting--;
+        owner_usage_starting(js->usage, -1);
+        js->usage = owner_usage_unref(e, js->usage);
         if (e->freeing && r >= 0)
                 r = start_fail(js, JOB_START_STAGE_SPAWN, -ECANCELED, "the server is shutting down");
         if (r >= 0)
@@ -432,6 +438,10 @@ int engine_start_job(Engine *e, const JobSpec *spec, EngineStartDone done, void 
         if (r >= 0)
                 r = start_prepare(e, js);
         e->n_starting++;
+        /* Counted against its owner's max-jobs= from now on (NULL on
+         * ENOMEM: then it is not counted). */
+        js->usage = owner_usage_ref(e, js->spec.owner ?: "");
+        owner_usage_starting(js->usage, +1);
         if (r >= 0)
                 r = spawner_submit(e->spawner, js);
         if (r < 0) {
@@ -440,6 +450,8 @@ int engine_start_job(Engine *e, const JobSpec *spec, EngineStartDone done, void 
                 r = engine_post(e, job_start_finish, js);
                 if (r < 0) {
                         e->n_starting--;
+                        owner_usage_starting(js->usage, -1);
+                        js->usage = owner_usage_unref(e, js->usage);
                         js->done = NULL;
                         job_start_free(e, js, true);
                         return r;

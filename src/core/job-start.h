@@ -23,6 +23,7 @@ struct JobStart {
 
         /* The spec, copied: the caller's may be gone by the time we run. */
         JobSpec spec;
+        OwnerUsage *usage;              /* its owner's tally, counted as starting */
         char **argv, **env;
         char *cwd_copy, *owner;
         JobCredentials creds;

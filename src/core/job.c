@@ -53,6 +53,7 @@ void job_free(Engine *e, Job *j) {
         list_unlink(&e->drains, &j->drain);
         list_unlink(&e->rearms, &j->rearm_node);
         job_hash_remove(e, j);
+        owner_usage_detach(e, j);
         safe_close(j->pidfd);
         safe_close(j->pipe_fd[0]);
         safe_close(j->pipe_fd[1]);
@@ -147,6 +148,8 @@ int job_hash_add(Engine *e, Job *j) {
                 if (r < 0)
                         return r;
         }
+        if (owner_usage_attach(e, j) < 0)
+                return -ENOMEM;
         size_t k = id_hash(&j->st.id, e->n_buckets);
         j->hash_next = e->hash[k];
         e->hash[k] = j;

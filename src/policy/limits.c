@@ -30,7 +30,8 @@
 
 bool limits_bounds_empty(const LimitsBounds *b) {
         return !b->cpu_millis && !b->memory_max && !b->pids_max && !b->io_read_bps && !b->io_write_bps &&
-               !b->default_cpu_millis && !b->default_memory_max && !b->default_pids_max;
+               !b->default_cpu_millis && !b->default_memory_max && !b->default_pids_max && !b->max_jobs &&
+               !b->max_output;
 }
 
 static uint64_t pick(uint64_t asked, uint64_t def) {
@@ -83,5 +84,18 @@ int limits_apply_bounds(const LimitsBounds *b, const char *user, const LimitsReq
         l.n_io = req->n_io;
         l.io = NULL;
         *ret = l;
+        return 0;
+}
+
+int limits_check_usage(const LimitsBounds *b, const char *user, uint64_t running, uint64_t output, char **ret_message) {
+        char x[32];
+
+        if (b->max_jobs && running >= b->max_jobs)
+                return replace_message(ret_message, -EDQUOT, "%s already runs %" PRIu64 " job%s (max-jobs=%" PRIu64 ")",
+                                       user, running, running == 1 ? "" : "s", b->max_jobs);
+        if (b->max_output && output >= b->max_output)
+                return replace_message(ret_message, -EDQUOT, "the jobs of %s already keep %" PRIu64 " bytes of output "
+                                       "(max-output=%s; finished jobs count until retention removes them)",
+                                       user, output, limits_format_size(b->max_output, x));
         return 0;
 }

@@ -46,6 +46,10 @@ typedef struct LimitsBounds {
         uint32_t default_cpu_millis;
         uint64_t default_memory_max;
         uint64_t default_pids_max;
+        /* Bounds of all the user's jobs together, checked at Start (rpc)
+         * against the engine's per-owner tally (engine_owner_usage()). */
+        uint64_t max_jobs;      /* running (or starting) at once */
+        uint64_t max_output;    /* bytes of output kept, running and retained jobs */
 } LimitsBounds;
 
 bool limits_bounds_empty(const LimitsBounds *b);
@@ -59,5 +63,12 @@ bool limits_bounds_empty(const LimitsBounds *b);
  * "alice may use at most 1 CPU (asked 2)". The io devices are not resolved
  * here (the engine does, off its thread: core/iodev.h); ret->io is NULL.
  */
+/* The identity bounds (max-jobs=, max-output=) against what user's jobs use
+ * now: running jobs (starting ones included) and bytes of output kept.
+ * -EDQUOT when a Start must wait, with a malloc()ed *ret_message like
+ * "alice already runs 8 jobs (max-jobs=8)". */
+int limits_check_usage(const LimitsBounds *bounds, const char *user, uint64_t running, uint64_t output_bytes,
+                       char **ret_message);
+
 int limits_apply_bounds(const LimitsBounds *bounds, const char *user, const LimitsRequest *req,
                         JobLimits *ret, LimitsIoRequest ret_io[static LIMITS_IO_MAX], char **ret_message);

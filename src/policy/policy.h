@@ -17,10 +17,17 @@
  *
  * KEY=VALUE words are the user's resource bounds and defaults (keys in
  * policy.c's table: cpu, memory, pids, io-read-bps, io-write-bps,
- * default-cpu, default-memory, default-pids). They hold per user, like
+ * default-cpu, default-memory, default-pids, max-jobs, max-output). The
+ * last two bound an identity's jobs together (running at once; bytes of
+ * output kept), the others each job. They hold per user, like
  * RUN-AS: a key may be written on several of a user's lines only with the
  * same value, so the order of lines never matters. Account names cannot
  * contain '=', so the grammar is unambiguous.
+ *
+ * Loading costs time linear in the file: each line is checked against its
+ * user's summary (PolicyUser), found by hash, never against earlier lines.
+ * The size, rule and account counts are bounded (POLICY_*_MAX) so that a
+ * reload's cost is too.
  *
  * Parsing is pure (no lookups, no I/O except policy_load() reading the file),
  * so the parser can be fuzzed; policy_resolve_accounts() then looks the
@@ -34,10 +41,13 @@
 #include "core/engine.h"
 #include "policy/limits.h"
 #include "shared/macro.h"
+#include "shared/strmap.h"
 
 #define POLICY_DEFAULT_RUN_AS "nobody"
 #define POLICY_FILE_MAX (16u * 1024u * 1024u) /* bytes */
 #define POLICY_NAME_MAX 255u                   /* USER / RUN-AS, bytes */
+#define POLICY_RULES_MAX 100000u               /* lines with a rule */
+#define POLICY_ACCOUNTS_MAX 1024u              /* distinct RUN-AS accounts (one user database lookup each) */
 
 typedef enum PolicyEntity {
         POLICY_ENTITY_SELF,
@@ -65,6 +75,20 @@ typedef struct PolicyRule {
         unsigned line;
 } PolicyRule;
 
+/* All lines of one user merged: what lookups read. */
+typedef struct PolicyUser {
+        char *name;
+        unsigned perms_own;     /* permissions on the user's own jobs */
+        unsigned perms_all;     /* on every job */
+        const char *run_as;     /* borrowed from the first rule naming it, NULL: default */
+        unsigned run_as_line;
+        unsigned first_line;
+        LimitsBounds bounds;
+        unsigned bounds_set;    /* bit per key, as PolicyRule */
+        unsigned bound_line[16];/* where each set key was first given */
+        size_t account;         /* index in Policy.accounts once resolved */
+} PolicyUser;
+
 /* A resolved RUN-AS account. */
 typedef struct PolicyAccount {
         char *name;
@@ -78,14 +102,19 @@ typedef struct PolicyAccount {
 typedef struct Policy {
         PolicyRule *rules;
         size_t n_rules;
+        PolicyUser *users;         /* one per distinct USER, in order of first line */
+        size_t n_users;
+        StrMap by_user;            /* name -> index + 1 in users */
         PolicyAccount *accounts;   /* filled by policy_resolve_accounts() */
         size_t n_accounts;
+        StrMap by_account;         /* name -> index + 1 in accounts */
 } Policy;
 
 /* Parses text (size bytes, need not be NUL-terminated). origin names the
  * source in messages (a file name). On -EINVAL (syntax) or -ENOMEM returns
  * the error and, if ret_error, a malloc()ed one-line message like
- * "policy.conf:3: unknown role 'admin' (expected task-manager or analyst)". */
+ * "policy.conf:3: unknown role 'admin' (expected task-manager or analyst)".
+ * More than POLICY_RULES_MAX rules: -E2BIG, with a message naming the limit. */
 int policy_parse(const char *text, size_t size, const char *origin, Policy **ret, char **ret_error);
 
 /* Reads and parses path (not resolving accounts). Errors as above plus the
@@ -94,7 +123,8 @@ int policy_load(const char *path, Policy **ret, char **ret_error);
 
 /* Looks every RUN-AS account (and the default, when some user needs it) up:
  * uid, gid, home, supplementary groups. -ENOENT with a message naming the
- * account and the line if one does not exist. */
+ * account and the line if one does not exist; -E2BIG (message naming the
+ * limit) if the users need more than POLICY_ACCOUNTS_MAX accounts. */
 int policy_resolve_accounts(Policy *p, const char *origin, char **ret_error);
 
 Policy *policy_free(Policy *p);

@@ -91,14 +91,13 @@ static void on_started(Engine *e, int r, const JobId *id, const JobStartError *e
 /* The policy's bounds and defaults for c's Start into *limits; the engine
  * resolves the io devices (as the job's account sees the paths). false: c
  * was answered. */
-static bool start_limits(RpcCall *c, JobLimits *limits, LimitsIoRequest io_req[static LIMITS_IO_MAX]) {
+static bool start_limits(RpcCall *c, const LimitsBounds *bounds, JobLimits *limits,
+                         LimitsIoRequest io_req[static LIMITS_IO_MAX]) {
         Server *s = c->server;
-        LimitsBounds bounds = {};
         _cleanup_free_ char *message = NULL;
         int r;
 
-        (void) policy_bounds(s->policy, c->identity, &bounds);
-        r = limits_apply_bounds(&bounds, c->identity, &c->request->limits, limits, io_req, &message);
+        r = limits_apply_bounds(bounds, c->identity, &c->request->limits, limits, io_req, &message);
         if (r == -EACCES) {
                 report_denied(s, c, "start a job with these limits", NULL);
                 call_finish(c, GRPC_STATUS_PERMISSION_DENIED, message, NULL);
@@ -114,6 +113,29 @@ static bool start_limits(RpcCall *c, JobLimits *limits, LimitsIoRequest io_req[s
         return true;
 }
 
+/* The identity's max-jobs= and max-output= against what its jobs use now
+ * (the engine's per-owner tally). false: c was answered. */
+static bool start_usage(Engine *e, RpcCall *c, const LimitsBounds *bounds) {
+        _cleanup_free_ char *message = NULL;
+        unsigned running;
+        uint64_t output;
+        int r;
+
+        if (!bounds->max_jobs && !bounds->max_output)
+                return true;
+        engine_owner_usage(e, c->identity, &running, &output);
+        r = limits_check_usage(bounds, c->identity, running, output, &message);
+        if (r == -EDQUOT) {
+                call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, message, NULL);
+                return false;
+        }
+        if (r < 0) {
+                handlers_finish_error(c, r, "cannot check the limits");
+                return false;
+        }
+        return true;
+}
+
 /* Authorizes, applies the policy's bounds, and hands the start to the
  * engine, which answers through on_started(): the io device paths, HOME and
  * the cwd are looked at off the engine thread (a hung path stalls nothing). */
@@ -121,6 +143,7 @@ static void handle_start(Engine *e, RpcCall *c) {
         Server *s = c->server;
         const Request *req = c->request;
         JobCredentials creds;
+        LimitsBounds bounds = {};
         LimitsIoRequest io_req[LIMITS_IO_MAX];
         JobLimits limits;
         JobSpec spec;
@@ -148,7 +171,8 @@ static void handle_start(Engine *e, RpcCall *c) {
                 call_finishf(c, GRPC_STATUS_INTERNAL, "no account to run jobs of '%s' as", c->identity);
                 return;
         }
-        if (!start_limits(c, &limits, io_req))
+        (void) policy_bounds(s->policy, c->identity, &bounds);
+        if (!start_limits(c, &bounds, &limits, io_req) || !start_usage(e, c, &bounds))
                 return;
 
         spec = (JobSpec) {
@@ -160,6 +184,7 @@ static void handle_start(Engine *e, RpcCall *c) {
                 .limits = &limits,
                 .cgroup_fd = -1,
                 .isolate = req->isolate,
+                .owner_output_max = bounds.max_output,
         };
         r = engine_start_job(e, &spec, on_started, call_ref(c));
         if (r < 0) {

@@ -201,12 +201,39 @@ static void test_apply_bounds(void **state) {
         assert_null(m);
 }
 
+/* max-jobs= and max-output= against what the identity's jobs use. */
+static void test_check_usage(void **state) {
+        LimitsBounds b = { .max_jobs = 8, .max_output = 1ULL << 20 };
+        LimitsBounds none = {};
+        char *m = NULL;
+
+        assert_int_equal(limits_check_usage(&b, "alice", 7, (1ULL << 20) - 1, &m), 0);
+        assert_null(m);
+        assert_int_equal(limits_check_usage(&b, "alice", 8, 0, &m), -EDQUOT);
+        assert_string_equal(m, "alice already runs 8 jobs (max-jobs=8)");
+        free(m);
+        m = NULL;
+        b.max_jobs = 1;
+        assert_int_equal(limits_check_usage(&b, "alice", 1, 0, &m), -EDQUOT);
+        assert_string_equal(m, "alice already runs 1 job (max-jobs=1)");
+        free(m);
+        m = NULL;
+        assert_int_equal(limits_check_usage(&b, "alice", 0, 1ULL << 20, &m), -EDQUOT);
+        assert_string_equal(m, "the jobs of alice already keep 1048576 bytes of output (max-output=1M; "
+                               "finished jobs count until retention removes them)");
+        free(m);
+        m = NULL;
+        assert_int_equal(limits_check_usage(&none, "alice", 100000, UINT64_MAX, &m), 0);
+        assert_null(m);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_cpu),
                 cmocka_unit_test(test_parse_size),
                 cmocka_unit_test(test_format),
                 cmocka_unit_test(test_apply_bounds),
+                cmocka_unit_test(test_check_usage),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

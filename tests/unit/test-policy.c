@@ -325,6 +325,105 @@ static void test_bounds_errors(void **state) {
         parse_fails("alice self task-manager =1\n", "unknown bound ''");
 }
 
+/* Builds a policy of n users "uNNNNNNN self task-manager", one line each,
+ * plus tail; malloc()ed. */
+static char *many_users(unsigned n, const char *tail, size_t *ret_size) {
+        size_t cap = (size_t) n * 40 + strlen(tail) + 1, k = 0;
+        char *s = malloc(cap);
+
+        assert_non_null(s);
+        for (unsigned i = 0; i < n; i++)
+                k += (size_t) snprintf(s + k, cap - k, "u%07u self task-manager\n", i);
+        k += (size_t) snprintf(s + k, cap - k, "%s", tail);
+        *ret_size = k;
+        return s;
+}
+
+/* 50,000 users parse and resolve, and every lookup still answers right
+ * (no timing here: the load time is bench-policy's figure). */
+static void test_scale(void **state) {
+        size_t size;
+        char *text = many_users(50000, "u0049999 all analyst root max-jobs=3\n", &size);
+        Policy *p = NULL;
+        char *error = NULL;
+        JobCredentials c;
+        LimitsBounds b;
+
+        assert_int_equal(policy_parse(text, size, "big.conf", &p, &error), 0);
+        assert_int_equal(p->n_rules, 50001);
+        assert_int_equal(p->n_users, 50000);
+        assert_int_equal(policy_resolve_accounts(p, "big.conf", &error), 0);
+        assert_int_equal(p->n_accounts, 2); /* nobody and root: one lookup each */
+        /* the last user: both lines merged */
+        assert_int_equal(policy_permissions(p, "u0049999", NULL),
+                         POLICY_PERMISSION_START_STOP | POLICY_PERMISSION_STATUS_OUTPUT);
+        assert_int_equal(policy_permissions(p, "u0049999", "u0000001"), POLICY_PERMISSION_STATUS_OUTPUT);
+        assert_string_equal(policy_run_as(p, "u0049999"), "root");
+        assert_int_equal(policy_credentials(p, "u0049999", &c), 0);
+        assert_int_equal(c.uid, 0);
+        assert_int_equal(policy_bounds(p, "u0049999", &b), 0);
+        assert_int_equal(b.max_jobs, 3);
+        /* the first and one in the middle */
+        assert_int_equal(policy_permissions(p, "u0000000", "u0000001"), 0);
+        assert_int_equal(policy_permissions(p, "u0025000", NULL),
+                         POLICY_PERMISSION_START_STOP | POLICY_PERMISSION_STATUS_OUTPUT);
+        assert_string_equal(policy_run_as(p, "u0025000"), POLICY_DEFAULT_RUN_AS);
+        assert_true(policy_knows(p, "u0000000"));
+        assert_false(policy_knows(p, "u0050000"));
+        assert_false(policy_knows(p, "u004999"));
+        policy_free(p);
+        free(text);
+
+        /* a conflict on the last line still names the first one */
+        text = many_users(50000, "u0000000 all analyst root\nu0000000 self analyst daemon\n", &size);
+        assert_int_equal(policy_parse(text, size, "big.conf", &p, &error), -EINVAL);
+        assert_string_equal(error, "big.conf:50002: user 'u0000000' has RUN-AS 'root' on line 50001 and another one here");
+        free(error);
+        free(text);
+}
+
+/* More rules than POLICY_RULES_MAX: refused, naming the limit. */
+static void test_rules_max(void **state) {
+        size_t size;
+        char *text = many_users(POLICY_RULES_MAX, "x self analyst\n", &size);
+        Policy *p = NULL;
+        char *error = NULL;
+
+        assert_int_equal(policy_parse(text, size, "big.conf", &p, &error), -E2BIG);
+        assert_null(p);
+        assert_string_equal(error, "big.conf:100001: too many rules (the limit is 100000 lines with a rule)");
+        free(error);
+        /* exactly the limit is fine */
+        assert_int_equal(policy_parse(text, size - strlen("x self analyst\n"), "big.conf", &p, &error), 0);
+        assert_int_equal(p->n_rules, POLICY_RULES_MAX);
+        policy_free(p);
+        free(text);
+}
+
+/* max-jobs= and max-output=: per identity, the shared grammars. */
+static void test_identity_bounds(void **state) {
+        Policy *p = parse_ok("alice self task-manager max-jobs=8 max-output=1G\n"
+                             "alice all analyst max-jobs=8\n"
+                             "bob all analyst max-output=512K\n");
+        LimitsBounds b = bounds_of(p, "alice");
+
+        assert_int_equal(b.max_jobs, 8);
+        assert_int_equal(b.max_output, 1ULL << 30);
+        b = bounds_of(p, "bob");
+        assert_int_equal(b.max_jobs, 0);
+        assert_int_equal(b.max_output, 512ULL << 10);
+        policy_free(p);
+
+        parse_fails("alice self task-manager max-jobs=0\n",
+                    "test.conf:1: invalid value '0' for 'max-jobs': expected a number from 1 to 4194304");
+        parse_fails("alice self task-manager max-jobs=2G\n", "invalid value '2G' for 'max-jobs'");
+        parse_fails("alice self task-manager max-output=10X\n",
+                    "invalid value '10X' for 'max-output': expected a size greater than 0");
+        parse_fails("alice self task-manager max-output=1M\nalice all analyst max-output=2M\n",
+                    "test.conf:2: user 'alice' has max-output=1M on line 1 and max-output=2M here");
+        parse_fails("alice self task-manager max-job=1\n", "default-pids, max-jobs or max-output)");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_example),
@@ -336,6 +435,9 @@ int main(void) {
                 cmocka_unit_test(test_resolve),
                 cmocka_unit_test(test_bounds),
                 cmocka_unit_test(test_bounds_errors),
+                cmocka_unit_test(test_scale),
+                cmocka_unit_test(test_rules_max),
+                cmocka_unit_test(test_identity_bounds),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
