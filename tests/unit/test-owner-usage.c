@@ -14,23 +14,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "../helpers/proc-util.h"
+#include "../helpers/engine-test-util.h"
 #include "core/engine.h"
 
 static const char *testprog;
-
-static char *make_state_dir(void) {
-        char tmpl[] = "/tmp/jw-test-owner-XXXXXX";
-        char *d = mkdtemp(tmpl);
-        assert_non_null(d);
-        return strdup(d);
-}
-
-static void rm_rf(const char *path) {
-        char cmd[512];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
-        assert_int_equal(system(cmd), 0);
-}
 
 static Engine *engine_at(const char *dir, unsigned retain) {
         Engine *e = NULL;
@@ -47,20 +34,6 @@ static JobId start(Engine *e, const char *owner, uint64_t output_max, const char
         if (engine_start_job_wait(e, &spec, &id, &err) < 0)
                 fail_msg("start %s: %s", argv[0], err.message);
         return id;
-}
-
-static JobStatus wait_job(Engine *e, const JobId *id) {
-        uint64_t until = mono_ms() + 30000;
-        JobStatus s;
-
-        for (;;) {
-                assert_int_equal(engine_get_status(e, id, &s), 0);
-                if (s.state != JOB_STATE_RUNNING)
-                        return s;
-                if (mono_ms() > until)
-                        fail_msg("job did not end within 30 s");
-                assert_int_equal(engine_run_once(e, 100000), 0);
-        }
 }
 
 static unsigned running_of(Engine *e, const char *owner) {
@@ -84,7 +57,7 @@ static void started(Engine *e, int r, const JobId *id, const JobStartError *err,
 /* Running jobs count per owner from the moment a start is asked for until
  * the job ended; other owners are not touched. */
 static void test_running(void **state) {
-        char *dir = make_state_dir();
+        char *dir = make_state_dir("owner");
         Engine *e = engine_at(dir, 0);
         const char *sleep_argv[] = { "/bin/sleep", "30", NULL };
         JobSpec spec = { .argv = sleep_argv, .owner = "alice", .cgroup_fd = -1 };
@@ -113,7 +86,7 @@ static void test_running(void **state) {
                 assert_int_equal(running_of(e, "alice"), 2);
         }
         assert_int_equal(engine_stop_job(e, &a, 0), 0);
-        (void) wait_job(e, &a);
+        (void) wait_job(e, &a, 30000);
         assert_int_equal(running_of(e, "alice"), 1);
         assert_int_equal(engine_stop_all(e, 0), 1);
         while (running_of(e, "alice") > 0) {
@@ -129,20 +102,20 @@ static void test_running(void **state) {
  * max-output a job's output is dropped and it says truncated; retention
  * gives the bytes back; a restarted engine counts what it loaded. */
 static void test_output(void **state) {
-        char *dir = make_state_dir();
+        char *dir = make_state_dir("owner");
         Engine *e = engine_at(dir, 2);
         const char *w3000[] = { testprog, "zeros", "3000", NULL };
         JobId a, b, c, d;
         JobStatus s;
 
         a = start(e, "alice", 5000, w3000);
-        s = wait_job(e, &a);
+        s = wait_job(e, &a, 30000);
         assert_int_equal(s.stdout_bytes, 3000);
         assert_false(s.truncated);
         assert_int_equal(output_of(e, "alice"), 3000);
 
         b = start(e, "alice", 5000, w3000);
-        s = wait_job(e, &b);
+        s = wait_job(e, &b, 30000);
         assert_int_equal(s.stdout_bytes, 2000); /* 5000 - 3000 */
         assert_true(s.truncated);
         assert_int_equal(s.dropped_bytes, 1000);
@@ -151,7 +124,7 @@ static void test_output(void **state) {
         /* bob's jobs are his own; retention (2 finished jobs) removes
          * alice's first job: its 3000 bytes come back */
         c = start(e, "bob", 5000, w3000);
-        s = wait_job(e, &c);
+        s = wait_job(e, &c, 30000);
         assert_int_equal(s.stdout_bytes, 3000);
         assert_false(s.truncated);
         assert_int_equal(output_of(e, "bob"), 3000);
@@ -160,7 +133,7 @@ static void test_output(void **state) {
 
         /* and then the second */
         d = start(e, "bob", 0, w3000);
-        (void) wait_job(e, &d);
+        (void) wait_job(e, &d, 30000);
         assert_int_equal(engine_get_status(e, &a, &s), -ENOENT);
         assert_int_equal(engine_get_status(e, &b, &s), -ENOENT);
         assert_int_equal(output_of(e, "alice"), 0);
