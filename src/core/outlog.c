@@ -153,9 +153,9 @@ ssize_t outlog_append_splice(int fd, uint64_t *pos, JobStream stream, int pipe_f
         return n;
 }
 
-int outlog_scan(int fd, bool repair, uint64_t *ret_end, uint64_t *ret_stdout, uint64_t *ret_stderr) {
+int outlog_scan_from(int fd, bool repair, const OutlogScan *from, OutlogScan *ret) {
         char magic[OUTLOG_HEADER_SIZE];
-        uint64_t pos = OUTLOG_HEADER_SIZE, n_out = 0, n_err = 0;
+        OutlogScan at = { .end = OUTLOG_HEADER_SIZE };
         struct stat st;
         int r;
 
@@ -164,8 +164,15 @@ int outlog_scan(int fd, bool repair, uint64_t *ret_end, uint64_t *ret_stdout, ui
         r = pread_all(fd, magic, sizeof(magic), 0);
         if (r < 0 || memcmp(magic, outlog_magic, sizeof(magic)) != 0)
                 return -EBADMSG;
+        if (from && from->end >= OUTLOG_HEADER_SIZE) {
+                if (from->end > (uint64_t) st.st_size)
+                        return -ERANGE;
+                at.end = from->end;
+                at.stdout_bytes = from->stdout_bytes;
+                at.stderr_bytes = from->stderr_bytes;
+        }
 
-        for (;;) {
+        for (uint64_t pos = at.end;;) {
                 uint8_t h[OUTLOG_RECORD_HEADER_SIZE];
                 uint32_t size;
                 JobStream s;
@@ -177,18 +184,30 @@ int outlog_scan(int fd, bool repair, uint64_t *ret_end, uint64_t *ret_stdout, ui
                 if (pos + sizeof(h) + size > (uint64_t) st.st_size)
                         break;
                 pos += sizeof(h) + size;
+                at.scanned += sizeof(h) + size;
+                at.end = pos;
+                at.records++;
                 if (s == JOB_STREAM_STDOUT)
-                        n_out += size;
+                        at.stdout_bytes += size;
                 else
-                        n_err += size;
+                        at.stderr_bytes += size;
         }
 
-        if (repair && pos < (uint64_t) st.st_size && ftruncate(fd, (off_t) pos) < 0)
+        if (repair && at.end < (uint64_t) st.st_size && ftruncate(fd, (off_t) at.end) < 0)
                 return -errno;
+        *ret = at;
+        return 0;
+}
 
-        *ret_end = pos;
-        *ret_stdout = n_out;
-        *ret_stderr = n_err;
+int outlog_scan(int fd, bool repair, uint64_t *ret_end, uint64_t *ret_stdout, uint64_t *ret_stderr) {
+        OutlogScan got;
+        int r = outlog_scan_from(fd, repair, NULL, &got);
+
+        if (r < 0)
+                return r;
+        *ret_end = got.end;
+        *ret_stdout = got.stdout_bytes;
+        *ret_stderr = got.stderr_bytes;
         return 0;
 }
 

@@ -44,6 +44,21 @@ ssize_t outlog_append_splice(int fd, uint64_t *pos, JobStream stream, int pipe_f
  * `repair` is set. -EBADMSG if the file header is wrong. */
 int outlog_scan(int fd, bool repair, uint64_t *ret_end, uint64_t *ret_stdout, uint64_t *ret_stderr);
 
+/* Where a scan stands: a record boundary and what lies before it. */
+typedef struct OutlogScan {
+        uint64_t end;           /* end of the last complete record */
+        uint64_t stdout_bytes, stderr_bytes;
+        uint64_t records;       /* records walked by this scan */
+        uint64_t scanned;       /* bytes walked by this scan */
+} OutlogScan;
+
+/* outlog_scan() that starts at from->end, a record boundary known from
+ * before (a checkpoint) with the byte counts before it, instead of at the
+ * start; from->end below OUTLOG_HEADER_SIZE means from the start.
+ * -ERANGE when from->end lies past the end of the file (then the
+ * checkpoint is not of this file: scan from the start). */
+int outlog_scan_from(int fd, bool repair, const OutlogScan *from, OutlogScan *ret);
+
 /* A reader's position: the next byte to read. */
 typedef struct OutlogCursor {
         uint64_t pos;          /* file offset of the next record header, or of data inside rec */
