@@ -32,6 +32,18 @@
 #include "core/engine-internal.h"
 #include "shared/macro.h"
 
+/* The log open for appending, its version known. */
+static int job_log_writable(Engine *e, Job *j) {
+        int r = job_open_log(e, j);
+
+        if (r >= 0 && j->log_version == 0) {
+                r = outlog_version(j->log_fd);
+                if (r > 0)
+                        j->log_version = (uint8_t) r;
+        }
+        return r < 0 ? r : 0;
+}
+
 int job_open_log(Engine *e, Job *j) {
         char path[JOB_ID_STRING_MAX + 16], dir[JOB_ID_STRING_MAX];
 
@@ -70,9 +82,9 @@ static void job_capture(Engine *e, Job *j, JobStream stream, const uint8_t *data
                 take = kept >= e->output_cap ? 0 : (size_t) (e->output_cap - kept);
 
         if (take > 0) {
-                int r = job_open_log(e, j);
+                int r = job_log_writable(e, j);
                 if (r >= 0)
-                        r = outlog_append(j->log_fd, &j->log_size, stream, data, take);
+                        r = outlog_append(j->log_fd, j->log_version, &j->log_size, stream, data, take);
                 if (r < 0) {
                         /* Disk full or similar: keep the job running, drop the
                          * rest, and say so in the status. */
@@ -100,10 +112,10 @@ static ssize_t job_capture_splice(Engine *e, Job *j, int i) {
         JobStream stream = i == 0 ? JOB_STREAM_STDOUT : JOB_STREAM_STDERR;
         uint64_t kept = j->st.stdout_bytes + j->st.stderr_bytes;
         size_t want = (size_t) MIN((uint64_t) ENGINE_BUFFER_SIZE, e->output_cap - kept);
-        int r = job_open_log(e, j);
+        int r = job_log_writable(e, j);
         if (r < 0)
                 return r;
-        ssize_t n = outlog_append_splice(j->log_fd, &j->log_size, stream, j->pipe_fd[i], want);
+        ssize_t n = outlog_append_splice(j->log_fd, j->log_version, &j->log_size, stream, j->pipe_fd[i], want);
 
         if (n > 0) {
                 if (stream == JOB_STREAM_STDOUT)

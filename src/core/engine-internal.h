@@ -88,6 +88,7 @@ struct Job {
                                  * the job ended and nobody reads it */
         uint64_t log_size;      /* end of the last complete record */
         bool log_failed;        /* a write to the log failed: rest dropped */
+        uint8_t log_version;    /* OUTLOG_V*, read from the file before the first append; 0 */
         uint64_t checkpoint_size;    /* log_size at the last checkpoint status write */
         uint64_t checkpoint_records; /* records appended since then */
 
