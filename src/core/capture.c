@@ -217,13 +217,16 @@ static const struct __kernel_timespec batch_delay_ts = {
 };
 
 /* After a drain that found the pipe empty: watch it again at once, or, for
- * the second tiny read in a row, after the batching delay. */
+ * the second tiny read in a row, after the batching delay. A look that
+ * found nothing at all means the writer went quiet: poll, so an idle pipe
+ * costs no timer and its next write is read the moment it comes. */
 static void job_wait_pipe(Engine *e, Job *j, int i, uint64_t got) {
         uint64_t now = now_usec(CLOCK_MONOTONIC);
-        bool busy = got < BATCH_TINY && j->last_tiny[i] > 0 && now - j->last_tiny[i] < BATCH_WINDOW_USEC;
+        bool tiny = got > 0 && got < BATCH_TINY;
+        bool busy = tiny && j->last_tiny[i] > 0 && now - j->last_tiny[i] < BATCH_WINDOW_USEC;
         struct io_uring_sqe *sqe;
 
-        if (got < BATCH_TINY)
+        if (tiny)
                 j->last_tiny[i] = now;
         if (busy && (sqe = engine_get_sqe(e, NULL))) {
                 /* The kernel only reads it (a const object is never written). */

@@ -138,12 +138,14 @@ static void test_one_byte_writer_is_batched_read(void **state) {
         run_drip(false);
 }
 
-/* Tiny writes 100 ms apart (a prompt, an echo): each is read when it comes,
- * as its own record, and no batching delay is ever armed. */
+/* Tiny writes 200 ms apart (a prompt, an echo): each is read when it comes,
+ * as its own record, and no batching delay is ever armed. (200 ms, ten
+ * times the 20 ms window: only a stall of the test of ~180 ms could make
+ * two reads look close.) */
 static void test_quiet_tiny_writes_are_not_delayed(void **state) {
         char *dir = make_state_dir();
         Engine *e = engine_at(dir, true);
-        const char *argv[] = { testprog, "drip", "5", "12", "100", NULL };
+        const char *argv[] = { testprog, "drip", "5", "12", "200", NULL };
 
         JobId id = start(e, argv);
         JobStatus st = wait_job(e, &id, 30000);
@@ -154,6 +156,38 @@ static void test_quiet_tiny_writes_are_not_delayed(void **state) {
         assert_int_equal(scan.records, 5);
         assert_int_equal(e->batch_delays, 0);
         close(fd);
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
+/* A tiny writer (a byte a millisecond) that goes quiet: once a look finds
+ * the pipe empty, it is polled again (no timer keeps firing on an idle
+ * pipe: before, 58 delays in 300 ms of silence). */
+static void test_idle_after_burst_arms_no_timers(void **state) {
+        char *dir = make_state_dir();
+        Engine *e = engine_at(dir, true);
+        char script[512];
+
+        snprintf(script, sizeof(script), "'%s' drip 200 13 1; exec sleep 2", testprog);
+        const char *argv[] = { "/bin/sh", "-c", script, NULL };
+        JobId id = start(e, argv);
+        uint64_t until = mono_ms() + 30000;
+        JobStatus s;
+        do {
+                assert_true(mono_ms() < until);
+                assert_int_equal(engine_run_once(e, 100000), 0);
+                assert_int_equal(engine_get_status(e, &id, &s), 0);
+        } while (s.stdout_bytes < 200);
+        uint64_t d0 = e->batch_delays;
+        /* 300 ms of an idle pipe: at 5 ms a delay, a timer loop would arm ~60. */
+        for (uint64_t end = mono_ms() + 300; mono_ms() < end;)
+                assert_int_equal(engine_run_once(e, 50000), 0);
+        print_message("delays: %llu in the burst, %llu while idle\n", (unsigned long long) d0,
+                      (unsigned long long) (e->batch_delays - d0));
+        assert_true(e->batch_delays - d0 <= 2);
+        assert_int_equal(engine_stop_job(e, &id, 0), 0);
+        wait_job(e, &id, 10000);
         engine_free(e);
         rm_rf(dir);
         free(dir);
@@ -227,6 +261,7 @@ int main(void) {
                 cmocka_unit_test(test_one_byte_writer_is_batched_splice),
                 cmocka_unit_test(test_one_byte_writer_is_batched_read),
                 cmocka_unit_test(test_quiet_tiny_writes_are_not_delayed),
+                cmocka_unit_test(test_idle_after_burst_arms_no_timers),
                 cmocka_unit_test(test_restart_scans_from_checkpoint),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
