@@ -14,6 +14,14 @@
  * cache: on 6.1 a buffered ext4 write submitted to the ring is punted to an
  * io-wq worker thread anyway, which would cost a thread hop and a buffer per
  * write in flight for the same copy.
+ *
+ * A job that keeps its pipe busy with tiny writes (one byte at a time) would
+ * otherwise cost a wake-up, a read and a log record per write: measured
+ * before, 9.07 s of daemon CPU in 10 s and a log 1.79x its data. So a tiny
+ * read (under BATCH_TINY bytes) that follows another within BATCH_WINDOW_USEC
+ * does not re-arm the poll at once but after BATCH_DELAY_USEC, and the next
+ * read takes what piled up meanwhile as one record. Output after a quiet
+ * spell (a prompt, an echo) is still read the moment it arrives.
  */
 
 #include <errno.h>
@@ -24,6 +32,18 @@
 #include "core/engine-internal.h"
 #include "shared/macro.h"
 
+/* The log open for appending, its version known. */
+static int job_log_writable(Engine *e, Job *j) {
+        int r = job_open_log(e, j);
+
+        if (r >= 0 && j->log_version == 0) {
+                r = outlog_version(j->log_fd);
+                if (r > 0)
+                        j->log_version = (uint8_t) r;
+        }
+        return r < 0 ? r : 0;
+}
+
 int job_open_log(Engine *e, Job *j) {
         char path[JOB_ID_STRING_MAX + 16], dir[JOB_ID_STRING_MAX];
 
@@ -33,6 +53,22 @@ int job_open_log(Engine *e, Job *j) {
         snprintf(path, sizeof(path), "%s/output", dir);
         j->log_fd = openat(e->jobs_fd, path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
         return j->log_fd < 0 ? -errno : 0;
+}
+
+/* The status is written again (a checkpoint: it holds log_size and the byte
+ * counts) every CHECKPOINT_BYTES of log or CHECKPOINT_RECORDS records, so a
+ * daemon that dies leaves its successor at most that much log to scan. One
+ * small file rename per 16 MiB is noise beside the 16 MiB. */
+#define CHECKPOINT_BYTES (16u * 1024u * 1024u)
+#define CHECKPOINT_RECORDS 65536u
+
+static void job_appended(Engine *e, Job *j) {
+        j->checkpoint_records++;
+        if (j->log_size - j->checkpoint_size < CHECKPOINT_BYTES && j->checkpoint_records < CHECKPOINT_RECORDS)
+                return;
+        j->checkpoint_size = j->log_size;
+        j->checkpoint_records = 0;
+        (void) job_write_status(e, j); /* a failed checkpoint only costs a longer scan */
 }
 
 /* Appends what a pipe gave us, honouring the output cap. */
@@ -47,19 +83,22 @@ static void job_capture(Engine *e, Job *j, JobStream stream, const uint8_t *data
         take = owner_usage_room(j, take); /* the owner's max-output= */
 
         if (take > 0) {
-                int r = job_open_log(e, j);
+                int r = job_log_writable(e, j);
                 if (r >= 0)
-                        r = outlog_append(j->log_fd, &j->log_size, stream, data, take);
+                        r = outlog_append(j->log_fd, j->log_version, &j->log_size, stream, data, take);
                 if (r < 0) {
                         /* Disk full or similar: keep the job running, drop the
                          * rest, and say so in the status. */
                         j->log_failed = true;
                         take = 0;
-                } else if (stream == JOB_STREAM_STDOUT)
-                        j->st.stdout_bytes += take;
-                else
-                        j->st.stderr_bytes += take;
-                owner_usage_output(j, take);
+                } else {
+                        if (stream == JOB_STREAM_STDOUT)
+                                j->st.stdout_bytes += take;
+                        else
+                                j->st.stderr_bytes += take;
+                        owner_usage_output(j, take);
+                        job_appended(e, j);
+                }
         }
         if (take < n) {
                 j->st.truncated = true;
@@ -75,10 +114,10 @@ static ssize_t job_capture_splice(Engine *e, Job *j, int i) {
         JobStream stream = i == 0 ? JOB_STREAM_STDOUT : JOB_STREAM_STDERR;
         uint64_t kept = j->st.stdout_bytes + j->st.stderr_bytes;
         size_t want = owner_usage_room(j, (size_t) MIN((uint64_t) ENGINE_BUFFER_SIZE, e->output_cap - kept));
-        int r = job_open_log(e, j);
+        int r = job_log_writable(e, j);
         if (r < 0)
                 return r;
-        ssize_t n = outlog_append_splice(j->log_fd, &j->log_size, stream, j->pipe_fd[i], want);
+        ssize_t n = outlog_append_splice(j->log_fd, j->log_version, &j->log_size, stream, j->pipe_fd[i], want);
 
         if (n > 0) {
                 if (stream == JOB_STREAM_STDOUT)
@@ -86,6 +125,7 @@ static ssize_t job_capture_splice(Engine *e, Job *j, int i) {
                 else
                         j->st.stderr_bytes += (uint64_t) n;
                 owner_usage_output(j, (uint64_t) n);
+                job_appended(e, j);
                 job_wake_subscribers(e, j);
         }
         return n;
@@ -168,15 +208,59 @@ int job_drain_pipe(Engine *e, Job *j, int i, unsigned budget) {
         return DRAIN_MORE;
 }
 
+/* Bytes a pipe has given so far, kept or dropped. */
+static uint64_t job_bytes_read(const Job *j) {
+        return j->st.stdout_bytes + j->st.stderr_bytes + j->st.dropped_bytes;
+}
+
+/* The relative timeout of every batching delay: constant, so it outlives
+ * every request that points at it. */
+static const struct __kernel_timespec batch_delay_ts = {
+        .tv_sec = 0,
+        .tv_nsec = (long long) BATCH_DELAY_USEC * 1000,
+};
+
+/* After a drain that found the pipe empty: watch it again at once, or, for
+ * the second tiny read in a row, after the batching delay. A look that
+ * found nothing at all means the writer went quiet: poll, so an idle pipe
+ * costs no timer and its next write is read the moment it comes. */
+static void job_wait_pipe(Engine *e, Job *j, int i, uint64_t got) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        bool tiny = got > 0 && got < BATCH_TINY;
+        bool busy = tiny && j->last_tiny[i] > 0 && now - j->last_tiny[i] < BATCH_WINDOW_USEC;
+        struct io_uring_sqe *sqe;
+
+        if (tiny)
+                j->last_tiny[i] = now;
+        if (busy && (sqe = engine_get_sqe(e, NULL))) {
+                /* The kernel only reads it (a const object is never written). */
+                io_uring_prep_timeout(sqe, (struct __kernel_timespec *) &batch_delay_ts, 0, 0);
+                io_uring_sqe_set_data64(sqe, ring_ud(i == 0 ? OP_BATCH_OUT : OP_BATCH_ERR, j->slot, j->gen));
+                j->batch_armed[i] = true;
+                e->batch_delays++;
+                return;
+        }
+        if (engine_arm_poll(e, j->pipe_fd[i], POLLIN, i == 0 ? OP_PIPE_OUT : OP_PIPE_ERR, j) >= 0)
+                j->poll_armed[i] = true;
+        else
+                engine_rearm_later(e, j, i == 0 ? REARM_OUT : REARM_ERR);
+}
+
+void job_on_batch_timer(Engine *e, Job *j, int i) {
+        /* Not cancelled when the pipe closes: it ends within
+         * BATCH_DELAY_USEC and then finds no pipe. */
+        j->batch_armed[i] = false;
+        job_pipe_service(e, j, i, DRAIN_BUDGET);
+}
+
 void job_pipe_service(Engine *e, Job *j, int i, unsigned budget) {
-        if (j->pipe_fd[i] < 0 || j->poll_armed[i])
+        uint64_t before = job_bytes_read(j);
+
+        if (j->pipe_fd[i] < 0 || j->poll_armed[i] || j->batch_armed[i])
                 return;
         switch (job_drain_pipe(e, j, i, budget)) {
         case DRAIN_AGAIN:
-                if (engine_arm_poll(e, j->pipe_fd[i], POLLIN, i == 0 ? OP_PIPE_OUT : OP_PIPE_ERR, j) >= 0)
-                        j->poll_armed[i] = true;
-                else
-                        engine_rearm_later(e, j, i == 0 ? REARM_OUT : REARM_ERR);
+                job_wait_pipe(e, j, i, job_bytes_read(j) - before);
                 break;
         case DRAIN_MORE:
                 if (!j->drain.linked)

@@ -47,6 +47,8 @@ enum {
         OP_CGROUP,      /* cgroup.events changed (POLLPRI) */
         OP_TIMER,       /* an EngineTimer fired; gen = the arming */
         OP_UNLINK,      /* one unlink of a job directory removal; slot = the Removal */
+        OP_BATCH_OUT,   /* stdout's batching delay is over (capture.c) */
+        OP_BATCH_ERR,   /* stderr's batching delay is over */
         OP_IGNORE,      /* cancellations and the like */
 };
 
@@ -80,12 +82,17 @@ struct Job {
         int pipe_fd[2];         /* [0] stdout, [1] stderr read ends */
         bool poll_armed[2];
         bool pipe_big[2];
+        bool batch_armed[2];    /* a batching delay runs instead of a poll */
+        uint64_t last_tiny[2];  /* CLOCK_MONOTONIC usec of the last tiny read */
         bool pidfd_armed;
 
         int log_fd;             /* opened on first output or subscription; closed when
                                  * the job ended and nobody reads it */
         uint64_t log_size;      /* end of the last complete record */
         bool log_failed;        /* a write to the log failed: rest dropped */
+        uint8_t log_version;    /* OUTLOG_V*, read from the file before the first append; 0 */
+        uint64_t checkpoint_size;    /* log_size at the last checkpoint status write */
+        uint64_t checkpoint_records; /* records appended since then */
 
         /* The job's cgroup (st.has_cgroup) is opened only while it is being
          * emptied, so a running job holds three fds: pidfd and two pipes. */
@@ -194,6 +201,8 @@ struct Engine {
         bool freeing;           /* in engine_free() */
         EngineFaults faults;
         unsigned removal_errors; /* unlinks of a removal that failed (not ENOENT) */
+        uint64_t log_bytes_scanned; /* log bytes walked by store_load() (tests) */
+        uint64_t batch_delays;      /* batching delays armed (capture.c; tests) */
 };
 
 /* Small helpers -------------------------------------------------------------- */
@@ -263,6 +272,18 @@ void job_kill_and_record(Engine *e, Job *j);
 /* capture.c: pipes into the output log --------------------------------------- */
 
 enum { DRAIN_AGAIN, DRAIN_MORE, DRAIN_EOF };
+
+/* Batching of tiny reads (capture.c). 5 ms: a terminal echo or a prompt is
+ * not seen later than that even when it is batched (people notice some
+ * 50 ms), while a pipe kept busy by a 1-byte writer is looked at no more
+ * than ~200 times a second instead of once per byte. A writer fast enough
+ * to fill a 64 KiB pipe in 5 ms (13 MB/s) gives reads far above BATCH_TINY
+ * and is never delayed. */
+#define BATCH_DELAY_USEC 5000u
+#define BATCH_WINDOW_USEC 20000u /* two tiny reads closer than this: a busy pipe */
+#define BATCH_TINY 4096u          /* bytes: a read smaller than a page is tiny */
+/* The batching delay of pipe i is over: read what piled up. */
+void job_on_batch_timer(Engine *e, Job *j, int i);
 int job_open_log(Engine *e, Job *j);
 int job_drain_pipe(Engine *e, Job *j, int i, unsigned budget);
 void job_pipe_service(Engine *e, Job *j, int i, unsigned budget);

@@ -273,6 +273,10 @@ static void dispatch_job(Engine *e, unsigned op, Job *j, int res) {
                 job_pipe_service(e, j, i, DRAIN_BUDGET);
                 break;
         }
+        case OP_BATCH_OUT:
+        case OP_BATCH_ERR:
+                job_on_batch_timer(e, j, op == OP_BATCH_OUT ? 0 : 1);
+                break;
         case OP_CGROUP:
                 job_on_cgroup_event(e, j, res);
                 break;

@@ -18,7 +18,11 @@
 #include "core/outlog.h"
 #include "shared/macro.h"
 
-static const char outlog_magic[OUTLOG_HEADER_SIZE] = { 'J', 'W', 'L', 'O', 'G', 0, 0, 1 };
+/* The file header without its last byte, the version. */
+static const char outlog_magic[OUTLOG_HEADER_SIZE - 1] = { 'J', 'W', 'L', 'O', 'G', 0, 0 };
+
+/* Room for the longest record header of any version. */
+#define RECORD_HEADER_MAX OUTLOG_V1_RECORD_HEADER_SIZE
 
 static int pwrite_all(int fd, const struct iovec *iov_in, int n, uint64_t pos) {
         struct iovec iov[4];
@@ -75,8 +79,12 @@ static int pread_all(int fd, void *buf, size_t size, uint64_t pos) {
 
 int outlog_create(int dirfd, const char *name, int *ret_fd) {
         _cleanup_close_ int fd = -1;
-        struct iovec iov = { (void *) outlog_magic, sizeof(outlog_magic) };
+        char header[OUTLOG_HEADER_SIZE];
+        struct iovec iov = { header, sizeof(header) };
         int r;
+
+        memcpy(header, outlog_magic, sizeof(outlog_magic));
+        header[OUTLOG_HEADER_SIZE - 1] = OUTLOG_VERSION;
 
         fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
@@ -88,50 +96,121 @@ int outlog_create(int dirfd, const char *name, int *ret_fd) {
         return 0;
 }
 
-static void header_encode(uint8_t h[OUTLOG_RECORD_HEADER_SIZE], uint32_t size, JobStream stream) {
-        h[0] = (uint8_t) size;
-        h[1] = (uint8_t) (size >> 8);
-        h[2] = (uint8_t) (size >> 16);
-        h[3] = (uint8_t) (size >> 24);
-        h[4] = (uint8_t) stream;
-        h[5] = h[6] = h[7] = 0;
+int outlog_version(int fd) {
+        uint8_t h[OUTLOG_HEADER_SIZE];
+        int r = pread_all(fd, h, sizeof(h), 0);
+
+        if (r == -ENODATA)
+                return -EBADMSG;
+        if (r < 0)
+                return r;
+        if (memcmp(h, outlog_magic, sizeof(outlog_magic)) != 0)
+                return -EBADMSG;
+        if (h[OUTLOG_HEADER_SIZE - 1] != OUTLOG_V1 && h[OUTLOG_HEADER_SIZE - 1] != OUTLOG_V2)
+                return -EBADMSG;
+        return h[OUTLOG_HEADER_SIZE - 1];
 }
 
-static int header_decode(const uint8_t h[OUTLOG_RECORD_HEADER_SIZE], uint32_t *ret_size, JobStream *ret_stream) {
-        uint32_t size = (uint32_t) h[0] | (uint32_t) h[1] << 8 | (uint32_t) h[2] << 16 | (uint32_t) h[3] << 24;
+/* Writes a record header into h, returns its length. `padded`: the 4-byte
+ * form of version 2 (for splice, where the size comes after the space). */
+static size_t header_encode(unsigned version, uint8_t h[RECORD_HEADER_MAX], uint32_t size, JobStream stream,
+                            bool padded) {
+        uint32_t key = size << 1 | (stream == JOB_STREAM_STDERR ? 1u : 0u);
+        size_t n = 0;
 
+        if (version == OUTLOG_V1) {
+                h[0] = (uint8_t) size;
+                h[1] = (uint8_t) (size >> 8);
+                h[2] = (uint8_t) (size >> 16);
+                h[3] = (uint8_t) (size >> 24);
+                h[4] = (uint8_t) stream;
+                h[5] = h[6] = h[7] = 0;
+                return OUTLOG_V1_RECORD_HEADER_SIZE;
+        }
+        do {
+                h[n] = key & 0x7f;
+                key >>= 7;
+                if (key > 0 || (padded && n + 1 < OUTLOG_V2_RECORD_HEADER_MAX))
+                        h[n] |= 0x80;
+        } while (h[n++] & 0x80);
+        return n;
+}
+
+/* Reads a record header from the avail bytes at h. Returns its length, 0
+ * when avail is too short to hold it (the end of what is written), or
+ * -EBADMSG. */
+static int header_decode(unsigned version, const uint8_t *h, size_t avail, uint32_t *ret_size, JobStream *ret_stream) {
+        uint32_t size, key = 0;
+        JobStream stream;
+        int len = 0;
+
+        if (version == OUTLOG_V1) {
+                if (avail < OUTLOG_V1_RECORD_HEADER_SIZE)
+                        return 0;
+                size = (uint32_t) h[0] | (uint32_t) h[1] << 8 | (uint32_t) h[2] << 16 | (uint32_t) h[3] << 24;
+                if ((h[4] != JOB_STREAM_STDOUT && h[4] != JOB_STREAM_STDERR) || h[5] || h[6] || h[7])
+                        return -EBADMSG;
+                stream = (JobStream) h[4];
+                len = OUTLOG_V1_RECORD_HEADER_SIZE;
+        } else {
+                for (;;) {
+                        if (len == OUTLOG_V2_RECORD_HEADER_MAX)
+                                return -EBADMSG;
+                        if ((size_t) len >= avail)
+                                return 0;
+                        key |= (uint32_t) (h[len] & 0x7f) << (7 * len);
+                        if (!(h[len++] & 0x80))
+                                break;
+                }
+                size = key >> 1;
+                stream = key & 1 ? JOB_STREAM_STDERR : JOB_STREAM_STDOUT;
+        }
         if (size == 0 || size > OUTLOG_RECORD_MAX)
                 return -EBADMSG;
-        if (h[4] != JOB_STREAM_STDOUT && h[4] != JOB_STREAM_STDERR)
-                return -EBADMSG;
-        if (h[5] || h[6] || h[7])
-                return -EBADMSG;
         *ret_size = size;
-        *ret_stream = (JobStream) h[4];
-        return 0;
+        *ret_stream = stream;
+        return len;
 }
 
-int outlog_append(int fd, uint64_t *pos, JobStream stream, const void *data, size_t size) {
-        uint8_t h[OUTLOG_RECORD_HEADER_SIZE];
+/* Reads and decodes the record header at pos of a file whose data ends at
+ * end: as header_decode(). */
+static int header_read(int fd, unsigned version, uint64_t pos, uint64_t end, uint32_t *ret_size, JobStream *ret_stream) {
+        uint8_t h[RECORD_HEADER_MAX];
+        size_t want = version == OUTLOG_V1 ? OUTLOG_V1_RECORD_HEADER_SIZE : OUTLOG_V2_RECORD_HEADER_MAX;
+        int r;
+
+        if (pos >= end)
+                return 0;
+        want = (size_t) MIN((uint64_t) want, end - pos);
+        r = pread_all(fd, h, want, pos);
+        if (r < 0)
+                return r;
+        return header_decode(version, h, want, ret_size, ret_stream);
+}
+
+int outlog_append(int fd, unsigned version, uint64_t *pos, JobStream stream, const void *data, size_t size) {
+        uint8_t h[RECORD_HEADER_MAX];
         struct iovec iov[2];
+        size_t hlen;
         int r;
 
         if (size == 0 || size > OUTLOG_RECORD_MAX)
                 return -EINVAL;
-        header_encode(h, (uint32_t) size, stream);
-        iov[0] = (struct iovec) { h, sizeof(h) };
+        hlen = header_encode(version, h, (uint32_t) size, stream, false);
+        iov[0] = (struct iovec) { h, hlen };
         iov[1] = (struct iovec) { (void *) data, size };
         r = pwrite_all(fd, iov, 2, *pos);
         if (r < 0)
                 return r;
-        *pos += sizeof(h) + size;
+        *pos += hlen + size;
         return 0;
 }
 
-ssize_t outlog_append_splice(int fd, uint64_t *pos, JobStream stream, int pipe_fd, size_t max) {
-        uint8_t h[OUTLOG_RECORD_HEADER_SIZE];
+ssize_t outlog_append_splice(int fd, unsigned version, uint64_t *pos, JobStream stream, int pipe_fd, size_t max) {
+        uint8_t h[RECORD_HEADER_MAX];
+        size_t hlen = version == OUTLOG_V1 ? OUTLOG_V1_RECORD_HEADER_SIZE : OUTLOG_V2_RECORD_HEADER_MAX;
         struct iovec iov;
-        loff_t data_pos = (loff_t) (*pos + sizeof(h));
+        loff_t data_pos = (loff_t) (*pos + hlen);
         ssize_t n;
         int r;
 
@@ -144,51 +223,67 @@ ssize_t outlog_append_splice(int fd, uint64_t *pos, JobStream stream, int pipe_f
                 return -errno;
         if (n == 0)
                 return 0;
-        header_encode(h, (uint32_t) n, stream);
-        iov = (struct iovec) { h, sizeof(h) };
+        if (header_encode(version, h, (uint32_t) n, stream, true) != hlen)
+                return -EINVAL; /* not reached: the padded form has a fixed size */
+        iov = (struct iovec) { h, hlen };
         r = pwrite_all(fd, &iov, 1, *pos);
         if (r < 0)
                 return r;
-        *pos += sizeof(h) + (uint64_t) n;
+        *pos += hlen + (uint64_t) n;
         return n;
 }
 
-int outlog_scan(int fd, bool repair, uint64_t *ret_end, uint64_t *ret_stdout, uint64_t *ret_stderr) {
-        char magic[OUTLOG_HEADER_SIZE];
-        uint64_t pos = OUTLOG_HEADER_SIZE, n_out = 0, n_err = 0;
+int outlog_scan_from(int fd, bool repair, const OutlogScan *from, OutlogScan *ret) {
+        OutlogScan at = { .end = OUTLOG_HEADER_SIZE };
         struct stat st;
-        int r;
+        int version;
 
         if (fstat(fd, &st) < 0)
                 return -errno;
-        r = pread_all(fd, magic, sizeof(magic), 0);
-        if (r < 0 || memcmp(magic, outlog_magic, sizeof(magic)) != 0)
-                return -EBADMSG;
-
-        for (;;) {
-                uint8_t h[OUTLOG_RECORD_HEADER_SIZE];
-                uint32_t size;
-                JobStream s;
-
-                if (pos + sizeof(h) > (uint64_t) st.st_size)
-                        break;
-                if (pread_all(fd, h, sizeof(h), pos) < 0 || header_decode(h, &size, &s) < 0)
-                        break;
-                if (pos + sizeof(h) + size > (uint64_t) st.st_size)
-                        break;
-                pos += sizeof(h) + size;
-                if (s == JOB_STREAM_STDOUT)
-                        n_out += size;
-                else
-                        n_err += size;
+        version = outlog_version(fd);
+        if (version < 0)
+                return version;
+        if (from && from->end >= OUTLOG_HEADER_SIZE) {
+                if (from->end > (uint64_t) st.st_size)
+                        return -ERANGE;
+                at.end = from->end;
+                at.stdout_bytes = from->stdout_bytes;
+                at.stderr_bytes = from->stderr_bytes;
         }
 
-        if (repair && pos < (uint64_t) st.st_size && ftruncate(fd, (off_t) pos) < 0)
-                return -errno;
+        for (uint64_t pos = at.end;;) {
+                uint32_t size;
+                JobStream s;
+                int hlen = header_read(fd, (unsigned) version, pos, (uint64_t) st.st_size, &size, &s);
 
-        *ret_end = pos;
-        *ret_stdout = n_out;
-        *ret_stderr = n_err;
+                /* A torn or unreadable header ends the log here. */
+                if (hlen <= 0 || pos + (uint64_t) hlen + size > (uint64_t) st.st_size)
+                        break;
+                pos += (uint64_t) hlen + size;
+                at.scanned += (uint64_t) hlen + size;
+                at.end = pos;
+                at.records++;
+                if (s == JOB_STREAM_STDOUT)
+                        at.stdout_bytes += size;
+                else
+                        at.stderr_bytes += size;
+        }
+
+        if (repair && at.end < (uint64_t) st.st_size && ftruncate(fd, (off_t) at.end) < 0)
+                return -errno;
+        *ret = at;
+        return 0;
+}
+
+int outlog_scan(int fd, bool repair, uint64_t *ret_end, uint64_t *ret_stdout, uint64_t *ret_stderr) {
+        OutlogScan got;
+        int r = outlog_scan_from(fd, repair, NULL, &got);
+
+        if (r < 0)
+                return r;
+        *ret_end = got.end;
+        *ret_stdout = got.stdout_bytes;
+        *ret_stderr = got.stderr_bytes;
         return 0;
 }
 
@@ -198,24 +293,24 @@ void outlog_cursor_init(OutlogCursor *c) {
 
 /* Makes sure the cursor is inside a record with data, or returns 0 at the end. */
 static int cursor_load(int fd, uint64_t end, OutlogCursor *c) {
-        uint8_t h[OUTLOG_RECORD_HEADER_SIZE];
         uint32_t size;
         JobStream s;
         int r;
 
         if (c->rec_left > 0)
                 return 1;
-        if (c->pos + sizeof(h) > end)
-                return 0;
-        r = pread_all(fd, h, sizeof(h), c->pos);
-        if (r < 0)
+        if (c->version == 0) {
+                r = outlog_version(fd);
+                if (r < 0)
+                        return r;
+                c->version = (uint8_t) r;
+        }
+        r = header_read(fd, c->version, c->pos, end, &size, &s);
+        if (r <= 0)
                 return r;
-        r = header_decode(h, &size, &s);
-        if (r < 0)
-                return r;
-        if (c->pos + sizeof(h) + size > end)
+        if (c->pos + (uint64_t) r + size > end)
                 return 0;
-        c->pos += sizeof(h);
+        c->pos += (uint64_t) r;
         c->rec_left = size;
         c->rec_stream = s;
         return 1;

@@ -73,16 +73,31 @@ static int job_read_status(Engine *e, const char *dir, JobStatus *s, uint64_t *r
 /* Loading at start ------------------------------------------------------------- */
 
 /* A job that was running when the previous engine died (or whose status
- * predates the log size): trust the log itself. */
+ * predates the log size): trust the log itself. The status holds a
+ * checkpoint, the log size and byte counts at its last write (capture.c
+ * writes one every few MiB): only what follows it is scanned, so a restart
+ * does not walk every record of every log again. */
 static void load_trust_log(Engine *e, Job *j, const char *dir) {
         char path[JOB_ID_STRING_MAX + 16];
         _cleanup_close_ int fd = -1;
         bool was_running = j->st.state == JOB_STATE_RUNNING;
+        OutlogScan from = { .end = j->log_size, .stdout_bytes = j->st.stdout_bytes, .stderr_bytes = j->st.stderr_bytes };
+        OutlogScan got;
         struct stat sb;
+        int r = -ENOENT;
 
         snprintf(path, sizeof(path), "%s/output", dir);
         fd = openat(e->jobs_fd, path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-        if (fd >= 0 && outlog_scan(fd, true, &j->log_size, &j->st.stdout_bytes, &j->st.stderr_bytes) >= 0) {
+        if (fd >= 0) {
+                r = outlog_scan_from(fd, true, &from, &got);
+                if (r == -ERANGE) /* the log is shorter than the checkpoint */
+                        r = outlog_scan_from(fd, true, NULL, &got);
+        }
+        if (r >= 0) {
+                e->log_bytes_scanned += got.scanned;
+                j->log_size = got.end;
+                j->st.stdout_bytes = got.stdout_bytes;
+                j->st.stderr_bytes = got.stderr_bytes;
                 if (was_running && fstat(fd, &sb) >= 0)
                         j->st.end_usec = (uint64_t) sb.st_mtim.tv_sec * 1000000u + (uint64_t) sb.st_mtim.tv_nsec / 1000u;
         } else

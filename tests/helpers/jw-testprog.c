@@ -7,6 +7,10 @@
  *                            interleaved in uneven writes, both from
  *                            testdata_byte() (tests/helpers/testdata.h)
  *   zeros N                  N zero bytes to stdout in 1 MiB writes
+ *   drip N SEED [GAP_MS]     N bytes of testdata_byte(SEED) to stdout, one
+ *                            write() per byte, GAP_MS apart (default: flat out)
+ *   stamp N GAP_US           N CLOCK_MONOTONIC stamps (8 bytes, usec) to
+ *                            stdout, one write each, GAP_US apart
  *   exit CODE                exit with CODE
  *   signal SIG               kill itself with SIG
  *   stubborn                 ignore SIGTERM, fork a child (same process
@@ -79,6 +83,30 @@ int main(int argc, char **argv) {
                         size_t k = n < sizeof(buf) ? (size_t) n : sizeof(buf);
                         write_all(1, buf, k);
                         n -= k;
+                }
+                return 0;
+        }
+        if (argc >= 4 && strcmp(argv[1], "drip") == 0) {
+                uint64_t n = strtoull(argv[2], NULL, 10), seed = strtoull(argv[3], NULL, 10);
+                unsigned gap_ms = argc >= 5 ? (unsigned) atoi(argv[4]) : 0;
+                for (uint64_t i = 0; i < n; i++) {
+                        uint8_t b;
+                        testdata_fill(seed, i, &b, 1);
+                        write_all(1, &b, 1);
+                        if (gap_ms > 0)
+                                nanosleep(&(struct timespec) { gap_ms / 1000, (long) (gap_ms % 1000) * 1000000 }, NULL);
+                }
+                return 0;
+        }
+        if (argc >= 4 && strcmp(argv[1], "stamp") == 0) {
+                uint64_t n = strtoull(argv[2], NULL, 10), gap_us = strtoull(argv[3], NULL, 10);
+                for (uint64_t i = 0; i < n; i++) {
+                        struct timespec ts;
+                        clock_gettime(CLOCK_MONOTONIC, &ts);
+                        uint64_t us = (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+                        write_all(1, &us, sizeof(us));
+                        if (gap_us > 0)
+                                nanosleep(&(struct timespec) { (time_t) (gap_us / 1000000), (long) (gap_us % 1000000) * 1000 }, NULL);
                 }
                 return 0;
         }
