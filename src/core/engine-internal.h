@@ -84,6 +84,7 @@ struct Job {
                                  * the job ended and nobody reads it */
         uint64_t log_size;      /* end of the last complete record */
         bool log_failed;        /* a write to the log failed: rest dropped */
+        bool status_unsaved;    /* the last status write failed: retried (jobrecord.c) */
 
         /* The job's cgroup (st.has_cgroup) is opened only while it is being
          * emptied, so a running job holds three fds: pidfd and two pipes. */
@@ -187,6 +188,14 @@ struct Engine {
         bool freeing;           /* in engine_free() */
         EngineFaults faults;
         unsigned removal_errors; /* unlinks of a removal that failed (not ENOENT) */
+
+        /* Status records the disk refused (jobrecord.c). */
+        EngineTimer *save_timer;
+        uint64_t save_backoff_usec;
+        unsigned n_unsaved;      /* jobs with status_unsaved */
+        unsigned save_failures;  /* failed status writes, ever */
+        int save_last_error;     /* positive errno of the last one */
+        unsigned dirs_cleaned;   /* job directories removed at start: no record */
 };
 
 /* Small helpers -------------------------------------------------------------- */

@@ -83,6 +83,13 @@ typedef struct JobStatus {
         bool oom_killed;        /* it ended because of an OOM kill */
         char owner[JOB_OWNER_MAX + 1];
         char command[JOB_COMMAND_MAX + 1]; /* argv joined by spaces, cut */
+        /* The main process's start time (clock ticks since boot, from
+         * /proc/PID/stat): tells the job's process from a later one that
+         * got the same pid. 0: not known (records of version 1). */
+        uint64_t pid_starttime;
+        /* Only in the record written before the spawn: a crash left it, and
+         * its process (if any) has no pid on record. */
+        bool starting;
 } JobStatus;
 
 /* Identity to run a job as. NULL in JobSpec: run as the engine's own user. */
@@ -161,6 +168,7 @@ typedef enum JobStartStage {
         JOB_START_STAGE_LIMITS, /* a limit cannot be applied (-EOPNOTSUPP: controller missing) */
         JOB_START_STAGE_ISOLATION, /* a namespace or its set-up was refused */
         JOB_START_STAGE_IO_DEVICE, /* an io device path cannot be resolved (names it) */
+        JOB_START_STAGE_STATE,  /* the job cannot be recorded in the state directory */
 } JobStartStage;
 
 typedef struct JobStartError {
@@ -274,6 +282,12 @@ typedef struct EngineCounts {
         bool cgroups;            /* jobs get their own cgroup */
         unsigned cgroup_controllers; /* CGROUP_CTRL_* mask usable for limits */
         unsigned cgroups_cleaned;    /* leftover job cgroups removed at start */
+        unsigned dirs_cleaned;       /* job directories without a record (or with
+                                      * only the one written before the spawn)
+                                      * removed at start */
+        unsigned status_unsaved;     /* jobs whose status the disk refused (retried) */
+        unsigned status_save_failures; /* failed status writes since start */
+        int status_save_error;       /* positive errno of the last failure */
 } EngineCounts;
 void engine_get_counts(Engine *e, EngineCounts *ret);
 
@@ -284,6 +298,11 @@ typedef enum EngineEvent {
         ENGINE_EVENT_EXITED,    /* status is final */
         ENGINE_EVENT_REMOVED,   /* retention removed it */
         ENGINE_EVENT_SUBSCRIBERS, /* a subscriber of the job came or went */
+        /* Its status could not be written to the state directory (the
+         * errno is EngineCounts.status_save_error): the engine retries with
+         * backoff (1 s .. 60 s) and at engine_free(). Once per failure. */
+        ENGINE_EVENT_SAVE_FAILED,
+        ENGINE_EVENT_SAVED,     /* written after all, after SAVE_FAILED */
 } EngineEvent;
 typedef void (*EngineObserver)(Engine *e, EngineEvent ev, const JobStatus *status, void *userdata);
 void engine_set_observer(Engine *e, EngineObserver fn, void *userdata);

@@ -5,9 +5,11 @@
  * status file and its output log; loaded at start, removed by retention.
  *
  * The one idea: the files are the truth that survives the daemon. A status
- * is written to status.tmp and renamed over status, so a crash leaves the
- * old or the new file, never half of one; a job found "running" at start
- * belonged to a daemon that died, and its log says how far it got.
+ * is written to status.tmp and renamed over status (jobrecord.c), so a
+ * crash leaves the old or the new file, never half of one; a job found
+ * "running" at start belonged to a daemon that died, and its log says how
+ * far it got. Every directory is loaded or removed: one without a record
+ * names no process and is cleaned up.
  */
 
 #include <dirent.h>
@@ -23,29 +25,7 @@
 #include "shared/fs-util.h"
 #include "shared/macro.h"
 
-/* Status files ------------------------------------------------------------- */
-
-int job_write_status(Engine *e, Job *j) {
-        char dir[JOB_ID_STRING_MAX], tmp[JOB_ID_STRING_MAX + 16], final[JOB_ID_STRING_MAX + 16];
-        char buf[JOBFILE_MAX];
-        _cleanup_close_ int fd = -1;
-        int n;
-
-        n = jobfile_format(&j->st, j->log_size, buf, sizeof(buf));
-        if (n < 0)
-                return n;
-        job_id_to_string(&j->st.id, dir);
-        snprintf(tmp, sizeof(tmp), "%s/status.tmp", dir);
-        snprintf(final, sizeof(final), "%s/status", dir);
-        fd = openat(e->jobs_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0)
-                return -errno;
-        if (write(fd, buf, (size_t) n) != n)
-                return errno > 0 ? -errno : -EIO;
-        if (renameat(e->jobs_fd, tmp, e->jobs_fd, final) < 0)
-                return -errno;
-        return 0;
-}
+/* Status files (written by jobrecord.c) ------------------------------------------ */
 
 static int job_read_status(Engine *e, const char *dir, JobStatus *s, uint64_t *ret_log_size) {
         char path[JOB_ID_STRING_MAX + 16], buf[JOBFILE_MAX + 1], check[JOB_ID_STRING_MAX];
@@ -104,6 +84,11 @@ static int load_job(Engine *e, const char *dir) {
         r = job_read_status(e, dir, &st, &log_size);
         if (r < 0)
                 return r;
+        /* The record written before a spawn that never got its pid: the
+         * daemon died before the process was made, or in the instant
+         * between clone3() and the next write (jobworkerd(8)). */
+        if (st.starting)
+                return -ESTALE;
         if (job_find(e, &st.id))
                 return -EEXIST;
 
@@ -145,9 +130,17 @@ int store_load(Engine *e) {
                 JobId id;
                 if (job_id_from_string(de->d_name, &id) < 0)
                         continue;
-                /* A job directory we cannot read is left alone (and not
-                 * shown); it does not stop the engine. */
-                (void) load_job(e, de->d_name);
+                /* No record at all (a daemon older than records-before-
+                 * spawn died between spawn and its first write; or a
+                 * start's first write never happened), or only the one
+                 * written before the spawn: nothing to show, nothing to
+                 * reach, removed. A record we cannot read is left alone
+                 * (and not shown); it does not stop the engine. */
+                int r = load_job(e, de->d_name);
+                if (r == -ENOENT || r == -ESTALE) {
+                        store_remove_job_dir(e, de->d_name);
+                        e->dirs_cleaned++;
+                }
         }
         closedir(d);
 
