@@ -154,6 +154,12 @@ static void engine_end_jobs(Engine *e) {
                 Job *j = list_entry(p, Job, by_start);
                 if (j->st.state == JOB_STATE_RUNNING && j->pidfd >= 0)
                         job_kill_and_record(e, j);
+                else if (j->st.process_alive) {
+                        /* A LOST job's process: stopped with the rest (not
+                         * our child: nothing to reap or record). */
+                        job_kill_all(e, j);
+                        j->st.process_alive = false;
+                }
         }
         /* Jobs whose main process ended but whose cgroup was emptying. */
         for (ListNode *p = e->jobs.first; p; p = p->next) {

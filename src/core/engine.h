@@ -90,6 +90,11 @@ typedef struct JobStatus {
         /* Only in the record written before the spawn: a crash left it, and
          * its process (if any) has no pid on record. */
         bool starting;
+        /* JOB_STATE_LOST: its main process (pid, pid_starttime) still runs
+         * (jobs without a cgroup outlive a killed daemon). Such a job stays
+         * listed, retention keeps it, and engine_stop_job() stops it (its
+         * process group); cleared when the process is seen to end. */
+        bool process_alive;
 } JobStatus;
 
 /* Identity to run a job as. NULL in JobSpec: run as the engine's own user. */
@@ -261,7 +266,8 @@ int engine_start_job(Engine *e, const JobSpec *spec, EngineStartDone done, void 
 int engine_start_job_wait(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartError *ret_error);
 
 /* SIGTERM now, then SIGKILL to the whole job after grace_usec
- * (UINT64_MAX = the engine's default). -ENOENT unknown, -ESRCH not running. */
+ * (UINT64_MAX = the engine's default). -ENOENT unknown, -ESRCH not running
+ * (a LOST job whose process_alive is set counts as running here). */
 int engine_stop_job(Engine *e, const JobId *id, uint64_t grace_usec);
 
 /* Stops every running job (as engine_stop_job with the given grace).

@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 
 #include "core/engine-internal.h"
 #include "core/jobfile.h"
+#include "core/jobrecord.h"
 #include "shared/fs-util.h"
 #include "shared/macro.h"
 
@@ -75,6 +77,31 @@ static void load_trust_log(Engine *e, Job *j, const char *dir) {
         (void) job_write_status(e, j);
 }
 
+/* A LOST job whose process still runs (no cgroup killed it with the old
+ * daemon): watched through a pidfd, so that it can be stopped and its end
+ * seen. The start time is checked after pidfd_open(), so the pidfd is of
+ * the job's process and not of a later one with its pid. */
+static void load_adopt_alive(Engine *e, Job *j) {
+        int fd;
+
+        if (j->st.pid <= 0 || !jobrecord_pid_alive(j->st.pid, j->st.pid_starttime))
+                return;
+        fd = (int) syscall(SYS_pidfd_open, j->st.pid, 0);
+        if (fd < 0)
+                return;
+        fd = fd_above_2(fd);
+        if (fd < 0 || !jobrecord_pid_alive(j->st.pid, j->st.pid_starttime)) {
+                safe_close(fd);
+                return;
+        }
+        j->pidfd = fd;
+        j->st.process_alive = true;
+        if (engine_arm_poll(e, fd, POLLIN, OP_PIDFD, j) >= 0)
+                j->pidfd_armed = true;
+        else
+                engine_rearm_later(e, j, REARM_PIDFD);
+}
+
 static int load_job(Engine *e, const char *dir) {
         JobStatus st;
         uint64_t log_size = 0;
@@ -97,7 +124,8 @@ static int load_job(Engine *e, const char *dir) {
                 return -ENOMEM;
         j->st = st;
         j->log_size = log_size;
-        if (st.state == JOB_STATE_RUNNING || log_size < OUTLOG_HEADER_SIZE)
+        bool was_running = st.state == JOB_STATE_RUNNING;
+        if (was_running || log_size < OUTLOG_HEADER_SIZE)
                 load_trust_log(e, j, dir);
 
         r = job_hash_add(e, j);
@@ -105,6 +133,8 @@ static int load_job(Engine *e, const char *dir) {
                 job_free(e, j);
                 return r;
         }
+        if (was_running)
+                load_adopt_alive(e, j);
         return 0;
 }
 
@@ -330,7 +360,9 @@ void retention_run(Engine *e) {
                 bool old = j->st.end_usec + e->retain_max_age_usec <= now;
                 if (!old && excess == 0)
                         break;
-                if (j->subs.n > 0)
+                /* Kept while read, and while its process runs (LOST with
+                 * a live process: the record is what can still stop it). */
+                if (j->subs.n > 0 || j->st.process_alive)
                         continue;
                 job_remove(e, j);
                 if (excess > 0)

@@ -399,6 +399,61 @@ static void test_readonly_state_dir(void **state) {
         unmount_small(dir);
 }
 
+/* Item 10: after kill -9 of the daemon, a job without a cgroup keeps
+ * running; its LOST record stays listed while its process lives (even past
+ * retention) and stops it (before: retention dropped the record and
+ * nothing could reach the process). The daemon is a forked child running
+ * an engine, killed with SIGKILL. */
+static void test_lost_alive_stoppable(void **state) {
+        char *dir = plain_dir();
+        int p[2];
+        pid_t child;
+        JobId id;
+        JobStatus s;
+
+        assert_int_equal(pipe(p), 0);
+        child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+                const char *argv[] = { "/bin/sleep", "60", NULL };
+                Engine *e = NULL;
+                EngineConfig c = { .state_dir = dir };
+                JobId cid;
+                if (engine_new(&e, &c) < 0 || start(e, argv, &cid, NULL) < 0)
+                        _exit(1);
+                (void) !write(p[1], &cid, sizeof(cid));
+                for (;;)
+                        (void) engine_run_once(e, UINT64_MAX);
+        }
+        close(p[1]);
+        assert_int_equal(read(p[0], &id, sizeof(id)), (ssize_t) sizeof(id));
+        close(p[0]);
+        assert_int_equal(kill(child, SIGKILL), 0);
+        assert_int_equal(waitpid(child, NULL, 0), child);
+
+        /* Retention of a microsecond: every other finished job would go. */
+        Engine *e = NULL;
+        EngineConfig c = { .state_dir = dir, .retain_max_age_usec = 1 };
+        assert_int_equal(engine_new(&e, &c), 0);
+        assert_int_equal(engine_get_status(e, &id, &s), 0);
+        assert_int_equal(s.state, JOB_STATE_LOST);
+        assert_true(s.process_alive);
+        pid_t pid = s.pid;
+        assert_false(pid_gone(pid));
+
+        assert_int_equal(engine_stop_job(e, &id, 0), 0);
+        uint64_t until = mono_ms() + 10000;
+        while (engine_get_status(e, &id, &s) == 0 && s.process_alive) {
+                if (mono_ms() > until)
+                        fail_msg("the lost job's process did not end within 10 s");
+                assert_int_equal(engine_run_once(e, 100000), 0);
+        }
+        assert_true(pid_gone(pid));
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
 /* Exit 77 (meson: SKIP) where tmpfs cannot be mounted (no CAP_SYS_ADMIN). */
 static bool can_mount(void) {
         char tmpl[] = "/tmp/jw-test-store-XXXXXX";
@@ -424,6 +479,7 @@ int main(void) {
                 cmocka_unit_test(test_dirs_without_record_removed),
                 cmocka_unit_test(test_record_names_process),
                 cmocka_unit_test(test_readonly_state_dir),
+                cmocka_unit_test(test_lost_alive_stoppable),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
