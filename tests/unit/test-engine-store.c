@@ -399,6 +399,53 @@ static void test_readonly_state_dir(void **state) {
         unmount_small(dir);
 }
 
+typedef struct Got {
+        char data[256];
+        size_t n;
+        bool ended;
+} Got;
+
+static void got_chunk(void *userdata, JobStream stream, uint64_t offset, const void *data, size_t size) {
+        Got *g = userdata;
+        size_t take = MIN(size, sizeof(g->data) - 1 - g->n);
+        memcpy(g->data + g->n, data, take);
+        g->n += take;
+}
+
+static void got_end(void *userdata, const JobStatus *status) {
+        ((Got *) userdata)->ended = true;
+}
+
+/* Item 5: the output of a finished job is opened for reading only, so it is
+ * still served when the state directory became read-only while the daemon
+ * ran (before: the log was opened read-write, and Output failed EROFS). */
+static void test_output_from_readonly_state_dir(void **state) {
+        char *dir = mount_small("1m");
+        const char *argv[] = { "/bin/echo", "hello", NULL };
+        SubscriberOps ops = { .chunk = got_chunk, .end = got_end };
+        SubscriberId sid;
+        Got got = {};
+        JobId id;
+        Engine *e = engine_at(dir);
+
+        assert_int_equal(start(e, argv, &id, NULL), 0);
+        assert_int_equal(wait_job(e, &id, 10000).exit_code, 0);
+        assert_int_equal(mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY, NULL), 0);
+        assert_int_equal(engine_subscribe(e, &id, JOB_STREAMS_ALL, 0, false, &ops, &got, &sid), 0);
+        uint64_t until = mono_ms() + 10000;
+        while (!got.ended) {
+                if (mono_ms() > until)
+                        fail_msg("the output did not end within 10 s");
+                (void) engine_subscriber_ready(e, sid);
+                assert_int_equal(engine_run_once(e, 100000), 0);
+        }
+        assert_int_equal(got.n, 6);
+        assert_memory_equal(got.data, "hello\n", 6);
+        engine_free(e);
+        assert_int_equal(mount(NULL, dir, NULL, MS_REMOUNT, NULL), 0);
+        unmount_small(dir);
+}
+
 /* Item 10: after kill -9 of the daemon, a job without a cgroup keeps
  * running; its LOST record stays listed while its process lives (even past
  * retention) and stops it (before: retention dropped the record and
@@ -479,6 +526,7 @@ int main(void) {
                 cmocka_unit_test(test_dirs_without_record_removed),
                 cmocka_unit_test(test_record_names_process),
                 cmocka_unit_test(test_readonly_state_dir),
+                cmocka_unit_test(test_output_from_readonly_state_dir),
                 cmocka_unit_test(test_lost_alive_stoppable),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
