@@ -243,6 +243,10 @@ int engine_get_status(Engine *e, const JobId *id, JobStatus *ret) {
         Job *j = job_find(e, id);
         if (!j)
                 return -ENOENT;
+        /* One lookup per query of a running job: a directory deleted
+         * under it is said in the status (and logged once). */
+        if (j->st.state == JOB_STATE_RUNNING)
+                (void) jobrecord_check_dir(e, j);
         job_status_now(e, j, ret);
         return 0;
 }

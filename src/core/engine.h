@@ -95,6 +95,11 @@ typedef struct JobStatus {
          * listed, retention keeps it, and engine_stop_job() stops it (its
          * process group); cleared when the process is seen to end. */
         bool process_alive;
+        /* Its directory in the state directory was deleted while the job
+         * was known (by hand): output from then on is not kept, and the
+         * job is not known to the next engine. Found on a status query, a
+         * subscription or a status write (ENGINE_EVENT_FILES_REMOVED). */
+        bool files_removed;
 } JobStatus;
 
 /* Identity to run a job as. NULL in JobSpec: run as the engine's own user. */
@@ -309,6 +314,7 @@ typedef enum EngineEvent {
          * backoff (1 s .. 60 s) and at engine_free(). Once per failure. */
         ENGINE_EVENT_SAVE_FAILED,
         ENGINE_EVENT_SAVED,     /* written after all, after SAVE_FAILED */
+        ENGINE_EVENT_FILES_REMOVED, /* its directory was found deleted (once) */
 } EngineEvent;
 typedef void (*EngineObserver)(Engine *e, EngineEvent ev, const JobStatus *status, void *userdata);
 void engine_set_observer(Engine *e, EngineObserver fn, void *userdata);

@@ -9,7 +9,8 @@
  * job keeps a pre-allocated status.tmp, so its final status needs no new
  * blocks on a disk that filled while it ran; a write the disk refuses
  * anyway is reported (ENGINE_EVENT_SAVE_FAILED, counted), marks the job
- * unsaved, and is retried from a timer with backoff and at shutdown.
+ * unsaved, and is retried from a timer with backoff and at shutdown. A
+ * directory deleted by hand is found and said, not retried.
  */
 
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/jobfile.h"
@@ -95,6 +97,24 @@ bool jobrecord_pid_alive(pid_t pid, uint64_t starttime) {
         return starttime != 0 && jobrecord_pid_starttime(pid) == starttime;
 }
 
+/* Deleted directories ---------------------------------------------------------- */
+
+bool jobrecord_check_dir(Engine *e, Job *j) {
+        char dir[JOB_ID_STRING_MAX];
+        struct stat sb;
+
+        if (j->st.files_removed)
+                return true;
+        /* An open log with no name left says it without a lookup. */
+        if (j->log_fd >= 0 && fstat(j->log_fd, &sb) == 0 && sb.st_nlink > 0)
+                return false;
+        if (fstatat(e->jobs_fd, job_id_to_string(&j->st.id, dir), &sb, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+                return false;
+        j->st.files_removed = true;
+        job_notify(e, ENGINE_EVENT_FILES_REMOVED, j);
+        return true;
+}
+
 /* Retry timer ------------------------------------------------------------------- */
 
 static void retry_fire(Engine *e, void *userdata) {
@@ -138,6 +158,9 @@ int job_write_status(Engine *e, Job *j) {
                 }
                 return 0;
         }
+        /* No directory to write into: said once, never retried. */
+        if (r == -ENOENT && jobrecord_check_dir(e, j))
+                return r;
         e->save_failures++;
         e->save_last_error = -r;
         if (!j->status_unsaved) {

@@ -36,6 +36,11 @@ uint64_t jobrecord_pid_starttime(pid_t pid);
  * reused pid is not). */
 bool jobrecord_pid_alive(pid_t pid, uint64_t starttime);
 
+/* Engine thread: true if j's directory was deleted under it (looked up now,
+ * unless already known); the first time, sets st.files_removed and tells
+ * the observer (ENGINE_EVENT_FILES_REMOVED). */
+bool jobrecord_check_dir(Engine *e, Job *j);
+
 /* Engine thread: job_write_status() (engine-internal.h) lives in
  * jobrecord.c; this retries every record the disk refused (the retry timer
  * and engine_free() call it). */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "core/engine-internal.h"
+#include "core/jobrecord.h"
 #include "shared/macro.h"
 
 void sub_queue(Engine *e, Subscriber *s) {
@@ -127,6 +128,8 @@ int engine_subscribe(Engine *e, const JobId *id, unsigned streams, uint64_t offs
                 return -EINVAL;
 
         r = sub_open_log(e, j);
+        if (r == -ENOENT)
+                (void) jobrecord_check_dir(e, j); /* said in its status, logged */
         if (r < 0)
                 return r;
 

@@ -93,6 +93,11 @@ void daemon_observer(Engine *e, EngineEvent ev, const JobStatus *st, void *userd
                            id, job_state_to_string(st->state), strerror(c.status_save_error));
                 break;
         }
+        case ENGINE_EVENT_FILES_REMOVED:
+                log_fields(LOG_WARNING, fields,
+                           "the directory of job %s (%s) was deleted from the state directory: its output from now "
+                           "on is not kept, and a restart will not know the job", id, job_state_to_string(st->state));
+                break;
         case ENGINE_EVENT_SAVED:
                 log_fields(LOG_NOTICE, fields, "status of job %s written to the state directory after all", id);
                 break;

@@ -62,7 +62,7 @@ static char *plain_dir(void) {
 }
 
 static void rm_rf(const char *path) {
-        char cmd[512];
+        char cmd[600];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
         assert_int_equal(system(cmd), 0);
 }
@@ -91,7 +91,7 @@ static int fill(const char *dir) {
 }
 
 typedef struct Seen {
-        unsigned save_failed, saved;
+        unsigned save_failed, saved, files_removed;
 } Seen;
 
 static void observer(Engine *e, EngineEvent ev, const JobStatus *st, void *userdata) {
@@ -100,6 +100,8 @@ static void observer(Engine *e, EngineEvent ev, const JobStatus *st, void *userd
                 s->save_failed++;
         else if (ev == ENGINE_EVENT_SAVED)
                 s->saved++;
+        else if (ev == ENGINE_EVENT_FILES_REMOVED)
+                s->files_removed++;
 }
 
 static Engine *engine_at(const char *dir) {
@@ -446,6 +448,37 @@ static void test_output_from_readonly_state_dir(void **state) {
         unmount_small(dir);
 }
 
+/* Item 6: a job directory deleted while the job runs is found, said once
+ * (observer: the daemon logs it) and shown in the status, on a query and
+ * at the job's end (before: nothing noticed it). */
+static void test_dir_deleted_while_running(void **state) {
+        char *dir = plain_dir(), path[512], sid[JOB_ID_STRING_MAX];
+        const char *argv[] = { "/bin/sleep", "30", NULL };
+        Seen seen = {};
+        JobStatus s;
+        JobId id;
+        Engine *e = engine_at(dir);
+
+        engine_set_observer(e, observer, &seen);
+        assert_int_equal(start(e, argv, &id, NULL), 0);
+        assert_int_equal(engine_get_status(e, &id, &s), 0);
+        assert_false(s.files_removed);
+        snprintf(path, sizeof(path), "%s/jobs/%s", dir, job_id_to_string(&id, sid));
+        rm_rf(path);
+        assert_int_equal(engine_get_status(e, &id, &s), 0);
+        assert_true(s.files_removed);
+        assert_int_equal(s.state, JOB_STATE_RUNNING);
+        assert_int_equal(seen.files_removed, 1);
+        assert_int_equal(engine_stop_job(e, &id, 0), 0);
+        s = wait_job(e, &id, 10000);
+        assert_true(s.files_removed);
+        assert_int_equal(seen.files_removed, 1);
+        assert_int_equal(seen.save_failed, 0); /* not a full disk: no retries */
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
 /* Item 10: after kill -9 of the daemon, a job without a cgroup keeps
  * running; its LOST record stays listed while its process lives (even past
  * retention) and stops it (before: retention dropped the record and
@@ -527,6 +560,7 @@ int main(void) {
                 cmocka_unit_test(test_record_names_process),
                 cmocka_unit_test(test_readonly_state_dir),
                 cmocka_unit_test(test_output_from_readonly_state_dir),
+                cmocka_unit_test(test_dir_deleted_while_running),
                 cmocka_unit_test(test_lost_alive_stoppable),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
