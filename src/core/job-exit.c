@@ -242,7 +242,11 @@ unsigned engine_stop_all(Engine *e, uint64_t grace_usec) {
         unsigned n = 0;
         for (ListNode *p = e->jobs.first; p; p = p->next) {
                 Job *j = list_entry(p, Job, by_start);
-                if (j->st.state == JOB_STATE_RUNNING && engine_stop_job(e, &j->st.id, grace_usec) >= 0)
+                /* A LOST job's live process gets its SIGTERM too (not
+                 * counted: the engine is not waiting for its end). */
+                if (j->st.process_alive)
+                        (void) engine_stop_job(e, &j->st.id, grace_usec);
+                else if (j->st.state == JOB_STATE_RUNNING && engine_stop_job(e, &j->st.id, grace_usec) >= 0)
                         n++;
         }
         return n;
