@@ -62,7 +62,8 @@ int jobrecord_write(int jobs_fd, const JobStatus *st, uint64_t log_size, bool re
         return 0;
 }
 
-uint64_t jobrecord_pid_starttime(pid_t pid) {
+/* State letter and start time of pid from /proc/PID/stat; -errno. */
+static int read_pid_stat(pid_t pid, char *ret_state, uint64_t *ret_starttime) {
         char path[64], buf[1024];
         _cleanup_close_ int fd = -1;
         unsigned long long t = 0;
@@ -70,31 +71,45 @@ uint64_t jobrecord_pid_starttime(pid_t pid) {
         ssize_t n;
 
         if (pid <= 0)
-                return 0;
+                return -ESRCH;
         snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
-                return 0;
+                return -errno;
         n = read(fd, buf, sizeof(buf) - 1);
         if (n <= 0)
-                return 0;
+                return n < 0 ? -errno : -EIO;
         buf[n] = 0;
         /* "pid (comm) state ppid ...": comm may hold anything, even ") ";
          * the fields after it start at the last ')'. starttime is field 22,
-         * the 20th after comm. */
+         * the 20th after comm (the state is the 1st). */
         p = strrchr(buf, ')');
-        if (!p)
-                return 0;
+        if (!p || p[1] != ' ' || !p[2])
+                return -EBADMSG;
+        *ret_state = p[2];
         p++;
         for (int field = 0; field < 19 && p; field++)
                 p = strchr(p + 1, ' ');
         if (!p || sscanf(p, " %llu", &t) != 1)
-                return 0;
-        return t;
+                return -EBADMSG;
+        *ret_starttime = t;
+        return 0;
+}
+
+uint64_t jobrecord_pid_starttime(pid_t pid) {
+        uint64_t t;
+        char state;
+
+        return read_pid_stat(pid, &state, &t) < 0 ? 0 : t;
 }
 
 bool jobrecord_pid_alive(pid_t pid, uint64_t starttime) {
-        return starttime != 0 && jobrecord_pid_starttime(pid) == starttime;
+        uint64_t t;
+        char state;
+
+        /* A zombie has ended: only its parent's wait is missing. */
+        return starttime != 0 && read_pid_stat(pid, &state, &t) >= 0 && t == starttime && state != 'Z' &&
+               state != 'X';
 }
 
 /* Deleted directories ---------------------------------------------------------- */

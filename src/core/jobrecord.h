@@ -32,8 +32,8 @@ int jobrecord_write(int jobs_fd, const JobStatus *st, uint64_t log_size, bool re
  * field 22), or 0 when there is no such process. */
 uint64_t jobrecord_pid_starttime(pid_t pid);
 
-/* pid is alive and is the very process that started at starttime (a
- * reused pid is not). */
+/* pid is alive (not a zombie) and is the very process that started at
+ * starttime (a reused pid is not). */
 bool jobrecord_pid_alive(pid_t pid, uint64_t starttime);
 
 /* Engine thread: true if j's directory was deleted under it (looked up now,

@@ -385,6 +385,36 @@ static void test_record_names_process(void **state) {
         free(dir);
 }
 
+/* A zombie has ended: its record's process is not "alive" any more, though
+ * its pid and start time are still there until it is reaped. */
+static void test_zombie_not_alive(void **state) {
+        int p[2];
+        char c;
+        pid_t pid;
+
+        assert_int_equal(pipe(p), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                (void) !read(p[0], &c, 1);
+                _exit(0);
+        }
+        uint64_t t = jobrecord_pid_starttime(pid);
+        assert_true(t != 0);
+        assert_true(jobrecord_pid_alive(pid, t));
+        close(p[1]); /* it exits */
+        uint64_t until = mono_ms() + 10000;
+        while (jobrecord_pid_alive(pid, t)) {
+                if (mono_ms() > until)
+                        fail_msg("the child did not exit within 10 s");
+                usleep(1000);
+        }
+        assert_int_equal(jobrecord_pid_starttime(pid), t); /* a zombie still */
+        assert_int_equal(waitpid(pid, NULL, 0), pid);
+        assert_int_equal(jobrecord_pid_starttime(pid), 0);
+        close(p[0]);
+}
+
 /* Item 5: a read-only state directory is refused at once, with EROFS
  * (before: the engine started, and every Start and Output failed later). */
 static void test_readonly_state_dir(void **state) {
@@ -558,6 +588,7 @@ int main(void) {
                 cmocka_unit_test(test_start_fails_when_not_recordable),
                 cmocka_unit_test(test_dirs_without_record_removed),
                 cmocka_unit_test(test_record_names_process),
+                cmocka_unit_test(test_zombie_not_alive),
                 cmocka_unit_test(test_readonly_state_dir),
                 cmocka_unit_test(test_output_from_readonly_state_dir),
                 cmocka_unit_test(test_dir_deleted_while_running),
