@@ -396,6 +396,7 @@ static void test_zombie_not_alive(void **state) {
         pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
+                close(p[1]);
                 (void) !read(p[0], &c, 1);
                 _exit(0);
         }
