@@ -169,7 +169,13 @@ void cli_format_status_json(FILE *f, const CliJobStatus *st) {
                 fprintf(f, ",\"oom_kills\":%" PRIu64, st->oom_kills);
         else
                 fputs(",\"oom_kills\":null", f);
-        fprintf(f, ",\"oom_killed\":%s}", st->oom_killed ? "true" : "false");
+        fprintf(f, ",\"oom_killed\":%s", st->oom_killed ? "true" : "false");
+        /* Only when set: older servers never send them. */
+        if (st->process_alive)
+                fputs(",\"process_alive\":true", f);
+        if (st->files_removed)
+                fputs(",\"files_removed\":true", f);
+        fputc('}', f);
 }
 
 void cli_format_list_json(FILE *f, CliJobStatus *const *jobs, size_t n) {
@@ -288,7 +294,9 @@ void cli_format_status_text(FILE *f, const CliJobStatus *st) {
                         st->oom_killed ? " (out of memory: the OOM killer)" : st->stop_requested ? " (stopped)" : "");
                 break;
         case JOBWORKER__V1__JOB_STATE__JOB_STATE_LOST:
-                fputs("State:    lost (the server stopped while it ran)\n", f);
+                fputs(st->process_alive ? "State:    lost (the server stopped while it ran), its process still runs "
+                                          "(stop stops it)\n"
+                                        : "State:    lost (the server stopped while it ran)\n", f);
                 break;
         default:
                 fputs("State:    unknown\n", f);
@@ -308,6 +316,9 @@ void cli_format_status_text(FILE *f, const CliJobStatus *st) {
         if (st->output_truncated || st->dropped_bytes)
                 fprintf(f, " (%" PRIu64 " bytes dropped by the server)", st->dropped_bytes);
         fputc('\n', f);
+        if (st->files_removed)
+                fputs("Files:    deleted from the server's state directory while the job was known: later output "
+                      "is not kept, and a server restart forgets the job\n", f);
         if (!st->has_cgroup) {
                 fputs("Cgroup:   none (CPU time, memory and OOM kills are not measured)\n", f);
                 return;

@@ -153,7 +153,7 @@ static void job_grow_pipe(Job *j, int i, size_t got) {
 }
 
 /* One splice step of job_drain_pipe(): DRAIN_* or -1 to go on. */
-static int drain_splice_once(Engine *e, Job *j, int i) {
+static int drain_splice_once(Engine *e, Job *j, int i, bool stop_short) {
         ssize_t n = job_capture_splice(e, j, i);
 
         if (n == -EINVAL) {
@@ -173,10 +173,16 @@ static int drain_splice_once(Engine *e, Job *j, int i) {
                 return DRAIN_EOF;
         }
         job_grow_pipe(j, i, (size_t) n);
-        return -1;
+        return stop_short && n < BATCH_TINY ? DRAIN_AGAIN : -1;
 }
 
-int job_drain_pipe(Engine *e, Job *j, int i, unsigned budget) {
+/* Reads what pipe i holds, at most budget reads. stop_short: a tiny read
+ * (under BATCH_TINY) ends the drain as if the pipe were empty — it just
+ * was — so a writer trickling bytes on the other core while we read is not
+ * read again and again, a record per byte, but waits for the batching
+ * delay (job_wait_pipe). The drain after a job's exit passes false: it
+ * takes everything up to EOF. */
+int job_drain_pipe(Engine *e, Job *j, int i, unsigned budget, bool stop_short) {
         JobStream stream = i == 0 ? JOB_STREAM_STDOUT : JOB_STREAM_STDERR;
 
         while (budget-- > 0) {
@@ -184,7 +190,7 @@ int job_drain_pipe(Engine *e, Job *j, int i, unsigned budget) {
 
                 if (e->splice && !j->log_failed && j->st.stdout_bytes + j->st.stderr_bytes < e->output_cap &&
                     owner_usage_room(j, 1)) {
-                        int d = drain_splice_once(e, j, i);
+                        int d = drain_splice_once(e, j, i, stop_short);
                         if (d >= 0)
                                 return d;
                         continue;
@@ -204,6 +210,8 @@ int job_drain_pipe(Engine *e, Job *j, int i, unsigned budget) {
                 }
                 job_grow_pipe(j, i, (size_t) n);
                 job_capture(e, j, stream, e->buf, (size_t) n);
+                if (stop_short && (size_t) n < BATCH_TINY)
+                        return DRAIN_AGAIN;
         }
         return DRAIN_MORE;
 }
@@ -258,7 +266,7 @@ void job_pipe_service(Engine *e, Job *j, int i, unsigned budget) {
 
         if (j->pipe_fd[i] < 0 || j->poll_armed[i] || j->batch_armed[i])
                 return;
-        switch (job_drain_pipe(e, j, i, budget)) {
+        switch (job_drain_pipe(e, j, i, budget, true)) {
         case DRAIN_AGAIN:
                 job_wait_pipe(e, j, i, job_bytes_read(j) - before);
                 break;

@@ -93,6 +93,7 @@ struct Job {
         uint8_t log_version;    /* OUTLOG_V*, read from the file before the first append; 0 */
         uint64_t checkpoint_size;    /* log_size at the last checkpoint status write */
         uint64_t checkpoint_records; /* records appended since then */
+        bool status_unsaved;    /* the last status write failed: retried (jobrecord.c) */
 
         /* The job's cgroup (st.has_cgroup) is opened only while it is being
          * emptied, so a running job holds three fds: pidfd and two pipes. */
@@ -203,6 +204,14 @@ struct Engine {
         unsigned removal_errors; /* unlinks of a removal that failed (not ENOENT) */
         uint64_t log_bytes_scanned; /* log bytes walked by store_load() (tests) */
         uint64_t batch_delays;      /* batching delays armed (capture.c; tests) */
+
+        /* Status records the disk refused (jobrecord.c). */
+        EngineTimer *save_timer;
+        uint64_t save_backoff_usec;
+        unsigned n_unsaved;      /* jobs with status_unsaved */
+        unsigned save_failures;  /* failed status writes, ever */
+        int save_last_error;     /* positive errno of the last one */
+        unsigned dirs_cleaned;   /* job directories removed at start: no record */
 };
 
 /* Small helpers -------------------------------------------------------------- */
@@ -285,7 +294,7 @@ enum { DRAIN_AGAIN, DRAIN_MORE, DRAIN_EOF };
 /* The batching delay of pipe i is over: read what piled up. */
 void job_on_batch_timer(Engine *e, Job *j, int i);
 int job_open_log(Engine *e, Job *j);
-int job_drain_pipe(Engine *e, Job *j, int i, unsigned budget);
+int job_drain_pipe(Engine *e, Job *j, int i, unsigned budget, bool stop_short);
 void job_pipe_service(Engine *e, Job *j, int i, unsigned budget);
 void job_close_pipe(Engine *e, Job *j, int i);
 

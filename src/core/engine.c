@@ -22,6 +22,7 @@
 
 #include "core/cgroup.h"
 #include "core/engine-internal.h"
+#include "core/jobrecord.h"
 #include "core/spawner.h"
 #include "shared/macro.h"
 
@@ -50,6 +51,11 @@ static int engine_open_dirs(Engine *e, const char *state_dir) {
                 return -errno;
         e->jobs_fd = fd_above_2(openat(e->state_fd, "jobs", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
         if (e->jobs_fd < 0)
+                return -errno;
+        /* A state directory the engine cannot write would take jobs it can
+         * never record: refused here, with EROFS or EACCES, rather than
+         * failing every start later (jobworkerd(8), "State directory"). */
+        if (faccessat(e->jobs_fd, ".", W_OK, AT_EACCESS) < 0)
                 return -errno;
         e->devnull_fd = fd_above_2(open("/dev/null", O_RDONLY | O_CLOEXEC));
         if (e->devnull_fd < 0)
@@ -148,6 +154,12 @@ static void engine_end_jobs(Engine *e) {
                 Job *j = list_entry(p, Job, by_start);
                 if (j->st.state == JOB_STATE_RUNNING && j->pidfd >= 0)
                         job_kill_and_record(e, j);
+                else if (j->st.process_alive) {
+                        /* A LOST job's process: stopped with the rest (not
+                         * our child: nothing to reap or record). */
+                        job_kill_all(e, j);
+                        j->st.process_alive = false;
+                }
         }
         /* Jobs whose main process ended but whose cgroup was emptying. */
         for (ListNode *p = e->jobs.first; p; p = p->next) {
@@ -159,6 +171,8 @@ static void engine_end_jobs(Engine *e) {
                 j->st.state = j->exit_info.si_code == CLD_EXITED ? JOB_STATE_EXITED : JOB_STATE_KILLED;
                 (void) job_write_status(e, j);
         }
+        /* Records the disk refused so far: one more try before going. */
+        jobrecord_retry_all(e);
 }
 
 static void engine_free_objects(Engine *e) {
@@ -230,6 +244,10 @@ int engine_get_status(Engine *e, const JobId *id, JobStatus *ret) {
         Job *j = job_find(e, id);
         if (!j)
                 return -ENOENT;
+        /* One lookup per query of a running job: a directory deleted
+         * under it is said in the status (and logged once). */
+        if (j->st.state == JOB_STATE_RUNNING)
+                (void) jobrecord_check_dir(e, j);
         job_status_now(e, j, ret);
         return 0;
 }
@@ -259,6 +277,10 @@ void engine_get_counts(Engine *e, EngineCounts *ret) {
                 .cgroups = e->cgroup_fd >= 0,
                 .cgroup_controllers = e->cg_controllers,
                 .cgroups_cleaned = e->cgroups_cleaned,
+                .dirs_cleaned = e->dirs_cleaned,
+                .status_unsaved = e->n_unsaved,
+                .status_save_failures = e->save_failures,
+                .status_save_error = e->save_last_error,
         };
 }
 

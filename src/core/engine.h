@@ -83,6 +83,23 @@ typedef struct JobStatus {
         bool oom_killed;        /* it ended because of an OOM kill */
         char owner[JOB_OWNER_MAX + 1];
         char command[JOB_COMMAND_MAX + 1]; /* argv joined by spaces, cut */
+        /* The main process's start time (clock ticks since boot, from
+         * /proc/PID/stat): tells the job's process from a later one that
+         * got the same pid. 0: not known (records of version 1). */
+        uint64_t pid_starttime;
+        /* Only in the record written before the spawn: a crash left it, and
+         * its process (if any) has no pid on record. */
+        bool starting;
+        /* JOB_STATE_LOST: its main process (pid, pid_starttime) still runs
+         * (jobs without a cgroup outlive a killed daemon). Such a job stays
+         * listed, retention keeps it, and engine_stop_job() stops it (its
+         * process group); cleared when the process is seen to end. */
+        bool process_alive;
+        /* Its directory in the state directory was deleted while the job
+         * was known (by hand): output from then on is not kept, and the
+         * job is not known to the next engine. Found on a status query, a
+         * subscription or a status write (ENGINE_EVENT_FILES_REMOVED). */
+        bool files_removed;
 } JobStatus;
 
 /* Identity to run a job as. NULL in JobSpec: run as the engine's own user. */
@@ -165,6 +182,7 @@ typedef enum JobStartStage {
         JOB_START_STAGE_LIMITS, /* a limit cannot be applied (-EOPNOTSUPP: controller missing) */
         JOB_START_STAGE_ISOLATION, /* a namespace or its set-up was refused */
         JOB_START_STAGE_IO_DEVICE, /* an io device path cannot be resolved (names it) */
+        JOB_START_STAGE_STATE,  /* the job cannot be recorded in the state directory */
 } JobStartStage;
 
 typedef struct JobStartError {
@@ -257,7 +275,8 @@ int engine_start_job(Engine *e, const JobSpec *spec, EngineStartDone done, void 
 int engine_start_job_wait(Engine *e, const JobSpec *spec, JobId *ret_id, JobStartError *ret_error);
 
 /* SIGTERM now, then SIGKILL to the whole job after grace_usec
- * (UINT64_MAX = the engine's default). -ENOENT unknown, -ESRCH not running. */
+ * (UINT64_MAX = the engine's default). -ENOENT unknown, -ESRCH not running
+ * (a LOST job whose process_alive is set counts as running here). */
 int engine_stop_job(Engine *e, const JobId *id, uint64_t grace_usec);
 
 /* Stops every running job (as engine_stop_job with the given grace).
@@ -278,6 +297,12 @@ typedef struct EngineCounts {
         bool cgroups;            /* jobs get their own cgroup */
         unsigned cgroup_controllers; /* CGROUP_CTRL_* mask usable for limits */
         unsigned cgroups_cleaned;    /* leftover job cgroups removed at start */
+        unsigned dirs_cleaned;       /* job directories without a record (or with
+                                      * only the one written before the spawn)
+                                      * removed at start */
+        unsigned status_unsaved;     /* jobs whose status the disk refused (retried) */
+        unsigned status_save_failures; /* failed status writes since start */
+        int status_save_error;       /* positive errno of the last failure */
 } EngineCounts;
 void engine_get_counts(Engine *e, EngineCounts *ret);
 
@@ -294,6 +319,12 @@ typedef enum EngineEvent {
         ENGINE_EVENT_EXITED,    /* status is final */
         ENGINE_EVENT_REMOVED,   /* retention removed it */
         ENGINE_EVENT_SUBSCRIBERS, /* a subscriber of the job came or went */
+        /* Its status could not be written to the state directory (the
+         * errno is EngineCounts.status_save_error): the engine retries with
+         * backoff (1 s .. 60 s) and at engine_free(). Once per failure. */
+        ENGINE_EVENT_SAVE_FAILED,
+        ENGINE_EVENT_SAVED,     /* written after all, after SAVE_FAILED */
+        ENGINE_EVENT_FILES_REMOVED, /* its directory was found deleted (once) */
 } EngineEvent;
 typedef void (*EngineObserver)(Engine *e, EngineEvent ev, const JobStatus *status, void *userdata);
 void engine_set_observer(Engine *e, EngineObserver fn, void *userdata);

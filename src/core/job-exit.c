@@ -104,7 +104,7 @@ static void job_finish(Engine *e, Job *j, const siginfo_t *si) {
         /* Everything the process wrote before it exited is in the pipes now. */
         for (int i = 0; i < 2; i++)
                 if (j->pipe_fd[i] >= 0)
-                        (void) job_drain_pipe(e, j, i, EXIT_DRAIN_BUDGET);
+                        (void) job_drain_pipe(e, j, i, EXIT_DRAIN_BUDGET, false);
 
         /* A stopped job leaves nothing behind in its group; with a cgroup
          * no job leaves anything behind: what the main process left
@@ -142,10 +142,28 @@ static void job_finish(Engine *e, Job *j, const siginfo_t *si) {
         job_complete(e, j);
 }
 
+/* The process of a LOST job ended: not our child, so how is not known. */
+static void job_lost_ended(Engine *e, Job *j) {
+        j->st.process_alive = false;
+        j->pidfd = safe_close(j->pidfd);
+        j->rearm &= ~(unsigned) (REARM_PIDFD | REARM_STOP);
+        j->st.end_usec = now_usec(CLOCK_REALTIME);
+        /* Ordered by end again: it ended now. */
+        list_unlink(&e->finished, &j->by_end);
+        list_append(&e->finished, &j->by_end);
+        (void) job_write_status(e, j);
+        job_notify(e, ENGINE_EVENT_EXITED, j);
+        retention_run(e);
+}
+
 void job_on_pidfd(Engine *e, Job *j, int res) {
         siginfo_t si = {};
 
         j->pidfd_armed = false;
+        if (j->st.state == JOB_STATE_LOST && j->st.process_alive && j->pidfd >= 0) {
+                job_lost_ended(e, j);
+                return;
+        }
         if (j->st.state != JOB_STATE_RUNNING || j->pidfd < 0)
                 return;
         if (waitid(P_PIDFD, (id_t) j->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0) {
@@ -184,7 +202,7 @@ int job_arm_stop_timer(Engine *e, Job *j) {
 }
 
 void job_on_stop_timer(Engine *e, Job *j, int res) {
-        if (res == -ETIME && j->st.state == JOB_STATE_RUNNING && j->stop_deadline &&
+        if (res == -ETIME && (j->st.state == JOB_STATE_RUNNING || j->st.process_alive) && j->stop_deadline &&
             now_usec(CLOCK_MONOTONIC) + 1000 >= j->stop_deadline)
                 job_kill_all(e, j);
 }
@@ -196,7 +214,7 @@ int engine_stop_job(Engine *e, const JobId *id, uint64_t grace_usec) {
 
         if (!j)
                 return -ENOENT;
-        if (j->st.state != JOB_STATE_RUNNING)
+        if (j->st.state != JOB_STATE_RUNNING && !j->st.process_alive)
                 return -ESRCH;
         if (grace_usec == UINT64_MAX)
                 grace_usec = e->default_grace_usec;
@@ -225,7 +243,11 @@ unsigned engine_stop_all(Engine *e, uint64_t grace_usec) {
         unsigned n = 0;
         for (ListNode *p = e->jobs.first; p; p = p->next) {
                 Job *j = list_entry(p, Job, by_start);
-                if (j->st.state == JOB_STATE_RUNNING && engine_stop_job(e, &j->st.id, grace_usec) >= 0)
+                /* A LOST job's live process gets its SIGTERM too (not
+                 * counted: the engine is not waiting for its end). */
+                if (j->st.process_alive)
+                        (void) engine_stop_job(e, &j->st.id, grace_usec);
+                else if (j->st.state == JOB_STATE_RUNNING && engine_stop_job(e, &j->st.id, grace_usec) >= 0)
                         n++;
         }
         return n;
@@ -244,7 +266,7 @@ void job_kill_and_record(Engine *e, Job *j) {
         job_record_exit(j, &si);
         for (int i = 0; i < 2; i++)
                 if (j->pipe_fd[i] >= 0 && e->buf)
-                        (void) job_drain_pipe(e, j, i, EXIT_DRAIN_BUDGET);
+                        (void) job_drain_pipe(e, j, i, EXIT_DRAIN_BUDGET, false);
         if (j->cg_fd < 0)
                 j->cg_fd = job_open_cgroup(e, j);
         if (j->cg_fd >= 0) {

@@ -10,6 +10,11 @@
  * what exists (a spawned child is killed and reaped, the cgroup and the job
  * directory removed). Only the register stage turns the JobStart into a Job
  * the engine owns; after it nothing can fail but the ring (see job_arm_all).
+ *
+ * The record comes first: a "starting" status is written (and renamed in
+ * place) before the spawn, and completed with the pid and its start time
+ * right after it, so that a crash at any point leaves either no process or
+ * a record naming it; a start whose record the disk refuses fails.
  */
 
 #include <errno.h>
@@ -25,6 +30,7 @@
 #include "core/iodev.h"
 #include "core/job-env.h"
 #include "core/job-start.h"
+#include "core/jobrecord.h"
 #include "core/spawner.h"
 #include "shared/macro.h"
 
@@ -72,7 +78,37 @@ static int start_pipe(int *ret_r, int *ret_w) {
         return 0;
 }
 
-/* Stage 2: environment, id, directory, log, pipes. */
+/* The job's record as the start knows it: before the spawn ("starting",
+ * no pid) or after it. */
+static void start_status(JobStart *js, bool starting, JobStatus *ret) {
+        *ret = (JobStatus) {
+                .id = js->id,
+                .state = JOB_STATE_RUNNING,
+                .starting = starting,
+                .pid = starting ? 0 : js->pid,
+                .pid_starttime = starting ? 0 : js->pid_starttime,
+                .start_usec = js->start_usec,
+                .has_cgroup = js->cg_fd >= 0,
+        };
+        snprintf(ret->owner, sizeof(ret->owner), "%s", js->spec.owner ?: "");
+        job_env_command_summary(js->spec.argv, ret->command);
+}
+
+/* Writes the record (any thread: js's own fds only). A start that cannot be
+ * recorded fails: after a crash nothing would name its process. */
+static int start_record(JobStart *js, bool starting) {
+        JobStatus st;
+        int r;
+
+        start_status(js, starting, &st);
+        r = jobrecord_write(js->jobs_fd, &st, OUTLOG_HEADER_SIZE, true);
+        if (r < 0)
+                return start_fail(js, JOB_START_STAGE_STATE, r, "cannot record the job in the state directory: %s",
+                                  strerror(-r));
+        return 0;
+}
+
+/* Stage 2: environment, id, directory, record, log, pipes. */
 static int start_prepare(Engine *e, JobStart *js) {
         const JobSpec *spec = &js->spec;
         char path[JOB_ID_STRING_MAX + 16];
@@ -100,8 +136,15 @@ static int start_prepare(Engine *e, JobStart *js) {
         if (mkdirat(e->jobs_fd, js->dir, 0700) < 0)
                 return -errno;
         js->dir_made = true;
+        js->jobs_fd = fcntl(e->jobs_fd, F_DUPFD_CLOEXEC, 3);
+        if (js->jobs_fd < 0)
+                return -errno;
+        js->start_usec = now_usec(CLOCK_REALTIME);
         snprintf(path, sizeof(path), "%s/output", js->dir);
         r = outlog_create(e->jobs_fd, path, &js->log_fd);
+        if (r < 0)
+                return r;
+        r = start_record(js, true);
         if (r < 0)
                 return r;
         r = start_pipe(&js->out_r, &js->out_w);
@@ -201,7 +244,9 @@ static int start_spawn(JobStart *js, SpawnStack *stack, int *child_pidfd) {
         /* The child has its copies; ours would keep the pipes open forever. */
         js->out_w = safe_close(js->out_w);
         js->err_w = safe_close(js->err_w);
-        return 0;
+        /* Now the record names the process (a zombie still has its stat). */
+        js->pid_starttime = jobrecord_pid_starttime(js->pid);
+        return start_record(js, false);
 }
 
 /* Stage 3: io device paths to disks, as the job's account sees them. */
@@ -247,13 +292,8 @@ static int start_register(Engine *e, JobStart *js) {
 
         if (!j)
                 return -ENOMEM;
-        j->st.id = js->id;
-        j->st.state = JOB_STATE_RUNNING;
-        j->st.pid = js->pid;
-        j->st.start_usec = js->start_usec;
-        snprintf(j->st.owner, sizeof(j->st.owner), "%s", js->spec.owner ?: "");
-        job_env_command_summary(js->spec.argv, j->st.command);
-        j->st.has_cgroup = js->cg_fd >= 0;
+        /* As the spawn stage recorded it. */
+        start_status(js, false, &j->st);
         /* The log and the cgroup stay closed until needed (fds per job). */
         j->log_size = OUTLOG_HEADER_SIZE;
         j->pidfd = js->pidfd;
@@ -279,7 +319,6 @@ static int start_register(Engine *e, JobStart *js) {
         list_append(&e->jobs, &j->by_start);
         e->n_running++;
         owner_usage_set_running(j, true);
-        (void) job_write_status(e, j);
         job_notify(e, ENGINE_EVENT_STARTED, j);
         return 0;
 }
@@ -303,6 +342,7 @@ static void job_start_free(Engine *e, JobStart *js, bool failed) {
         safe_close(js->err_r);
         safe_close(js->err_w);
         safe_close(js->cg_fd);
+        safe_close(js->jobs_fd);
         if (failed && e && js->dir_made)
                 store_remove_job_dir(e, js->dir);
         /* Without the engine its cgroup root fd is gone: the next engine
@@ -430,7 +470,7 @@ int engine_start_job(Engine *e, const JobSpec *spec, EngineStartDone done, void 
                 .cgroup_root_fd = e->cgroup_fd,
                 .devnull_fd = e->devnull_fd,
                 .cg_controllers = e->cg_controllers,
-                .log_fd = -1, .out_r = -1, .out_w = -1, .err_r = -1, .err_w = -1, .cg_fd = -1, .pidfd = -1,
+                .jobs_fd = -1, .log_fd = -1, .out_r = -1, .out_w = -1, .err_r = -1, .err_w = -1, .cg_fd = -1, .pidfd = -1,
         };
         r = start_validate(e, js, spec);
         if (r >= 0)

@@ -40,9 +40,12 @@ struct JobStart {
         bool dir_made;
         char cg_name[JOB_ID_STRING_MAX + 8]; /* "" until made */
         int cgroup_root_fd, devnull_fd;      /* borrowed from the engine */
+        int jobs_fd;                         /* a dup of the engine's: ours, so the
+                                              * spawn stage may write the record */
         unsigned cg_controllers;             /* as read for the limits */
         int log_fd, out_r, out_w, err_r, err_w, cg_fd, pidfd;
         pid_t pid;
+        uint64_t pid_starttime;              /* jobrecord_pid_starttime(pid) */
         uint64_t start_usec;
         JobStartError err;
 };
@@ -54,7 +57,8 @@ int job_start_spawn_stage(JobStart *js, SpawnStack *stack, int *child_pidfd, con
 /* A start the spawner never began: -ECANCELED with a message. */
 int job_start_cancel(JobStart *js);
 /* The engine is gone: undo what js made without it and free it (its job
- * directory, having no status file, is ignored by the next engine). */
+ * directory, with at most the record written before the spawn, is removed
+ * by the next engine). */
 void job_start_abandon(JobStart *js);
 /* EngineClosure: back on the engine thread, register or unwind, then call
  * the start's done. */

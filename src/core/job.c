@@ -54,6 +54,8 @@ void job_free(Engine *e, Job *j) {
         list_unlink(&e->rearms, &j->rearm_node);
         job_hash_remove(e, j);
         owner_usage_detach(e, j);
+        if (j->status_unsaved)
+                e->n_unsaved--;
         safe_close(j->pidfd);
         safe_close(j->pipe_fd[0]);
         safe_close(j->pipe_fd[1]);

@@ -38,6 +38,7 @@ typedef enum FieldType {
         F_U64,
         F_STRING,
         F_LOG_SIZE, /* not part of JobStatus */
+        F_VERSION,  /* of the record (jobrecord.h); read and ignored */
 } FieldType;
 
 typedef struct Field {
@@ -51,12 +52,15 @@ typedef struct Field {
 #define STR(member) offsetof(JobStatus, member), sizeof(((JobStatus *) 0)->member)
 
 static const Field fields[] = {
+        { "version", F_VERSION, 0, 0 },
         { "id", F_ID, S(id), 0 },
         { "state", F_STATE, S(state), 0 },
         { "exit_code", F_INT, S(exit_code), 0 },
         { "signal", F_INT, S(signal), 0 },
         { "stop_requested", F_BOOL, S(stop_requested), 0 },
         { "pid", F_INT, S(pid), 0 },
+        { "pid_starttime", F_U64, S(pid_starttime), 0 },
+        { "starting", F_BOOL, S(starting), 0 },
         { "start_usec", F_U64, S(start_usec), 0 },
         { "end_usec", F_U64, S(end_usec), 0 },
         { "stdout_bytes", F_U64, S(stdout_bytes), 0 },
@@ -112,6 +116,9 @@ int jobfile_format(const JobStatus *s, uint64_t log_size, char *buf, size_t size
                         break;
                 case F_LOG_SIZE:
                         put(buf, size, &n, "%s=%" PRIu64 "\n", f->key, log_size);
+                        break;
+                case F_VERSION:
+                        put(buf, size, &n, "%s=%d\n", f->key, JOBFILE_VERSION);
                         break;
                 case F_STRING:
                         /* \\ and control bytes escaped: one value, one line. */
@@ -217,6 +224,7 @@ int jobfile_parse(const char *text, JobStatus *ret, uint64_t *ret_log_size) {
                                 log_size = strtoull(tmp, NULL, 10);
                                 break;
                         case F_STRING:
+                        case F_VERSION:
                                 break;
                         }
                         break;

@@ -15,6 +15,11 @@
 
 #define JOBFILE_MAX 8192u
 
+/* Written as "version=" first. 1 (no key): the first release. 2 adds
+ * pid_starttime and starting; every key of 1 kept its meaning, so files of
+ * both versions load the same way. */
+#define JOBFILE_VERSION 2
+
 /* Writes s (and the log size) into buf. Returns the length, or -ENOBUFS. */
 int jobfile_format(const JobStatus *s, uint64_t log_size, char *buf, size_t size);
 

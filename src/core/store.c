@@ -5,14 +5,17 @@
  * status file and its output log; loaded at start, removed by retention.
  *
  * The one idea: the files are the truth that survives the daemon. A status
- * is written to status.tmp and renamed over status, so a crash leaves the
- * old or the new file, never half of one; a job found "running" at start
- * belonged to a daemon that died, and its log says how far it got.
+ * is written to status.tmp and renamed over status (jobrecord.c), so a
+ * crash leaves the old or the new file, never half of one; a job found
+ * "running" at start belonged to a daemon that died, and its log says how
+ * far it got. Every directory is loaded or removed: one without a record
+ * names no process and is cleaned up.
  */
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,32 +23,11 @@
 
 #include "core/engine-internal.h"
 #include "core/jobfile.h"
+#include "core/jobrecord.h"
 #include "shared/fs-util.h"
 #include "shared/macro.h"
 
-/* Status files ------------------------------------------------------------- */
-
-int job_write_status(Engine *e, Job *j) {
-        char dir[JOB_ID_STRING_MAX], tmp[JOB_ID_STRING_MAX + 16], final[JOB_ID_STRING_MAX + 16];
-        char buf[JOBFILE_MAX];
-        _cleanup_close_ int fd = -1;
-        int n;
-
-        n = jobfile_format(&j->st, j->log_size, buf, sizeof(buf));
-        if (n < 0)
-                return n;
-        job_id_to_string(&j->st.id, dir);
-        snprintf(tmp, sizeof(tmp), "%s/status.tmp", dir);
-        snprintf(final, sizeof(final), "%s/status", dir);
-        fd = openat(e->jobs_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0)
-                return -errno;
-        if (write(fd, buf, (size_t) n) != n)
-                return errno > 0 ? -errno : -EIO;
-        if (renameat(e->jobs_fd, tmp, e->jobs_fd, final) < 0)
-                return -errno;
-        return 0;
-}
+/* Status files (written by jobrecord.c) ------------------------------------------ */
 
 static int job_read_status(Engine *e, const char *dir, JobStatus *s, uint64_t *ret_log_size) {
         char path[JOB_ID_STRING_MAX + 16], buf[JOBFILE_MAX + 1], check[JOB_ID_STRING_MAX];
@@ -110,6 +92,31 @@ static void load_trust_log(Engine *e, Job *j, const char *dir) {
         (void) job_write_status(e, j);
 }
 
+/* A LOST job whose process still runs (no cgroup killed it with the old
+ * daemon): watched through a pidfd, so that it can be stopped and its end
+ * seen. The start time is checked after pidfd_open(), so the pidfd is of
+ * the job's process and not of a later one with its pid. */
+static void load_adopt_alive(Engine *e, Job *j) {
+        int fd;
+
+        if (j->st.pid <= 0 || !jobrecord_pid_alive(j->st.pid, j->st.pid_starttime))
+                return;
+        fd = (int) syscall(SYS_pidfd_open, j->st.pid, 0);
+        if (fd < 0)
+                return;
+        fd = fd_above_2(fd);
+        if (fd < 0 || !jobrecord_pid_alive(j->st.pid, j->st.pid_starttime)) {
+                safe_close(fd);
+                return;
+        }
+        j->pidfd = fd;
+        j->st.process_alive = true;
+        if (engine_arm_poll(e, fd, POLLIN, OP_PIDFD, j) >= 0)
+                j->pidfd_armed = true;
+        else
+                engine_rearm_later(e, j, REARM_PIDFD);
+}
+
 static int load_job(Engine *e, const char *dir) {
         JobStatus st;
         uint64_t log_size = 0;
@@ -119,6 +126,11 @@ static int load_job(Engine *e, const char *dir) {
         r = job_read_status(e, dir, &st, &log_size);
         if (r < 0)
                 return r;
+        /* The record written before a spawn that never got its pid: the
+         * daemon died before the process was made, or in the instant
+         * between clone3() and the next write (jobworkerd(8)). */
+        if (st.starting)
+                return -ESTALE;
         if (job_find(e, &st.id))
                 return -EEXIST;
 
@@ -127,7 +139,8 @@ static int load_job(Engine *e, const char *dir) {
                 return -ENOMEM;
         j->st = st;
         j->log_size = log_size;
-        if (st.state == JOB_STATE_RUNNING || log_size < OUTLOG_HEADER_SIZE)
+        bool was_running = st.state == JOB_STATE_RUNNING;
+        if (was_running || log_size < OUTLOG_HEADER_SIZE)
                 load_trust_log(e, j, dir);
 
         r = job_hash_add(e, j);
@@ -135,6 +148,8 @@ static int load_job(Engine *e, const char *dir) {
                 job_free(e, j);
                 return r;
         }
+        if (was_running)
+                load_adopt_alive(e, j);
         return 0;
 }
 
@@ -160,9 +175,17 @@ int store_load(Engine *e) {
                 JobId id;
                 if (job_id_from_string(de->d_name, &id) < 0)
                         continue;
-                /* A job directory we cannot read is left alone (and not
-                 * shown); it does not stop the engine. */
-                (void) load_job(e, de->d_name);
+                /* No record at all (a daemon older than records-before-
+                 * spawn died between spawn and its first write; or a
+                 * start's first write never happened), or only the one
+                 * written before the spawn: nothing to show, nothing to
+                 * reach, removed. A record we cannot read is left alone
+                 * (and not shown); it does not stop the engine. */
+                int r = load_job(e, de->d_name);
+                if (r == -ENOENT || r == -ESTALE) {
+                        store_remove_job_dir(e, de->d_name);
+                        e->dirs_cleaned++;
+                }
         }
         closedir(d);
 
@@ -352,7 +375,9 @@ void retention_run(Engine *e) {
                 bool old = j->st.end_usec + e->retain_max_age_usec <= now;
                 if (!old && excess == 0)
                         break;
-                if (j->subs.n > 0)
+                /* Kept while read, and while its process runs (LOST with
+                 * a live process: the record is what can still stop it). */
+                if (j->subs.n > 0 || j->st.process_alive)
                         continue;
                 job_remove(e, j);
                 if (excess > 0)

@@ -10,9 +10,12 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "core/engine-internal.h"
+#include "core/jobrecord.h"
 #include "shared/macro.h"
 
 void sub_queue(Engine *e, Subscriber *s) {
@@ -102,6 +105,19 @@ void sub_run(Engine *e, Subscriber *s) {
         retention_run(e);
 }
 
+/* What is only read is opened for reading: the log of a job that no longer
+ * runs (nothing appends to it), so its output is still served from a state
+ * directory that became read-only (EROFS) or lost write permission. */
+static int sub_open_log(Engine *e, Job *j) {
+        char path[JOB_ID_STRING_MAX + 16], dir[JOB_ID_STRING_MAX];
+
+        if (j->log_fd >= 0 || j->st.state == JOB_STATE_RUNNING)
+                return job_open_log(e, j);
+        snprintf(path, sizeof(path), "%s/output", job_id_to_string(&j->st.id, dir));
+        j->log_fd = openat(e->jobs_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        return j->log_fd < 0 ? -errno : 0;
+}
+
 int engine_subscribe(Engine *e, const JobId *id, unsigned streams, uint64_t offset, bool follow,
                      const SubscriberOps *ops, void *userdata, SubscriberId *ret) {
         Job *j = job_find(e, id);
@@ -113,7 +129,9 @@ int engine_subscribe(Engine *e, const JobId *id, unsigned streams, uint64_t offs
         if (streams == 0 || (streams & ~(unsigned) JOB_STREAMS_ALL) || !ops || !ops->chunk)
                 return -EINVAL;
 
-        r = job_open_log(e, j);
+        r = sub_open_log(e, j);
+        if (r == -ENOENT)
+                (void) jobrecord_check_dir(e, j); /* said in its status, logged */
         if (r < 0)
                 return r;
 

@@ -11,6 +11,7 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,6 +175,15 @@ static void setup_cgroups(Daemon *d) {
                             "cgroups, stop reaches their process group only", strerror(-r));
 }
 
+/* The engine refuses a state directory it cannot write: tell that apart
+ * from a cgroup it cannot use (both may say EACCES). */
+static bool state_dir_writable(const char *dir) {
+        char path[4096];
+
+        snprintf(path, sizeof(path), "%s/jobs", dir);
+        return faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) == 0 || errno == ENOENT;
+}
+
 static int daemon_new_engine(Daemon *d) {
         EngineConfig ec = {
                 .state_dir = daemon_state_dir(d),
@@ -187,6 +197,12 @@ static int daemon_new_engine(Daemon *d) {
         int r;
 
         r = engine_new(&d->engine, &ec);
+        if ((r == -EROFS || r == -EACCES) && !state_dir_writable(ec.state_dir)) {
+                log_error("the state directory %s is %s: refusing to start (jobs could not be recorded; "
+                          "see jobworkerd(8), \"State directory\")", ec.state_dir,
+                          r == -EROFS ? "read-only" : "not writable by the daemon");
+                return r;
+        }
         if (r < 0 && d->cgroup_root) {
                 log_warning("cannot use cgroup %s for jobs (%s): jobs run without cgroups", d->cgroup_root,
                             strerror(-r));
@@ -199,6 +215,9 @@ static int daemon_new_engine(Daemon *d) {
         }
         engine_set_observer(d->engine, daemon_observer, d);
         engine_get_counts(d->engine, &c);
+        if (c.dirs_cleaned > 0)
+                log_notice("removed %u job director%s without a record, left by a daemon that died while "
+                           "starting them", c.dirs_cleaned, c.dirs_cleaned == 1 ? "y" : "ies");
         if (c.cgroups_cleaned > 0)
                 log_notice("killed and removed %u job cgroup%s left by a previous daemon", c.cgroups_cleaned,
                            c.cgroups_cleaned == 1 ? "" : "s");

@@ -84,6 +84,23 @@ void daemon_observer(Engine *e, EngineEvent ev, const JobStatus *st, void *userd
                 break;
         case ENGINE_EVENT_SUBSCRIBERS:
                 break;
+        case ENGINE_EVENT_SAVE_FAILED: {
+                EngineCounts c;
+                engine_get_counts(e, &c);
+                log_fields(LOG_ERR, fields,
+                           "cannot write the status of job %s (%s) to the state directory: %s; retrying "
+                           "(until it is written, a restart would show it as it was last written)",
+                           id, job_state_to_string(st->state), strerror(c.status_save_error));
+                break;
+        }
+        case ENGINE_EVENT_FILES_REMOVED:
+                log_fields(LOG_WARNING, fields,
+                           "the directory of job %s (%s) was deleted from the state directory: its output from now "
+                           "on is not kept, and a restart will not know the job", id, job_state_to_string(st->state));
+                break;
+        case ENGINE_EVENT_SAVED:
+                log_fields(LOG_NOTICE, fields, "status of job %s written to the state directory after all", id);
+                break;
         }
 }
 

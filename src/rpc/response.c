@@ -72,4 +72,6 @@ void response_job_status(const JobStatus *st, Jobworker__V1__JobStatus *out, Res
         out->memory_peak_bytes = st->has_cgroup ? st->memory_peak : 0;
         out->oom_kills = st->has_cgroup ? st->oom_kills : 0;
         out->oom_killed = st->oom_killed;
+        out->process_alive = st->process_alive;
+        out->files_removed = st->files_removed;
 }

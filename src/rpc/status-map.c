@@ -115,6 +115,11 @@ void status_map_start_error(int r, const JobStartError *err, StatusMapping *ret)
                  * namespace) is a precondition of the host, not a bad request. */
                 ret->code = GRPC_STATUS_FAILED_PRECONDITION;
                 return;
+        case JOB_START_STAGE_STATE:
+                /* The state directory refused the record (read-only, say):
+                 * the host's to fix. */
+                ret->code = GRPC_STATUS_FAILED_PRECONDITION;
+                return;
         case JOB_START_STAGE_LIMITS:
                 /* ... except a value the kernel refused as such. */
                 ret->code = r == -EINVAL || r == -ERANGE ? GRPC_STATUS_INVALID_ARGUMENT

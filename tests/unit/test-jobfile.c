@@ -15,6 +15,7 @@ static void test_roundtrip(void **state) {
                 .start_usec = 1700000000000000ull, .end_usec = 1700000000500000ull,
                 .stdout_bytes = 1ull << 40, .stderr_bytes = 5, .truncated = true, .dropped_bytes = 77,
                 .has_cgroup = true, .cpu_usec = 999, .memory_peak = 1 << 20, .oom_kills = 1, .oom_killed = true,
+                .pid_starttime = 123456789, .starting = true,
         }, b;
         char buf[JOBFILE_MAX];
         uint64_t ls;
@@ -43,6 +44,28 @@ static void test_missing_or_bad(void **state) {
         assert_int_equal(ls, 0);
 }
 
+/* Records say their version first; one of version 1 (the first release:
+ * no version key, no pid start time) loads with those fields 0. */
+static void test_versions(void **state) {
+        JobStatus a = { .state = JOB_STATE_RUNNING, .pid = 7, .pid_starttime = 42 }, b;
+        char buf[JOBFILE_MAX];
+        uint64_t ls;
+
+        assert_int_equal(job_id_generate(&a.id), 0);
+        assert_true(jobfile_format(&a, 8, buf, sizeof(buf)) > 0);
+        assert_memory_equal(buf, "version=2\n", 10);
+        assert_int_equal(jobfile_parse(buf, &b, &ls), 0);
+        assert_int_equal(b.pid_starttime, 42);
+        assert_false(b.starting);
+
+        assert_int_equal(jobfile_parse("id=0b9f6c8e-1d2a-4c3b-8e4f-5a6b7c8d9e0f\nstate=running\npid=99\nlog_size=8\n",
+                                       &b, &ls), 0);
+        assert_int_equal(b.state, JOB_STATE_RUNNING);
+        assert_int_equal(b.pid, 99);
+        assert_int_equal(b.pid_starttime, 0);
+        assert_false(b.starting);
+}
+
 static void test_small_buffer(void **state) {
         JobStatus a = { .state = JOB_STATE_RUNNING };
         char buf[32];
@@ -53,6 +76,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_roundtrip),
                 cmocka_unit_test(test_missing_or_bad),
+                cmocka_unit_test(test_versions),
                 cmocka_unit_test(test_small_buffer),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
