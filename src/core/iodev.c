@@ -23,22 +23,19 @@
 #include <unistd.h>
 
 #include "core/iodev.h"
+#include "shared/fs-util.h"
 #include "shared/macro.h"
 #include "shared/string-util.h"
 
 /* Reads "MAJ:MIN\n" from a sysfs dev file. */
 static int read_devnum(const char *path, uint32_t *ret_major, uint32_t *ret_minor) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         char buf[64];
         unsigned ma, mi;
         ssize_t n;
 
-        if (fd < 0)
-                return -errno;
-        n = read(fd, buf, sizeof(buf) - 1);
+        n = read_small_file_at(AT_FDCWD, path, O_NOCTTY, buf, sizeof(buf));
         if (n < 0)
-                return -errno;
-        buf[n] = 0;
+                return (int) n;
         if (sscanf(buf, "%u:%u", &ma, &mi) != 2)
                 return -EIO;
         *ret_major = ma;

@@ -31,18 +31,13 @@
 
 static int job_read_status(Engine *e, const char *dir, JobStatus *s, uint64_t *ret_log_size) {
         char path[JOB_ID_STRING_MAX + 16], buf[JOBFILE_MAX + 1], check[JOB_ID_STRING_MAX];
-        _cleanup_close_ int fd = -1;
         ssize_t n;
         int r;
 
         snprintf(path, sizeof(path), "%s/status", dir);
-        fd = openat(e->jobs_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0)
-                return -errno;
-        n = read(fd, buf, sizeof(buf) - 1);
+        n = read_small_file_at(e->jobs_fd, path, O_NOFOLLOW, buf, sizeof(buf));
         if (n < 0)
-                return -errno;
-        buf[n] = 0;
+                return (int) n;
         r = jobfile_parse(buf, s, ret_log_size);
         if (r < 0)
                 return r;
