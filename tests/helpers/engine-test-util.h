@@ -2,14 +2,52 @@
 #pragma once
 
 /*
- * What the engine tests (test-engine, test-engine-faults, test-cgroup)
- * share: turning an engine's loop until a job has ended, and reading a
- * job's stdout into a string. Header-only; every wait is bounded and fails
+ * What the engine tests (test-engine, test-engine-faults, test-engine-store,
+ * test-capture, test-cgroup) share: making an engine and starting a job on
+ * it, turning an engine's loop until a job has ended or has written enough,
+ * and reading a job's stdout into a string. Header-only; every wait is bounded and fails
  * the test when the bound passes. Engine thread: the test's own.
  */
 
+#include <sys/stat.h>
+
 #include "core/engine.h"
+#include "core/job-id.h"
 #include "test-util.h"
+
+/* A new engine on config c (the caller's); fails the test if there is none.
+ * engine_free() it. */
+static inline Engine *engine_new_ok(const EngineConfig *c) {
+        Engine *e = NULL;
+        assert_int_equal(engine_new(&e, c), 0);
+        return e;
+}
+
+/* Starts argv as owner "tester" in no cgroup and waits for the start's
+ * result: engine_start_job_wait()'s return, *ret_id and *err (err may be
+ * NULL). */
+static inline int start_job(Engine *e, const char *const *argv, JobId *ret_id, JobStartError *err) {
+        JobSpec spec = { .argv = argv, .owner = "tester", .cgroup_fd = -1 };
+        return engine_start_job_wait(e, &spec, ret_id, err);
+}
+
+/* start_job() that must succeed (else the test fails with the start's
+ * message); the new job's id. */
+static inline JobId start_job_ok(Engine *e, const char *const *argv) {
+        JobStartError err;
+        JobId id;
+        if (start_job(e, argv, &id, &err) < 0)
+                fail_msg("start %s: %s", argv[0], err.message);
+        return id;
+}
+
+/* True if the state directory state holds a directory for job id. */
+static inline bool job_dir_exists(const char *state, const JobId *id) {
+        char path[512], s[JOB_ID_STRING_MAX];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/jobs/%s", state, job_id_to_string(id, s));
+        return stat(path, &st) == 0;
+}
 
 /* Runs e's loop until job id has ended; its status. Fails the test after
  * timeout_ms. */

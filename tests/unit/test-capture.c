@@ -29,19 +29,7 @@
 static const char *testprog;
 
 static Engine *engine_at(const char *dir, bool use_splice) {
-        Engine *e = NULL;
-        EngineConfig c = { .state_dir = dir, .capture_splice = use_splice };
-        assert_int_equal(engine_new(&e, &c), 0);
-        return e;
-}
-
-static JobId start(Engine *e, const char *const *argv) {
-        JobSpec spec = { .argv = argv, .owner = "tester", .cgroup_fd = -1 };
-        JobStartError err;
-        JobId id;
-        if (engine_start_job_wait(e, &spec, &id, &err) < 0)
-                fail_msg("start %s: %s", argv[0], err.message);
-        return id;
+        return engine_new_ok(&(EngineConfig){ .state_dir = dir, .capture_splice = use_splice });
 }
 
 static int open_log(const char *dir, const JobId *id) {
@@ -87,7 +75,7 @@ static void run_drip(bool use_splice) {
         Engine *e = engine_at(dir, use_splice);
         const char *argv[] = { testprog, "drip", "65536", "11", NULL };
 
-        JobId id = start(e, argv);
+        JobId id = start_job_ok(e, argv);
         JobStatus st = wait_job(e, &id, 60000);
         assert_int_equal(st.state, JOB_STATE_EXITED);
         assert_int_equal(st.stdout_bytes, 65536);
@@ -121,7 +109,7 @@ static void test_quiet_tiny_writes_are_not_delayed(void **state) {
         Engine *e = engine_at(dir, true);
         const char *argv[] = { testprog, "drip", "5", "12", "200", NULL };
 
-        JobId id = start(e, argv);
+        JobId id = start_job_ok(e, argv);
         JobStatus st = wait_job(e, &id, 30000);
         assert_int_equal(st.state, JOB_STATE_EXITED);
 
@@ -145,7 +133,7 @@ static void test_idle_after_burst_arms_no_timers(void **state) {
 
         snprintf(script, sizeof(script), "'%s' drip 200 13 1; exec sleep 2", testprog);
         const char *argv[] = { "/bin/sh", "-c", script, NULL };
-        JobId id = start(e, argv);
+        JobId id = start_job_ok(e, argv);
         uint64_t until = mono_ms() + 30000;
         JobStatus s;
         do {

@@ -34,22 +34,7 @@
 static const char *testprog;
 
 static Engine *engine_at(const char *dir) {
-        Engine *e = NULL;
-        EngineConfig c = { .state_dir = dir, .retain_max_jobs = 1000 };
-        assert_int_equal(engine_new(&e, &c), 0);
-        return e;
-}
-
-static int start(Engine *e, const char *const *argv, JobId *ret_id, JobStartError *err) {
-        JobSpec spec = { .argv = argv, .owner = "tester", .cgroup_fd = -1 };
-        return engine_start_job_wait(e, &spec, ret_id, err);
-}
-
-static bool dir_exists(const char *state, const JobId *id) {
-        char path[512], s[JOB_ID_STRING_MAX];
-        struct stat st;
-        snprintf(path, sizeof(path), "%s/jobs/%s", state, job_id_to_string(id, s));
-        return stat(path, &st) == 0;
+        return engine_new_ok(&(EngineConfig){ .state_dir = dir, .retain_max_jobs = 1000 });
 }
 
 /* Files "z", "zz", ... (SENTINELS 'z's) in jobs/: whatever address inside a
@@ -109,7 +94,7 @@ static void test_removal_refused_submit(void **state) {
 
         make_sentinels(dir);
         for (unsigned i = 0; i < ELEMENTSOF(ids); i++) {
-                assert_int_equal(start(e, argv, &ids[i], NULL), 0);
+                assert_int_equal(start_job(e, argv, &ids[i], NULL), 0);
                 (void) wait_job(e, &ids[i], 10000);
         }
         for (unsigned i = 0; i < ELEMENTSOF(ids); i++) {
@@ -124,7 +109,7 @@ static void test_removal_refused_submit(void **state) {
         for (;;) {
                 bool left = e->removal_slots.n_used > 0;
                 for (unsigned i = 0; i < ELEMENTSOF(ids); i++)
-                        left |= dir_exists(dir, &ids[i]);
+                        left |= job_dir_exists(dir, &ids[i]);
                 if (!left)
                         break;
                 if (mono_ms() > until)
@@ -154,7 +139,7 @@ static void test_start_unwatched(void **state) {
          * (get_sqe 1), then the job registers and arms its pidfd (2). */
         e->faults.sqe_skip = 1;
         e->faults.sqe_fail = 1;
-        assert_int_equal(start(e, argv, &id, &err), -EBUSY);
+        assert_int_equal(start_job(e, argv, &id, &err), -EBUSY);
         assert_int_equal(e->faults.sqe_failed, 1);
         assert_int_equal(err.stage, JOB_START_STAGE_SPAWN);
         assert_non_null(strstr(err.message, "cannot watch the new process"));
@@ -177,7 +162,7 @@ static void test_start_unwatched(void **state) {
         assert_int_equal(errno, ECHILD);
 
         /* The next start works. */
-        assert_int_equal(start(e, argv, &id, &err), 0);
+        assert_int_equal(start_job(e, argv, &id, &err), 0);
         assert_int_equal(engine_stop_job(e, &id, 0), 0);
         (void) wait_job(e, &id, 10000);
         engine_free(e);
@@ -193,7 +178,7 @@ static void test_pipe_rearm(void **state) {
         JobStatus s;
         JobId id;
 
-        assert_int_equal(start(e, argv, &id, NULL), 0);
+        assert_int_equal(start_job(e, argv, &id, NULL), 0);
         /* The first get_sqe after the start is the pipe's re-arm after
          * "one" was read. */
         e->faults.sqe_fail = 1;
@@ -224,7 +209,7 @@ static void test_stop_timer_rearm(void **state) {
         JobStatus s;
         JobId id;
 
-        assert_int_equal(start(e, argv, &id, NULL), 0);
+        assert_int_equal(start_job(e, argv, &id, NULL), 0);
         uint64_t until = mono_ms() + 5000;
         do { /* the trap is set once "ready" is out */
                 if (mono_ms() > until)

@@ -99,15 +99,7 @@ static void observer(Engine *e, EngineEvent ev, const JobStatus *st, void *userd
 }
 
 static Engine *engine_at(const char *dir) {
-        Engine *e = NULL;
-        EngineConfig c = { .state_dir = dir, .retain_max_jobs = 1000 };
-        assert_int_equal(engine_new(&e, &c), 0);
-        return e;
-}
-
-static int start(Engine *e, const char *const *argv, JobId *ret_id, JobStartError *err) {
-        JobSpec spec = { .argv = argv, .owner = "tester", .cgroup_fd = -1 };
-        return engine_start_job_wait(e, &spec, ret_id, err);
+        return engine_new_ok(&(EngineConfig){ .state_dir = dir, .retain_max_jobs = 1000 });
 }
 
 /* The record on disk, as the next daemon would read it. */
@@ -128,13 +120,6 @@ static int read_record(const char *state, const JobId *id, JobStatus *ret) {
         return jobfile_parse(buf, ret, &log_size);
 }
 
-static bool job_dir_exists(const char *state, const JobId *id) {
-        char path[512], s[JOB_ID_STRING_MAX];
-        struct stat st;
-        snprintf(path, sizeof(path), "%s/jobs/%s", state, job_id_to_string(id, s));
-        return stat(path, &st) == 0;
-}
-
 /* A job that waits for flag to exist, then exits 3. */
 #define WAIT_THEN_EXIT3 "while [ ! -e \"$0\" ]; do sleep 0.02; done; exit 3"
 
@@ -152,7 +137,7 @@ static void test_final_status_on_full_disk(void **state) {
         strcat(flag, "/go");
         const char *argv[] = { "/bin/sh", "-c", WAIT_THEN_EXIT3, flag, NULL };
         Engine *e = engine_at(dir);
-        assert_int_equal(start(e, argv, &id, NULL), 0);
+        assert_int_equal(start_job(e, argv, &id, NULL), 0);
         fill_fd = fill(dir);
         assert_int_equal(close(open(flag, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)), 0);
         s = wait_job(e, &id, 10000);
@@ -196,7 +181,7 @@ static void test_status_retried_when_space_returns(void **state) {
         const char *argv[] = { "/bin/sh", "-c", WAIT_THEN_EXIT3, flag, NULL };
         Engine *e = engine_at(dir);
         engine_set_observer(e, observer, &seen);
-        assert_int_equal(start(e, argv, &id, NULL), 0);
+        assert_int_equal(start_job(e, argv, &id, NULL), 0);
         snprintf(path, sizeof(path), "%s/jobs/%s/status.tmp", dir, job_id_to_string(&id, sid));
         (void) unlink(path);
         fill_fd = fill(dir);
@@ -249,7 +234,7 @@ static void test_start_fails_when_not_recordable(void **state) {
 
         assert_int_equal(fstat(fill_fd, &st), 0);
         assert_int_equal(ftruncate(fill_fd, st.st_size - 4096), 0);
-        int r = start(e, argv, &id, &err);
+        int r = start_job(e, argv, &id, &err);
         assert_int_equal(r, -ENOSPC);
         assert_int_equal(err.stage, JOB_START_STAGE_STATE);
         assert_non_null(strstr(err.message, "state directory"));
@@ -330,7 +315,7 @@ static void test_record_names_process(void **state) {
         JobId id, old;
         Engine *e = engine_at(dir);
 
-        assert_int_equal(start(e, argv, &id, NULL), 0);
+        assert_int_equal(start_job(e, argv, &id, NULL), 0);
         assert_int_equal(engine_get_status(e, &id, &live), 0);
         assert_int_equal(read_record(dir, &id, &s), 0);
         assert_int_equal(s.state, JOB_STATE_RUNNING);
@@ -442,7 +427,7 @@ static void test_output_from_readonly_state_dir(void **state) {
         JobId id;
         Engine *e = engine_at(dir);
 
-        assert_int_equal(start(e, argv, &id, NULL), 0);
+        assert_int_equal(start_job(e, argv, &id, NULL), 0);
         assert_int_equal(wait_job(e, &id, 10000).exit_code, 0);
         assert_int_equal(mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY, NULL), 0);
         assert_int_equal(engine_subscribe(e, &id, JOB_STREAMS_ALL, 0, false, &ops, &got, &sid), 0);
@@ -472,7 +457,7 @@ static void test_dir_deleted_while_running(void **state) {
         Engine *e = engine_at(dir);
 
         engine_set_observer(e, observer, &seen);
-        assert_int_equal(start(e, argv, &id, NULL), 0);
+        assert_int_equal(start_job(e, argv, &id, NULL), 0);
         assert_int_equal(engine_get_status(e, &id, &s), 0);
         assert_false(s.files_removed);
         snprintf(path, sizeof(path), "%s/jobs/%s", dir, job_id_to_string(&id, sid));
@@ -511,7 +496,7 @@ static void test_lost_alive_stoppable(void **state) {
                 Engine *e = NULL;
                 EngineConfig c = { .state_dir = dir };
                 JobId cid;
-                if (engine_new(&e, &c) < 0 || start(e, argv, &cid, NULL) < 0)
+                if (engine_new(&e, &c) < 0 || start_job(e, argv, &cid, NULL) < 0)
                         _exit(1);
                 (void) !write(p[1], &cid, sizeof(cid));
                 for (;;)

@@ -40,20 +40,7 @@ static const char *testprog;
 /* Helpers --------------------------------------------------------------------- */
 
 static Engine *engine_at(const char *dir, uint64_t cap, unsigned retain) {
-        Engine *e = NULL;
-        EngineConfig c = { .state_dir = dir, .output_cap = cap, .retain_max_jobs = retain };
-        assert_int_equal(engine_new(&e, &c), 0);
-        return e;
-}
-
-static JobId start(Engine *e, const char *const *argv) {
-        JobSpec spec = { .argv = argv, .owner = "tester", .cgroup_fd = -1 };
-        JobStartError err;
-        JobId id;
-        int r = engine_start_job_wait(e, &spec, &id, &err);
-        if (r < 0)
-                fail_msg("start %s: %s", argv[0], err.message);
-        return id;
+        return engine_new_ok(&(EngineConfig){ .state_dir = dir, .output_cap = cap, .retain_max_jobs = retain });
 }
 
 static JobStatus status_of(Engine *e, const JobId *id) {
@@ -171,7 +158,7 @@ static void test_exact_bytes_three_subscribers(void **state) {
         snprintf(a_err, sizeof(a_err), "%llu", (unsigned long long) n_err);
         snprintf(a_seed, sizeof(a_seed), "%llu", (unsigned long long) seed);
         const char *argv[] = { testprog, "write", a_out, a_err, a_seed, NULL };
-        JobId id = start(e, argv);
+        JobId id = start_job_ok(e, argv);
 
         /* a: from the start, subscribed before any output was read. */
         reader_subscribe(e, &a, &id, JOB_STREAMS_ALL, 0, true);
@@ -229,7 +216,7 @@ static void test_stalled_subscriber_holds_nothing(void **state) {
         Reader stalled = { .stall = true }, reader = {};
         const char *argv[] = { testprog, "zeros", "1073741824", NULL };
 
-        JobId id = start(e, argv);
+        JobId id = start_job_ok(e, argv);
         reader_subscribe(e, &stalled, &id, JOB_STREAMS_ALL, 0, true);
         reader_subscribe(e, &reader, &id, JOB_STREAMS_ALL, 0, true);
 
@@ -271,7 +258,7 @@ static void test_exit_codes_and_signals(void **state) {
 
         for (size_t i = 0; i < 3; i++) {
                 const char *argv[] = { testprog, "exit", codes[i], NULL };
-                JobId id = start(e, argv);
+                JobId id = start_job_ok(e, argv);
                 JobStatus s = wait_job(e, &id, 10000);
                 assert_int_equal(s.state, JOB_STATE_EXITED);
                 assert_int_equal(s.exit_code, atoi(codes[i]));
@@ -283,7 +270,7 @@ static void test_exit_codes_and_signals(void **state) {
         const char *sigs[] = { "9", "15", "11" };
         for (size_t i = 0; i < 3; i++) {
                 const char *argv[] = { testprog, "signal", sigs[i], NULL };
-                JobId id = start(e, argv);
+                JobId id = start_job_ok(e, argv);
                 JobStatus s = wait_job(e, &id, 10000);
                 assert_int_equal(s.state, JOB_STATE_KILLED);
                 assert_int_equal(s.signal, atoi(sigs[i]));
@@ -383,7 +370,7 @@ static void test_stop_kills_stubborn_group(void **state) {
         SubscriberOps ops = { .chunk = grab_chunk };
         SubscriberId sid;
 
-        JobId id = start(e, argv);
+        JobId id = start_job_ok(e, argv);
         assert_int_equal(engine_subscribe(e, &id, JOB_STREAM_STDOUT, 0, true, &ops, out, &sid), 0);
         uint64_t until = mono_ms() + 10000;
         while (!strchr(out, '\n')) {
@@ -424,7 +411,7 @@ static void test_stop_polite_job(void **state) {
         Engine *e = engine_at(dir, 0, 0);
         const char *argv[] = { "sleep", "60", NULL };
 
-        JobId id = start(e, argv);
+        JobId id = start_job_ok(e, argv);
         assert_int_equal(engine_stop_job(e, &id, 10 * 1000000), 0);
         JobStatus s = wait_job(e, &id, 5000);
         assert_int_equal(s.state, JOB_STATE_KILLED);
@@ -441,7 +428,7 @@ static void test_output_cap(void **state) {
         const char *argv[] = { testprog, "zeros", "10485760", NULL };
         Reader r = {};
 
-        JobId id = start(e, argv);
+        JobId id = start_job_ok(e, argv);
         JobStatus s = wait_job(e, &id, 30000);
         assert_int_equal(s.state, JOB_STATE_EXITED);
         assert_int_equal(s.exit_code, 0); /* not blocked, not killed */
@@ -495,7 +482,7 @@ static void test_thousand_jobs_no_leak(void **state) {
         JobId ids[1000];
 
         /* Warm up allocator and ring so the baseline is fair. */
-        JobId w = start(e, argv);
+        JobId w = start_job_ok(e, argv);
         wait_job(e, &w, 10000);
         unsigned fds0 = count_fds();
         long rss0 = rss_kib();
@@ -503,7 +490,7 @@ static void test_thousand_jobs_no_leak(void **state) {
         exited_events = 0;
         engine_set_observer(e, count_exits, NULL);
         for (int i = 0; i < 1000; i++)
-                ids[i] = start(e, argv);
+                ids[i] = start_job_ok(e, argv);
         uint64_t until = mono_ms() + 120000;
         while (exited_events < 1000) {
                 assert_true(mono_ms() < until);
@@ -537,7 +524,7 @@ static void test_restart_keeps_finished_jobs(void **state) {
         const char *argv[] = { testprog, "write", "3000000", "50000", "7", NULL };
         Reader r1 = { .seed = 7, .check_data = true }, r2 = r1;
 
-        JobId id = start(e, argv);
+        JobId id = start_job_ok(e, argv);
         wait_job(e, &id, 30000);
         reader_subscribe(e, &r1, &id, JOB_STREAMS_ALL, 0, false);
         run_until_ended(e, &r1, 10000);
@@ -664,7 +651,7 @@ static void test_offset_past_end_and_nonfollow(void **state) {
         const char *argv[] = { testprog, "write", "5000000", "0", "9", NULL };
         Reader late = { .seed = 9, .check_data = true, .base_out = 4000000 };
 
-        JobId id = start(e, argv);
+        JobId id = start_job_ok(e, argv);
         /* Subscribe from 4 MB before (probably) any of it exists. */
         reader_subscribe(e, &late, &id, JOB_STREAM_STDOUT, 4000000, true);
         run_until_ended(e, &late, 30000);
@@ -694,7 +681,7 @@ static void test_retention_by_age(void **state) {
         JobStatus s;
 
         assert_int_equal(engine_new(&e, &c), 0);
-        JobId id = start(e, argv);
+        JobId id = start_job_ok(e, argv);
         /* It goes once it has ended and aged (here at once). */
         uint64_t until = mono_ms() + 5000;
         while (engine_get_status(e, &id, &s) == 0) {
@@ -814,7 +801,7 @@ static void test_splice_capture(void **state) {
         Reader r = { .seed = 5, .check_data = true };
 
         assert_int_equal(engine_new(&e, &c), 0);
-        JobId id = start(e, argv);
+        JobId id = start_job_ok(e, argv);
         reader_subscribe(e, &r, &id, JOB_STREAMS_ALL, 0, true);
         run_until_ended(e, &r, 60000);
         assert_false(r.bad);
@@ -836,7 +823,7 @@ static void test_fds_per_running_job(void **state) {
 
         unsigned before = count_fds();
         for (int i = 0; i < 10; i++)
-                ids[i] = start(e, argv);
+                ids[i] = start_job_ok(e, argv);
         assert_int_equal(count_fds() - before, 30);
         assert_int_equal(engine_stop_all(e, 0), 10);
         for (int i = 0; i < 10; i++)
