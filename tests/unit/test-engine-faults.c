@@ -169,6 +169,25 @@ static void test_start_unwatched(void **state) {
         rm_rf(dir);
 }
 
+/* Turns e's loop until job id has written at least want bytes to stdout
+ * (fails the test after timeout_ms); with while_running, the job must still
+ * run at every turn. Its status then. */
+static JobStatus wait_stdout_bytes(Engine *e, const JobId *id, uint64_t want, bool while_running,
+                                   unsigned timeout_ms) {
+        uint64_t until = mono_ms() + timeout_ms;
+        JobStatus s = {};
+        do {
+                if (mono_ms() > until)
+                        fail_msg("stdout has %llu bytes, want %llu within %u ms",
+                                 (unsigned long long) s.stdout_bytes, (unsigned long long) want, timeout_ms);
+                assert_int_equal(engine_run_once(e, 50000), 0);
+                assert_int_equal(engine_get_status(e, id, &s), 0);
+                if (while_running)
+                        assert_int_equal(s.state, JOB_STATE_RUNNING);
+        } while (s.stdout_bytes < want);
+        return s;
+}
+
 /* Bug 2: a pipe poll that cannot be queued again is queued by the loop:
  * output written while the job runs still arrives while it runs. */
 static void test_pipe_rearm(void **state) {
@@ -182,15 +201,7 @@ static void test_pipe_rearm(void **state) {
         /* The first get_sqe after the start is the pipe's re-arm after
          * "one" was read. */
         e->faults.sqe_fail = 1;
-        uint64_t until = mono_ms() + 5000;
-        do {
-                if (mono_ms() > until)
-                        fail_msg("stdout has %llu bytes while running, want 8 (one, two)",
-                                 (unsigned long long) s.stdout_bytes);
-                assert_int_equal(engine_run_once(e, 50000), 0);
-                assert_int_equal(engine_get_status(e, &id, &s), 0);
-                assert_int_equal(s.state, JOB_STATE_RUNNING);
-        } while (s.stdout_bytes < 8);
+        s = wait_stdout_bytes(e, &id, 8, true, 5000); /* one, two */
         assert_int_equal(e->faults.sqe_failed, 1);
         assert_int_equal(s.stdout_bytes, 8);
         assert_int_equal(engine_stop_job(e, &id, 0), 0);
@@ -210,13 +221,7 @@ static void test_stop_timer_rearm(void **state) {
         JobId id;
 
         assert_int_equal(start_job(e, argv, &id, NULL), 0);
-        uint64_t until = mono_ms() + 5000;
-        do { /* the trap is set once "ready" is out */
-                if (mono_ms() > until)
-                        fail_msg("job said nothing");
-                assert_int_equal(engine_run_once(e, 50000), 0);
-                assert_int_equal(engine_get_status(e, &id, &s), 0);
-        } while (s.stdout_bytes < 6);
+        (void) wait_stdout_bytes(e, &id, 6, false, 5000); /* the trap is set once "ready" is out */
         e->faults.sqe_fail = 1;
         assert_int_equal(engine_stop_job(e, &id, 200000), 0);
         assert_int_equal(e->faults.sqe_failed, 1);

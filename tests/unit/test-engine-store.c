@@ -123,23 +123,39 @@ static int read_record(const char *state, const JobId *id, JobStatus *ret) {
 /* A job that waits for flag to exist, then exits 3. */
 #define WAIT_THEN_EXIT3 "while [ ! -e \"$0\" ]; do sleep 0.02; done; exit 3"
 
+/* A flag path ".../go" (flag: 128 bytes) in a new temporary directory: it
+ * does not exist yet. flag_raise() creates it, flag_remove() the directory. */
+static void flag_new(char *flag) {
+        strcpy(flag, "/tmp/jw-test-store-flag-XXXXXX");
+        assert_non_null(mkdtemp(flag));
+        strcat(flag, "/go");
+}
+
+static void flag_raise(const char *flag) {
+        assert_int_equal(close(open(flag, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)), 0);
+}
+
+static void flag_remove(char *flag) {
+        *strrchr(flag, '/') = 0;
+        rm_rf(flag);
+}
+
 /* Item 1: the disk fills while a job runs. Its final status still reaches
  * the disk (before: the record on disk kept saying "running", status.tmp
  * empty, and the next engine showed the job "lost"). */
 static void test_final_status_on_full_disk(void **state) {
         char *dir = mount_small("4m");
-        char flag[128] = "/tmp/jw-test-store-flag-XXXXXX";
+        char flag[128];
         JobStatus s;
         JobId id;
         int fill_fd;
 
-        assert_non_null(mkdtemp(flag));
-        strcat(flag, "/go");
+        flag_new(flag);
         const char *argv[] = { "/bin/sh", "-c", WAIT_THEN_EXIT3, flag, NULL };
         Engine *e = engine_at(dir);
         assert_int_equal(start_job(e, argv, &id, NULL), 0);
         fill_fd = fill(dir);
-        assert_int_equal(close(open(flag, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)), 0);
+        flag_raise(flag);
         s = wait_job(e, &id, 10000);
         assert_int_equal(s.state, JOB_STATE_EXITED);
         assert_int_equal(s.exit_code, 3);
@@ -158,8 +174,7 @@ static void test_final_status_on_full_disk(void **state) {
         engine_free(e);
 
         close(fill_fd);
-        *strrchr(flag, '/') = 0;
-        rm_rf(flag);
+        flag_remove(flag);
         unmount_small(dir);
 }
 
@@ -169,15 +184,14 @@ static void test_final_status_on_full_disk(void **state) {
  * file system without fallocate. */
 static void test_status_retried_when_space_returns(void **state) {
         char *dir = mount_small("4m");
-        char flag[128] = "/tmp/jw-test-store-flag-XXXXXX", path[512], sid[JOB_ID_STRING_MAX];
+        char flag[128], path[512], sid[JOB_ID_STRING_MAX];
         Seen seen = {};
         EngineCounts c;
         JobStatus s;
         JobId id;
         int fill_fd;
 
-        assert_non_null(mkdtemp(flag));
-        strcat(flag, "/go");
+        flag_new(flag);
         const char *argv[] = { "/bin/sh", "-c", WAIT_THEN_EXIT3, flag, NULL };
         Engine *e = engine_at(dir);
         engine_set_observer(e, observer, &seen);
@@ -185,7 +199,7 @@ static void test_status_retried_when_space_returns(void **state) {
         snprintf(path, sizeof(path), "%s/jobs/%s/status.tmp", dir, job_id_to_string(&id, sid));
         (void) unlink(path);
         fill_fd = fill(dir);
-        assert_int_equal(close(open(flag, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)), 0);
+        flag_raise(flag);
         s = wait_job(e, &id, 10000);
         assert_int_equal(s.exit_code, 3);
 
@@ -214,8 +228,7 @@ static void test_status_retried_when_space_returns(void **state) {
         assert_int_equal(c.status_unsaved, 0);
         engine_free(e);
 
-        *strrchr(flag, '/') = 0;
-        rm_rf(flag);
+        flag_remove(flag);
         unmount_small(dir);
 }
 
