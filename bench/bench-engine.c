@@ -151,24 +151,14 @@ static double engine_capture(char *dir, const char *writer, uint64_t bytes, bool
         return (double) bytes / dt;
 }
 
-static void rm_rf(const char *dir) {
-        char cmd[512];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-                fprintf(stderr, "cannot remove %s\n", dir);
-}
-
 int main(int argc, char **argv) {
         if (argc < 2) {
                 fprintf(stderr, "usage: %s WRITER [capture-bytes] [spawn-count] [runs]\n", argv[0]);
                 return 2;
         }
-        /* Jobs start in their home directory: the writer needs a full path. */
-        char *writer = realpath(argv[1], NULL);
-        if (!writer) {
-                fprintf(stderr, "%s: %s\n", argv[1], strerror(errno));
+        char *writer = writer_path(argv[1]);
+        if (!writer)
                 return 2;
-        }
         uint64_t bytes = argc > 2 ? strtoull(argv[2], NULL, 10) : (4ull << 30);
         int count = argc > 3 ? atoi(argv[3]) : 2000;
         int runs = argc > 4 ? atoi(argv[4]) : 3;

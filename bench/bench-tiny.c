@@ -141,23 +141,14 @@ static void latency(const char *dir, const char *writer, const char *name, unsig
         engine_free(e);
 }
 
-static void rm_rf(const char *dir) {
-        char cmd[512];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-                fprintf(stderr, "cannot remove %s\n", dir);
-}
-
 int main(int argc, char **argv) {
         if (argc < 2) {
                 fprintf(stderr, "usage: %s WRITER [bytes] [stamps]\n", argv[0]);
                 return 2;
         }
-        char *writer = realpath(argv[1], NULL);
-        if (!writer) {
-                fprintf(stderr, "%s: %s\n", argv[1], strerror(errno));
+        char *writer = writer_path(argv[1]);
+        if (!writer)
                 return 2;
-        }
         uint64_t bytes = argc > 2 ? strtoull(argv[2], NULL, 10) : (16ull << 20);
         unsigned stamps = argc > 3 ? (unsigned) atoi(argv[3]) : 100;
         setvbuf(stdout, NULL, _IOLBF, 0);
