@@ -4,9 +4,10 @@
 /*
  * What the engine tests (test-engine, test-engine-faults, test-engine-store,
  * test-capture, test-cgroup) share: making an engine and starting a job on
- * it, turning an engine's loop until a job has ended or has written enough,
- * and reading a job's stdout into a string. Header-only; every wait is bounded and fails
- * the test when the bound passes. Engine thread: the test's own.
+ * it (or in a child that then dies, as a crashed daemon), turning an
+ * engine's loop until a job has ended, and reading a job's stdout into a
+ * string. Header-only; every wait is bounded and fails the test when the
+ * bound passes. Engine thread: the test's own.
  */
 
 #include <sys/stat.h>
@@ -62,6 +63,43 @@ static inline JobStatus wait_job(Engine *e, const JobId *id, unsigned timeout_ms
                         fail_msg("job did not end within %u ms", timeout_ms);
                 assert_int_equal(engine_run_once(e, 100000), 0);
         }
+}
+
+/* A daemon that dies with a job running: a child process makes an engine
+ * on c, starts argv as owner "ghost", turns its loop until the job has
+ * written min_stdout bytes (at most 30 s) and exits without stopping it.
+ * The job's pid (left running: the caller kills it); the child's wait
+ * status in *ret_wait_status unless that is NULL. */
+static inline pid_t start_job_and_die(const EngineConfig *c, const char *const *argv, uint64_t min_stdout,
+                                      int *ret_wait_status) {
+        pid_t pid, job_pid = 0;
+        int p[2];
+
+        assert_int_equal(pipe(p), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                JobSpec spec = { .argv = argv, .owner = "ghost", .cgroup_fd = -1 };
+                uint64_t until = mono_ms() + 30000;
+                Engine *e = NULL;
+                JobStatus s;
+                JobId id;
+                if (engine_new(&e, c) < 0 || engine_start_job_wait(e, &spec, &id, NULL) < 0)
+                        _exit(1);
+                engine_get_status(e, &id, &s);
+                while (s.stdout_bytes < min_stdout) {
+                        if (engine_run_once(e, 100000) < 0 || mono_ms() > until)
+                                _exit(2);
+                        engine_get_status(e, &id, &s);
+                }
+                (void) !write(p[1], &s.pid, sizeof(s.pid));
+                _exit(0); /* dies with the job running */
+        }
+        assert_int_equal(read(p[0], &job_pid, sizeof(job_pid)), sizeof(job_pid));
+        assert_int_equal(waitpid(pid, ret_wait_status, 0), pid);
+        close(p[0]);
+        close(p[1]);
+        return job_pid;
 }
 
 /* A subscriber's chunk callback appending to the NUL-terminated string ud

@@ -161,37 +161,13 @@ static void test_restart_scans_from_checkpoint(void **state) {
         char *dir = make_state_dir("capture");
         const uint64_t total = 40000000;
         char script[512];
-        int p[2];
+        int ws;
 
         snprintf(script, sizeof(script), "'%s' zeros %llu; exec sleep 30", testprog, (unsigned long long) total);
-        assert_int_equal(pipe(p), 0);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                Engine *e = NULL;
-                EngineConfig c = { .state_dir = dir, .capture_splice = true };
-                const char *argv[] = { "/bin/sh", "-c", script, NULL };
-                JobSpec spec = { .argv = argv, .owner = "ghost", .cgroup_fd = -1 };
-                uint64_t until = mono_ms() + 30000;
-                JobStatus s;
-                JobId id;
-                if (engine_new(&e, &c) < 0 || engine_start_job_wait(e, &spec, &id, NULL) < 0)
-                        _exit(1);
-                do {
-                        if (engine_run_once(e, 100000) < 0 || mono_ms() > until)
-                                _exit(2);
-                        engine_get_status(e, &id, &s);
-                } while (s.stdout_bytes < total);
-                (void) !write(p[1], &s.pid, sizeof(s.pid));
-                _exit(0); /* dies with the job running */
-        }
-        pid_t job_pid = 0;
-        int ws;
-        assert_int_equal(read(p[0], &job_pid, sizeof(job_pid)), sizeof(job_pid));
-        assert_int_equal(waitpid(pid, &ws, 0), pid);
+        const char *argv[] = { "/bin/sh", "-c", script, NULL };
+        EngineConfig c = { .state_dir = dir, .capture_splice = true };
+        pid_t job_pid = start_job_and_die(&c, argv, total, &ws);
         assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
-        close(p[0]);
-        close(p[1]);
 
         Engine *e = engine_at(dir, true);
         JobStatus *v;

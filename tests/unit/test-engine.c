@@ -550,31 +550,9 @@ static void test_restart_keeps_finished_jobs(void **state) {
 
 static void test_running_job_of_dead_engine_is_lost(void **state) {
         char *dir = make_state_dir("engine");
-        int p[2];
-        assert_int_equal(pipe(p), 0);
-
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                /* A daemon that dies with a job running. */
-                Engine *e = NULL;
-                EngineConfig c = { .state_dir = dir };
-                const char *argv[] = { "sleep", "30", NULL };
-                JobSpec spec = { .argv = argv, .owner = "ghost", .cgroup_fd = -1 };
-                JobId id;
-                if (engine_new(&e, &c) < 0 || engine_start_job_wait(e, &spec, &id, NULL) < 0)
-                        _exit(1);
-                JobStatus s;
-                engine_get_status(e, &id, &s);
-                (void) !write(p[1], &s.pid, sizeof(s.pid));
-                _exit(0);
-        }
-        pid_t job_pid = 0;
-        assert_int_equal(read(p[0], &job_pid, sizeof(job_pid)), sizeof(job_pid));
-        int ws;
-        assert_int_equal(waitpid(pid, &ws, 0), pid);
-        close(p[0]);
-        close(p[1]);
+        const char *argv[] = { "sleep", "30", NULL };
+        /* A daemon that dies with a job running. */
+        pid_t job_pid = start_job_and_die(&(EngineConfig){ .state_dir = dir }, argv, 0, NULL);
 
         Engine *e = engine_at(dir, 0, 0);
         JobStatus *v;
