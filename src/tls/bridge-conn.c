@@ -109,41 +109,19 @@ static void disarm_timeout(TlsBridge *b, Conn *c) {
 }
 
 static void runq_add(TlsBridge *b, Conn *c) {
-        if (c->queued)
-                return;
-        c->queued = true;
-        c->rq_next = NULL;
-        c->rq_prev = b->rq_tail;
-        if (b->rq_tail)
-                b->rq_tail->rq_next = c;
-        else
-                b->rq_head = c;
-        b->rq_tail = c;
-}
-
-static void runq_remove(TlsBridge *b, Conn *c) {
-        if (!c->queued)
-                return;
-        if (c->rq_prev)
-                c->rq_prev->rq_next = c->rq_next;
-        else
-                b->rq_head = c->rq_next;
-        if (c->rq_next)
-                c->rq_next->rq_prev = c->rq_prev;
-        else
-                b->rq_tail = c->rq_prev;
-        c->queued = false;
-        c->rq_next = c->rq_prev = NULL;
+        if (!c->rq.linked)
+                list_append(&b->runq, &c->rq);
 }
 
 void conn_run_queue(TlsBridge *b) {
         /* one turn for each connection queued now; those queued again wait for the next round */
-        Conn *tail = b->rq_tail;
+        ListNode *tail = b->runq.last;
 
-        while (b->rq_head) {
-                Conn *c = b->rq_head;
-                bool last = c == tail;
-                runq_remove(b, c);
+        while (b->runq.first) {
+                ListNode *n = b->runq.first;
+                Conn *c = list_entry(n, Conn, rq);
+                bool last = n == tail;
+                list_unlink(&b->runq, n);
                 conn_process(b, c);
                 if (last)
                         break;
@@ -163,7 +141,7 @@ void conn_free(TlsBridge *b, Conn *c) {
         if (lost)
                 refused(b, c->peer, "cannot cancel a poll (ring full): the socket closes late");
         disarm_timeout(b, c);
-        runq_remove(b, c);
+        list_unlink(&b->runq, &c->rq);
 
         if (c->admitted == ADMITTED_HANDSHAKE)
                 admission_handshake_end(&b->admission, &c->source);

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "shared/list.h"
 #include "shared/ring.h"
 #include "tls/admission.h"
 #include "tls/bridge.h"
@@ -57,8 +58,7 @@ struct Conn {
         TlsPump pump;
         bool armed[N_POLL_OPS];
         bool timeout_armed;
-        bool queued;
-        Conn *rq_next, *rq_prev;
+        ListNode rq; /* on the bridge's runq: has a turn coming */
         char peer[INET6_ADDRSTRLEN + 16];
         AdmissionSource source;
         enum { ADMITTED_NONE, ADMITTED_HANDSHAKE, ADMITTED_ESTABLISHED } admitted; /* what it counts as */
@@ -106,7 +106,7 @@ struct TlsBridge {
         bool wake_armed;
         RingSlotTable conns; /* Conn * by slot; max = established + startups_full */
         Admission admission;
-        Conn *rq_head, *rq_tail;
+        ListHead runq; /* Conn by rq: connections with work but no event to wait for */
         uint64_t next_id;
         int next_high_fd;
         bool ktls_off;      /* configured off, or the kernel said it cannot */

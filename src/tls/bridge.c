@@ -339,7 +339,7 @@ static bool bridge_turn(TlsBridge *b) {
         conn_run_queue(b);
         listeners_rearm(b);
         wake_arm(b);
-        r = io_uring_submit_and_wait(&b->ring, b->rq_head ? 0 : 1);
+        r = io_uring_submit_and_wait(&b->ring, b->runq.first ? 0 : 1);
         if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME)
                 return false;
 
