@@ -25,6 +25,7 @@
 #include "core/engine.h"
 #include "rpc/request.h"
 #include "rpc/stream-pace.h"
+#include "shared/list.h"
 #include "shared/macro.h"
 
 typedef struct Server Server;
@@ -75,7 +76,7 @@ struct RpcCall {
         SubscriberId sub;
         bool have_pending_end;        /* end arrived while a chunk was in flight */
         JobStatus pending_end;
-        RpcCall *stream_prev, *stream_next;
+        ListNode by_stream;           /* on Server.streams while subscribed */
         grpc_byte_buffer *send_buf, *finish_buf;
         grpc_slice status_details;
         bool have_status_details;

@@ -30,6 +30,7 @@
 
 #include "rpc/conn-registry.h"
 #include "shared/macro.h"
+#include "shared/parse-util.h"
 
 typedef struct ConnEntry {
         uint64_t id;
@@ -138,21 +139,6 @@ void conn_registry_remove(ConnRegistry *r, uint64_t conn_id) {
         pthread_mutex_unlock(&r->lock);
 }
 
-/* Parses a decimal uint64 that is the whole of s. */
-static int parse_u64(const char *s, uint64_t *ret) {
-        uint64_t v = 0;
-
-        if (!*s)
-                return -EPROTO;
-        for (; *s; s++) {
-                if (*s < '0' || *s > '9' || v > (UINT64_MAX - (uint64_t) (*s - '0')) / 10)
-                        return -EPROTO;
-                v = v * 10 + (uint64_t) (*s - '0');
-        }
-        *ret = v;
-        return 0;
-}
-
 /* Under the lock: the entry a peer string names, or an error. */
 static int resolve(ConnRegistry *r, const char *peer, ConnEntry **ret) {
         ConnEntry *found = NULL;
@@ -160,7 +146,7 @@ static int resolve(ConnRegistry *r, const char *peer, ConnEntry **ret) {
         bool ambiguous = false;
 
         if (r->id_prefix && strncmp(peer, r->id_prefix, strlen(r->id_prefix)) == 0) {
-                if (parse_u64(peer + strlen(r->id_prefix), &key) < 0)
+                if (parse_uint64(peer + strlen(r->id_prefix), &key) < 0)
                         return -EPROTO;
                 found = find_id(r, key);
                 if (!found || found->fd >= 0)
@@ -168,7 +154,7 @@ static int resolve(ConnRegistry *r, const char *peer, ConnEntry **ret) {
                 *ret = found;
                 return 0;
         }
-        if (strncmp(peer, "fd:", 3) != 0 || parse_u64(peer + 3, &key) < 0 || key > INT32_MAX)
+        if (strncmp(peer, "fd:", 3) != 0 || parse_uint64(peer + 3, &key) < 0 || key > INT32_MAX)
                 return -EPROTO;
         for (size_t i = 0; i < r->n_entries; i++) {
                 if (r->entries[i].fd != (int) key)

@@ -30,24 +30,12 @@
 static void stream_send_end(RpcCall *c, const JobStatus *st);
 
 static void stream_link(Server *s, RpcCall *c) {
-        c->stream_prev = NULL;
-        c->stream_next = s->streams;
-        if (s->streams)
-                s->streams->stream_prev = c;
-        s->streams = c;
-        s->n_streams++;
+        list_append(&s->streams, &c->by_stream);
 }
 
 static void stream_unlink(Server *s, RpcCall *c) {
-        if (c->stream_prev)
-                c->stream_prev->stream_next = c->stream_next;
-        else if (s->streams == c)
-                s->streams = c->stream_next;
-        if (c->stream_next)
-                c->stream_next->stream_prev = c->stream_prev;
-        c->stream_prev = c->stream_next = NULL;
-        s->n_streams--;
-        if (s->n_streams == 0 && server_state(s) == SERVER_DRAINING_STREAMS)
+        list_unlink(&s->streams, &c->by_stream);
+        if (s->streams.n == 0 && server_state(s) == SERVER_DRAINING_STREAMS)
                 server_streams_drained(s);
 }
 
@@ -63,13 +51,13 @@ static void stream_cancel(Engine *e, RpcCall *c) {
 }
 
 unsigned server_stream_count(Server *s) {
-        return s->n_streams;
+        return s->streams.n;
 }
 
 /* Shutting down: every stream ends now; an idle one is told why. */
 void output_stream_cancel_all(Server *s) {
-        while (s->streams) {
-                RpcCall *c = s->streams;
+        while (s->streams.first) {
+                RpcCall *c = list_entry(s->streams.first, RpcCall, by_stream);
                 bool idle = !c->send_in_flight;
 
                 call_ref(c);
@@ -132,7 +120,7 @@ static uint64_t now_usec(void) {
 static size_t chunk_max(void *userdata) {
         RpcCall *c = userdata;
 
-        return stream_pace_next(&c->pace, &c->server->stream_budget, c->server->n_streams, ENGINE_CHUNK_MAX);
+        return stream_pace_next(&c->pace, &c->server->stream_budget, c->server->streams.n, ENGINE_CHUNK_MAX);
 }
 
 /* The chunk as a byte buffer: in place when it is in chunk_slice. */
@@ -228,7 +216,7 @@ void output_stream_handle(Engine *e, RpcCall *c) {
                 call_finishf(c, GRPC_STATUS_UNAVAILABLE, "the server is shutting down");
                 return;
         }
-        if (c->server->n_streams >= c->server->max_output_streams) {
+        if (c->server->streams.n >= c->server->max_output_streams) {
                 call_finishf(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many output streams (at most %u)",
                              c->server->max_output_streams);
                 return;

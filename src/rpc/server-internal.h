@@ -19,6 +19,7 @@
 #include "rpc/conn-registry.h"
 #include "rpc/request.h"
 #include "rpc/server.h"
+#include "shared/list.h"
 
 /*
  * The life cycle, one state, moved only by server_advance():
@@ -72,8 +73,7 @@ struct Server {
 
         /* engine thread */
         bool draining;                /* Start answers UNAVAILABLE (a mode, not a stage of the life cycle) */
-        RpcCall *streams;             /* Output calls with a subscription */
-        unsigned n_streams;
+        ListHead streams;             /* Output calls with a subscription (RpcCall.by_stream) */
         StreamBudget stream_budget;   /* bytes of chunks in flight to them */
         void (*shutdown_done)(void *userdata);
         void *shutdown_userdata;

@@ -531,7 +531,7 @@ void server_shutdown(Server *s, void (*done)(void *userdata), void *userdata) {
         s->shutdown_done = done;
         s->shutdown_userdata = userdata;
         s->draining = true;
-        if (s->n_streams == 0)
+        if (s->streams.n == 0)
                 shutdown_grpc(s);
         else
                 (void) server_advance(s, SERVER_RUNNING, SERVER_DRAINING_STREAMS);
