@@ -17,6 +17,7 @@
 
 #include "daemon/daemon-internal.h"
 #include "daemon/events.h"
+#include "shared/time-util.h"
 
 #define RATELIMIT_INTERVAL_USEC (10 * 1000000ull)
 
@@ -34,13 +35,6 @@ void event_limits_init(EventLimits *l) {
 
 void event_limits_done(EventLimits *l) {
         peer_ratelimit_done(&l->per_peer);
-}
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
 }
 
 /* Engine observer (engine thread) --------------------------------------------- */
@@ -120,7 +114,7 @@ static bool peer_may_log(Daemon *d, const char *key, bool address, const char *w
                 *strrchr(k, ':') = 0; /* "192.0.2.1:4711" -> "192.0.2.1" */
         else if (k[0] == '[' && strchr(k, ']'))
                 strchr(k, ']')[1] = 0;   /* "[::1]:4711" -> "[::1]" */
-        pass = peer_ratelimit_test(&d->limits.per_peer, k, now_usec(), &suppressed);
+        pass = peer_ratelimit_test(&d->limits.per_peer, k, now_usec(CLOCK_MONOTONIC), &suppressed);
         if (suppressed > 0)
                 log_fields(LOG_NOTICE, fields, "%u more %s from %s were not logged", suppressed, what, k);
         return pass;

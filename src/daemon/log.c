@@ -30,6 +30,7 @@
 
 #include "daemon/log.h"
 #include "shared/utf8.h"
+#include "shared/time-util.h"
 
 static atomic_int max_level = LOG_INFO; /* see the comment above */
 static atomic_bool to_journal;           /* see the comment above */
@@ -234,15 +235,8 @@ void log_fields(int level, const char *const *fields, const char *fmt, ...) {
         va_end(ap);
 }
 
-static unsigned long long now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (unsigned long long) ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
-}
-
 void log_ratelimited(LogRateLimit *rl, int level, const char *const *fields, const char *fmt, ...) {
-        unsigned long long now = now_usec();
+        unsigned long long now = now_usec(CLOCK_MONOTONIC);
         unsigned suppressed = 0;
         bool pass;
         va_list ap;

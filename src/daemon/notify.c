@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "daemon/notify.h"
+#include "shared/time-util.h"
 
 #define STATUS_INTERVAL_USEC 1000000ull
 
@@ -31,17 +32,11 @@ struct Notifier {
         char last_status[256];
 };
 
-static uint64_t mono_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
 static void send_status(Notifier *n, bool force) {
         char text[256], msg[300];
 
         n->status(n->userdata, text, sizeof(text));
-        n->last_status_usec = mono_usec();
+        n->last_status_usec = now_usec(CLOCK_MONOTONIC);
         if (!force && strcmp(text, n->last_status) == 0)
                 return;
         snprintf(n->last_status, sizeof(n->last_status), "%s", text);
@@ -102,7 +97,7 @@ Notifier *notifier_free(Notifier *n) {
 void notifier_status_changed(Notifier *n) {
         if (!n || !n->enabled)
                 return;
-        uint64_t now = mono_usec();
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
         if (now - n->last_status_usec >= STATUS_INTERVAL_USEC) {
                 send_status(n, false);
                 return;
@@ -118,7 +113,7 @@ void notifier_ready(Notifier *n) {
                 return;
         n->status(n->userdata, text, sizeof(text));
         snprintf(n->last_status, sizeof(n->last_status), "%s", text);
-        n->last_status_usec = mono_usec();
+        n->last_status_usec = now_usec(CLOCK_MONOTONIC);
         snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s", text);
         (void) sd_notify(0, msg);
 }
@@ -129,7 +124,7 @@ void notifier_reloading(Notifier *n) {
         /* systemd 253+ wants MONOTONIC_USEC with RELOADING=1 (Type=notify-reload);
          * older ones ignore it. */
         (void) sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=Reloading policy and certificates",
-                          (unsigned long long) mono_usec());
+                          (unsigned long long) now_usec(CLOCK_MONOTONIC));
 }
 
 void notifier_reloaded(Notifier *n) {

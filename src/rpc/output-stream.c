@@ -26,6 +26,7 @@
 #include "rpc/response.h"
 #include "rpc/server-internal.h"
 #include "wire/wire.h"
+#include "shared/time-util.h"
 
 static void stream_send_end(RpcCall *c, const JobStatus *st);
 
@@ -110,13 +111,6 @@ static void *chunk_buffer(void *userdata, size_t size) {
         return GRPC_SLICE_START_PTR(c->chunk_slice) + WIRE_CHUNK_HEADER_MAX;
 }
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
 static size_t chunk_max(void *userdata) {
         RpcCall *c = userdata;
 
@@ -173,7 +167,7 @@ static void on_chunk(void *userdata, JobStream stream, uint64_t offset, const vo
                 goto fail;
         }
         /* counted until the send completes: gRPC holds the chunk until then */
-        stream_pace_sent(&c->pace, &c->server->stream_budget, size, now_usec());
+        stream_pace_sent(&c->pace, &c->server->stream_budget, size, now_usec(CLOCK_MONOTONIC));
         return;
 
 fail:
@@ -251,7 +245,7 @@ void output_stream_sent_closure(Engine *e, void *userdata) {
                 call_unref(c);
                 return;
         }
-        stream_pace_done(&c->pace, &c->server->stream_budget, now_usec(), ENGINE_CHUNK_MAX);
+        stream_pace_done(&c->pace, &c->server->stream_budget, now_usec(CLOCK_MONOTONIC), ENGINE_CHUNK_MAX);
         if (c->have_pending_end) {
                 c->have_pending_end = false;
                 if (c->send_ok)

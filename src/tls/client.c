@@ -40,6 +40,7 @@
 #include "tls/client.h"
 #include "tls/ktls.h"
 #include "tls/pump.h"
+#include "shared/time-util.h"
 
 #define CLIENT_DEFAULT_TIMEOUT_USEC (10ull * 1000 * 1000)
 #define CLIENT_PUMP_BUDGET (4u * 1024 * 1024)
@@ -57,14 +58,8 @@ struct TlsClient {
         bool stop; /* __atomic */
 };
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
-
 static int remaining_msec(uint64_t deadline) {
-        uint64_t now = now_usec();
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
         if (now >= deadline)
                 return 0;
         return (int) MIN((deadline - now + 999) / 1000, (uint64_t) INT32_MAX);
@@ -192,7 +187,7 @@ static int client_kernel_tls(TlsClient *c, int fd, uint64_t deadline, int *ret_a
         if (tls_session_pending(c->tls) > 0 || ktls_attach(fd) < 0)
                 return 0;
         /* A server that says nothing for a while is served through the pump. */
-        deadline = MIN(deadline, now_usec() + CLIENT_FIRST_RECORD_USEC);
+        deadline = MIN(deadline, now_usec(CLOCK_MONOTONIC) + CLIENT_FIRST_RECORD_USEC);
         tls_session_exact_reads(c->tls, true);
         for (;;) {
                 size_t len;
@@ -412,7 +407,7 @@ int tls_client_connect(TlsContext *ctx, const char *host, const char *port, uint
                 return -EINVAL;
         if (timeout_usec == 0)
                 timeout_usec = CLIENT_DEFAULT_TIMEOUT_USEC;
-        deadline = now_usec() + timeout_usec;
+        deadline = now_usec(CLOCK_MONOTONIC) + timeout_usec;
         hostport = strchr(host, ':') ? strdup_printf("[%s]:%s", host, port) : strdup_printf("%s:%s", host, port);
         if (!hostport)
                 return -ENOMEM;
