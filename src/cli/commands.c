@@ -47,11 +47,8 @@ static int resolve_job(Cli *cli, const char *arg, char **ret_id) {
         }
 
         r = cli_client_unary(cli->client, CLI_METHOD("List"), &req.base, &jobworker__v1__list_response__descriptor, &resp, &st);
-        if (r < 0) {
-                r = r == -ENOMEM ? cli_oom(cli) : cli_call_failed(cli, &st, "list", NULL);
-                cli_call_status_done(&st);
-                return r;
-        }
+        if (r < 0)
+                return cli_unary_failed(cli, r, &st, "list", NULL);
         Jobworker__V1__ListResponse *list = (Jobworker__V1__ListResponse *) resp;
         ids = calloc(list->n_jobs + 1, sizeof(char *));
         if (!ids) {
@@ -119,11 +116,8 @@ static int do_start(Cli *cli, char **ret_job_id) {
         req.isolate = isolate;
 
         r = cli_client_unary(cli->client, CLI_METHOD("Start"), &req.base, &jobworker__v1__start_response__descriptor, &resp, &st);
-        if (r < 0) {
-                r = r == -ENOMEM ? cli_oom(cli) : cli_call_failed(cli, &st, "start", NULL);
-                cli_call_status_done(&st);
-                return r;
-        }
+        if (r < 0)
+                return cli_unary_failed(cli, r, &st, "start", NULL);
         Jobworker__V1__StartResponse *sr = (Jobworker__V1__StartResponse *) resp;
         if (!sr->job_id || !*sr->job_id) {
                 protobuf_c_message_free_unpacked(resp, NULL);
@@ -171,11 +165,8 @@ static int get_status(Cli *cli, const char *id, Jobworker__V1__StatusResponse **
 
         req.job_id = (char *) id;
         r = cli_client_unary(cli->client, CLI_METHOD("Status"), &req.base, &jobworker__v1__status_response__descriptor, &resp, &st);
-        if (r < 0) {
-                r = r == -ENOMEM ? cli_oom(cli) : cli_call_failed(cli, &st, "see", id);
-                cli_call_status_done(&st);
-                return r;
-        }
+        if (r < 0)
+                return cli_unary_failed(cli, r, &st, "see", id);
         Jobworker__V1__StatusResponse *sr = (Jobworker__V1__StatusResponse *) resp;
         if (!sr->status) {
                 protobuf_c_message_free_unpacked(resp, NULL);
@@ -213,11 +204,8 @@ static int cmd_list(Cli *cli) {
 
         req.running_only = cli->args->running;
         r = cli_client_unary(cli->client, CLI_METHOD("List"), &req.base, &jobworker__v1__list_response__descriptor, &resp, &st);
-        if (r < 0) {
-                r = r == -ENOMEM ? cli_oom(cli) : cli_call_failed(cli, &st, "list", NULL);
-                cli_call_status_done(&st);
-                return r;
-        }
+        if (r < 0)
+                return cli_unary_failed(cli, r, &st, "list", NULL);
         Jobworker__V1__ListResponse *list = (Jobworker__V1__ListResponse *) resp;
         if (cli->args->json)
                 cli_format_list_json(cli->out, list->jobs, list->n_jobs);
@@ -274,11 +262,8 @@ static int cmd_stop(Cli *cli) {
         req.use_grace = cli->args->grace_set;
         req.grace_ms = cli->args->grace_ms;
         r = cli_client_unary(cli->client, CLI_METHOD("Stop"), &req.base, &jobworker__v1__stop_response__descriptor, &resp, &st);
-        if (r < 0) {
-                r = r == -ENOMEM ? cli_oom(cli) : cli_call_failed(cli, &st, "stop", id);
-                cli_call_status_done(&st);
-                return r;
-        }
+        if (r < 0)
+                return cli_unary_failed(cli, r, &st, "stop", id);
         protobuf_c_message_free_unpacked(resp, NULL);
         return CLI_EXIT_OK;
 }

@@ -99,6 +99,12 @@ int cli_call_failed(Cli *cli, const CliCallStatus *st, const char *action, const
                            details && *details ? ": " : "", details ?: "");
 }
 
+int cli_unary_failed(Cli *cli, int r, CliCallStatus *st, const char *action, const char *job) {
+        r = r == -ENOMEM ? cli_oom(cli) : cli_call_failed(cli, st, action, job);
+        cli_call_status_done(st);
+        return r;
+}
+
 int cli_write_failed(Cli *cli, int r, const char *what) {
         if (r == -EPIPE)
                 return CLI_EXIT_BROKEN_PIPE; /* quietly, like a tool killed by SIGPIPE */

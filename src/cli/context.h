@@ -38,6 +38,10 @@ int cli_oom(Cli *cli);
  * exit code (CLI_EXIT_CONNECT for transport failures, CLI_EXIT_FAILED for
  * refusals, CLI_EXIT_INTERRUPTED for a cancelled call). */
 int cli_call_failed(Cli *cli, const CliCallStatus *st, const char *action, const char *job);
+/* A unary call (cli_client_unary) failed with r: out of memory, or
+ * cli_call_failed() for its status, which this releases. Returns the exit
+ * code. */
+int cli_unary_failed(Cli *cli, int r, CliCallStatus *st, const char *action, const char *job);
 
 /* Writing our output failed with r (-errno); what names the stream. A
  * closed pipe ends quietly with CLI_EXIT_BROKEN_PIPE. */

@@ -50,6 +50,7 @@ def readonly_state_dir():
 
 def main():
     pb, pbg = h.stubs()
+    import grpc
 
     readonly_state_dir()
 
@@ -73,6 +74,23 @@ def main():
     # Retention of a second: the record stays only because its process runs.
     d = h.Daemon(state_dir=state, args=["--retain-age", "1s"])
     s = d.stub("alice")
+    st = s.Status(pb.StatusRequest(job_id=j), timeout=10).status
+    assert st.state == pb.JOB_STATE_LOST and st.process_alive, st
+    # A job that ends now ages out after the lost one; once retention has
+    # removed it, it has passed over the lost job, which must still be there.
+    done = s.Start(pb.StartRequest(argv=["/bin/true"]), timeout=10).job_id
+    h.wait_state(s, done, [pb.JOB_STATE_EXITED])
+
+    def removed(job):
+        try:
+            s.Status(pb.StatusRequest(job_id=job), timeout=10)
+            return False
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            return True
+
+    h.wait_until(lambda: removed(done), "retention to remove an ended job", timeout=15)
     st = s.Status(pb.StatusRequest(job_id=j), timeout=10).status
     assert st.state == pb.JOB_STATE_LOST and st.process_alive, st
     s.Stop(pb.StopRequest(job_id=j, use_grace=True, grace_ms=200), timeout=10)
