@@ -71,6 +71,18 @@ static void job_appended(Engine *e, Job *j) {
         (void) job_write_status(e, j); /* a failed checkpoint only costs a longer scan */
 }
 
+/* n bytes of stream went into the log (by write or by splice): counted, for
+ * the job and its owner, and the subscribers woken. */
+static void job_appended_bytes(Engine *e, Job *j, JobStream stream, uint64_t n) {
+        if (stream == JOB_STREAM_STDOUT)
+                j->st.stdout_bytes += n;
+        else
+                j->st.stderr_bytes += n;
+        owner_usage_output(j, n);
+        job_appended(e, j);
+        job_wake_subscribers(e, j);
+}
+
 /* Appends what a pipe gave us, honouring the output cap. */
 static void job_capture(Engine *e, Job *j, JobStream stream, const uint8_t *data, size_t n) {
         uint64_t kept = j->st.stdout_bytes + j->st.stderr_bytes;
@@ -91,21 +103,13 @@ static void job_capture(Engine *e, Job *j, JobStream stream, const uint8_t *data
                          * rest, and say so in the status. */
                         j->log_failed = true;
                         take = 0;
-                } else {
-                        if (stream == JOB_STREAM_STDOUT)
-                                j->st.stdout_bytes += take;
-                        else
-                                j->st.stderr_bytes += take;
-                        owner_usage_output(j, take);
-                        job_appended(e, j);
-                }
+                } else
+                        job_appended_bytes(e, j, stream, take);
         }
         if (take < n) {
                 j->st.truncated = true;
                 j->st.dropped_bytes += n - take;
         }
-        if (take > 0)
-                job_wake_subscribers(e, j);
 }
 
 /* Pipe -> log with splice(): one copy (pipe pages into the page cache)
@@ -119,15 +123,8 @@ static ssize_t job_capture_splice(Engine *e, Job *j, int i) {
                 return r;
         ssize_t n = outlog_append_splice(j->log_fd, j->log_version, &j->log_size, stream, j->pipe_fd[i], want);
 
-        if (n > 0) {
-                if (stream == JOB_STREAM_STDOUT)
-                        j->st.stdout_bytes += (uint64_t) n;
-                else
-                        j->st.stderr_bytes += (uint64_t) n;
-                owner_usage_output(j, (uint64_t) n);
-                job_appended(e, j);
-                job_wake_subscribers(e, j);
-        }
+        if (n > 0)
+                job_appended_bytes(e, j, stream, (uint64_t) n);
         return n;
 }
 

@@ -36,17 +36,9 @@ static int write_file_at(int dirfd, const char *name, const char *value) {
         return (size_t) k == n ? 0 : -EIO;
 }
 
+/* Control files are small and read whole: fs-util's one-read helper. */
 static int read_file_at(int dirfd, const char *name, char *buf, size_t size) {
-        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        ssize_t k;
-
-        if (fd < 0)
-                return -errno;
-        k = read(fd, buf, size - 1);
-        if (k < 0)
-                return -errno;
-        buf[k] = 0;
-        return (int) k;
+        return (int) read_small_file_at(dirfd, name, O_NOFOLLOW, buf, size);
 }
 
 /* Value of `key` in a "key value" per line file such as cpu.stat. */

@@ -161,10 +161,10 @@ static void test_start_unwatched(void **state) {
         assert_int_equal(waitid(P_ALL, 0, &si, WEXITED | WNOHANG), -1);
         assert_int_equal(errno, ECHILD);
 
-        /* The next start works. */
+        /* The next start works: it is watched, so its stop is seen. */
         assert_int_equal(start_job(e, argv, &id, &err), 0);
         assert_int_equal(engine_stop_job(e, &id, 0), 0);
-        (void) wait_job(e, &id, 10000);
+        assert_int_equal(wait_job(e, &id, 10000).state, JOB_STATE_KILLED);
         engine_free(e);
         rm_rf(dir);
 }
