@@ -28,6 +28,7 @@
 #include "shared/list.h"
 #include "shared/ring.h"
 #include "shared/strmap.h"
+#include "shared/time-util.h"
 
 #define ENGINE_BUFFER_SIZE (1024u * 1024u) /* pipe reads */
 #define PIPE_SIZE_BIG (1024 * 1024)
@@ -215,12 +216,6 @@ struct Engine {
 };
 
 /* Small helpers -------------------------------------------------------------- */
-
-static inline uint64_t now_usec(clockid_t clock) {
-        struct timespec ts;
-        clock_gettime(clock, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
 
 static inline int pidfd_signal(int pidfd, int sig) {
         return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
