@@ -95,13 +95,16 @@ static void start_status(JobStart *js, bool starting, JobStatus *ret) {
 }
 
 /* Writes the record (any thread: js's own fds only). A start that cannot be
- * recorded fails: after a crash nothing would name its process. */
+ * recorded fails: after a crash nothing would name its process. Only the
+ * pid record leaves status.tmp reserved (for the job's final status): the
+ * "starting" record's reservation would be truncated away by the pid
+ * record's write right after it, an open + fallocate per Start for nothing. */
 static int start_record(JobStart *js, bool starting) {
         JobStatus st;
         int r;
 
         start_status(js, starting, &st);
-        r = jobrecord_write(js->jobs_fd, &st, OUTLOG_HEADER_SIZE, true);
+        r = jobrecord_write(js->jobs_fd, &st, OUTLOG_HEADER_SIZE, !starting);
         if (r < 0)
                 return start_fail(js, JOB_START_STAGE_STATE, r, "cannot record the job in the state directory: %s",
                                   strerror(-r));
