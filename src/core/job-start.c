@@ -388,7 +388,7 @@ void job_start_finish(Engine *e, void *userdata) {
         owner_usage_starting(js->usage, -1);
         js->usage = owner_usage_unref(e, js->usage);
         if (e->freeing && r >= 0)
-                r = start_fail(js, JOB_START_STAGE_SPAWN, -ECANCELED, "the server is shutting down");
+                r = job_start_cancel(js);
         if (r >= 0)
                 r = start_register(e, js);
         err = js->err;
