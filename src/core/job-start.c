@@ -372,6 +372,14 @@ void job_start_abandon(JobStart *js) {
         job_start_free(NULL, js, true);
 }
 
+/* The start no longer counts as starting, nor against its owner (the
+ * counts engine_start_job() took). */
+static void start_uncount(Engine *e, JobStart *js) {
+        e->n_starting--;
+        owner_usage_starting(js->usage, -1);
+        js->usage = owner_usage_unref(e, js->usage);
+}
+
 void job_start_finish(Engine *e, void *userdata) {
         JobStart *js = userdata;
         EngineStartDone done = js->done;
@@ -384,9 +392,7 @@ void job_start_finish(Engine *e, void *userdata) {
                 job_start_abandon(js);
                 return;
         }
-        e->n_starting--;
-        owner_usage_starting(js->usage, -1);
-        js->usage = owner_usage_unref(e, js->usage);
+        start_uncount(e, js);
         if (e->freeing && r >= 0)
                 r = job_start_cancel(js);
         if (r >= 0)
@@ -492,9 +498,7 @@ int engine_start_job(Engine *e, const JobSpec *spec, EngineStartDone done, void 
                 js->r = r;
                 r = engine_post(e, job_start_finish, js);
                 if (r < 0) {
-                        e->n_starting--;
-                        owner_usage_starting(js->usage, -1);
-                        js->usage = owner_usage_unref(e, js->usage);
+                        start_uncount(e, js);
                         js->done = NULL;
                         job_start_free(e, js, true);
                         return r;
