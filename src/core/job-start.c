@@ -95,13 +95,16 @@ static void start_status(JobStart *js, bool starting, JobStatus *ret) {
 }
 
 /* Writes the record (any thread: js's own fds only). A start that cannot be
- * recorded fails: after a crash nothing would name its process. */
+ * recorded fails: after a crash nothing would name its process. Only the
+ * pid record leaves status.tmp reserved (for the job's final status): the
+ * "starting" record's reservation would be truncated away by the pid
+ * record's write right after it, an open + fallocate per Start for nothing. */
 static int start_record(JobStart *js, bool starting) {
         JobStatus st;
         int r;
 
         start_status(js, starting, &st);
-        r = jobrecord_write(js->jobs_fd, &st, OUTLOG_HEADER_SIZE, true);
+        r = jobrecord_write(js->jobs_fd, &st, OUTLOG_HEADER_SIZE, !starting);
         if (r < 0)
                 return start_fail(js, JOB_START_STAGE_STATE, r, "cannot record the job in the state directory: %s",
                                   strerror(-r));
@@ -369,6 +372,14 @@ void job_start_abandon(JobStart *js) {
         job_start_free(NULL, js, true);
 }
 
+/* The start no longer counts as starting, nor against its owner (the
+ * counts engine_start_job() took). */
+static void start_uncount(Engine *e, JobStart *js) {
+        e->n_starting--;
+        owner_usage_starting(js->usage, -1);
+        js->usage = owner_usage_unref(e, js->usage);
+}
+
 void job_start_finish(Engine *e, void *userdata) {
         JobStart *js = userdata;
         EngineStartDone done = js->done;
@@ -381,11 +392,9 @@ void job_start_finish(Engine *e, void *userdata) {
                 job_start_abandon(js);
                 return;
         }
-        e->n_starting--;
-        owner_usage_starting(js->usage, -1);
-        js->usage = owner_usage_unref(e, js->usage);
+        start_uncount(e, js);
         if (e->freeing && r >= 0)
-                r = start_fail(js, JOB_START_STAGE_SPAWN, -ECANCELED, "the server is shutting down");
+                r = job_start_cancel(js);
         if (r >= 0)
                 r = start_register(e, js);
         err = js->err;
@@ -489,9 +498,7 @@ int engine_start_job(Engine *e, const JobSpec *spec, EngineStartDone done, void 
                 js->r = r;
                 r = engine_post(e, job_start_finish, js);
                 if (r < 0) {
-                        e->n_starting--;
-                        owner_usage_starting(js->usage, -1);
-                        js->usage = owner_usage_unref(e, js->usage);
+                        start_uncount(e, js);
                         js->done = NULL;
                         job_start_free(e, js, true);
                         return r;
