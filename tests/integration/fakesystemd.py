@@ -58,7 +58,8 @@ What is emulated (systemd 252, src/core/service.c and manager.c):
   acted on (systemd gives the notify socket priority over SIGCHLD), so an
   fd stored just before a crash is not lost.
 
-What is not emulated: cgroups (KillMode= is always "process": stop and
+What is not emulated: the FDSTORE= environment variable (systemd 254+
+tells the service its FileDescriptorStoreMax= that way; 252 does not), cgroups (KillMode= is always "process": stop and
 restart signal the main pid only; the service's children stay), the start
 rate limit, timeouts of the start, the watchdog's action, D-Bus.
 

@@ -130,6 +130,8 @@ def on_term(signo, frame):
     sys.exit(0)
 
 signal.signal(signal.SIGTERM, on_term)
+if ["die"] in plan[n] if n < len(plan) else False:
+    os.kill(os.getpid(), signal.SIGKILL)   # a crash right after storing: before READY=1
 notify("READY=1\nSTATUS=start %d" % n)
 while True:
     signal.pause()
@@ -209,6 +211,21 @@ def test_crash_hands_fds_back():
         check(chan["kind"] == "socket" and chan["messages"] == [{"data": "queued message", "fds": ["inner-bytes"]}],
               chan)
         check(s.fake.status == "start 1", s.fake.status)
+    finally:
+        s.close()
+
+
+def test_fds_stored_just_before_a_crash_are_kept():
+    """The messages a service sent before it died are heard before its death
+    is acted on, as systemd reads the notify socket before SIGCHLD."""
+    s = Service([[["many", "last", 20], ["die"]], []])
+    try:
+        s.fake.start()
+        s.fake.wait_until(lambda f: len(f.exits) == 1, "the service to crash", 10)
+        check(s.fake.exits == [-signal.SIGKILL], s.fake.exits)
+        check(names(s.fake) == ["last"] * 20, (names(s.fake), s.fake.ignored))
+        s.start_ready()
+        check(s.report(1)["names"] == ["svc.socket"] + ["last"] * 20, s.report(1)["names"])
     finally:
         s.close()
 
