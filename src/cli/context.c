@@ -125,6 +125,10 @@ int cli_job_exit_code(Cli *cli, const Jobworker__V1__JobStatus *st) {
                 return 128 + (st->signal & 0x7f);
         case JOBWORKER__V1__JOB_STATE__JOB_STATE_LOST:
                 return cli_set_message(cli, CLI_EXIT_FAILED, "job %s was lost: the server stopped while it ran", st->job_id);
+        case JOBWORKER__V1__JOB_STATE__JOB_STATE_ENDED:
+                return cli_set_message(cli, CLI_EXIT_FAILED,
+                                       "job %s ended while the server was restarted; its exit code is not known",
+                                       st->job_id);
         default:
                 return cli_set_message(cli, CLI_EXIT_FAILED, "job %s has not ended", st->job_id);
         }

@@ -80,6 +80,8 @@ static const char *state_word(const CliJobStatus *st) {
                 return "killed";
         case JOBWORKER__V1__JOB_STATE__JOB_STATE_LOST:
                 return "lost";
+        case JOBWORKER__V1__JOB_STATE__JOB_STATE_ENDED:
+                return "ended";
         default:
                 return "unknown";
         }
@@ -297,6 +299,10 @@ void cli_format_status_text(FILE *f, const CliJobStatus *st) {
                 fputs(st->process_alive ? "State:    lost (the server stopped while it ran), its process still runs "
                                           "(stop stops it)\n"
                                         : "State:    lost (the server stopped while it ran)\n", f);
+                break;
+        case JOBWORKER__V1__JOB_STATE__JOB_STATE_ENDED:
+                fputs("State:    ended, exit code unknown (the server was restarted while it ran, and this kernel "
+                      "cannot tell how it ended)\n", f);
                 break;
         default:
                 fputs("State:    unknown\n", f);

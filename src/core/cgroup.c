@@ -270,7 +270,8 @@ int cgroup_wait_empty(int cgfd, unsigned timeout_ms) {
         return -ETIMEDOUT;
 }
 
-int cgroup_cleanup_leftovers(int rootfd, unsigned *ret_n) {
+int cgroup_cleanup_leftovers(int rootfd, bool (*keep)(void *userdata, const char *name), void *userdata,
+                             unsigned *ret_n) {
         struct dirent *de;
         unsigned n = 0;
         DIR *d = opendir_dup(rootfd);
@@ -278,7 +279,7 @@ int cgroup_cleanup_leftovers(int rootfd, unsigned *ret_n) {
         if (!d)
                 return -errno;
         while ((de = readdir(d))) {
-                if (strncmp(de->d_name, "job-", 4) != 0)
+                if (strncmp(de->d_name, "job-", 4) != 0 || (keep && keep(userdata, de->d_name)))
                         continue;
                 int cg = openat(rootfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (cg < 0)

@@ -63,5 +63,7 @@ void cgroup_read_stats(int cgfd, JobStatus *st);
 int cgroup_wait_empty(int cgfd, unsigned timeout_ms);
 
 /* Kills and removes leftover job cgroups (names starting with "job-") in
- * rootfd, e.g. after a crash. Returns how many were removed. */
-int cgroup_cleanup_leftovers(int rootfd, unsigned *ret_n);
+ * rootfd, e.g. after a crash, except those keep() (may be NULL) says are
+ * still a job's. *ret_n: how many were removed. */
+int cgroup_cleanup_leftovers(int rootfd, bool (*keep)(void *userdata, const char *name), void *userdata,
+                             unsigned *ret_n);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core/engine.h"
+#include "core/keeper.h"
 #include "core/outlog.h"
 #include "core/spawn.h"
 #include "shared/list.h"
@@ -103,12 +104,17 @@ struct Job {
         bool cg_emptying;       /* main process gone, waiting for populated 0 */
         siginfo_t exit_info;    /* how the main process ended */
 
-        uint64_t stop_deadline; /* CLOCK_MONOTONIC usec of the armed kill timer, 0 */
         struct __kernel_timespec stop_ts;
 
         OwnerUsage *usage;      /* its owner's tally (owner-usage.c), while in the hash */
         bool usage_running;     /* counted as running there */
         uint64_t owner_output_max; /* JobSpec.owner_output_max, 0: none */
+
+        uint32_t keep_bundle;   /* keeper.c bundle holding its fds, 0: not kept */
+        /* Not our child (adopted from a previous daemon) and gone: waiting
+         * for the kernel's exit status (PIDFD_INFO_EXIT, after the reap). */
+        ListNode exit_wait;
+        uint64_t exit_wait_until; /* CLOCK_MONOTONIC usec: then ENDED */
 };
 
 struct Subscriber {
@@ -171,6 +177,12 @@ struct Engine {
         Posted *post_head, *post_tail;
 
         Spawner *spawner;       /* the threads that start processes */
+        Keeper *keeper;         /* fds in the service manager's store, or NULL */
+        bool leave_running;     /* engine_free() leaves running jobs to the next daemon */
+        ListHead exit_waits;    /* Job.exit_wait */
+        EngineTimer *exit_wait_timer;
+        unsigned jobs_adopted;  /* running jobs taken over at start */
+        unsigned exits_unknown; /* of them, ended with no status to read */
         unsigned n_starting;    /* starts handed to the spawner, not yet back */
         uint8_t *buf;
         bool splice;            /* capture with splice() (EngineConfig.capture_splice) */
@@ -272,6 +284,9 @@ int job_arm_stop_timer(Engine *e, Job *j);
 void job_cgroup_done(Engine *e, Job *j);
 /* engine_free(): kill a job that still runs, wait for it, record its end. */
 void job_kill_and_record(Engine *e, Job *j);
+/* A job adopted from a previous daemon (not our child) ended: its status
+ * from PIDFD_INFO_EXIT where the kernel has it, else JOB_STATE_ENDED. */
+void job_exit_wait_run(Engine *e, void *userdata);
 
 /* capture.c: pipes into the output log --------------------------------------- */
 

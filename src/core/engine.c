@@ -77,8 +77,35 @@ static int engine_open_cgroup(Engine *e, const char *cgroup_root) {
         r = cgroup_child_controllers(e->cgroup_fd, &e->cg_controllers);
         if (r < 0)
                 return r; /* not a cgroup v2 directory */
-        (void) cgroup_cleanup_leftovers(e->cgroup_fd, &e->cgroups_cleaned);
         return 0;
+}
+
+/* A job cgroup at start belongs to a job taken over from the previous
+ * daemon, or to nothing: then it is killed and removed. */
+static bool cgroup_is_adopted(void *userdata, const char *name) {
+        Engine *e = userdata;
+        JobId id;
+        Job *j;
+
+        if (strncmp(name, "job-", 4) != 0 || job_id_from_string(name + 4, &id) < 0)
+                return false;
+        j = job_find(e, &id);
+        return j && (j->st.state == JOB_STATE_RUNNING || j->st.process_alive);
+}
+
+/* The jobs the previous daemon left: adopted from its kept fds where it
+ * kept them (keeper.c), loaded from the state directory in any case. */
+static int engine_load(Engine *e, const EngineConfig *config) {
+        int r = keeper_new(config->fdstore, &e->keeper);
+
+        if (r >= 0)
+                r = engine_timer_new(e, job_exit_wait_run, NULL, &e->exit_wait_timer);
+        if (r >= 0)
+                r = store_load(e);
+        keeper_load_done(e->keeper);
+        if (r >= 0 && e->cgroup_fd >= 0)
+                (void) cgroup_cleanup_leftovers(e->cgroup_fd, cgroup_is_adopted, e, &e->cgroups_cleaned);
+        return r;
 }
 
 static int engine_open_ring(Engine *e, unsigned entries) {
@@ -137,7 +164,7 @@ int engine_new(Engine **ret, const EngineConfig *config) {
         if (r >= 0)
                 r = engine_open_ring(e, config->ring_entries);
         if (r >= 0)
-                r = store_load(e);
+                r = engine_load(e, config);
         if (r < 0) {
                 engine_free(e);
                 return r;
@@ -148,10 +175,25 @@ int engine_new(Engine **ret, const EngineConfig *config) {
         return 0;
 }
 
-/* Kills what still runs and records it; finishes cgroups being emptied. */
+int engine_leave_running(Engine *e) {
+        if (!e->keeper)
+                return -EOPNOTSUPP;
+        e->leave_running = true;
+        return 0;
+}
+
+/* Kills what still runs and records it (or, left to the next daemon, only
+ * records how far it got); finishes cgroups being emptied. */
 static void engine_end_jobs(Engine *e) {
         for (ListNode *p = e->jobs.first; p; p = p->next) {
                 Job *j = list_entry(p, Job, by_start);
+                if (e->leave_running && (j->st.state == JOB_STATE_RUNNING || j->st.process_alive)) {
+                        /* Its log so far, so the next daemon scans only
+                         * what comes after (store.c). */
+                        if (j->st.state == JOB_STATE_RUNNING)
+                                (void) job_write_status(e, j);
+                        continue;
+                }
                 if (j->st.state == JOB_STATE_RUNNING && j->pidfd >= 0)
                         job_kill_and_record(e, j);
                 else if (j->st.process_alive) {
@@ -168,7 +210,8 @@ static void engine_end_jobs(Engine *e) {
                         continue;
                 (void) cgroup_wait_empty(j->cg_fd, 2000);
                 job_cgroup_done(e, j);
-                j->st.state = j->exit_info.si_code == CLD_EXITED ? JOB_STATE_EXITED : JOB_STATE_KILLED;
+                if (j->exit_info.si_code != 0)
+                        j->st.state = j->exit_info.si_code == CLD_EXITED ? JOB_STATE_EXITED : JOB_STATE_KILLED;
                 (void) job_write_status(e, j);
         }
         /* Records the disk refused so far: one more try before going. */
@@ -218,6 +261,7 @@ Engine *engine_free(Engine *e) {
                 engine_run_posted(e);
         engine_end_jobs(e);
         engine_free_objects(e);
+        e->keeper = keeper_unref(e->keeper);
         if (e->ring_ok) {
                 store_drain_removals(e);
                 io_uring_queue_exit(&e->ring);
@@ -270,7 +314,16 @@ int engine_list(Engine *e, const char *owner, JobStatus **ret, size_t *ret_n) {
 }
 
 void engine_get_counts(Engine *e, EngineCounts *ret) {
+        KeeperCounts kc;
+
+        keeper_get_counts(e->keeper, &kc);
         *ret = (EngineCounts) {
+                .fdstore = e->keeper != NULL,
+                .jobs_adopted = e->jobs_adopted,
+                .exits_unknown = e->exits_unknown,
+                .keep_bundles = kc.bundles,
+                .keep_failures = kc.failures,
+                .keep_error = kc.last_error,
                 .running = e->n_running,
                 .finished = (unsigned) e->finished.n,
                 .subscribers = e->n_subscribers,

@@ -58,6 +58,10 @@ typedef enum JobState {
         JOB_STATE_EXITED, /* exit_code is valid */
         JOB_STATE_KILLED, /* signal is valid */
         JOB_STATE_LOST,   /* was running when a previous daemon died */
+        /* Ended while a previous daemon was gone, and how is not known: the
+         * kernel cannot say (no PIDFD_INFO_EXIT before Linux 6.15) and the
+         * job was not our child. Never a made-up exit code. */
+        JOB_STATE_ENDED,
 } JobState;
 
 const char *job_state_to_string(JobState s);
@@ -100,6 +104,10 @@ typedef struct JobStatus {
          * job is not known to the next engine. Found on a status query, a
          * subscription or a status write (ENGINE_EVENT_FILES_REMOVED). */
         bool files_removed;
+        /* A stop is pending: CLOCK_MONOTONIC usec at which the job is
+         * killed (0: none). Monotonic time is the host's, not the
+         * process's, so the next daemon of the same boot keeps the promise. */
+        uint64_t stop_deadline;
 } JobStatus;
 
 /* Identity to run a job as. NULL in JobSpec: run as the engine's own user. */
@@ -191,6 +199,27 @@ typedef struct JobStartError {
         char message[512];      /* human readable, names the path */
 } JobStartError;
 
+/*
+ * The service manager's file-descriptor store (systemd's FDSTORE=1), where
+ * the engine keeps its running jobs' fds so that they outlive a crash or a
+ * restart of the daemon (core/keeper.c). The callbacks run on any engine or
+ * spawner thread.
+ */
+typedef struct EngineFdStore {
+        /* Stores (a copy of) fd under name, polling for hang-ups off
+         * (FDPOLL=0). The engine keeps its own fd. 0 or -errno. */
+        int (*store)(void *userdata, int fd, const char *name);
+        /* Drops every fd stored under name. */
+        int (*remove)(void *userdata, const char *name);
+        void *userdata;
+        /* What the store handed back at this start (LISTEN_FDS after the
+         * sockets, LISTEN_FDNAMES): the engine reads copies of the fds
+         * named "jobs-*"; the caller keeps (and closes) all of them. */
+        const int *fds;
+        const char *const *names;
+        size_t n;
+} EngineFdStore;
+
 typedef struct EngineConfig {
         const char *state_dir;       /* required; created if missing */
         uint64_t output_cap;         /* bytes per job; 0 = default (1 GiB) */
@@ -207,6 +236,8 @@ typedef struct EngineConfig {
          * while holding the pipe's lock, so the job's writes wait; measured
          * slower in most runs (bench/README.md). Kept for the benchmark. */
         bool capture_splice;
+        /* NULL: running jobs do not outlive the engine's process. */
+        const EngineFdStore *fdstore;
 } EngineConfig;
 
 #define ENGINE_DEFAULT_OUTPUT_CAP (1024ull * 1024 * 1024)
@@ -221,6 +252,11 @@ typedef struct EngineConfig {
  */
 int engine_new(Engine **ret, const EngineConfig *config);
 Engine *engine_free(Engine *e);
+/* From now on engine_free() leaves running jobs running (a restart or an
+ * upgrade of the daemon): their fds stay in the store for the next daemon
+ * to adopt. -EOPNOTSUPP without a store (EngineConfig.fdstore): they would
+ * lose their pipes' reader, so they are stopped as before. */
+int engine_leave_running(Engine *e);
 
 /* Runs the loop until engine_wake_stop(); returns 0 or -errno. */
 int engine_run(Engine *e);
@@ -303,6 +339,12 @@ typedef struct EngineCounts {
         unsigned status_unsaved;     /* jobs whose status the disk refused (retried) */
         unsigned status_save_failures; /* failed status writes since start */
         int status_save_error;       /* positive errno of the last failure */
+        bool fdstore;                /* running jobs outlive the daemon (keeper.c) */
+        unsigned jobs_adopted;       /* running jobs taken over at start */
+        unsigned exits_unknown;      /* of them, ended with no status to read */
+        unsigned keep_bundles;       /* fd bundles in the store now */
+        unsigned keep_failures;      /* jobs whose fds could not be kept */
+        int keep_error;              /* positive errno of the last such failure */
 } EngineCounts;
 void engine_get_counts(Engine *e, EngineCounts *ret);
 

@@ -17,6 +17,7 @@
 
 #include "core/cgroup.h"
 #include "core/engine-internal.h"
+#include "core/pidfd-exit.h"
 #include "shared/macro.h"
 
 void job_kill_all(Engine *e, Job *j) {
@@ -85,9 +86,13 @@ void job_on_cgroup_event(Engine *e, Job *j, int res) {
         job_complete(e, j);
 }
 
+/* si_code 0: how it ended is not known (job_adopted_ended()). */
 static void job_record_exit(Job *j, const siginfo_t *si) {
         j->exit_info = *si;
-        if (si->si_code == CLD_EXITED) {
+        if (si->si_code == 0) {
+                j->st.state = JOB_STATE_ENDED;
+                j->st.exit_code = 0;
+        } else if (si->si_code == CLD_EXITED) {
                 j->st.state = JOB_STATE_EXITED;
                 j->st.exit_code = si->si_status;
         } else {
@@ -127,6 +132,8 @@ static void job_finish(Engine *e, Job *j, const siginfo_t *si) {
         list_unlink(&e->drains, &j->drain);
         j->pidfd = safe_close(j->pidfd);
         j->rearm &= ~(unsigned) (REARM_PIDFD | REARM_STOP);
+        keeper_release(e->keeper, j->keep_bundle);
+        j->keep_bundle = 0;
 
         if (j->cg_fd >= 0) {
                 /* Finish once cgroup.events says populated 0, so the numbers
@@ -156,6 +163,47 @@ static void job_lost_ended(Engine *e, Job *j) {
         retention_run(e);
 }
 
+/* How long a job adopted from a previous daemon may take to be reaped by
+ * its new parent (PID 1, or a subreaper) before its end is recorded as
+ * JOB_STATE_ENDED: systemd reaps at once; measured 1.6-1.9 s on a host
+ * whose PID 1 is a slow init. */
+#define EXIT_WAIT_USEC (30ull * 1000000)
+#define EXIT_WAIT_POLL_USEC 100000
+
+/* An adopted job's process is gone, and its status is not ours to reap:
+ * read it from the pidfd (the kernel keeps it from the reap on), and where
+ * the kernel cannot say, record that it ended and how is not known. */
+static void job_adopted_ended(Engine *e, Job *j) {
+        siginfo_t si = {};
+        int r = pidfd_exit_status(j->pidfd, &si);
+
+        if (r == 0 && now_usec(CLOCK_MONOTONIC) < j->exit_wait_until) {
+                if (!j->exit_wait.linked)
+                        list_append(&e->exit_waits, &j->exit_wait);
+                if (!engine_timer_armed(e, e->exit_wait_timer))
+                        (void) engine_timer_arm(e, e->exit_wait_timer, EXIT_WAIT_POLL_USEC);
+                return;
+        }
+        list_unlink(&e->exit_waits, &j->exit_wait);
+        if (r > 0) {
+                job_finish(e, j, &si);
+                return;
+        }
+        e->exits_unknown++;
+        job_finish(e, j, &si); /* si_code 0: JOB_STATE_ENDED */
+}
+
+void job_exit_wait_run(Engine *e, void *userdata) {
+        for (ListNode *n = e->exit_waits.first, *next; n; n = next) {
+                Job *j = list_entry(n, Job, exit_wait);
+                next = n->next;
+                if (j->st.state == JOB_STATE_RUNNING && j->pidfd >= 0)
+                        job_adopted_ended(e, j);
+                else
+                        list_unlink(&e->exit_waits, n);
+        }
+}
+
 void job_on_pidfd(Engine *e, Job *j, int res) {
         siginfo_t si = {};
 
@@ -168,10 +216,10 @@ void job_on_pidfd(Engine *e, Job *j, int res) {
                 return;
         if (waitid(P_PIDFD, (id_t) j->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0) {
                 if (errno == ECHILD) {
-                        /* Someone else reaped it; we cannot know how it ended. */
-                        si.si_code = CLD_KILLED;
-                        si.si_status = 0;
-                        job_finish(e, j, &si);
+                        /* Not our child: adopted from a previous daemon. */
+                        if (!j->exit_wait_until)
+                                j->exit_wait_until = now_usec(CLOCK_MONOTONIC) + EXIT_WAIT_USEC;
+                        job_adopted_ended(e, j);
                         return;
                 }
                 if (engine_arm_poll(e, j->pidfd, POLLIN, OP_PIDFD, j) >= 0)
@@ -192,7 +240,7 @@ int job_arm_stop_timer(Engine *e, Job *j) {
 
         if (!sqe)
                 return r;
-        j->stop_ts = usec_to_ts(j->stop_deadline > now ? j->stop_deadline - now : 0);
+        j->stop_ts = usec_to_ts(j->st.stop_deadline > now ? j->st.stop_deadline - now : 0);
         io_uring_prep_timeout(sqe, &j->stop_ts, 0, 0);
         io_uring_sqe_set_data64(sqe, ring_ud(OP_STOP_TIMER, j->slot, j->gen));
         /* stop_ts is written again by a later, earlier stop: submit now,
@@ -202,8 +250,8 @@ int job_arm_stop_timer(Engine *e, Job *j) {
 }
 
 void job_on_stop_timer(Engine *e, Job *j, int res) {
-        if (res == -ETIME && (j->st.state == JOB_STATE_RUNNING || j->st.process_alive) && j->stop_deadline &&
-            now_usec(CLOCK_MONOTONIC) + 1000 >= j->stop_deadline)
+        if (res == -ETIME && (j->st.state == JOB_STATE_RUNNING || j->st.process_alive) && j->st.stop_deadline &&
+            now_usec(CLOCK_MONOTONIC) + 1000 >= j->st.stop_deadline)
                 job_kill_all(e, j);
 }
 
@@ -229,13 +277,15 @@ int engine_stop_job(Engine *e, const JobId *id, uint64_t grace_usec) {
                 return r;
 
         deadline = now_usec(CLOCK_MONOTONIC) + grace_usec;
-        if (j->stop_deadline && j->stop_deadline <= deadline)
+        if (j->st.stop_deadline && j->st.stop_deadline <= deadline)
                 return 0; /* an earlier kill is already armed */
-        j->stop_deadline = deadline;
+        j->st.stop_deadline = deadline;
         /* The SIGTERM is sent: a kill timer that cannot be queued now is
          * queued by the loop, never forgotten. */
         if (job_arm_stop_timer(e, j) < 0)
                 engine_rearm_later(e, j, REARM_STOP);
+        /* On record, so that a daemon taking over keeps the deadline. */
+        (void) job_write_status(e, j);
         return 0;
 }
 

@@ -249,6 +249,14 @@ static int start_spawn(JobStart *js, SpawnStack *stack, int *child_pidfd) {
         js->err_w = safe_close(js->err_w);
         /* Now the record names the process (a zombie still has its stat). */
         js->pid_starttime = jobrecord_pid_starttime(js->pid);
+        /* Its fds go into the store before the record names it: a crash
+         * from here on leaves a process the next daemon can adopt (with
+         * only the "starting" record, the kept pid completes it). A store
+         * that refuses them is counted; the job runs, it just would not
+         * outlive a crash of the daemon. */
+        if (js->keeper)
+                (void) keeper_add(js->keeper, &js->id, js->pid, js->pid_starttime, js->pidfd, js->out_r, js->err_r,
+                                  &js->keep_bundle);
         return start_record(js, false);
 }
 
@@ -303,6 +311,7 @@ static int start_register(Engine *e, JobStart *js) {
         j->pipe_fd[0] = js->out_r;
         j->pipe_fd[1] = js->err_r;
         j->owner_output_max = js->spec.owner_output_max;
+        j->keep_bundle = js->keep_bundle;
         r = job_hash_add(e, j);
         if (r >= 0)
                 r = job_arm_all(e, j);
@@ -310,6 +319,7 @@ static int start_register(Engine *e, JobStart *js) {
                 /* Nothing can find or reap it: js kills it (it still holds
                  * the fds, so the job gives them back). */
                 j->pidfd = j->pipe_fd[0] = j->pipe_fd[1] = -1;
+                j->keep_bundle = 0; /* still js's to release */
                 job_free(e, j);
                 if (r != -ENOMEM)
                         start_fail(js, JOB_START_STAGE_SPAWN, r, "cannot watch the new process: the kernel refused "
@@ -317,6 +327,7 @@ static int start_register(Engine *e, JobStart *js) {
                 return r;
         }
         js->pidfd = js->out_r = js->err_r = -1; /* the job's now */
+        js->keep_bundle = 0;
         if (e->cgroup_fd >= 0 && js->want_limits)
                 e->cg_controllers = js->cg_controllers;
         list_append(&e->jobs, &j->by_start);
@@ -339,6 +350,9 @@ static void job_start_free(Engine *e, JobStart *js, bool failed) {
                         ;
         }
         safe_close(js->pidfd);
+        /* Killed above: its kept fds need not stay in the store. */
+        keeper_release(js->keeper, js->keep_bundle);
+        keeper_unref(js->keeper);
         safe_close(js->log_fd);
         safe_close(js->out_r);
         safe_close(js->out_w);
@@ -480,6 +494,7 @@ int engine_start_job(Engine *e, const JobSpec *spec, EngineStartDone done, void 
                 .devnull_fd = e->devnull_fd,
                 .cg_controllers = e->cg_controllers,
                 .jobs_fd = -1, .log_fd = -1, .out_r = -1, .out_w = -1, .err_r = -1, .err_w = -1, .cg_fd = -1, .pidfd = -1,
+                .keeper = keeper_ref(e->keeper),
         };
         r = start_validate(e, js, spec);
         if (r >= 0)

@@ -13,6 +13,7 @@
  */
 
 #include "core/engine-internal.h"
+#include "core/keeper.h"
 
 typedef struct JobStart JobStart;
 struct JobStart {
@@ -48,6 +49,8 @@ struct JobStart {
         uint64_t pid_starttime;              /* jobrecord_pid_starttime(pid) */
         uint64_t start_usec;
         JobStartError err;
+        Keeper *keeper;                      /* a reference, or NULL */
+        uint32_t keep_bundle;                /* where its fds are kept, 0 */
 };
 
 /* On a spawner thread: io devices -> cgroup -> spawn. Fills js->pid and

@@ -52,6 +52,7 @@ void job_free(Engine *e, Job *j) {
         list_unlink(&e->finished, &j->by_end);
         list_unlink(&e->drains, &j->drain);
         list_unlink(&e->rearms, &j->rearm_node);
+        list_unlink(&e->exit_waits, &j->exit_wait);
         job_hash_remove(e, j);
         owner_usage_detach(e, j);
         if (j->status_unsaved)
@@ -62,6 +63,10 @@ void job_free(Engine *e, Job *j) {
         safe_close(j->log_fd);
         safe_close(j->cg_fd);
         safe_close(j->cg_events_fd);
+        /* Left to the next daemon (engine_leave_running()): its fds stay
+         * in the store. */
+        if (!e->leave_running)
+                keeper_release(e->keeper, j->keep_bundle);
         ring_slot_free(&e->job_slots, j->slot);
         free(j);
 }

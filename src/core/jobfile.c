@@ -26,6 +26,8 @@ const char *job_state_to_string(JobState s) {
                 return "killed";
         case JOB_STATE_LOST:
                 return "lost";
+        case JOB_STATE_ENDED:
+                return "ended";
         }
         return "unknown";
 }
@@ -58,6 +60,7 @@ static const Field fields[] = {
         { "exit_code", F_INT, S(exit_code), 0 },
         { "signal", F_INT, S(signal), 0 },
         { "stop_requested", F_BOOL, S(stop_requested), 0 },
+        { "stop_deadline", F_U64, S(stop_deadline), 0 },
         { "pid", F_INT, S(pid), 0 },
         { "pid_starttime", F_U64, S(pid_starttime), 0 },
         { "starting", F_BOOL, S(starting), 0 },
@@ -167,7 +170,7 @@ static void unescape_into(const char *s, size_t len, char *out, size_t size) {
 }
 
 static int parse_state(const char *v, size_t len, JobState *ret) {
-        for (JobState i = JOB_STATE_RUNNING; i <= JOB_STATE_LOST; i++) {
+        for (JobState i = JOB_STATE_RUNNING; i <= JOB_STATE_ENDED; i++) {
                 const char *name = job_state_to_string(i);
                 if (strlen(name) == len && memcmp(name, v, len) == 0) {
                         *ret = i;

@@ -49,20 +49,21 @@ static int job_read_status(Engine *e, const char *dir, JobStatus *s, uint64_t *r
 
 /* Loading at start ------------------------------------------------------------- */
 
-/* A job that was running when the previous engine died (or whose status
- * predates the log size): trust the log itself. The status holds a
+/* The log of a job whose status may lag behind it: the status holds a
  * checkpoint, the log size and byte counts at its last write (capture.c
  * writes one every few MiB): only what follows it is scanned, so a restart
- * does not walk every record of every log again. */
-static void load_trust_log(Engine *e, Job *j, const char *dir) {
+ * does not walk every record of every log again. A torn record at the end
+ * (a crash in the middle of an append) is cut off. *ret_mtime: the log's
+ * last change, 0 if it has none. */
+static void load_scan_log(Engine *e, Job *j, const char *dir, uint64_t *ret_mtime) {
         char path[JOB_ID_STRING_MAX + 16];
         _cleanup_close_ int fd = -1;
-        bool was_running = j->st.state == JOB_STATE_RUNNING;
         OutlogScan from = { .end = j->log_size, .stdout_bytes = j->st.stdout_bytes, .stderr_bytes = j->st.stderr_bytes };
         OutlogScan got;
         struct stat sb;
         int r = -ENOENT;
 
+        *ret_mtime = 0;
         snprintf(path, sizeof(path), "%s/output", dir);
         fd = openat(e->jobs_fd, path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
         if (fd >= 0) {
@@ -70,20 +71,23 @@ static void load_trust_log(Engine *e, Job *j, const char *dir) {
                 if (r == -ERANGE) /* the log is shorter than the checkpoint */
                         r = outlog_scan_from(fd, true, NULL, &got);
         }
-        if (r >= 0) {
-                e->log_bytes_scanned += got.scanned;
-                j->log_size = got.end;
-                j->st.stdout_bytes = got.stdout_bytes;
-                j->st.stderr_bytes = got.stderr_bytes;
-                if (was_running && fstat(fd, &sb) >= 0)
-                        j->st.end_usec = (uint64_t) sb.st_mtim.tv_sec * 1000000u + (uint64_t) sb.st_mtim.tv_nsec / 1000u;
-        } else
+        if (r < 0) {
                 j->log_size = OUTLOG_HEADER_SIZE;
-        if (was_running) {
-                j->st.state = JOB_STATE_LOST;
-                if (j->st.end_usec < j->st.start_usec)
-                        j->st.end_usec = j->st.start_usec;
+                return;
         }
+        e->log_bytes_scanned += got.scanned;
+        j->log_size = got.end;
+        j->st.stdout_bytes = got.stdout_bytes;
+        j->st.stderr_bytes = got.stderr_bytes;
+        if (fstat(fd, &sb) >= 0)
+                *ret_mtime = (uint64_t) sb.st_mtim.tv_sec * 1000000u + (uint64_t) sb.st_mtim.tv_nsec / 1000u;
+}
+
+/* A job that was running when the previous daemon died, and whose fds it
+ * did not keep: how it went on is not known. Its log says how far it got. */
+static void load_mark_lost(Engine *e, Job *j, uint64_t log_mtime) {
+        j->st.state = JOB_STATE_LOST;
+        j->st.end_usec = MAX(log_mtime, j->st.start_usec);
         (void) job_write_status(e, j);
 }
 
@@ -112,38 +116,85 @@ static void load_adopt_alive(Engine *e, Job *j) {
                 engine_rearm_later(e, j, REARM_PIDFD);
 }
 
+/* A running job whose pidfd and pipes the previous daemon kept (keeper.c):
+ * it goes on as if nothing happened. Output it wrote meanwhile waits in its
+ * pipes; its exit, if it came, is read from the pidfd (job-exit.c); a stop
+ * that was pending keeps its deadline. */
+static void load_adopt_kept(Engine *e, Job *j, KeptJob *kj) {
+        j->pidfd = fd_above_2(kj->fds[0]);
+        j->pipe_fd[0] = fd_above_2(kj->fds[1]);
+        j->pipe_fd[1] = fd_above_2(kj->fds[2]);
+        j->keep_bundle = kj->bundle;
+        if (j->st.starting || j->st.pid <= 0) {
+                /* Kept, but the record still is the one of before the
+                 * spawn: the kept record names the process. */
+                j->st.pid = kj->pid;
+                j->st.pid_starttime = kj->pid_starttime;
+                j->st.starting = false;
+        }
+        j->st.state = JOB_STATE_RUNNING;
+        j->st.end_usec = 0;
+        e->jobs_adopted++;
+}
+
+/* After the job is in the hash: counted as running and watched. */
+static void load_watch_adopted(Engine *e, Job *j) {
+        e->n_running++;
+        owner_usage_set_running(j, true);
+        if (job_arm_all(e, j) < 0)
+                engine_rearm_later(e, j, REARM_PIDFD);
+        if (j->st.stop_requested && j->st.stop_deadline && job_arm_stop_timer(e, j) < 0)
+                engine_rearm_later(e, j, REARM_STOP);
+        (void) job_write_status(e, j);
+}
+
 static int load_job(Engine *e, const char *dir) {
         JobStatus st;
-        uint64_t log_size = 0;
+        uint64_t log_size = 0, log_mtime = 0;
+        KeptJob kj;
+        bool kept;
         Job *j;
         int r;
 
         r = job_read_status(e, dir, &st, &log_size);
         if (r < 0)
                 return r;
-        /* The record written before a spawn that never got its pid: the
-         * daemon died before the process was made, or in the instant
-         * between clone3() and the next write (jobworkerd(8)). */
-        if (st.starting)
-                return -ESTALE;
         if (job_find(e, &st.id))
                 return -EEXIST;
+        /* Running (or spawned, and its fds kept) when the previous daemon
+         * went: adopted if its fds were kept. */
+        kept = (st.state == JOB_STATE_RUNNING || st.starting) && keeper_take(e->keeper, &st.id, &kj) >= 0;
+        /* The record written before a spawn that never got its pid nor its
+         * fds kept: the daemon died before the process was made, or in
+         * the instant between clone3() and the next write (jobworkerd(8)). */
+        if (st.starting && !kept)
+                return -ESTALE;
 
         j = job_new(e);
-        if (!j)
+        if (!j) {
+                if (kept)
+                        for (int i = 0; i < 3; i++)
+                                safe_close(kj.fds[i]);
                 return -ENOMEM;
+        }
         j->st = st;
         j->log_size = log_size;
-        bool was_running = st.state == JOB_STATE_RUNNING;
+        bool was_running = st.state == JOB_STATE_RUNNING || kept;
         if (was_running || log_size < OUTLOG_HEADER_SIZE)
-                load_trust_log(e, j, dir);
+                load_scan_log(e, j, dir, &log_mtime);
+        if (kept)
+                load_adopt_kept(e, j, &kj);
+        else if (was_running)
+                load_mark_lost(e, j, log_mtime);
 
         r = job_hash_add(e, j);
         if (r < 0) {
                 job_free(e, j);
                 return r;
         }
-        if (was_running)
+        if (kept)
+                load_watch_adopted(e, j);
+        else if (was_running)
                 load_adopt_alive(e, j);
         return 0;
 }
@@ -196,7 +247,8 @@ int store_load(Engine *e) {
                 list_append(&e->jobs, &v[i]->by_start);
         qsort(v, n, sizeof(Job *), cmp_end);
         for (size_t i = 0; i < n; i++)
-                list_append(&e->finished, &v[i]->by_end);
+                if (v[i]->st.state != JOB_STATE_RUNNING)
+                        list_append(&e->finished, &v[i]->by_end);
         return 0;
 }
 

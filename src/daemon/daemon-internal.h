@@ -13,6 +13,7 @@
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/events.h"
+#include "daemon/fdstore.h"
 #include "daemon/listen.h"
 #include "daemon/notify.h"
 #include "daemon/signals.h"
@@ -47,6 +48,8 @@ struct Daemon {
         int listen_fds[LISTEN_FDS_MAX]; /* -1 once handed to the bridge */
         size_t n_listen_fds;
         char *cgroup_root;             /* where job cgroups go, or NULL */
+        FdStoreHandback handback;      /* stored fds systemd gave back, until the engine read them */
+        EngineFdStore fdstore;         /* the engine's keeper talks to systemd through this */
 
         Engine *engine;
         Notifier *notifier;            /* engine thread */

@@ -196,6 +196,19 @@ static int daemon_new_engine(Daemon *d) {
         EngineCounts c;
         int r;
 
+        /* Under a service manager, running jobs outlive the daemon: their
+         * fds go into its store (core/keeper.c, jobworkerd(8) "Restarts"). */
+        if (fdstore_available()) {
+                d->fdstore = (EngineFdStore) {
+                        .store = fdstore_store,
+                        .remove = fdstore_remove,
+                        .fds = d->handback.fds,
+                        .names = (const char *const *) d->handback.names,
+                        .n = d->handback.n,
+                };
+                ec.fdstore = &d->fdstore;
+        }
+
         r = engine_new(&d->engine, &ec);
         if ((r == -EROFS || r == -EACCES) && !state_dir_writable(ec.state_dir)) {
                 log_error("the state directory %s is %s: refusing to start (jobs could not be recorded; "
@@ -214,7 +227,18 @@ static int daemon_new_engine(Daemon *d) {
                 return r;
         }
         engine_set_observer(d->engine, daemon_observer, d);
+        /* The engine read its copies: the store keeps the bundles. */
+        fdstore_handback_done(&d->handback);
+        d->fdstore.fds = NULL;
+        d->fdstore.names = NULL;
+        d->fdstore.n = 0;
         engine_get_counts(d->engine, &c);
+        if (c.jobs_adopted > 0)
+                log_notice("took over %u running job%s from the previous daemon", c.jobs_adopted,
+                           c.jobs_adopted == 1 ? "" : "s");
+        if (c.keep_failures > 0)
+                log_warning("%u kept job record%s could not be read (%s)", c.keep_failures,
+                            c.keep_failures == 1 ? "" : "s", strerror(c.keep_error));
         if (c.dirs_cleaned > 0)
                 log_notice("removed %u job director%s without a record, left by a daemon that died while "
                            "starting them", c.dirs_cleaned, c.dirs_cleaned == 1 ? "y" : "ies");
@@ -315,7 +339,7 @@ static int daemon_build(Daemon *d) {
         if (r >= 0)
                 r = daemon_load_policy(&d->config, &d->policy);
         if (r >= 0)
-                r = listen_open_all(&d->config, d->listen_fds, &d->n_listen_fds);
+                r = listen_open_all(&d->config, d->listen_fds, &d->n_listen_fds, &d->handback);
         if (r < 0)
                 return r;
         setup_cgroups(d);
@@ -387,6 +411,7 @@ Daemon *daemon_free(Daemon *d) {
         policy_free(d->policy);
         tls_context_unref(d->tls);
         free(d->cgroup_root);
+        fdstore_handback_done(&d->handback);
         event_limits_done(&d->limits);
         config_done(&d->config);
         free(d);

@@ -19,6 +19,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "daemon/fdstore.h"
 #include "daemon/listen.h"
 #include "daemon/log.h"
 #include "shared/macro.h"
@@ -146,26 +147,54 @@ int listen_on(const char *address, int *fds, size_t *n_fds, size_t max) {
         return r < 0 ? r : opened;
 }
 
-static int take_activated(int n, int *fds, size_t *ret_n) {
-        if (n > LISTEN_FDS_MAX) {
-                log_error("socket activation: too many sockets (%d, at most %d)", n, LISTEN_FDS_MAX);
-                return -E2BIG;
-        }
+/* The fds systemd passed: listening sockets, and after them what a previous
+ * daemon stored (core/keeper.c's bundles, named "jobs-*"), which go to
+ * handback. systemd hands stored fds back newest first and promises no
+ * order within one message: fds are told apart by name only. */
+static int take_activated(int n, char **names, int *fds, size_t *ret_n, FdStoreHandback *handback) {
+        size_t n_sockets = 0;
+        int r;
+
+        *ret_n = 0;
         for (int i = 0; i < n; i++) {
                 int fd = SD_LISTEN_FDS_START + i;
+                const char *name = names ? names[i] : NULL;
+                (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
+                if (name && strncmp(name, "jobs-", 5) == 0) {
+                        r = fdstore_handback_add(handback, fd, name);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
-                        log_error("socket activation: fd %d is not a listening stream socket", fd);
+                        log_error("socket activation: fd %d (%s) is not a listening stream socket", fd,
+                                  name ?: "no name");
                         return -EBADF;
                 }
-                (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
-                fds[(*ret_n)++] = fd;
+                if (n_sockets >= LISTEN_FDS_MAX) {
+                        log_error("socket activation: too many sockets (at most %d)", LISTEN_FDS_MAX);
+                        return -E2BIG;
+                }
+                fds[n_sockets++] = fd;
+                *ret_n = n_sockets;
         }
-        log_notice("socket activation: %d listening socket%s", n, n == 1 ? "" : "s");
+        if (n_sockets > 0)
+                log_notice("socket activation: %zu listening socket%s", n_sockets, n_sockets == 1 ? "" : "s");
+        if (handback->n > 0)
+                log_notice("file descriptor store: %zu bundle%s of running jobs' fds handed back", handback->n,
+                           handback->n == 1 ? "" : "s");
         return 0;
 }
 
-int listen_open_all(const Config *c, int *fds, size_t *ret_n) {
-        int n = sd_listen_fds(1), r;
+static void strv_free(char **v) {
+        for (size_t i = 0; v && v[i]; i++)
+                free(v[i]);
+        free(v);
+}
+
+int listen_open_all(const Config *c, int *fds, size_t *ret_n, FdStoreHandback *handback) {
+        char **names = NULL;
+        int n = sd_listen_fds_with_names(1, &names), r;
 
         *ret_n = 0;
         if (n < 0) {
@@ -173,9 +202,15 @@ int listen_open_all(const Config *c, int *fds, size_t *ret_n) {
                 return n;
         }
         if (n > 0) {
-                if (c->n_listen > 0)
-                        log_notice("socket activation: ignoring the configured listen addresses");
-                return take_activated(n, fds, ret_n);
+                r = take_activated(n, names, fds, ret_n, handback);
+                strv_free(names);
+                if (r < 0 || *ret_n > 0) {
+                        if (r >= 0 && c->n_listen > 0)
+                                log_notice("socket activation: ignoring the configured listen addresses");
+                        return r;
+                }
+                /* Only stored fds (a daemon started by hand under a
+                 * service manager): listen as configured. */
         }
         if (c->n_listen == 0) {
                 log_error("nothing to listen on: give --listen ADDR:PORT (or start under socket activation)");

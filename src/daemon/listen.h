@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "daemon/config.h"
+#include "daemon/fdstore.h"
 
 #define LISTEN_FDS_MAX 64
 
@@ -23,7 +24,8 @@ void sockaddr_format(const struct sockaddr *sa, char *buf, size_t size);
  * failure the fds appended before stay in fds (the caller owns them). */
 int listen_on(const char *address, int *fds, size_t *n_fds, size_t max);
 
-/* The sockets from systemd (made CLOEXEC), or else those of c->listen.
+/* The sockets from systemd (made CLOEXEC), or else those of c->listen;
+ * stored fds systemd handed back (names "jobs-*") go to handback.
  * fds must hold LISTEN_FDS_MAX. *ret_n is set also on failure: the caller
  * owns and closes the fds counted there either way. */
-int listen_open_all(const Config *c, int *fds, size_t *ret_n);
+int listen_open_all(const Config *c, int *fds, size_t *ret_n, FdStoreHandback *handback);

@@ -43,6 +43,8 @@ Jobworker__V1__JobState response_job_state(JobState s) {
                 return JOBWORKER__V1__JOB_STATE__JOB_STATE_KILLED;
         case JOB_STATE_LOST:
                 return JOBWORKER__V1__JOB_STATE__JOB_STATE_LOST;
+        case JOB_STATE_ENDED:
+                return JOBWORKER__V1__JOB_STATE__JOB_STATE_ENDED;
         }
         return JOBWORKER__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
 }
