@@ -182,6 +182,10 @@ int engine_leave_running(Engine *e) {
         return 0;
 }
 
+int engine_kept_fds(Engine *e, int **ret_fds, char ***ret_names, size_t *ret_n) {
+        return keeper_dup_bundles(e->keeper, ret_fds, ret_names, ret_n);
+}
+
 /* Kills what still runs and records it (or, left to the next daemon, only
  * records how far it got); finishes cgroups being emptied. */
 static void engine_end_jobs(Engine *e) {

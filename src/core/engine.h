@@ -257,6 +257,10 @@ Engine *engine_free(Engine *e);
  * to adopt. -EOPNOTSUPP without a store (EngineConfig.fdstore): they would
  * lose their pipes' reader, so they are stopped as before. */
 int engine_leave_running(Engine *e);
+/* Copies of the fds the store keeps for the running jobs, with their names
+ * ("jobs-N"), for a new binary exec'd in place that must find them as a
+ * restart would (the caller owns fds, strings and arrays). */
+int engine_kept_fds(Engine *e, int **ret_fds, char ***ret_names, size_t *ret_n);
 
 /* Runs the loop until engine_wake_stop(); returns 0 or -errno. */
 int engine_run(Engine *e);

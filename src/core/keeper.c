@@ -419,6 +419,47 @@ void keeper_load_done(Keeper *k) {
         }
 }
 
+int keeper_dup_bundles(Keeper *k, int **ret_fds, char ***ret_names, size_t *ret_n) {
+        size_t n = 0, i = 0;
+        int *fds;
+        char **names;
+
+        *ret_n = 0;
+        *ret_fds = NULL;
+        *ret_names = NULL;
+        if (!k)
+                return 0;
+        pthread_mutex_lock(&k->lock);
+        for (Bundle *b = k->bundles; b; b = b->next)
+                n += b->serial != 0;
+        fds = calloc(MAX(n, (size_t) 1), sizeof(int));
+        names = calloc(MAX(n, (size_t) 1), sizeof(char *));
+        for (Bundle *b = k->bundles; fds && names && b; b = b->next) {
+                char name[32];
+                if (b->serial == 0)
+                        continue;
+                bundle_name(b->serial, name);
+                fds[i] = fcntl(b->read_fd, F_DUPFD_CLOEXEC, 3);
+                names[i] = strdup(name);
+                if (fds[i] < 0 || !names[i]) {
+                        safe_close(fds[i]);
+                        free(names[i]);
+                        continue;
+                }
+                i++;
+        }
+        pthread_mutex_unlock(&k->lock);
+        if (!fds || !names) {
+                free(fds);
+                free(names);
+                return -ENOMEM;
+        }
+        *ret_fds = fds;
+        *ret_names = names;
+        *ret_n = i;
+        return 0;
+}
+
 void keeper_get_counts(Keeper *k, KeeperCounts *ret) {
         *ret = (KeeperCounts) {};
         if (!k)

@@ -53,6 +53,11 @@ int keeper_take(Keeper *k, const JobId *id, KeptJob *ret);
 /* Load done: what nobody took is closed, bundles left without jobs go. */
 void keeper_load_done(Keeper *k);
 
+/* Copies (CLOEXEC) of the bundles in the store and their names, for an
+ * exec of a new binary that must find them as a restart would. The caller
+ * owns the fds and the strings (free each, then the arrays). */
+int keeper_dup_bundles(Keeper *k, int **ret_fds, char ***ret_names, size_t *ret_n);
+
 typedef struct KeeperCounts {
         unsigned bundles;       /* in the store now */
         unsigned loaded_jobs;   /* records found at start */

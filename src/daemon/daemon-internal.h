@@ -16,6 +16,7 @@
 #include "daemon/fdstore.h"
 #include "daemon/listen.h"
 #include "daemon/notify.h"
+#include "daemon/reexec.h"
 #include "daemon/signals.h"
 #include "policy/policy.h"
 #include "rpc/server.h"
@@ -48,6 +49,10 @@ struct Daemon {
         int listen_fds[LISTEN_FDS_MAX]; /* -1 once handed to the bridge */
         size_t n_listen_fds;
         char *cgroup_root;             /* where job cgroups go, or NULL */
+        int listen_keep[LISTEN_FDS_MAX]; /* copies of the listening sockets, for an upgrade's exec */
+        size_t n_listen_keep;
+        bool jobs_outlive;             /* the engine keeps jobs' fds in the store */
+        char *upgrade_path;            /* engine thread: the new binary to exec once the loop ends */
         FdStoreHandback handback;      /* stored fds systemd gave back, until the engine read them */
         EngineFdStore fdstore;         /* the engine's keeper talks to systemd through this */
 

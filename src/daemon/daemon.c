@@ -207,6 +207,7 @@ static int daemon_new_engine(Daemon *d) {
                         .n = d->handback.n,
                 };
                 ec.fdstore = &d->fdstore;
+                d->jobs_outlive = true;
         }
 
         r = engine_new(&d->engine, &ec);
@@ -316,6 +317,11 @@ static int daemon_new_bridge(Daemon *d) {
         }
         d->tls = tls_context_unref(d->tls);
         for (size_t i = 0; i < d->n_listen_fds; i++) {
+                /* A copy for an upgrade in place (reexec.c): the new image
+                 * listens on the same sockets, no connection is refused. */
+                d->listen_keep[d->n_listen_keep] = fcntl(d->listen_fds[i], F_DUPFD_CLOEXEC, 3);
+                if (d->listen_keep[d->n_listen_keep] >= 0)
+                        d->n_listen_keep++;
                 /* The bridge owns the fd from here on, even if adding it fails. */
                 r = tls_bridge_add_listener(d->bridge, TAKE_FD(d->listen_fds[i]));
                 if (r < 0) {
@@ -382,6 +388,36 @@ int daemon_new(Daemon **ret, Config *config) {
         return 0;
 }
 
+int daemon_reexec(Daemon **dp, char *const *argv) {
+        Daemon *d = *dp;
+        FdStoreHandback kept = {};
+        int listen[LISTEN_FDS_MAX];
+        size_t n_listen = d->n_listen_keep;
+        _cleanup_free_ char *path = TAKE_PTR(d->upgrade_path);
+        int r;
+
+        /* What the new image needs, taken before everything else goes:
+         * the sockets, and the bundles of the jobs left running. */
+        r = engine_kept_fds(d->engine, &kept.fds, &kept.names, &kept.n);
+        memcpy(listen, d->listen_keep, n_listen * sizeof(int));
+        d->n_listen_keep = 0;
+        *dp = daemon_free(d);
+        if (r >= 0) {
+                log_notice("upgrading in place: executing %s", path);
+                r = reexec_exec(path, argv, listen, n_listen, &kept);
+        }
+        log_error("cannot execute the new binary %s (%s): exiting; the service manager starts it, and it "
+                  "takes the running jobs over", path, strerror(-r));
+        for (size_t i = 0; i < n_listen; i++)
+                safe_close(listen[i]);
+        fdstore_handback_done(&kept);
+        return r;
+}
+
+bool daemon_upgrading(const Daemon *d) {
+        return d->upgrade_path != NULL;
+}
+
 int daemon_run(Daemon *d) {
         int r;
 
@@ -408,6 +444,9 @@ Daemon *daemon_free(Daemon *d) {
                 grpc_shutdown();
         for (size_t i = 0; i < d->n_listen_fds; i++)
                 safe_close(d->listen_fds[i]);
+        for (size_t i = 0; i < d->n_listen_keep; i++)
+                safe_close(d->listen_keep[i]);
+        free(d->upgrade_path);
         policy_free(d->policy);
         tls_context_unref(d->tls);
         free(d->cgroup_root);

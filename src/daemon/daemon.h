@@ -10,6 +10,8 @@
  * (daemon_new() creates the engine).
  */
 
+#include <stdbool.h>
+
 #include "daemon/config.h"
 #include "shared/macro.h"
 
@@ -28,6 +30,12 @@ int daemon_run(Daemon *d);
 /* Stops the threads and frees in reverse order of building; safe on a
  * daemon that daemon_new() left half-built. NULL is fine. */
 Daemon *daemon_free(Daemon *d);
+
+/* After daemon_run(): the binary was replaced and the daemon asked to
+ * upgrade (SIGHUP, reexec.c): daemon_reexec() frees *d and execs the new
+ * one. Returns only on failure (-errno, logged; *d is freed either way). */
+bool daemon_upgrading(const Daemon *d);
+int daemon_reexec(Daemon **d, char *const *argv);
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Daemon *, daemon_free);
 #define _cleanup_daemon_ _cleanup_(daemon_freep)

@@ -19,6 +19,7 @@
 
 #include "daemon/daemon-internal.h"
 #include "daemon/log.h"
+#include "daemon/unit-job.h"
 
 /* How long clients following output get to receive their jobs' final
  * status at shutdown before the remaining streams are cut. */
@@ -199,6 +200,103 @@ static void on_terminate(Engine *e, void *userdata) {
         daemon_job_exited(d); /* perhaps none was running */
 }
 
+/* Leaving running jobs to the next daemon ------------------------------------------
+ * A restart (systemd's restart job) or an upgrade: nothing is stopped. The
+ * jobs' fds are in the store (core/keeper.c); Output streams are cut at
+ * once, and jwctl's followers reconnect to the next daemon and resume from
+ * their offset; Starts in flight are cancelled (the client sees
+ * UNAVAILABLE, and nothing was started). */
+
+typedef struct Leave {
+        Daemon *daemon;
+        char *upgrade_path;     /* NULL: a restart */
+} Leave;
+
+static void on_leave(Engine *e, void *userdata) {
+        Leave *l = userdata;
+        Daemon *d = l->daemon;
+        _cleanup_free_ char *path = l->upgrade_path;
+        EngineCounts c;
+
+        free(l);
+        if (!e || d->state > DAEMON_RELOADING)
+                return; /* already shutting down */
+        if (engine_leave_running(e) < 0) {
+                enter_draining_jobs(d);
+                daemon_job_exited(d);
+                return;
+        }
+        engine_get_counts(e, &c);
+        if (path) {
+                /* systemd waits for READY=1, from the new image. */
+                if (d->state != DAEMON_RELOADING)
+                        notifier_reloading(d->notifier);
+                d->upgrade_path = TAKE_PTR(path);
+        } else
+                notifier_stopping(d->notifier);
+        d->state = DAEMON_DRAINING_JOBS;
+        server_set_draining(d->server, true);
+        log_notice("%s: %u running job%s keep%s running, for the next daemon to take over",
+                   d->upgrade_path ? "upgrading" : "restarting", c.running, c.running == 1 ? "" : "s",
+                   c.running == 1 ? "s" : "");
+        enter_draining_streams(d);
+        server_shutdown_now(d->server);
+}
+
+static void post_leave(Daemon *d, char *upgrade_path) {
+        Leave *l = malloc(sizeof(Leave));
+
+        if (l)
+                *l = (Leave) { .daemon = d, .upgrade_path = upgrade_path };
+        if (!l || engine_post(d->engine, on_leave, l) < 0) {
+                free(l);
+                free(upgrade_path);
+                log_error("cannot leave the jobs running: out of memory; stopping them");
+                (void) engine_post(d->engine, on_terminate, d);
+        }
+}
+
+/* Signal thread: a SIGTERM from systemd's restart job leaves the jobs
+ * running; from a stop job (systemctl stop, shutdown), or with no service
+ * manager to ask, they are stopped. Asked over D-Bus (unit-job.c, at most
+ * UNIT_JOB_TIMEOUT_USEC). */
+static bool terminate_is_restart(Daemon *d) {
+        _cleanup_free_ char *type = NULL;
+        int r;
+
+        if (!d->jobs_outlive)
+                return false;
+        r = unit_job_type(&type);
+        if (r < 0) {
+                log_notice("SIGTERM: stopping the running jobs (%s)",
+                           r == UNIT_JOB_E_NO_SYSTEMD ? "not a systemd service"
+                           : r == UNIT_JOB_E_NO_JOB   ? "systemd queued no job for the service"
+                                                      : "cannot ask systemd which job is queued");
+                return false;
+        }
+        if (strcmp(type, "restart") == 0 || strcmp(type, "try-restart") == 0)
+                return true;
+        log_notice("SIGTERM: systemd's %s job: stopping the running jobs", type);
+        return false;
+}
+
+/* Signal thread: SIGHUP after the package replaced our binary is an
+ * upgrade (reexec.c), else a reload. */
+static void on_hangup(Daemon *d) {
+        char *path = reexec_replaced_binary();
+
+        if (path && d->jobs_outlive) {
+                log_notice("SIGHUP: %s was replaced: upgrading in place, running jobs keep running", path);
+                post_leave(d, path);
+                return;
+        }
+        if (path)
+                log_warning("SIGHUP: %s was replaced, but without a service manager's fd store running jobs "
+                            "could not be kept: restart the daemon to run the new binary", path);
+        free(path);
+        reload(d);
+}
+
 void daemon_on_signal(void *userdata, int signo) {
         Daemon *d = userdata;
 
@@ -206,11 +304,15 @@ void daemon_on_signal(void *userdata, int signo) {
         case SIGTERM:
         case SIGINT:
                 log_notice("%s received", sigabbrev_np(signo));
+                if (signo == SIGTERM && terminate_is_restart(d)) {
+                        post_leave(d, NULL);
+                        break;
+                }
                 if (engine_post(d->engine, on_terminate, d) < 0)
                         log_error("cannot start the shutdown: out of memory");
                 break;
         case SIGHUP:
-                reload(d);
+                on_hangup(d);
                 break;
         }
 }

@@ -5,7 +5,8 @@
  * The one idea: main() only reads the configuration, then builds one
  * Daemon under a cleanup and runs it (daemon.h); exit codes: 0 after a
  * clean shutdown or --help/--version, 2 for a bad flag or configuration
- * file, 1 when the daemon cannot start or its loop fails.
+ * file, 1 when the daemon cannot start, its loop fails or an upgrade's
+ * exec fails. An upgrade in place does not return (daemon_reexec()).
  */
 
 #include <string.h>
@@ -35,5 +36,8 @@ int main(int argc, char **argv) {
 
         if (daemon_new(&d, &config) < 0)
                 return 1;
-        return daemon_run(d) < 0 ? 1 : 0;
+        r = daemon_run(d);
+        if (r >= 0 && daemon_upgrading(d))
+                r = daemon_reexec(&d, argv); /* returns only on failure */
+        return r < 0 ? 1 : 0;
 }
