@@ -125,7 +125,23 @@ static void enable_all_controllers(int dirfd) {
         }
 }
 
-int cgroup_prepare_delegated(const char *dir, char **ret_jobs) {
+/* Moves every process of the cgroup dirfd into its leaf sup. */
+static int move_all_processes(int dirfd, int sup) {
+        char buf[4096];
+        ssize_t n = read_small_file_at(dirfd, "cgroup.procs", O_NOFOLLOW, buf, sizeof(buf));
+        int r = 0;
+
+        if (n < 0)
+                return (int) n;
+        for (char *t = strtok(buf, "\n"); t; t = strtok(NULL, "\n")) {
+                int k = write_file_at(sup, "cgroup.procs", t);
+                if (k < 0 && k != -ESRCH)
+                        r = k;
+        }
+        return r;
+}
+
+int cgroup_prepare_delegated(const char *dir, bool self, char **ret_jobs) {
         _cleanup_close_ int fd = -1, sup = -1, jobs = -1;
         char pid[32];
         int r;
@@ -139,7 +155,7 @@ int cgroup_prepare_delegated(const char *dir, char **ret_jobs) {
         if (sup < 0)
                 return -errno;
         snprintf(pid, sizeof(pid), "%d", (int) getpid());
-        r = write_file_at(sup, "cgroup.procs", pid);
+        r = self ? write_file_at(sup, "cgroup.procs", pid) : move_all_processes(fd, sup);
         if (r < 0)
                 return r;
         enable_all_controllers(fd);

@@ -22,12 +22,14 @@ int cgroup_self_path(char **ret);
 
 /*
  * Makes `dir` (a cgroup this process may manage, e.g. a delegated service
- * cgroup) ready for jobs: moves this process into dir/supervisor (cgroup v2
- * forbids processes in an inner node whose children have controllers),
+ * cgroup) ready for jobs: moves this process (self) or every process in
+ * dir (the holder of jobworker-jobs.service) into dir/supervisor (cgroup
+ * v2 forbids processes in an inner node whose children have controllers),
  * creates dir/jobs and enables every available controller for it and its
- * children. *ret_jobs is the absolute path of dir/jobs.
+ * children. *ret_jobs is the absolute path of dir/jobs. Idempotent: a
+ * daemon started again finds it ready.
  */
-int cgroup_prepare_delegated(const char *dir, char **ret_jobs);
+int cgroup_prepare_delegated(const char *dir, bool self, char **ret_jobs);
 
 /* Controllers enabled for children of the directory (cgroup.subtree_control),
  * as a bit mask of CGROUP_CTRL_*. */

@@ -72,6 +72,7 @@ static const Option options[] = {
         { "max-output-streams", OPT_UNSIGNED, O(max_output_streams), "N", "Output calls served at once (1024)" },
         { "output-memory", OPT_SIZE, O(output_memory), "SIZE", "output chunks in flight to followers, all calls together (16M)" },
         { "cgroup", OPT_STRING, O(cgroup), "auto|off|PATH", "per-job cgroups: systemd's delegated subtree, none, or this cgroup v2 directory" },
+        { "stop-post", OPT_STRING, O(stop_post_unit), "UNIT", "run as ExecStopPost=: at a stop of the service (not a restart or crash), stop UNIT, the unit holding the jobs, and exit" },
         { "kernel-tls", OPT_AUTO_OFF, O(kernel_tls_off), "auto|off", "hand TLS records to the kernel after the handshake where it can (auto)" },
 };
 
@@ -91,6 +92,7 @@ void config_done(Config *c) {
         free(c->policy);
         free(c->state_dir);
         free(c->cgroup);
+        free(c->stop_post_unit);
         config_init(c);
 }
 

@@ -50,6 +50,7 @@ typedef struct Config {
         unsigned max_output_streams; /* 0: server default (1024) */
         uint64_t output_memory;     /* bytes of chunks in flight to followers; 0: server default (16 MiB) */
         char *cgroup;               /* "auto" (NULL), "off", or a cgroup v2 path */
+        char *stop_post_unit;       /* --stop-post UNIT: only that, then exit */
         bool kernel_tls_off;        /* kernel-tls = off: records stay in GnuTLS */
 
         uint64_t set_by_flag;       /* internal: bit per option given as a flag */

@@ -142,13 +142,43 @@ static void raise_nofile(void) {
 
 /* The engine --------------------------------------------------------------------- */
 
-/* Per-job cgroups: "off"; "auto" (default) uses the service's own cgroup when
- * systemd started us with Delegate=yes (the daemon moves itself into a
- * "supervisor" leaf, jobs go under "jobs"); anything else is the path of a
- * cgroup v2 directory to create job cgroups in. */
+/* The cgroup of the unit that holds the jobs: "X-jobs.service" beside our
+ * own "X.service" (units/jobworker-jobs.service), or NULL. Why a second
+ * unit: systemd 252 starts a service's new main process in the root of
+ * the unit's cgroup, which it cannot do while that cgroup has controllers
+ * enabled and populated children (cgroup v2's "no internal processes";
+ * checked in the Debian 12 VM: status=219/CGROUP, EBUSY, after kill -9
+ * with KillMode=process). So jobs that outlive the daemon live in a unit
+ * of their own, which is not restarted with it (DelegateSubgroup=, which
+ * would solve it in one unit, came with systemd 254). */
+static char *jobs_unit_cgroup(const char *self) {
+        const char *base = strrchr(self, '/');
+        size_t len;
+        char *p = NULL;
+        struct stat st;
+
+        if (!base || strlen(base) <= strlen(".service") ||
+            strcmp(base + strlen(base) - strlen(".service"), ".service") != 0)
+                return NULL;
+        len = strlen(self) - strlen(".service");
+        if (asprintf(&p, "%.*s-jobs.service", (int) len, self) < 0)
+                return NULL;
+        if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                free(p);
+                return NULL;
+        }
+        return p;
+}
+
+/* Per-job cgroups: "off"; "auto" (default) uses the cgroup of
+ * jobworker-jobs.service where it runs beside us (jobs_unit_cgroup()), else
+ * the service's own cgroup when systemd started us with Delegate=yes (the
+ * daemon moves itself into a "supervisor" leaf); jobs go under "jobs";
+ * anything else is the path of a cgroup v2 directory to create job cgroups
+ * in. */
 static void setup_cgroups(Daemon *d) {
         const char *mode = d->config.cgroup ? d->config.cgroup : "auto";
-        _cleanup_free_ char *self = NULL;
+        _cleanup_free_ char *self = NULL, *holder = NULL;
         int r;
 
         if (strcmp(mode, "off") == 0)
@@ -168,8 +198,14 @@ static void setup_cgroups(Daemon *d) {
                 return;
         }
         r = cgroup_self_path(&self);
+        if (r >= 0 && (holder = jobs_unit_cgroup(self))) {
+                r = cgroup_prepare_delegated(holder, false, &d->cgroup_root);
+                if (r >= 0)
+                        return;
+                log_warning("cannot use %s for jobs (%s): trying the service's own cgroup", holder, strerror(-r));
+        }
         if (r >= 0)
-                r = cgroup_prepare_delegated(self, &d->cgroup_root);
+                r = cgroup_prepare_delegated(self, true, &d->cgroup_root);
         if (r < 0)
                 log_warning("cannot use the service's cgroup for jobs (%s; is Delegate=yes set?): jobs run without "
                             "cgroups, stop reaches their process group only", strerror(-r));

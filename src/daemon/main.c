@@ -14,6 +14,20 @@
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/log.h"
+#include "daemon/unit-job.h"
+
+/* ExecStopPost= of jobworker.service (unit-job.h). Always 0: a failure to
+ * ask systemd must not fail the unit's stop; it is logged. */
+static int stop_post(const char *holder) {
+        int r = unit_stop_post(holder);
+
+        if (r > 0)
+                log_notice("the service is being stopped: stopping %s, which holds the jobs", holder);
+        else if (r < 0)
+                log_error("cannot ask systemd whether the service is being stopped (%s): %s keeps running",
+                          strerror(-r), holder);
+        return 0;
+}
 
 int main(int argc, char **argv) {
         _cleanup_(config_done) Config config;
@@ -26,6 +40,8 @@ int main(int argc, char **argv) {
         r = config_parse_argv(&config, argc, argv, &error);
         if (r == CONFIG_EXIT)
                 return 0;
+        if (r >= 0 && config.stop_post_unit)
+                return stop_post(config.stop_post_unit);
         if (r >= 0)
                 r = config_load_file(&config, &error);
         if (r < 0) {

@@ -175,3 +175,43 @@ int unit_job_type(char **ret) {
         };
         return unit_job_type_query(unit, addresses, ELEMENTSOF(addresses), UNIT_JOB_TIMEOUT_USEC, ret);
 }
+
+/* Manager.StopUnit(unit, "replace") over the first address that answers:
+ * queues the stop and returns (no wait for it to finish). */
+static int stop_unit_at(const UnitJobAddress *a, const char *unit, uint64_t deadline) {
+        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r = connect_to(a, &bus);
+
+        if (r >= 0)
+                r = wait_ready(bus, deadline);
+        if (r >= 0)
+                r = set_call_timeout(bus, deadline);
+        if (r >= 0)
+                r = sd_bus_call_method(bus, SYSTEMD_DESTINATION, "/org/freedesktop/systemd1",
+                                       "org.freedesktop.systemd1.Manager", "StopUnit", &error, NULL, "ss", unit,
+                                       "replace");
+        return r;
+}
+
+int unit_stop_post(const char *holder) {
+        _cleanup_free_ char *type = NULL;
+        const char *system_bus = secure_getenv("DBUS_SYSTEM_BUS_ADDRESS");
+        const UnitJobAddress addresses[] = {
+                { PRIVATE_ADDRESS, false },
+                { system_bus ? system_bus : SYSTEM_BUS_ADDRESS, true },
+        };
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + UNIT_JOB_TIMEOUT_USEC * 5;
+        int r = unit_job_type(&type);
+
+        if (r == UNIT_JOB_E_NO_JOB || r == UNIT_JOB_E_NO_SYSTEMD || (r >= 0 && strcmp(type, "stop") != 0))
+                return 0; /* a crash (no job yet) or a restart: the jobs stay */
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(addresses); i++) {
+                r = stop_unit_at(&addresses[i], holder, deadline);
+                if (r >= 0)
+                        return 1;
+        }
+        return r;
+}

@@ -41,3 +41,11 @@ int unit_job_type(char **ret);
  * and for callers that know better. */
 int unit_job_type_query(const char *unit, const UnitJobAddress *addresses, unsigned n_addresses,
                         uint64_t timeout_usec, char **ret);
+
+/* For ExecStopPost= of jobworker.service: when systemd's job for our unit
+ * is a stop (systemctl stop, shutdown), stop holder (the unit holding the
+ * jobs, jobworker-jobs.service) too, so that nothing of the jobs is left
+ * even if the daemon died in the middle of stopping them. After a crash
+ * (no job queued yet) or at a restart: nothing. 1: the stop was queued,
+ * 0: nothing to do, -errno. */
+int unit_stop_post(const char *holder);
