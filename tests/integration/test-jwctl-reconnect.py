@@ -34,7 +34,7 @@ CERTS = h.CERTS
 
 # A known byte sequence, large enough that a follower whose stdout is not
 # read holds only part of it when the daemon dies.
-LINES = 120000
+LINES = 1000000
 EXPECTED = b"".join(b"%d\n" % i for i in range(1, LINES + 1))
 WRITER = "seq 1 %d; sleep %%s; exit %%d" % LINES
 
