@@ -58,24 +58,19 @@ CliFailure cli_failure_of_status(grpc_status_code code, bool tls_refused) {
         return code == GRPC_STATUS_UNAVAILABLE && !tls_refused ? CLI_FAILURE_TRANSPORT : CLI_FAILURE_FINAL;
 }
 
-CliFailure cli_failure_of_connect(int r) {
-        switch (r) {
-        case -ECONNREFUSED: /* nobody listens yet: the daemon is starting */
-        case -ECONNRESET:
-        case -ECONNABORTED:
-        case -EPIPE:
-        case -ETIMEDOUT:
-        case -EHOSTUNREACH: /* also a failed name lookup (tls/client.c) */
-        case -ENETUNREACH:
-        case -ENETDOWN:
-        case -EHOSTDOWN:
-        case -EADDRNOTAVAIL:
-        case -EAGAIN:
-        case -EINTR:
+CliFailure cli_failure_of_connect(TlsClientFailure failure) {
+        switch (failure) {
+        case TLS_CLIENT_RESOLVE:
+        case TLS_CLIENT_CONNECT_REFUSED: /* nobody listens yet: the daemon is starting */
+        case TLS_CLIENT_CONNECT_TIMEOUT:
+        case TLS_CLIENT_CONNECT_OTHER:
+        case TLS_CLIENT_HANDSHAKE:       /* e.g. a daemon going down mid-handshake */
                 return CLI_FAILURE_TRANSPORT;
+        case TLS_CLIENT_SERVER_CERT:
+        case TLS_CLIENT_REJECTED_BY_SERVER:
+        case TLS_CLIENT_OK:
         default:
-                /* -EPROTO: the TLS handshake was refused or failed (our
-                 * certificate, the server's): a retry gets the same. */
+                /* A retry would get the same answer. */
                 return CLI_FAILURE_FINAL;
         }
 }
@@ -147,15 +142,16 @@ static bool worth_reconnecting(Cli *cli, const CliStreamResult *result) {
  * connect timeout of the settings. */
 static int try_connect(Cli *cli, Outage *o) {
         CliClient *c = NULL, *old;
+        TlsClientFailure failure = TLS_CLIENT_OK;
         char *error = NULL;
         int exit_code = CLI_EXIT_CONNECT, r;
 
-        r = cli_client_connect(cli->settings, &c, &exit_code, &error);
+        r = cli_client_connect_full(cli->settings, &c, &exit_code, &error, &failure);
         if (r < 0) {
-                if (cli_failure_of_connect(r) == CLI_FAILURE_FINAL) {
+                if (cli_failure_of_connect(failure) == CLI_FAILURE_FINAL) {
                         free(cli->message);
-                        cli->message = error;
-                        return exit_code;
+                        cli->message = error ?: strdup("cannot connect: out of memory");
+                        return exit_code > 1 ? exit_code : CLI_EXIT_CONNECT;
                 }
                 free(o->last_error);
                 o->last_error = error;

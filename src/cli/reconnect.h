@@ -19,6 +19,7 @@
 
 #include "cli/context.h"
 #include "cli/stream.h"
+#include "tls/client.h"
 
 /* The bound of one outage is the setting reconnect_usec (cli/settings.h,
  * default CLI_RECONNECT_DEFAULT_USEC of cli/args.h); 0 turns reconnecting off. */
@@ -52,10 +53,13 @@ typedef enum CliFailure {
  * TLS with an alert about us (cli_client_tls_failure() said so): final.
  * Only UNAVAILABLE is a transport failure; CANCELLED is the user's Ctrl-C. */
 CliFailure cli_failure_of_status(grpc_status_code code, bool tls_refused);
-/* How a failed cli_client_connect() (r = -errno) failed: refused, reset,
- * timed out, unreachable, name lookup failed are transport failures; a TLS
- * handshake refused (-EPROTO), an unreadable file, no memory are final. */
-CliFailure cli_failure_of_connect(int r);
+/* How a failed cli_client_connect_full() failed, by the stage it reports:
+ * name lookup, TCP connect, and a handshake that broke off (reset, closed,
+ * timed out, "access denied" for a server that is full) are transport
+ * failures: a restarting daemon shows each of them. The server's
+ * certificate not trusted, ours refused by the server, and failures
+ * before the network (a file that does not load, memory) are final. */
+CliFailure cli_failure_of_connect(TlsClientFailure failure);
 
 /* One Output stream followed to its end across lost connections (see the
  * top). Like cli_stream_output() with follow: returns 0 when a stream ended
