@@ -6,7 +6,9 @@
  * of their own waits on a signalfd next to an eventfd that tells it to end,
  * and decides under one lock: die by the signal, cancel the stream, or (the
  * first one during `run`) send Stop for the job through the client, which
- * is safe from a second thread.
+ * is safe from a second thread. Every signal also wakes a follower waiting
+ * out a lost connection (cli_signals_wait), and a Stop in flight holds the
+ * client so that a reconnect swaps it only once the Stop is done.
  */
 
 #include <errno.h>
@@ -49,9 +51,8 @@ static void send_stop(CliSignals *s, const char *job_id) {
         Jobworker__V1__StopRequest req = JOBWORKER__V1__STOP_REQUEST__INIT;
         ProtobufCMessage *resp = NULL;
         CliCallStatus st = {};
-        int r;
-
         CliClient *client;
+        int r;
 
         /* The client may be swapped after a reconnect: hold it meanwhile. */
         pthread_mutex_lock(&s->lock);
