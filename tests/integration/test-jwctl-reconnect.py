@@ -130,9 +130,9 @@ def wait_captured(daemon, job, n):
     h.wait_stdout(daemon.stub("alice"), job, at_least=n, timeout=60)
 
 
-def restart(daemon, pause=0.0, signo=signal.SIGKILL):
+def restart(daemon, pause=0.0, signo=signal.SIGKILL, policy=None):
     """Ends daemon with signo and starts a new one on its state directory
-    and its address after pause seconds."""
+    and its address after pause seconds (with policy, if given)."""
     port, state = daemon.port, daemon.state_dir
     if signo == signal.SIGKILL:
         daemon.kill()
@@ -140,7 +140,7 @@ def restart(daemon, pause=0.0, signo=signal.SIGKILL):
         daemon.stop()
     if pause:
         time.sleep(pause)  # the outage under test, not a wait for a condition
-    d = h.Daemon(state_dir=state, listen=False, args=["--listen", "127.0.0.1:%d" % port])
+    d = h.Daemon(state_dir=state, listen=False, args=["--listen", "127.0.0.1:%d" % port], policy=policy)
     if d.port != port:
         h.fail("the new daemon listens on %d, not %d" % (d.port, port))
     return d
@@ -338,6 +338,28 @@ def test_interrupt_during_outage():
     os.kill(pid, signal.SIGKILL)
 
 
+def test_refusal_after_restart_is_final():
+    """The new daemon's policy no longer knows alice: the resumed stream is
+    refused, and the follower ends at once with that refusal (exit 1),
+    instead of retrying until the bound."""
+    d = h.Daemon()
+    job = start_job(d, "printf 'x\\n'; sleep 60")
+    wait_captured(d, job, 2)
+    pid = d.stub("alice").Status(h.stubs()[0].StatusRequest(job_id=job), timeout=10).status.pid
+    logs = jwctl(d, "logs", "-f", job)
+    read_exact(logs, b"x\n")
+    t0 = time.monotonic()
+    d = restart(d, policy="bob all analyst\n")
+    code, out, err = finish(logs, timeout=30)
+    took = time.monotonic() - t0
+    if code != 1 or b"permission denied for user alice" not in err or b"gave up" in err:
+        h.fail("logs -f after the policy dropped alice: exit %d, %r" % (code, err))
+    if took > 20:
+        h.fail("logs -f took %.1f s to end on a refusal" % took)
+    os.kill(pid, signal.SIGKILL)
+    d.stop()
+
+
 def test_reconnect_off():
     """--reconnect-timeout 0: the lost connection ends the follower at once
     with exit 3, as before."""
@@ -358,7 +380,8 @@ def main():
     if not os.access(JWCTL, os.X_OK):
         h.skip("jwctl was not built (%s)" % JWCTL)
     tests = [test_kill9_followers_resume_exact, test_sigterm_followers_resume_exact, test_job_ends_during_outage, test_long_outage_is_told,
-             test_give_up_after_bound, test_interrupt_during_outage, test_reconnect_off]
+             test_give_up_after_bound, test_interrupt_during_outage, test_refusal_after_restart_is_final,
+             test_reconnect_off]
     failed = []
     for t in tests:
         print("--- %s" % t.__name__, flush=True)
