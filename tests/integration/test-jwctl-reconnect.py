@@ -67,7 +67,10 @@ def finish(p, timeout=60):
         p.kill()
         p.communicate()
         h.fail("jwctl %s did not exit within %ds; stderr: %r" % (p.args[1:], timeout, h.read(p.errpath)))
-    return p.returncode, out or b"", h.read(p.errpath)
+    err = h.read(p.errpath)
+    if b"Sanitizer" in err or b"runtime error:" in err:
+        h.fail("sanitizer report from jwctl %s: %r" % (p.args[1:], err))
+    return p.returncode, out or b"", err
 
 
 def subscribed_daemon(n):
