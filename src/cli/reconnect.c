@@ -26,12 +26,18 @@
 #include "shared/string-util.h"
 #include "shared/time-util.h"
 
+/* Where an outage is, by what stderr has been told. */
+typedef enum OutageState {
+        OUTAGE_NONE,             /* connected; no outage */
+        OUTAGE_QUIET,            /* lost, for less than CLI_OUTAGE_QUIET_USEC: nothing said */
+        OUTAGE_TOLD,             /* "lost the connection" written */
+        OUTAGE_BACK,             /* "reconnected" written; over once the stream proves itself */
+} OutageState;
+
 typedef struct Outage {
-        bool active;
+        OutageState state;
         uint64_t started;        /* CLOCK_MONOTONIC usec of the failure that began it */
         CliBackoff backoff;
-        bool told_lost;          /* "lost the connection" was written */
-        bool told_back;          /* "reconnected" was written */
         char *reason;            /* why the connection was lost; terminal-safe */
         char *last_error;        /* the last failed attempt, in the user's words */
 } Outage;
@@ -117,7 +123,7 @@ static int outage_begin(Outage *o, const CliCallStatus *st) {
         o->reason = cli_terminal_safe(why);
         if (!o->reason)
                 return -ENOMEM;
-        o->active = true;
+        o->state = OUTAGE_QUIET;
         o->started = now_usec(CLOCK_MONOTONIC);
         return 0;
 }
@@ -161,10 +167,10 @@ static int try_connect(Cli *cli, Outage *o) {
         old = cli_signals_swap_client(&cli->signals, c);
         cli->client = c;
         cli_client_free(old);
-        if (o->told_lost && !o->told_back) {
+        if (o->state == OUTAGE_TOLD) {
                 say(cli, "reconnected to %s after %" PRIu64 " s", cli->settings->server,
                     (now_usec(CLOCK_MONOTONIC) - o->started + 500000) / 1000000);
-                o->told_back = true;
+                o->state = OUTAGE_BACK;
         }
         return 1;
 }
@@ -178,9 +184,9 @@ static int reconnect(Cli *cli, Outage *o) {
                 uint64_t elapsed = now_usec(CLOCK_MONOTONIC) - o->started, delay;
                 int r;
 
-                if (!o->told_lost && elapsed >= CLI_OUTAGE_QUIET_USEC) {
+                if (o->state == OUTAGE_QUIET && elapsed >= CLI_OUTAGE_QUIET_USEC) {
                         say(cli, "lost the connection to %s (%s); reconnecting…", set->server, o->reason);
-                        o->told_lost = true;
+                        o->state = OUTAGE_TOLD;
                 }
                 if (elapsed >= set->reconnect_usec)
                         return cli_set_message(cli, CLI_EXIT_CONNECT,
@@ -188,7 +194,7 @@ static int reconnect(Cli *cli, Outage *o) {
                                                set->server, elapsed / 1000000, o->reason,
                                                o->last_error ?: "none");
                 delay = cli_backoff_next(&o->backoff, random_u32());
-                if (!o->told_lost)
+                if (o->state == OUTAGE_QUIET) /* wake in time to say it */
                         delay = MIN(delay, CLI_OUTAGE_QUIET_USEC - elapsed);
                 delay = MIN(delay, set->reconnect_usec - elapsed);
                 r = cli_signals_wait(&cli->signals, delay);
@@ -230,9 +236,9 @@ int cli_stream_follow(Cli *cli, const char *job_id, CliStream stream, uint64_t o
                 if (r != 0 || !worth_reconnecting(cli, result))
                         break;
                 /* The resumed stream proved itself: that outage is over. */
-                if (o.active && (result->position > offset || now_usec(CLOCK_MONOTONIC) - began >= CLI_STREAM_STABLE_USEC))
+                if (o.state != OUTAGE_NONE && (result->position > offset || now_usec(CLOCK_MONOTONIC) - began >= CLI_STREAM_STABLE_USEC))
                         outage_end(&o);
-                if (!o.active && outage_begin(&o, &result->status) < 0) {
+                if (o.state == OUTAGE_NONE && outage_begin(&o, &result->status) < 0) {
                         r = cli_oom(cli);
                         break;
                 }
