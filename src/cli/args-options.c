@@ -32,6 +32,7 @@ typedef enum OptId {
         OPT_KEY,
         OPT_CA,
         OPT_TIMEOUT,
+        OPT_RECONNECT_TIMEOUT,
         OPT_ENV,
         OPT_CWD,
         OPT_JSON,
@@ -64,6 +65,7 @@ static const OptDef options[] = {
         { "key", 0, true, OPT_KEY, 0, apply_global },
         { "ca", 0, true, OPT_CA, 0, apply_global },
         { "timeout", 0, true, OPT_TIMEOUT, 0, apply_global },
+        { "reconnect-timeout", 0, true, OPT_RECONNECT_TIMEOUT, 0, apply_global },
         { "env", 0, true, OPT_ENV, START_RUN, apply_job },
         { "cwd", 0, true, OPT_CWD, START_RUN, apply_job },
         { "json", 0, false, OPT_JSON, CMD_BIT(CLI_COMMAND_STATUS) | CMD_BIT(CLI_COMMAND_LIST), apply_view },
@@ -223,6 +225,13 @@ static int apply_global(Parser *p, const OptDef *o, const char *shown, const cha
                                     value, shown);
                 a->timeout_set = true;
                 a->timeout_usec = u;
+                return 0;
+        case OPT_RECONNECT_TIMEOUT:
+                if (cli_parse_duration(value, &u) < 0)
+                        return replace_message(&p->error, -EINVAL, "invalid value '%s' for '%s': expected a duration, like 5min, 30 or 0 (never reconnect)",
+                                    value, shown);
+                a->reconnect_set = true;
+                a->reconnect_usec = u;
                 return 0;
         }
         assert(!"unhandled global option");

@@ -49,6 +49,9 @@ typedef struct CliIoLimit {
 
 /* Default for --timeout (connect + handshake, and every unary call). */
 #define CLI_DEFAULT_TIMEOUT_USEC (10ULL * 1000 * 1000)
+/* Default for --reconnect-timeout (JWCTL_RECONNECT_TIMEOUT, config
+ * reconnect-timeout): how long a follower tries to get its connection back. */
+#define CLI_RECONNECT_DEFAULT_USEC (5ULL * 60 * 1000 * 1000)
 
 typedef struct CliArgs {
         CliCommand command;
@@ -62,6 +65,8 @@ typedef struct CliArgs {
         const char *ca;
         bool timeout_set;
         uint64_t timeout_usec;
+        bool reconnect_set;        /* --reconnect-timeout: bound of one outage of a follower, 0 = off */
+        uint64_t reconnect_usec;
 
         /* start, run */
         const char **env;          /* "KEY=VALUE", n_env entries (array owned, strings point into argv) */

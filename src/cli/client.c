@@ -100,10 +100,18 @@ static int error_from_tls(int r, const char *message, int *ret_exit, char **ret_
 }
 
 int cli_client_connect(const CliSettings *s, CliClient **ret, int *ret_exit, char **ret_error) {
+        return cli_client_connect_full(s, ret, ret_exit, ret_error, NULL);
+}
+
+int cli_client_connect_full(const CliSettings *s, CliClient **ret, int *ret_exit, char **ret_error,
+                            TlsClientFailure *ret_failure) {
         _cleanup_free_ char *tls_error = NULL, *message = NULL;
         CliClient *c;
         TlsClientFailure failure = TLS_CLIENT_OK;
         int fd = -1, r;
+
+        if (ret_failure)
+                *ret_failure = TLS_CLIENT_OK;
 
         c = calloc(1, sizeof(*c));
         if (!c)
@@ -126,6 +134,8 @@ int cli_client_connect(const CliSettings *s, CliClient **ret, int *ret_exit, cha
         r = tls_client_connect(c->tls_ctx, s->host, s->port, s->timeout_usec,
                                s->kernel_tls_off ? TLS_CLIENT_NO_KERNEL_TLS : 0, &c->tls, &fd, &failure, &message);
         if (r < 0) {
+                if (ret_failure)
+                        *ret_failure = failure;
                 *ret_exit = CLI_EXIT_CONNECT;
                 if (message)
                         *ret_error = TAKE_PTR(message);

@@ -18,6 +18,7 @@
 
 #include "cli/settings.h"
 #include "jobworker/v1/jobworker.pb-c.h"
+#include "tls/client.h"
 
 /* The gRPC method path of a JobWorker method: CLI_METHOD("Start"). */
 #define CLI_METHOD(name) "/jobworker.v1.JobWorker/" name
@@ -47,6 +48,11 @@ void cli_call_status_done(CliCallStatus *s);
  * missing/unreadable file, CLI_EXIT_CONNECT otherwise) and a malloc()ed
  * one-line *ret_error ("cannot connect to HOST:PORT: connection refused"). */
 int cli_client_connect(const CliSettings *s, CliClient **ret, int *ret_exit, char **ret_error);
+/* The same, and on failure *ret_failure (may be NULL) says which stage of
+ * tls_client_connect() failed: TLS_CLIENT_OK when it was not the network
+ * or TLS (a file, memory, gRPC). */
+int cli_client_connect_full(const CliSettings *s, CliClient **ret, int *ret_exit, char **ret_error,
+                            TlsClientFailure *ret_failure);
 CliClient *cli_client_free(CliClient *c);
 
 const char *cli_client_server(const CliClient *c);

@@ -23,6 +23,7 @@
 #include "cli/context.h"
 #include "cli/format.h"
 #include "cli/jobref.h"
+#include "cli/reconnect.h"
 #include "cli/stream.h"
 #include "shared/macro.h"
 #include "shared/string-util.h"
@@ -225,7 +226,10 @@ static int cmd_logs(Cli *cli) {
         r = resolve_job(cli, cli->args->job, &id);
         if (r != 0)
                 return r;
-        r = cli_stream_output(cli, id, cli->args->stream, cli->args->offset, cli->args->follow, true, &res);
+        if (cli->args->follow)
+                r = cli_stream_follow(cli, id, cli->args->stream, cli->args->offset, true, &res);
+        else
+                r = cli_stream_output(cli, id, cli->args->stream, cli->args->offset, false, true, &res);
         if (r != 0)
                 goto finish;
         if (cli_signals_count(&cli->signals) > 0) {

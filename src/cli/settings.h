@@ -5,7 +5,8 @@
  * Where jwctl finds its server, certificate, key and CA: the command line,
  * then the environment (JWCTL_SERVER, JWCTL_CERT, JWCTL_KEY, JWCTL_CA), then
  * the config file $XDG_CONFIG_HOME/jwctl/config (~/.config/jwctl/config),
- * lines "key = value" with the keys server, cert, key, ca, timeout.
+ * lines "key = value" with the keys server, cert, key, ca, timeout,
+ * kernel-tls, reconnect-timeout (also JWCTL_KERNEL_TLS, JWCTL_RECONNECT_TIMEOUT).
  * The resolving function is pure (environment lookup and file text are
  * passed in) so it is unit-tested; cli_settings_load() does the I/O.
  */
@@ -22,6 +23,7 @@ typedef struct CliSettings {
         char *key;
         char *ca;
         uint64_t timeout_usec;
+        uint64_t reconnect_usec; /* bound of one outage of a follower; 0: never reconnect */
         bool kernel_tls_off; /* kernel-tls = off (JWCTL_KERNEL_TLS): records stay in GnuTLS */
 } CliSettings;
 

@@ -6,7 +6,9 @@
  * of their own waits on a signalfd next to an eventfd that tells it to end,
  * and decides under one lock: die by the signal, cancel the stream, or (the
  * first one during `run`) send Stop for the job through the client, which
- * is safe from a second thread.
+ * is safe from a second thread. Every signal also wakes a follower waiting
+ * out a lost connection (cli_signals_wait), and a Stop in flight holds the
+ * client so that a reconnect swaps it only once the Stop is done.
  */
 
 #include <errno.h>
@@ -23,6 +25,7 @@
 
 #include "cli/signals.h"
 #include "shared/macro.h"
+#include "shared/time-util.h"
 
 static void die_by_signal(int sig) {
         sigset_t s;
@@ -35,16 +38,36 @@ static void die_by_signal(int sig) {
         raise(sig);
 }
 
+/* Tells cli_signals_wait() that a signal came. */
+static void wake(CliSignals *s) {
+        uint64_t one = 1;
+
+        if (write(s->wake_fd, &one, sizeof one) < 0) {
+                /* Only an overflow fails, after 2^64 signals. */
+        }
+}
+
 static void send_stop(CliSignals *s, const char *job_id) {
         Jobworker__V1__StopRequest req = JOBWORKER__V1__STOP_REQUEST__INIT;
         ProtobufCMessage *resp = NULL;
         CliCallStatus st = {};
+        CliClient *client;
         int r;
 
+        /* The client may be swapped after a reconnect: hold it meanwhile. */
+        pthread_mutex_lock(&s->lock);
+        client = s->client;
+        s->stop_users++;
+        pthread_mutex_unlock(&s->lock);
+
         req.job_id = (char *) job_id;
-        r = cli_client_unary(s->client, CLI_METHOD("Stop"), &req.base, &jobworker__v1__stop_response__descriptor, &resp, &st);
+        r = cli_client_unary(client, CLI_METHOD("Stop"), &req.base, &jobworker__v1__stop_response__descriptor, &resp, &st);
         if (resp)
                 protobuf_c_message_free_unpacked(resp, NULL);
+        pthread_mutex_lock(&s->lock);
+        if (--s->stop_users == 0)
+                pthread_cond_broadcast(&s->idle);
+        pthread_mutex_unlock(&s->lock);
         /* FAILED_PRECONDITION: the job ended by itself meanwhile; the stream ends too. */
         if (r < 0 && st.code != GRPC_STATUS_FAILED_PRECONDITION) {
                 pthread_mutex_lock(&s->lock);
@@ -80,6 +103,7 @@ static void *signal_thread(void *userdata) {
 
                 pthread_mutex_lock(&s->lock);
                 s->count++;
+                wake(s);
                 if (!s->call && !s->stop_job && !s->defer) {
                         pthread_mutex_unlock(&s->lock);
                         die_by_signal((int) si.ssi_signo);
@@ -101,7 +125,8 @@ int cli_signals_start(CliSignals *s) {
         sigset_t set;
 
         pthread_mutex_init(&s->lock, NULL);
-        s->signal_fd = s->quit_fd = -1;
+        pthread_cond_init(&s->idle, NULL);
+        s->signal_fd = s->quit_fd = s->wake_fd = -1;
         sigemptyset(&set);
         sigaddset(&set, SIGINT);
         sigaddset(&set, SIGTERM);
@@ -111,6 +136,9 @@ int cli_signals_start(CliSignals *s) {
                 return negative_errno();
         s->quit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (s->quit_fd < 0)
+                return negative_errno();
+        s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (s->wake_fd < 0)
                 return negative_errno();
         int r = pthread_create(&s->thread, NULL, signal_thread, s);
         if (r != 0)
@@ -130,10 +158,12 @@ void cli_signals_stop(CliSignals *s) {
         }
         s->signal_fd = safe_close(s->signal_fd);
         s->quit_fd = safe_close(s->quit_fd);
+        s->wake_fd = safe_close(s->wake_fd);
         free(s->stop_job);
         s->stop_job = NULL;
         free(s->stop_error);
         s->stop_error = NULL;
+        pthread_cond_destroy(&s->idle);
         pthread_mutex_destroy(&s->lock);
 }
 
@@ -163,6 +193,42 @@ void cli_signals_set_client(CliSignals *s, CliClient *client) {
         pthread_mutex_lock(&s->lock);
         s->client = client;
         pthread_mutex_unlock(&s->lock);
+}
+
+CliClient *cli_signals_swap_client(CliSignals *s, CliClient *client) {
+        CliClient *old;
+
+        pthread_mutex_lock(&s->lock);
+        while (s->stop_users > 0)
+                pthread_cond_wait(&s->idle, &s->lock);
+        old = s->client;
+        s->client = client;
+        pthread_mutex_unlock(&s->lock);
+        return old;
+}
+
+int cli_signals_wait(CliSignals *s, uint64_t usec) {
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + usec;
+
+        for (;;) {
+                uint64_t now = now_usec(CLOCK_MONOTONIC), left;
+                struct pollfd p = { .fd = s->wake_fd, .events = POLLIN };
+
+                if (cli_signals_count(s) > 0)
+                        return 1;
+                if (now >= deadline)
+                        return 0;
+                left = deadline - now;
+                /* Rounded up: never wake before the deadline and spin. */
+                if (poll(&p, 1, (int) MIN((left + 999) / 1000, (uint64_t) INT32_MAX)) < 0 && errno != EINTR)
+                        return negative_errno();
+                if (p.revents & POLLIN) {
+                        uint64_t n;
+                        if (read(s->wake_fd, &n, sizeof n) < 0) {
+                                /* EAGAIN: another reader took it; the count decides. */
+                        }
+                }
+        }
 }
 
 int cli_signals_stop_job(CliSignals *s, const char *job_id) {

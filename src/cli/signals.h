@@ -17,6 +17,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "cli/client.h"
 
@@ -26,6 +27,9 @@ typedef struct CliSignals {
         bool started;
         int signal_fd;
         int quit_fd;             /* eventfd: end the thread */
+        int wake_fd;             /* eventfd: written on every signal (cli_signals_wait) */
+        pthread_cond_t idle;     /* broadcast when stop_users drops to 0 */
+        unsigned stop_users;     /* Stops in flight through client */
         CliClient *client;       /* borrowed: Stop is sent through it */
         CliOutputCall *call;     /* borrowed: cancelled on a signal */
         char *stop_job;          /* run: job to stop on the first signal */
@@ -42,6 +46,14 @@ void cli_signals_stop(CliSignals *s);
 
 /* The client Stop is sent through (borrowed; outlives the thread). */
 void cli_signals_set_client(CliSignals *s, CliClient *client);
+/* Replaces the client after a reconnect: waits until no Stop is using the
+ * old one any more (a Stop is bounded by the client's timeout) and returns
+ * it; the caller frees it. */
+CliClient *cli_signals_swap_client(CliSignals *s, CliClient *client);
+
+/* Waits up to usec for a signal. 1 if any signal came (also before the
+ * call), 0 when the time passed, -errno if poll() failed. */
+int cli_signals_wait(CliSignals *s, uint64_t usec);
 
 /* From now on signals are only counted (and cancel the stream once there is
  * one) instead of killing the process: wait, logs -f, and run before the

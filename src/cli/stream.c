@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/reconnect.h"
 #include "cli/stream.h"
 
 /* Writes all of buf to fd; copes with a non-blocking fd we inherited. */
@@ -140,7 +141,9 @@ int cli_follow_to_end(Cli *cli, const char *id, bool write_data, uint64_t offset
         CliStreamResult res = {};
         int r;
 
-        r = cli_stream_output(cli, id, CLI_STREAM_BOTH, offset, true, write_data, &res);
+        /* A lost connection is taken back by reconnect.c: the stream goes on
+         * from the position reached, also after a daemon restart. */
+        r = cli_stream_follow(cli, id, CLI_STREAM_BOTH, offset, write_data, &res);
         if (r != 0)
                 goto finish;
 

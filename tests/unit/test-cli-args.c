@@ -426,6 +426,15 @@ static void test_global_options(void **state) {
         assert_int_equal(PARSE(&a, &e, "--timeout=500ms", "list"), 0);
         assert_int_equal(a.timeout_usec, 500000);
         cli_args_done(&a);
+        /* --reconnect-timeout: a duration; 0 turns reconnecting off */
+        assert_int_equal(PARSE(&a, &e, "--reconnect-timeout", "0", "wait", JOB), 0);
+        assert_true(a.reconnect_set);
+        assert_int_equal(a.reconnect_usec, 0);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "logs", "-f", "--reconnect-timeout=2min", JOB), 0);
+        assert_int_equal(a.reconnect_usec, 120000000);
+        cli_args_done(&a);
+        EXPECT_ERROR("invalid value 'soon' for '--reconnect-timeout'", "--reconnect-timeout", "soon", "list");
         EXPECT_ERROR("needs a value", "list", "--server");
         EXPECT_ERROR("empty string", "--server", "", "list");
         EXPECT_ERROR("empty string", "--cert=", "list");

@@ -110,6 +110,38 @@ static void test_kernel_tls(void **state) {
         expect_error(&a, env_none, "/c/config", "kernel-tls = yes\n", "/c/config: invalid kernel-tls 'yes'");
 }
 
+/* The bound of a follower's outage: command line > environment > config
+ * file > 5 min; 0 (never reconnect) is a value like any other. */
+static void test_reconnect_timeout(void **state) {
+        CliArgs a = { .server = "h:1", .cert = "c", .key = "k", .ca = "a" };
+        CliArgs b = { .server = "h:1", .cert = "c", .key = "k", .ca = "a", .reconnect_set = true, .reconnect_usec = 0 };
+        CliSettings s;
+        char *e = NULL;
+
+        assert_int_equal(cli_settings_resolve(&a, fake_getenv, (void *) env_none, NULL, NULL, &s, &e), 0);
+        assert_int_equal(s.reconnect_usec, CLI_RECONNECT_DEFAULT_USEC);
+        assert_int_equal(CLI_RECONNECT_DEFAULT_USEC, 300000000);
+        cli_settings_done(&s);
+        assert_int_equal(cli_settings_resolve(&a, fake_getenv, (void *) env_none, "/c/config", "reconnect-timeout = 1min\n",
+                                              &s, &e), 0);
+        assert_int_equal(s.reconnect_usec, 60000000);
+        cli_settings_done(&s);
+        assert_int_equal(cli_settings_resolve(&a, fake_getenv, (void *) ENV("JWCTL_RECONNECT_TIMEOUT=1500ms"), "/c/config",
+                                              "reconnect-timeout = 1min\n", &s, &e), 0);
+        assert_int_equal(s.reconnect_usec, 1500000);
+        cli_settings_done(&s);
+        assert_int_equal(cli_settings_resolve(&b, fake_getenv, (void *) ENV("JWCTL_RECONNECT_TIMEOUT=10"), NULL, NULL, &s, &e), 0);
+        assert_int_equal(s.reconnect_usec, 0);
+        cli_settings_done(&s);
+        assert_int_equal(cli_settings_resolve(&a, fake_getenv, (void *) ENV("JWCTL_RECONNECT_TIMEOUT=0"), NULL, NULL, &s, &e), 0);
+        assert_int_equal(s.reconnect_usec, 0);
+        cli_settings_done(&s);
+
+        expect_error(&a, ENV("JWCTL_RECONNECT_TIMEOUT=later"), NULL, NULL,
+                     "JWCTL_RECONNECT_TIMEOUT: invalid reconnect-timeout 'later'");
+        expect_error(&a, env_none, "/c/config", "reconnect-timeout = -1\n", "/c/config: invalid reconnect-timeout '-1'");
+}
+
 static void test_missing(void **state) {
         CliArgs a = {};
         CliArgs b = { .server = "h:1", .cert = "c", .key = "k" };
@@ -195,6 +227,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_precedence),
                 cmocka_unit_test(test_kernel_tls),
+                cmocka_unit_test(test_reconnect_timeout),
                 cmocka_unit_test(test_missing),
                 cmocka_unit_test(test_bad_config),
                 cmocka_unit_test(test_timeout_units),
