@@ -16,6 +16,7 @@ repeats a run)."""
 import os
 import random
 import signal
+import subprocess
 import sys
 import time
 
@@ -26,6 +27,40 @@ from survive_util import (Client, WRITER, expected, kernel_has_pidfd_info_exit, 
                           process_gone)
 
 CRASHES = 5
+STUBBORN_GRACE_MS = 2500
+COUNTED_LINES = 60000
+COUNTED = ("import sys, time\n"
+           "for i in range(%d):\n"
+           "    sys.stdout.write('%%08d\\n' %% i)\n"
+           "    if i %% 200 == 0:\n"
+           "        sys.stdout.flush()\n"
+           "        time.sleep(0.01)\n"
+           "sys.stdout.flush()\n"
+           "sys.exit(3)\n" % COUNTED_LINES)
+JWCTL = os.path.join(os.path.dirname(h.JOBWORKERD), "jwctl")
+
+
+def jwctl(client, *args, stdout=subprocess.PIPE):
+    """A jwctl follower in the background; stderr to a file read at the end."""
+    errpath = os.path.join(h.tmpdir(), "stderr")
+    env = dict(os.environ, JWCTL_SERVER=client.target, JWCTL_CA=os.path.join(h.CERTS, "ca.pem"),
+               JWCTL_CERT=os.path.join(h.CERTS, "alice.pem"), JWCTL_KEY=os.path.join(h.CERTS, "alice-key.pem"),
+               XDG_CONFIG_HOME=h.tmpdir())
+    with open(errpath, "wb") as err:
+        p = subprocess.Popen([JWCTL, *args], env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err)
+    p.errpath = errpath
+    return p
+
+
+def finish(p, timeout=60):
+    """(exit code, stdout, stderr) of a jwctl; bounded."""
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        h.fail("jwctl %s did not exit within %ds; stderr: %r" % (p.args[1:], timeout, h.read(p.errpath)))
+    return p.returncode, out or b"", h.read(p.errpath)
 GATE_CRASH = 2          # during which outage the exit-42 job ends (0-based)
 def daemon_under_fake():
     d = h.tmpdir()
@@ -55,8 +90,18 @@ class Run:
         self.sleeper = s.Start(pb.StartRequest(argv=["sleep", "600"]), timeout=10).job_id
         self.ender = s.Start(pb.StartRequest(argv=["sh", "-c", "while [ ! -e %s ]; do sleep 0.05; done; exit 42"
                                                    % self.gate]), timeout=10).job_id
+        # A finite writer, followed by jwctl through the crashes (logs -f
+        # for the bytes, wait for the code).
+        self.counted = s.Start(pb.StartRequest(argv=["python3", "-c", COUNTED]), timeout=10).job_id
+        # A job that ignores SIGTERM, stopped just before the first crash:
+        # the kill at the end of its grace is a promise the next daemon keeps.
+        self.stubborn = s.Start(pb.StartRequest(argv=["sh", "-c", "trap '' TERM; echo ready; "
+                                                      "while :; do sleep 0.1; done"]), timeout=10).job_id
         self.pids = {j: h.wait_state(s, j, [pb.JOB_STATE_RUNNING]).pid
-                     for j in (self.writer, self.sleeper, self.ender)}
+                     for j in (self.writer, self.sleeper, self.ender, self.counted, self.stubborn)}
+        h.wait_stdout(s, self.stubborn, at_least=6)
+        self.follow = jwctl(self.client, "logs", "-f", self.counted)
+        self.wait = jwctl(self.client, "wait", self.counted, stdout=subprocess.DEVNULL)
         # pidfds, so that the clean-up can never signal a reused pid
         self.pidfds = [os.pidfd_open(p) for p in self.pids.values()]
         h.wait_stdout(s, self.writer, at_least=9)
@@ -71,6 +116,9 @@ class Run:
 
     def crash_five_times(self):
         rnd = random.Random(self.seed)
+        self.stub().Stop(self.pb.StopRequest(job_id=self.stubborn, use_grace=True, grace_ms=STUBBORN_GRACE_MS),
+                         timeout=10)
+        self.stop_sent = time.time()
         for i in range(CRASHES):
             time.sleep(rnd.uniform(0.05, 1.5))   # a random moment of the daemon's life
             self.fake.kill9()
@@ -115,11 +163,38 @@ def check_exit_code_across_outage(run):
         h.fail("without PIDFD_INFO_EXIT the job should be 'ended, code unknown': %s" % one_line(st))
 
 
+def check_followers(run):
+    pb = run.pb
+    st = h.wait_state(run.stub(), run.counted, [pb.JOB_STATE_EXITED, pb.JOB_STATE_KILLED, pb.JOB_STATE_ENDED,
+                                                pb.JOB_STATE_LOST], timeout=60)
+    if st.state != pb.JOB_STATE_EXITED or st.exit_code != 3:
+        h.fail("the finite writer ended as %s (expected exit 3)" % one_line(st))
+    rc, out, err = finish(run.follow)
+    want = expected(COUNTED_LINES * 9)
+    if rc != 0 or out != want:
+        h.fail("jwctl logs -f through the crashes: exit %d, %d of %d bytes, same prefix %s; stderr %r"
+               % (rc, len(out), len(want), want.startswith(out), err[-300:]))
+    rc, _, err = finish(run.wait)
+    if rc != 3:
+        h.fail("jwctl wait through the crashes exited %d, not the job's 3; stderr %r" % (rc, err[-300:]))
+
+
+def check_pending_stop_kept(run):
+    pb = run.pb
+    st = h.wait_state(run.stub(), run.stubborn, [pb.JOB_STATE_KILLED, pb.JOB_STATE_EXITED, pb.JOB_STATE_ENDED],
+                      timeout=30)
+    waited = st.end_time_us / 1e6 - run.stop_sent
+    if st.state != pb.JOB_STATE_KILLED or st.signal != 9 or not st.stop_requested:
+        h.fail("the job that ignores SIGTERM, stopped before the crashes: %s" % one_line(st))
+    if waited < STUBBORN_GRACE_MS / 1000 - 0.2:
+        h.fail("it was killed %.2f s after the Stop, before its grace of %.1f s" % (waited, STUBBORN_GRACE_MS / 1000))
+
+
 def check_nothing_lost(run):
     pb = run.pb
     jobs = run.stub().List(pb.ListRequest(), timeout=10).jobs
-    if len(jobs) != 3:
-        h.fail("List shows %d jobs, expected 3: %s" % (len(jobs), [one_line(j) for j in jobs]))
+    if len(jobs) != 5:
+        h.fail("List shows %d jobs, expected 5: %s" % (len(jobs), [one_line(j) for j in jobs]))
     lost = [j for j in jobs if j.state == pb.JOB_STATE_LOST]
     if lost:
         h.fail("jobs lost across the crashes: %s" % [one_line(j) for j in lost])
@@ -144,8 +219,8 @@ def main():
     failures = []
     try:
         run.crash_five_times()
-        for check in (check_writer_byte_exact, check_exit_code_across_outage, check_nothing_lost,
-                      check_stop_survivors):
+        for check in (check_writer_byte_exact, check_exit_code_across_outage, check_followers,
+                      check_pending_stop_kept, check_nothing_lost, check_stop_survivors):
             try:
                 check(run)
                 print("ok   %s" % check.__name__)
