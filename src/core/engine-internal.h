@@ -186,6 +186,7 @@ struct Engine {
         unsigned n_starting;    /* starts handed to the spawner, not yet back */
         uint8_t *buf;
         bool splice;            /* capture with splice() (EngineConfig.capture_splice) */
+        bool splice_failed;     /* the state directory's file system cannot splice */
         bool async_unlink;      /* the ring has IORING_OP_UNLINKAT (5.11) */
 
         RingSlotTable job_slots, sub_slots, timer_slots, removal_slots;
@@ -216,6 +217,9 @@ struct Engine {
         EngineFaults faults;
         unsigned removal_errors; /* unlinks of a removal that failed (not ENOENT) */
         uint64_t log_bytes_scanned; /* log bytes walked by store_load() (tests) */
+        unsigned logs_cut;          /* logs whose torn end store_load() cut off */
+        uint64_t log_bytes_cut;
+        unsigned logs_finished;     /* logs whose provisional last record it made whole */
         uint64_t batch_delays;      /* batching delays armed (capture.c; tests) */
 
         /* Status records the disk refused (jobrecord.c). */

@@ -322,6 +322,9 @@ void engine_get_counts(Engine *e, EngineCounts *ret) {
 
         keeper_get_counts(e->keeper, &kc);
         *ret = (EngineCounts) {
+                .logs_cut = e->logs_cut,
+                .log_bytes_cut = e->log_bytes_cut,
+                .logs_finished = e->logs_finished,
                 .fdstore = e->keeper != NULL,
                 .jobs_adopted = e->jobs_adopted,
                 .exits_unknown = e->exits_unknown,

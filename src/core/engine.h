@@ -343,6 +343,9 @@ typedef struct EngineCounts {
         unsigned status_unsaved;     /* jobs whose status the disk refused (retried) */
         unsigned status_save_failures; /* failed status writes since start */
         int status_save_error;       /* positive errno of the last failure */
+        unsigned logs_cut;           /* logs whose torn end was cut off at start */
+        uint64_t log_bytes_cut;      /* ... bytes cut */
+        unsigned logs_finished;      /* logs whose last record, cut short by a crash, was kept whole */
         bool fdstore;                /* running jobs outlive the daemon (keeper.c) */
         unsigned jobs_adopted;       /* running jobs taken over at start */
         unsigned exits_unknown;      /* of them, ended with no status to read */

@@ -216,8 +216,21 @@ ssize_t outlog_append_splice(int fd, unsigned version, uint64_t *pos, JobStream 
 
         if (max == 0 || max > OUTLOG_RECORD_MAX)
                 return -EINVAL;
-        /* Data first, header after: readers stop at *pos, so a record is
-         * visible only once both are in place. */
+        /* Version 2: a provisional header first (size 0: "the data runs to
+         * the end of the file"), then the data, then the real header.
+         * splice() takes from the pipe exactly what reached the file, so
+         * whenever the daemon dies, each byte is either still in the pipe
+         * (for the next daemon to read) or in the log, and a scan finishes
+         * a provisional last record (outlog_scan_from()): nothing is lost,
+         * nothing written twice. Readers stop at *pos either way. */
+        if (version == OUTLOG_V2) {
+                if (header_encode(version, h, 0, stream, true) != hlen)
+                        return -EINVAL;
+                iov = (struct iovec) { h, hlen };
+                r = pwrite_all(fd, &iov, 1, *pos);
+                if (r < 0)
+                        return r;
+        }
         n = splice(pipe_fd, NULL, fd, &data_pos, max, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n < 0)
                 return -errno;
@@ -231,6 +244,34 @@ ssize_t outlog_append_splice(int fd, unsigned version, uint64_t *pos, JobStream 
                 return r;
         *pos += hlen + (uint64_t) n;
         return n;
+}
+
+/* The last record of a log whose writer died between the provisional
+ * header and the real one (outlog_append_splice()): its data runs to the
+ * end of the file. Returns the header's length with *ret_size set (the
+ * header made real when repair), 0 when it is not such a record or has
+ * no data (then the scan ends there). */
+static int provisional_finish(int fd, bool repair, uint64_t pos, uint64_t end, uint32_t *ret_size,
+                              JobStream *ret_stream) {
+        uint8_t h[OUTLOG_V2_RECORD_HEADER_MAX], want[RECORD_HEADER_MAX];
+        struct iovec iov = { want, sizeof(h) };
+        uint64_t size;
+
+        if (end < pos + sizeof(h) || pread_all(fd, h, sizeof(h), pos) < 0)
+                return 0;
+        *ret_stream = h[0] & 1 ? JOB_STREAM_STDERR : JOB_STREAM_STDOUT;
+        if (header_encode(OUTLOG_V2, want, 0, *ret_stream, true) != sizeof(h) || memcmp(h, want, sizeof(h)) != 0)
+                return 0;
+        size = end - pos - sizeof(h);
+        if (size == 0 || size > OUTLOG_RECORD_MAX)
+                return 0;
+        if (repair) {
+                (void) header_encode(OUTLOG_V2, want, (uint32_t) size, *ret_stream, true);
+                if (pwrite_all(fd, &iov, 1, pos) < 0)
+                        return 0;
+        }
+        *ret_size = (uint32_t) size;
+        return (int) sizeof(h);
 }
 
 int outlog_scan_from(int fd, bool repair, const OutlogScan *from, OutlogScan *ret) {
@@ -256,6 +297,11 @@ int outlog_scan_from(int fd, bool repair, const OutlogScan *from, OutlogScan *re
                 JobStream s;
                 int hlen = header_read(fd, (unsigned) version, pos, (uint64_t) st.st_size, &size, &s);
 
+                if (hlen == -EBADMSG && version == OUTLOG_V2) {
+                        hlen = provisional_finish(fd, repair, pos, (uint64_t) st.st_size, &size, &s);
+                        if (hlen > 0)
+                                at.finished++;
+                }
                 /* A torn or unreadable header ends the log here. */
                 if (hlen <= 0 || pos + (uint64_t) hlen + size > (uint64_t) st.st_size)
                         break;
@@ -269,8 +315,11 @@ int outlog_scan_from(int fd, bool repair, const OutlogScan *from, OutlogScan *re
                         at.stderr_bytes += size;
         }
 
-        if (repair && at.end < (uint64_t) st.st_size && ftruncate(fd, (off_t) at.end) < 0)
-                return -errno;
+        if (repair && at.end < (uint64_t) st.st_size) {
+                if (ftruncate(fd, (off_t) at.end) < 0)
+                        return -errno;
+                at.cut = (uint64_t) st.st_size - at.end;
+        }
         *ret = at;
         return 0;
 }

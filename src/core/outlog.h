@@ -54,7 +54,10 @@ int outlog_append(int fd, unsigned version, uint64_t *pos, JobStream stream, con
 /* Moves up to max bytes from a pipe into a new record at *pos without
  * copying through user space (splice). Returns the bytes moved, 0 at the
  * pipe's end, -EAGAIN when it is empty, -EINVAL when the file system cannot
- * splice (then use outlog_append()). */
+ * splice (then use outlog_append()). Crash-exact for version 2: a byte is
+ * in the pipe or in the log, whenever the process dies (a scan with repair
+ * finishes the last record). A provisional header may be left after *pos
+ * when nothing came: the next append overwrites it. */
 ssize_t outlog_append_splice(int fd, unsigned version, uint64_t *pos, JobStream stream, int pipe_fd, size_t max);
 
 /* Validates a log: walks the record headers, returns the end of the last
@@ -69,6 +72,8 @@ typedef struct OutlogScan {
         uint64_t stdout_bytes, stderr_bytes;
         uint64_t records;       /* records walked by this scan */
         uint64_t scanned;       /* bytes walked by this scan */
+        uint64_t cut;           /* bytes of a torn end cut off (repair) */
+        uint64_t finished;      /* provisional last records made whole (0 or 1) */
 } OutlogScan;
 
 /* outlog_scan() that starts at from->end, a record boundary known from

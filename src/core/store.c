@@ -76,6 +76,9 @@ static void load_scan_log(Engine *e, Job *j, const char *dir, uint64_t *ret_mtim
                 return;
         }
         e->log_bytes_scanned += got.scanned;
+        e->logs_cut += got.cut > 0;
+        e->log_bytes_cut += got.cut;
+        e->logs_finished += got.finished;
         j->log_size = got.end;
         j->st.stdout_bytes = got.stdout_bytes;
         j->st.stderr_bytes = got.stderr_bytes;

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,6 +274,12 @@ static int daemon_new_engine(Daemon *d) {
         if (c.jobs_adopted > 0)
                 log_notice("took over %u running job%s from the previous daemon", c.jobs_adopted,
                            c.jobs_adopted == 1 ? "" : "s");
+        if (c.logs_cut > 0)
+                log_notice("cut the torn end (%" PRIu64 " bytes in all) off %u output log%s, left by a daemon that "
+                           "died while appending", c.log_bytes_cut, c.logs_cut, c.logs_cut == 1 ? "" : "s");
+        if (c.logs_finished > 0)
+                log_info("completed the last record of %u output log%s, cut short by a daemon that died while "
+                         "appending", c.logs_finished, c.logs_finished == 1 ? "" : "s");
         if (c.keep_failures > 0)
                 log_warning("%u kept job record%s could not be read (%s)", c.keep_failures,
                             c.keep_failures == 1 ? "" : "s", strerror(c.keep_error));
