@@ -226,6 +226,51 @@ static void test_scan_repairs_torn_tail(void **state) {
         cleanup(dfd, path);
 }
 
+/* A daemon that died between the provisional header of a spliced record
+ * and the real one (outlog_append_splice()): the data that reached the file
+ * is the job's, and the scan keeps it as the last record. */
+static void test_scan_finishes_provisional_record(void **state) {
+        char path[64], back[16];
+        int dfd = tmpdir_fd(path);
+        uint64_t end, e2, o, er;
+        int fd = sample(dfd, OUTLOG_VERSION, &end);
+        OutlogScan got;
+        OutlogCursor c;
+        JobStream s;
+        uint64_t at;
+
+        /* Provisional stderr header (size 0, padded), then 5 bytes. */
+        assert_int_equal(pwrite(fd, "\x81\x80\x80\x00late!", 9, (off_t) end), 9);
+        assert_int_equal(outlog_scan_from(fd, true, NULL, &got), 0);
+        assert_int_equal(got.end, end + 9);
+        assert_int_equal(got.finished, 1);
+        assert_int_equal(got.cut, 0);
+        assert_int_equal(got.stderr_bytes, 4 + 5);
+        /* Made whole on disk: a plain scan agrees, a reader reads it. */
+        assert_int_equal(outlog_scan(fd, false, &e2, &o, &er), 0);
+        assert_int_equal(e2, end + 9);
+        outlog_cursor_init(&c);
+        at = 0;
+        for (int i = 0; i < 8 && at < sizeof(back); i++) {
+                ssize_t n = outlog_read(fd, e2, &c, JOB_STREAM_STDERR, back + at, sizeof(back) - at, &s);
+                if (n <= 0)
+                        break;
+                at += (uint64_t) n;
+        }
+        assert_int_equal(at, 9);
+        assert_memory_equal(back, "E1E2late!", 9);
+
+        /* A provisional header with nothing after it: cut, and counted. */
+        assert_int_equal(pwrite(fd, "\x80\x80\x80\x00", 4, (off_t) (end + 9)), 4);
+        assert_int_equal(outlog_scan_from(fd, true, NULL, &got), 0);
+        assert_int_equal(got.end, end + 9);
+        assert_int_equal(got.finished, 0);
+        assert_int_equal(got.cut, 4);
+        assert_int_equal(lseek(fd, 0, SEEK_END), (off_t) (end + 9));
+        close(fd);
+        cleanup(dfd, path);
+}
+
 static void test_append_rejects_bad_sizes(void **state) {
         char path[64];
         int dfd = tmpdir_fd(path), fd;
@@ -243,6 +288,7 @@ int main(void) {
                 cmocka_unit_test(test_reads_previous_format),
                 cmocka_unit_test(test_record_sizes_round_trip),
                 cmocka_unit_test(test_scan_repairs_torn_tail),
+                cmocka_unit_test(test_scan_finishes_provisional_record),
                 cmocka_unit_test(test_append_rejects_bad_sizes),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
