@@ -220,6 +220,8 @@ struct Engine {
         unsigned logs_cut;          /* logs whose torn end store_load() cut off */
         uint64_t log_bytes_cut;
         unsigned logs_finished;     /* logs whose provisional last record it made whole */
+        unsigned newer_records;     /* records of a newer format than JOBFILE_VERSION */
+        unsigned newer_version;     /* the newest of them */
         uint64_t batch_delays;      /* batching delays armed (capture.c; tests) */
 
         /* Status records the disk refused (jobrecord.c). */

@@ -22,6 +22,7 @@
 
 #include "core/cgroup.h"
 #include "core/engine-internal.h"
+#include "core/jobfile.h"
 #include "core/jobrecord.h"
 #include "core/spawner.h"
 #include "shared/macro.h"
@@ -322,6 +323,9 @@ void engine_get_counts(Engine *e, EngineCounts *ret) {
 
         keeper_get_counts(e->keeper, &kc);
         *ret = (EngineCounts) {
+                .newer_records = e->newer_records,
+                .newer_version = e->newer_version,
+                .record_version = JOBFILE_VERSION,
                 .logs_cut = e->logs_cut,
                 .log_bytes_cut = e->log_bytes_cut,
                 .logs_finished = e->logs_finished,

@@ -346,6 +346,9 @@ typedef struct EngineCounts {
         unsigned logs_cut;           /* logs whose torn end was cut off at start */
         uint64_t log_bytes_cut;      /* ... bytes cut */
         unsigned logs_finished;      /* logs whose last record, cut short by a crash, was kept whole */
+        unsigned newer_records;      /* job records of a newer format than this engine's */
+        unsigned newer_version;      /* the newest such format */
+        unsigned record_version;     /* this engine's format of job records */
         bool fdstore;                /* running jobs outlive the daemon (keeper.c) */
         unsigned jobs_adopted;       /* running jobs taken over at start */
         unsigned exits_unknown;      /* of them, ended with no status to read */

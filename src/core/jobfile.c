@@ -180,6 +180,17 @@ static int parse_state(const char *v, size_t len, JobState *ret) {
         return -EINVAL;
 }
 
+unsigned jobfile_version(const char *text) {
+        for (const char *line = text; line && *line;) {
+                if (strncmp(line, "version=", 8) == 0)
+                        return (unsigned) strtoul(line + 8, NULL, 10);
+                line = strchr(line, '\n');
+                if (line)
+                        line++;
+        }
+        return 1; /* the first release wrote none */
+}
+
 int jobfile_parse(const char *text, JobStatus *ret, uint64_t *ret_log_size) {
         JobStatus s = {};
         uint64_t log_size = 0;

@@ -20,6 +20,10 @@
  * both versions load the same way. */
 #define JOBFILE_VERSION 2
 
+/* The version= of a record's text (1 when it has none: the first release).
+ * A newer one is parsed all the same: keys it does not know are skipped. */
+unsigned jobfile_version(const char *text);
+
 /* Writes s (and the log size) into buf. Returns the length, or -ENOBUFS. */
 int jobfile_format(const JobStatus *s, uint64_t log_size, char *buf, size_t size);
 

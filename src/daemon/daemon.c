@@ -274,6 +274,11 @@ static int daemon_new_engine(Daemon *d) {
         if (c.jobs_adopted > 0)
                 log_notice("took over %u running job%s from the previous daemon", c.jobs_adopted,
                            c.jobs_adopted == 1 ? "" : "s");
+        if (c.newer_records > 0)
+                log_warning("%u job record%s of a newer format (version %u) than this daemon's (%u): loaded "
+                            "what this daemon understands; was a newer jobworker installed before?",
+                            c.newer_records, c.newer_records == 1 ? " is" : "s are", c.newer_version,
+                            c.record_version);
         if (c.logs_cut > 0)
                 log_notice("cut the torn end (%" PRIu64 " bytes in all) off %u output log%s, left by a daemon that "
                            "died while appending", c.log_bytes_cut, c.logs_cut, c.logs_cut == 1 ? "" : "s");
