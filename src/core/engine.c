@@ -192,13 +192,14 @@ int engine_kept_fds(Engine *e, int **ret_fds, char ***ret_names, size_t *ret_n) 
 static void engine_end_jobs(Engine *e) {
         for (ListNode *p = e->jobs.first; p; p = p->next) {
                 Job *j = list_entry(p, Job, by_start);
-                if (e->leave_running && (j->st.state == JOB_STATE_RUNNING || j->st.process_alive)) {
-                        /* Its log so far, so the next daemon scans only
-                         * what comes after (store.c). */
-                        if (j->st.state == JOB_STATE_RUNNING)
-                                (void) job_write_status(e, j);
+                /* Left as it is: its record says running, and the next
+                 * daemon scans its log from the last checkpoint (store.c;
+                 * one is written every few MiB of output). Not written
+                 * again here: a write and rename per job cost 1 ms each,
+                 * 10 s of a restart with 10,000 jobs (measured with 200:
+                 * 170-390 ms from SIGHUP to the exec, 55 ms without). */
+                if (e->leave_running && (j->st.state == JOB_STATE_RUNNING || j->st.process_alive))
                         continue;
-                }
                 if (j->st.state == JOB_STATE_RUNNING && j->pidfd >= 0)
                         job_kill_and_record(e, j);
                 else if (j->st.process_alive) {

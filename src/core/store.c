@@ -127,7 +127,9 @@ static void load_adopt_alive(Engine *e, Job *j) {
  * it goes on as if nothing happened. Output it wrote meanwhile waits in its
  * pipes; its exit, if it came, is read from the pidfd (job-exit.c); a stop
  * that was pending keeps its deadline. */
-static void load_adopt_kept(Engine *e, Job *j, KeptJob *kj) {
+static bool load_adopt_kept(Engine *e, Job *j, KeptJob *kj) {
+        bool changed = false;
+
         j->pidfd = fd_above_2(kj->fds[0]);
         j->pipe_fd[0] = fd_above_2(kj->fds[1]);
         j->pipe_fd[1] = fd_above_2(kj->fds[2]);
@@ -138,21 +140,27 @@ static void load_adopt_kept(Engine *e, Job *j, KeptJob *kj) {
                 j->st.pid = kj->pid;
                 j->st.pid_starttime = kj->pid_starttime;
                 j->st.starting = false;
+                changed = true;
         }
         j->st.state = JOB_STATE_RUNNING;
         j->st.end_usec = 0;
         e->jobs_adopted++;
+        return changed;
 }
 
-/* After the job is in the hash: counted as running and watched. */
-static void load_watch_adopted(Engine *e, Job *j) {
+/* After the job is in the hash: counted as running and watched; its
+ * record written again only where it changed (a record of before the
+ * spawn, now naming the process): a write per job would cost a restart
+ * with 10,000 jobs some 10 s. */
+static void load_watch_adopted(Engine *e, Job *j, bool changed) {
         e->n_running++;
         owner_usage_set_running(j, true);
         if (job_arm_all(e, j) < 0)
                 engine_rearm_later(e, j, REARM_PIDFD);
         if (j->st.stop_requested && j->st.stop_deadline && job_arm_stop_timer(e, j) < 0)
                 engine_rearm_later(e, j, REARM_STOP);
-        (void) job_write_status(e, j);
+        if (changed)
+                (void) job_write_status(e, j);
 }
 
 static int load_job(Engine *e, const char *dir) {
@@ -186,11 +194,11 @@ static int load_job(Engine *e, const char *dir) {
         }
         j->st = st;
         j->log_size = log_size;
-        bool was_running = st.state == JOB_STATE_RUNNING || kept;
+        bool was_running = st.state == JOB_STATE_RUNNING || kept, changed = false;
         if (was_running || log_size < OUTLOG_HEADER_SIZE)
                 load_scan_log(e, j, dir, &log_mtime);
         if (kept)
-                load_adopt_kept(e, j, &kj);
+                changed = load_adopt_kept(e, j, &kj);
         else if (was_running)
                 load_mark_lost(e, j, log_mtime);
 
@@ -200,7 +208,7 @@ static int load_job(Engine *e, const char *dir) {
                 return r;
         }
         if (kept)
-                load_watch_adopted(e, j);
+                load_watch_adopted(e, j, changed);
         else if (was_running)
                 load_adopt_alive(e, j);
         return 0;
