@@ -32,7 +32,6 @@
 
 /* sd-bus.h brings the cleanup helpers sd_bus_close_unrefp and sd_bus_message_unrefp. */
 
-
 /* Sets the timeout of the next call to what is left until deadline;
  * -ETIMEDOUT when nothing is left (a timeout of 0 would mean sd-bus's
  * default of 25 s). */
@@ -117,8 +116,12 @@ static int ask(sd_bus *bus, const char *unit_path, uint64_t deadline, char **ret
                 return r;
         r = sd_bus_get_property_string(bus, SYSTEMD_DESTINATION, job_path, JOB_INTERFACE, "JobType",
                                        &error, &type);
-        /* An error reply here: the job finished between the two calls. */
-        if (r < 0 && sd_bus_error_is_set(&error))
+        /* The job finished between the two calls: its object is gone.
+         * (sd_bus_call() fills the error for a timeout or a lost
+         * connection too, so the name must be checked.) */
+        if (r < 0 && (sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_OBJECT) ||
+                      sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_INTERFACE) ||
+                      sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_PROPERTY)))
                 return UNIT_JOB_E_NO_JOB;
         if (r < 0)
                 return r;

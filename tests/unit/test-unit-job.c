@@ -42,6 +42,8 @@ typedef struct FakeSystemd {
         pthread_t thread;
         const char *job_type;          /* NULL: no job queued */
         bool mute;                     /* accept, then never answer */
+        bool job_gone;                 /* Unit.Job names a job that no longer exists */
+        unsigned job_type_delay_ms;    /* JobType answers this late */
         atomic_bool stop;
         atomic_uint connections;
 } FakeSystemd;
@@ -59,6 +61,8 @@ static int get_job(sd_bus *bus, const char *path, const char *interface, const c
 
         if (!f->job_type)
                 return sd_bus_message_append(reply, "(uo)", (uint32_t) 0, "/");
+        if (f->job_gone)
+                return sd_bus_message_append(reply, "(uo)", (uint32_t) 4712, "/org/freedesktop/systemd1/job/4712");
         return sd_bus_message_append(reply, "(uo)", (uint32_t) 4711, JOB_PATH);
 }
 
@@ -66,6 +70,8 @@ static int get_job_type(sd_bus *bus, const char *path, const char *interface, co
                         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         FakeSystemd *f = userdata;
 
+        if (f->job_type_delay_ms > 0)
+                usleep(f->job_type_delay_ms * 1000u);
         return sd_bus_message_append(reply, "s", f->job_type ? f->job_type : "");
 }
 
@@ -260,6 +266,34 @@ static void test_silent_peer_is_bounded(void **state) {
         fake_stop(good);
 }
 
+/* The job ends between the two calls: systemd answers UnknownObject for
+ * its path. That is "no job". */
+static void test_job_gone_is_no_job(void **state) {
+        FakeSystemd *f = fake_start("stop", false);
+        UnitJobAddress a[] = { { f->address, false } };
+        char *type = NULL;
+
+        f->job_gone = true;
+        assert_int_equal(unit_job_type_query(UNIT, a, 1, UNIT_JOB_TIMEOUT_USEC, &type), UNIT_JOB_E_NO_JOB);
+        assert_null(type);
+        fake_stop(f);
+}
+
+/* The second call runs out of time: that is a timeout, not "no job" (which
+ * would make a stop look like a crash to the caller). */
+static void test_late_job_type_is_a_timeout(void **state) {
+        FakeSystemd *f = fake_start("stop", false);
+        UnitJobAddress a[] = { { f->address, false } };
+        char *type = NULL;
+
+        f->job_type_delay_ms = 600;
+        uint64_t t0 = mono_usec();
+        assert_int_equal(unit_job_type_query(UNIT, a, 1, 300000, &type), -ETIMEDOUT);
+        assert_true(mono_usec() - t0 < 300000 + 250000);
+        assert_null(type);
+        fake_stop(f);
+}
+
 static void test_invalid_arguments(void **state) {
         UnitJobAddress a[] = { { "unix:path=/nonexistent/jw", false } };
         char *type = NULL;
@@ -280,6 +314,8 @@ int main(void) {
                 cmocka_unit_test(test_no_bus),
                 cmocka_unit_test(test_unknown_unit_is_an_error),
                 cmocka_unit_test(test_silent_peer_is_bounded),
+                cmocka_unit_test(test_job_gone_is_no_job),
+                cmocka_unit_test(test_late_job_type_is_a_timeout),
                 cmocka_unit_test(test_invalid_arguments),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
