@@ -11,14 +11,12 @@ seed is printed; JW_CRASH_SEED= repeats the moments."""
 
 import os
 import random
-import signal
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import fakesystemd  # noqa: E402
 import rpcharness as h  # noqa: E402
-from survive_util import Client, one_line  # noqa: E402
+from survive_util import Client, check_daemon_stops_clean, fake_daemon, kill_all, one_line  # noqa: E402
 
 KILLS = 20
 LINES = (3000000, 1000000)   # 1..N, a line each: 23 MB and 6.9 MB
@@ -43,16 +41,7 @@ def seq_bytes(n):
 
 def main():
     pb, _ = h.stubs()
-    d = h.tmpdir()
-    policy = os.path.join(d, "policy.conf")
-    with open(policy, "wb") as f:
-        f.write(h.read(os.path.join(h.SRC, "conf/policy.conf")))
-    argv = [h.JOBWORKERD, "--config", "/dev/null",
-            "--cert", os.path.join(h.CERTS, "server.pem"), "--key", os.path.join(h.CERTS, "server-key.pem"),
-            "--ca", os.path.join(h.CERTS, "ca.pem"), "--policy", policy,
-            "--state-dir", os.path.join(d, "state")]
-    fake = fakesystemd.FakeSystemd(argv, listen_socks=["jobworker.socket"], fd_store_max=4096,
-                                   restart_sec=0.02, log_path=os.path.join(d, "jobworkerd.log"))
+    fake = fake_daemon(h.JOBWORKERD, h.tmpdir(), restart_sec=0.02)
     seed = int(os.environ.get("JW_CRASH_SEED", str(int(time.time()))))
     print("seed %d (JW_CRASH_SEED=%d repeats the moments)" % (seed, seed))
     rnd = random.Random(seed)
@@ -101,19 +90,9 @@ def main():
                 err != b"".join(b"e%d\n" % i for i in range(1, 20001)):
             h.fail("the stdout+stderr writer: %s, stdout %d bytes, stderr %d bytes, not its output"
                    % (one_line(st), len(out), len(err)))
-        rc = fake.stop(20)
-        if rc != 0:
-            h.fail("daemon exit %r after SIGTERM" % rc)
-        log = fake.logtext()
-        if "Sanitizer" in log or "runtime error:" in log:
-            h.fail("sanitizer report in the daemon's log")
+        check_daemon_stops_clean(fake)
     finally:
-        for fd in pidfds:
-            try:
-                signal.pidfd_send_signal(fd, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.close(fd)
+        kill_all(pidfds)
         fake.close()
 
 

@@ -15,16 +15,14 @@ repeats a run)."""
 
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import fakesystemd  # noqa: E402
 import rpcharness as h  # noqa: E402
-from survive_util import (Client, WRITER, expected, kernel_has_pidfd_info_exit, one_line,  # noqa: E402
-                          process_gone)
+from survive_util import (Client, WRITER, check_daemon_stops_clean, expected, fake_daemon, finish,  # noqa: E402
+                          jwctl, kernel_has_pidfd_info_exit, kill_all, one_line, process_gone)
 
 CRASHES = 5
 STUBBORN_GRACE_MS = 2500
@@ -37,43 +35,11 @@ COUNTED = ("import sys, time\n"
            "        time.sleep(0.01)\n"
            "sys.stdout.flush()\n"
            "sys.exit(3)\n" % COUNTED_LINES)
-JWCTL = os.path.join(os.path.dirname(h.JOBWORKERD), "jwctl")
-
-
-def jwctl(client, *args, stdout=subprocess.PIPE):
-    """A jwctl follower in the background; stderr to a file read at the end."""
-    errpath = os.path.join(h.tmpdir(), "stderr")
-    env = dict(os.environ, JWCTL_SERVER=client.target, JWCTL_CA=os.path.join(h.CERTS, "ca.pem"),
-               JWCTL_CERT=os.path.join(h.CERTS, "alice.pem"), JWCTL_KEY=os.path.join(h.CERTS, "alice-key.pem"),
-               XDG_CONFIG_HOME=h.tmpdir())
-    with open(errpath, "wb") as err:
-        p = subprocess.Popen([JWCTL, *args], env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err)
-    p.errpath = errpath
-    return p
-
-
-def finish(p, timeout=60):
-    """(exit code, stdout, stderr) of a jwctl; bounded."""
-    try:
-        out, _ = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.communicate()
-        h.fail("jwctl %s did not exit within %ds; stderr: %r" % (p.args[1:], timeout, h.read(p.errpath)))
-    return p.returncode, out or b"", h.read(p.errpath)
 GATE_CRASH = 2          # during which outage the exit-42 job ends (0-based)
+
+
 def daemon_under_fake():
-    d = h.tmpdir()
-    policy = os.path.join(d, "policy.conf")
-    with open(policy, "wb") as f:
-        f.write(h.read(os.path.join(h.SRC, "conf/policy.conf")))
-    argv = [h.JOBWORKERD, "--config", "/dev/null",
-            "--cert", os.path.join(h.CERTS, "server.pem"),
-            "--key", os.path.join(h.CERTS, "server-key.pem"),
-            "--ca", os.path.join(h.CERTS, "ca.pem"),
-            "--policy", policy, "--state-dir", os.path.join(d, "state"), "--log-level", "debug"]
-    fake = fakesystemd.FakeSystemd(argv, listen_socks=["jobworker.socket"], fd_store_max=4096,
-                                   restart_sec=0.1, log_path=os.path.join(d, "jobworkerd.log"))
+    fake = fake_daemon(h.JOBWORKERD, h.tmpdir(), debug=True)
     fake.start()
     fake.wait_ready(30)
     return fake, Client(fake.port())
@@ -100,8 +66,8 @@ class Run:
         self.pids = {j: h.wait_state(s, j, [pb.JOB_STATE_RUNNING]).pid
                      for j in (self.writer, self.sleeper, self.ender, self.counted, self.stubborn)}
         h.wait_stdout(s, self.stubborn, at_least=6)
-        self.follow = jwctl(self.client, "logs", "-f", self.counted)
-        self.wait = jwctl(self.client, "wait", self.counted, stdout=subprocess.DEVNULL)
+        self.follow = jwctl(self.client.target, "logs", "-f", self.counted)
+        self.wait = jwctl(self.client.target, "wait", self.counted, stdout=subprocess.DEVNULL)
         # pidfds, so that the clean-up can never signal a reused pid
         self.pidfds = [os.pidfd_open(p) for p in self.pids.values()]
         h.wait_stdout(s, self.writer, at_least=9)
@@ -227,21 +193,14 @@ def main():
             except Exception as e:  # noqa: BLE001 - an RpcError fails the check, the rest still run
                 print("FAIL %s: %s" % (check.__name__, str(e).splitlines()[0] if str(e) else repr(e)))
                 failures.append(check.__name__)
-        rc = run.fake.stop(20)
-        if rc != 0:
-            failures.append("daemon exit %r after SIGTERM" % rc)
-        log = run.fake.logtext()
-        if "Sanitizer" in log or "runtime error:" in log:
-            failures.append("sanitizer report in the daemon's log")
+        try:
+            check_daemon_stops_clean(run.fake)
+        except Exception as e:  # noqa: BLE001
+            failures.append(str(e).splitlines()[0])
     finally:
         if failures:
             print("daemon log (last 60 lines):\n" + "\n".join(run.fake.logtext().splitlines()[-60:]))
-        for fd in run.pidfds:
-            try:
-                signal.pidfd_send_signal(fd, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.close(fd)
+        kill_all(run.pidfds)
         run.fake.close()
     if failures:
         h.fail("; ".join(failures))

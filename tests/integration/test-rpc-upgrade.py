@@ -14,12 +14,10 @@ import os
 import shutil
 import signal
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import fakesystemd  # noqa: E402
 import rpcharness as h  # noqa: E402
-from survive_util import Client, WRITER, expected, one_line  # noqa: E402
+from survive_util import Client, WRITER, check_daemon_stops_clean, expected, fake_daemon, kill_all, one_line  # noqa: E402
 
 def exe_of(pid):
     return os.readlink("/proc/%d/exe" % pid)
@@ -32,15 +30,7 @@ def main():
     os.mkdir(bindir)
     binary = os.path.join(bindir, "jobworkerd")
     shutil.copy2(h.JOBWORKERD, binary)
-    policy = os.path.join(d, "policy.conf")
-    shutil.copy(os.path.join(h.SRC, "conf/policy.conf"), policy)
-    argv = [binary, "--config", "/dev/null",
-            "--cert", os.path.join(h.CERTS, "server.pem"),
-            "--key", os.path.join(h.CERTS, "server-key.pem"),
-            "--ca", os.path.join(h.CERTS, "ca.pem"),
-            "--policy", policy, "--state-dir", os.path.join(d, "state"), "--log-level", "debug"]
-    fake = fakesystemd.FakeSystemd(argv, listen_socks=["jobworker.socket"], fd_store_max=4096,
-                                   log_path=os.path.join(d, "jobworkerd.log"))
+    fake = fake_daemon(binary, d, debug=True)
     fake.start()
     fake.wait_ready(30)
     client = Client(fake.port())
@@ -96,22 +86,12 @@ def main():
             st = h.wait_state(s, j, [pb.JOB_STATE_KILLED, pb.JOB_STATE_EXITED], timeout=15)
             if st.state != pb.JOB_STATE_KILLED or st.signal != 15:
                 h.fail("job %s after Stop: %s" % (j, one_line(st)))
-        rc = fake.stop(20)
-        if rc != 0:
-            h.fail("daemon exit %r after SIGTERM" % rc)
-        log = fake.logtext()
-        if "Sanitizer" in log or "runtime error:" in log:
-            h.fail("sanitizer report in the daemon's log")
+        check_daemon_stops_clean(fake)
         ok = True
     finally:
         if not ok or os.environ.get("JW_SHOW_LOG"):
             print("daemon log (last 60 lines):\n" + "\n".join(fake.logtext().splitlines()[-60:]))
-        for fd in pidfds:
-            try:
-                signal.pidfd_send_signal(fd, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.close(fd)
+        kill_all(pidfds)
         fake.close()
 
 
