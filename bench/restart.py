@@ -26,23 +26,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 os.environ.setdefault("JW_SOURCE_ROOT", os.path.join(HERE, ".."))
 
-import fakesystemd  # noqa: E402
 import rpcharness as h  # noqa: E402
-from survive_util import Client  # noqa: E402
+from survive_util import Client, fake_daemon, kill_all  # noqa: E402
 
 # One line per millisecond: the CLOCK_MONOTONIC nanoseconds it was written at.
 WRITER = ("import time, sys\nwhile True:\n"
           "    sys.stdout.write('%d\\n' % time.monotonic_ns()); sys.stdout.flush(); time.sleep(0.001)\n")
-
-
-def service(binary, d):
-    policy = os.path.join(d, "policy.conf")
-    shutil.copy(os.path.join(h.SRC, "conf/policy.conf"), policy)
-    argv = [binary, "--config", "/dev/null", "--cert", os.path.join(h.CERTS, "server.pem"),
-            "--key", os.path.join(h.CERTS, "server-key.pem"), "--ca", os.path.join(h.CERTS, "ca.pem"),
-            "--policy", policy, "--state-dir", os.path.join(d, "state")]
-    return fakesystemd.FakeSystemd(argv, listen_socks=["jobworker.socket"], fd_store_max=4096, restart_sec=0,
-                                   log_path=os.path.join(d, "jobworkerd.log"))
 
 
 def first_line_after(client, job, offset, t_ns, pb, timeout=30):
@@ -83,7 +72,7 @@ def main():
         d = h.tmpdir()
         binary = os.path.join(d, "jobworkerd")
         shutil.copy2(binary_src, binary)
-        fake = service(binary, d)
+        fake = fake_daemon(binary, d, restart_sec=0)
         pidfds = []
         try:
             t0 = time.monotonic()
@@ -131,12 +120,7 @@ def main():
                 raise RuntimeError("not every job runs after the upgrade")
             fake.stop(120)
         finally:
-            for fd in pidfds:
-                try:
-                    signal.pidfd_send_signal(fd, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                os.close(fd)
+            kill_all(pidfds)
             fake.close()
     print("jobs=%d" % n)
     for k, v in res.items():

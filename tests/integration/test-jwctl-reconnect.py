@@ -27,6 +27,7 @@ import termios
 import time
 
 import rpcharness as h
+from survive_util import finish
 
 BUILD = os.environ.get("JW_BUILD_ROOT", "")
 JWCTL = os.path.join(BUILD, "jwctl")
@@ -57,20 +58,6 @@ def jwctl(daemon, *args, stdout=subprocess.PIPE, **extra):
     err.close()
     p.errpath = errpath
     return p
-
-
-def finish(p, timeout=60):
-    """(exit code, stdout bytes, stderr bytes) of a follower; bounded."""
-    try:
-        out, _ = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.communicate()
-        h.fail("jwctl %s did not exit within %ds; stderr: %r" % (p.args[1:], timeout, h.read(p.errpath)))
-    err = h.read(p.errpath)
-    if b"Sanitizer" in err or b"runtime error:" in err:
-        h.fail("sanitizer report from jwctl %s: %r" % (p.args[1:], err))
-    return p.returncode, out or b"", err
 
 
 def subscribed_daemon(n):
