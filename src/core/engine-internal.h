@@ -153,6 +153,7 @@ typedef struct EngineFaults {
         unsigned submit_fail;   /* this many submits return -EBUSY and submit
                                  * nothing, as a kernel refusing them does */
         unsigned sqe_failed;    /* count of injected get_sqe failures */
+        bool no_exit_info;      /* the kernel has no PIDFD_INFO_EXIT (as 6.1) */
 } EngineFaults;
 
 struct Engine {

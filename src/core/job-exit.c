@@ -175,7 +175,7 @@ static void job_lost_ended(Engine *e, Job *j) {
  * the kernel cannot say, record that it ended and how is not known. */
 static void job_adopted_ended(Engine *e, Job *j) {
         siginfo_t si = {};
-        int r = pidfd_exit_status(j->pidfd, &si);
+        int r = e->faults.no_exit_info ? -EOPNOTSUPP : pidfd_exit_status(j->pidfd, &si);
 
         if (r == 0 && now_usec(CLOCK_MONOTONIC) < j->exit_wait_until) {
                 if (!j->exit_wait.linked)
