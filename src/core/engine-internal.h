@@ -52,6 +52,7 @@ enum {
         OP_BATCH_OUT,   /* stdout's batching delay is over (capture.c) */
         OP_BATCH_ERR,   /* stderr's batching delay is over */
         OP_IGNORE,      /* cancellations and the like */
+        OP_RUNTIME_TIMER, /* a job's time limit (job-runtime.c) */
 };
 
 /* Requests of a job that could not be queued (the kernel refused a
@@ -62,6 +63,7 @@ enum {
         REARM_ERR = 1 << 2,
         REARM_CGROUP = 1 << 3,
         REARM_STOP = 1 << 4,
+        REARM_RUNTIME = 1 << 5,
 };
 
 typedef struct Job Job;
@@ -105,6 +107,8 @@ struct Job {
         siginfo_t exit_info;    /* how the main process ended */
 
         struct __kernel_timespec stop_ts;
+        struct __kernel_timespec runtime_ts;
+        bool runtime_armed;     /* its time limit's timeout is queued */
 
         OwnerUsage *usage;      /* its owner's tally (owner-usage.c), while in the hash */
         bool usage_running;     /* counted as running there */
@@ -284,6 +288,14 @@ void job_status_now(Engine *e, Job *j, JobStatus *ret);
 /* job-exit.c: stop, exit, cgroup emptying ------------------------------------ */
 
 void job_kill_all(Engine *e, Job *j);
+/* SIGTERM now, the whole job killed after grace_usec (UINT64_MAX: the
+ * default; 0: killed now), as a Stop does; the caller has said why
+ * (st.stop_requested or st.timed_out). */
+int job_stop_begin(Engine *e, Job *j, uint64_t grace_usec);
+/* A stop or the time limit ended it: nothing of the job is left. */
+static inline bool job_stopping(const Job *j) {
+        return j->st.stop_requested || j->st.timed_out;
+}
 void job_on_pidfd(Engine *e, Job *j, int res);
 void job_on_cgroup_event(Engine *e, Job *j, int res);
 void job_on_stop_timer(Engine *e, Job *j, int res);
@@ -294,6 +306,15 @@ void job_kill_and_record(Engine *e, Job *j);
 /* A job adopted from a previous daemon (not our child) ended: its status
  * from PIDFD_INFO_EXIT where the kernel has it, else JOB_STATE_ENDED. */
 void job_exit_wait_run(Engine *e, void *userdata);
+
+/* job-runtime.c: time limits ------------------------------------------------- */
+
+/* Queues the timeout of j's st.runtime_deadline; -errno if it cannot be
+ * queued (then engine_rearm_later(REARM_RUNTIME)). */
+int job_arm_runtime_timer(Engine *e, Job *j);
+void job_on_runtime_timer(Engine *e, Job *j, int res);
+/* The job ended: a queued timeout of its limit is cancelled. */
+void job_runtime_done(Engine *e, Job *j);
 
 /* capture.c: pipes into the output log --------------------------------------- */
 

@@ -108,6 +108,14 @@ typedef struct JobStatus {
          * killed (0: none). Monotonic time is the host's, not the
          * process's, so the next daemon of the same boot keeps the promise. */
         uint64_t stop_deadline;
+        /* Its time limit (JobSpec.max_runtime_usec), 0: none; and the
+         * CLOCK_MONOTONIC usec at which it is stopped for it (as
+         * stop_deadline, kept by the next daemon of the same boot). */
+        uint64_t max_runtime_usec;
+        uint64_t runtime_deadline;
+        /* It reached its time limit and was stopped for it (not by a
+         * stop: stop_requested is false unless one came first). */
+        bool timed_out;
 } JobStatus;
 
 /* Identity to run a job as. NULL in JobSpec: run as the engine's own user. */
@@ -160,6 +168,10 @@ typedef struct JobSpec {
          * truncated, as at output_cap) while all jobs of its owner, running
          * and retained, keep this many bytes or more (max-output=). */
         uint64_t owner_output_max;
+        /* 0: none. The job is stopped as by engine_stop_job() with the
+         * default grace this long after the start is accepted, and its
+         * status says timed_out. */
+        uint64_t max_runtime_usec;
 } JobSpec;
 
 /*

@@ -45,7 +45,7 @@ void job_cgroup_done(Engine *e, Job *j) {
 
         cgroup_read_stats(j->cg_fd, &j->st);
         j->st.oom_killed = j->st.state == JOB_STATE_KILLED && j->st.signal == SIGKILL && j->st.oom_kills > 0 &&
-                           !j->st.stop_requested;
+                           !job_stopping(j);
         j->cg_fd = safe_close(j->cg_fd);
         j->cg_events_fd = safe_close(j->cg_events_fd);
         j->cg_emptying = false;
@@ -121,7 +121,7 @@ static void job_finish(Engine *e, Job *j, const siginfo_t *si) {
                 if (j->cg_events_fd < 0)
                         j->cg_fd = safe_close(j->cg_fd); /* gone already: nothing to empty */
         }
-        if (j->st.stop_requested || j->cg_fd >= 0)
+        if (job_stopping(j) || j->cg_fd >= 0)
                 job_kill_all(e, j);
 
         /* Leftover processes that still hold the pipes (a daemonised
@@ -132,6 +132,7 @@ static void job_finish(Engine *e, Job *j, const siginfo_t *si) {
         list_unlink(&e->drains, &j->drain);
         j->pidfd = safe_close(j->pidfd);
         j->rearm &= ~(unsigned) (REARM_PIDFD | REARM_STOP);
+        job_runtime_done(e, j);
         keeper_release(e->keeper, j->keep_bundle);
         j->keep_bundle = 0;
 
@@ -154,6 +155,7 @@ static void job_lost_ended(Engine *e, Job *j) {
         j->st.process_alive = false;
         j->pidfd = safe_close(j->pidfd);
         j->rearm &= ~(unsigned) (REARM_PIDFD | REARM_STOP);
+        job_runtime_done(e, j);
         j->st.end_usec = now_usec(CLOCK_REALTIME);
         /* Ordered by end again: it ended now. */
         list_unlink(&e->finished, &j->by_end);
@@ -257,17 +259,21 @@ void job_on_stop_timer(Engine *e, Job *j, int res) {
 
 int engine_stop_job(Engine *e, const JobId *id, uint64_t grace_usec) {
         Job *j = job_find(e, id);
-        uint64_t deadline;
-        int r;
 
         if (!j)
                 return -ENOENT;
         if (j->st.state != JOB_STATE_RUNNING && !j->st.process_alive)
                 return -ESRCH;
+        j->st.stop_requested = true;
+        return job_stop_begin(e, j, grace_usec);
+}
+
+int job_stop_begin(Engine *e, Job *j, uint64_t grace_usec) {
+        uint64_t deadline;
+        int r;
+
         if (grace_usec == UINT64_MAX)
                 grace_usec = e->default_grace_usec;
-
-        j->st.stop_requested = true;
         if (grace_usec == 0) {
                 job_kill_all(e, j);
                 return 0;

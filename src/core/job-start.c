@@ -89,6 +89,8 @@ static void start_status(JobStart *js, bool starting, JobStatus *ret) {
                 .pid_starttime = starting ? 0 : js->pid_starttime,
                 .start_usec = js->start_usec,
                 .has_cgroup = js->cg_fd >= 0,
+                .max_runtime_usec = js->spec.max_runtime_usec,
+                .runtime_deadline = js->runtime_deadline,
         };
         snprintf(ret->owner, sizeof(ret->owner), "%s", js->spec.owner ?: "");
         job_env_command_summary(js->spec.argv, ret->command);
@@ -143,6 +145,10 @@ static int start_prepare(Engine *e, JobStart *js) {
         if (js->jobs_fd < 0)
                 return -errno;
         js->start_usec = now_usec(CLOCK_REALTIME);
+        /* The limit counts from here, and is on record from the first
+         * record on (a job adopted from it keeps its limit). */
+        if (spec->max_runtime_usec)
+                js->runtime_deadline = now_usec(CLOCK_MONOTONIC) + MIN(spec->max_runtime_usec, UINT64_MAX / 2);
         snprintf(path, sizeof(path), "%s/output", js->dir);
         r = outlog_create(e->jobs_fd, path, &js->log_fd);
         if (r < 0)
@@ -326,6 +332,8 @@ static int start_register(Engine *e, JobStart *js) {
                                    "to queue a request (%s)", strerror(-r));
                 return r;
         }
+        if (j->st.runtime_deadline && job_arm_runtime_timer(e, j) < 0)
+                engine_rearm_later(e, j, REARM_RUNTIME);
         js->pidfd = js->out_r = js->err_r = -1; /* the job's now */
         js->keep_bundle = 0;
         if (e->cgroup_fd >= 0 && js->want_limits)

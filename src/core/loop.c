@@ -107,6 +107,8 @@ static unsigned job_rearm(Engine *e, Job *j) {
                 left |= REARM_CGROUP;
         if ((j->rearm & REARM_STOP) && job_arm_stop_timer(e, j) < 0)
                 left |= REARM_STOP;
+        if ((j->rearm & REARM_RUNTIME) && job_arm_runtime_timer(e, j) < 0)
+                left |= REARM_RUNTIME;
         return left;
 }
 
@@ -282,6 +284,9 @@ static void dispatch_job(Engine *e, unsigned op, Job *j, int res) {
                 break;
         case OP_STOP_TIMER:
                 job_on_stop_timer(e, j, res);
+                break;
+        case OP_RUNTIME_TIMER:
+                job_on_runtime_timer(e, j, res);
                 break;
         }
 }

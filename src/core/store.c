@@ -157,8 +157,11 @@ static void load_watch_adopted(Engine *e, Job *j, bool changed) {
         owner_usage_set_running(j, true);
         if (job_arm_all(e, j) < 0)
                 engine_rearm_later(e, j, REARM_PIDFD);
-        if (j->st.stop_requested && j->st.stop_deadline && job_arm_stop_timer(e, j) < 0)
+        if (job_stopping(j) && j->st.stop_deadline && job_arm_stop_timer(e, j) < 0)
                 engine_rearm_later(e, j, REARM_STOP);
+        /* The time limit goes on too; one already passed stops it now. */
+        if (j->st.runtime_deadline && !j->st.timed_out && job_arm_runtime_timer(e, j) < 0)
+                engine_rearm_later(e, j, REARM_RUNTIME);
         if (changed)
                 (void) job_write_status(e, j);
 }

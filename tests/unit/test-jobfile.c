@@ -15,7 +15,8 @@ static void test_roundtrip(void **state) {
                 .start_usec = 1700000000000000ull, .end_usec = 1700000000500000ull,
                 .stdout_bytes = 1ull << 40, .stderr_bytes = 5, .truncated = true, .dropped_bytes = 77,
                 .has_cgroup = true, .cpu_usec = 999, .memory_peak = 1 << 20, .oom_kills = 1, .oom_killed = true,
-                .pid_starttime = 123456789, .starting = true,
+                .pid_starttime = 123456789, .starting = true, .stop_deadline = 5555,
+                .max_runtime_usec = 1800ull * 1000000, .runtime_deadline = 98765432101ull, .timed_out = true,
         }, b;
         char buf[JOBFILE_MAX];
         uint64_t ls;
