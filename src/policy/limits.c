@@ -31,7 +31,7 @@
 bool limits_bounds_empty(const LimitsBounds *b) {
         return !b->cpu_millis && !b->memory_max && !b->pids_max && !b->io_read_bps && !b->io_write_bps &&
                !b->default_cpu_millis && !b->default_memory_max && !b->default_pids_max && !b->max_jobs &&
-               !b->max_output;
+               !b->max_output && !b->max_runtime && !b->default_max_runtime;
 }
 
 static uint64_t pick(uint64_t asked, uint64_t def) {
@@ -84,6 +84,18 @@ int limits_apply_bounds(const LimitsBounds *b, const char *user, const LimitsReq
         l.n_io = req->n_io;
         l.io = NULL;
         *ret = l;
+        return 0;
+}
+
+int limits_apply_runtime(const LimitsBounds *b, const char *user, uint64_t asked_usec, uint64_t *ret_usec,
+                         char **ret_message) {
+        char x[PARSE_DURATION_STRING_MAX], y[PARSE_DURATION_STRING_MAX];
+        uint64_t v = pick(asked_usec, b ? b->default_max_runtime : 0);
+
+        if (b && b->max_runtime && v > b->max_runtime)
+                return replace_message(ret_message, -EACCES, "%s may run a job for at most %s (max-runtime=%s; asked %s)",
+                                       user, format_duration(b->max_runtime, x), x, format_duration(v, y));
+        *ret_usec = v;
         return 0;
 }
 

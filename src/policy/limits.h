@@ -50,6 +50,9 @@ typedef struct LimitsBounds {
          * against the engine's per-owner tally (engine_owner_usage()). */
         uint64_t max_jobs;      /* running (or starting) at once */
         uint64_t max_output;    /* bytes of output kept, running and retained jobs */
+        /* Time limit of a job (max-runtime=, default-max-runtime=), usec. */
+        uint64_t max_runtime;
+        uint64_t default_max_runtime;
 } LimitsBounds;
 
 bool limits_bounds_empty(const LimitsBounds *b);
@@ -69,6 +72,13 @@ bool limits_bounds_empty(const LimitsBounds *b);
  * "alice already runs 8 jobs (max-jobs=8)". */
 int limits_check_usage(const LimitsBounds *bounds, const char *user, uint64_t running, uint64_t output_bytes,
                        char **ret_message);
+
+/* The time limit a job of user gets: asked_usec, else the user's default,
+ * else none (0), in *ret_usec. -EACCES above the user's max-runtime=, with
+ * a malloc()ed *ret_message like "alice may run a job for at most 1h
+ * (max-runtime=1h; asked 2h)". */
+int limits_apply_runtime(const LimitsBounds *bounds, const char *user, uint64_t asked_usec, uint64_t *ret_usec,
+                         char **ret_message);
 
 int limits_apply_bounds(const LimitsBounds *bounds, const char *user, const LimitsRequest *req,
                         JobLimits *ret, LimitsIoRequest ret_io[static LIMITS_IO_MAX], char **ret_message);

@@ -77,6 +77,7 @@ typedef enum BoundKind {
         BOUND_CPU,      /* CPUs, uint32 thousandths */
         BOUND_SIZE,     /* bytes or bytes/s, uint64 */
         BOUND_COUNT,    /* a plain number, uint64 */
+        BOUND_DURATION, /* usec, uint64 */
 } BoundKind;
 
 static const struct {
@@ -94,6 +95,9 @@ static const struct {
         [POLICY_BOUND_DEFAULT_PIDS] = { "default-pids", BOUND_COUNT, offsetof(LimitsBounds, default_pids_max) },
         [POLICY_BOUND_MAX_JOBS] = { "max-jobs", BOUND_COUNT, offsetof(LimitsBounds, max_jobs) },
         [POLICY_BOUND_MAX_OUTPUT] = { "max-output", BOUND_SIZE, offsetof(LimitsBounds, max_output) },
+        [POLICY_BOUND_MAX_RUNTIME] = { "max-runtime", BOUND_DURATION, offsetof(LimitsBounds, max_runtime) },
+        [POLICY_BOUND_DEFAULT_MAX_RUNTIME] = { "default-max-runtime", BOUND_DURATION,
+                                               offsetof(LimitsBounds, default_max_runtime) },
 };
 
 const char *policy_bound_key(size_t k) {
@@ -129,6 +133,8 @@ const char *policy_bound_format(size_t k, uint64_t v, char buf[static 32]) {
                 return limits_format_cpu((uint32_t) v, buf);
         case BOUND_SIZE:
                 return limits_format_size(v, buf);
+        case BOUND_DURATION:
+                return format_duration(v, buf);
         default:
                 snprintf(buf, 32, "%" PRIu64, v);
                 return buf;
@@ -170,6 +176,14 @@ static int parse_bound_value(size_t k, const char *value, const char *q, const c
                         return -EINVAL;
                 }
                 break;
+        case BOUND_DURATION:
+                e = parse_duration(value, &v);
+                if (e < 0 || v == 0 || v > LIMITS_RUNTIME_MAX_USEC) {
+                        policy_set_error(ret_error, "%s:%u: invalid value '%s' for '%s': expected a duration greater "
+                                         "than 0 and at most 3650d, like 30m or 2h", origin, line, q, bound_keys[k].key);
+                        return -EINVAL;
+                }
+                break;
         }
         *ret = v;
         return 0;
@@ -189,7 +203,8 @@ static int parse_bound(const char *t, size_t n, PolicyRule *r, const char *origi
         if (k == _POLICY_BOUND_N) {
                 policy_quote_token(q, t, klen);
                 policy_set_error(ret_error, "%s:%u: unknown bound '%s' (expected cpu, memory, pids, io-read-bps, "
-                                 "io-write-bps, default-cpu, default-memory, default-pids, max-jobs or max-output)",
+                                 "io-write-bps, default-cpu, default-memory, default-pids, max-jobs, max-output, "
+                                 "max-runtime or default-max-runtime)",
                                  origin, line, q);
                 return -EINVAL;
         }

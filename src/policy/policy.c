@@ -135,6 +135,7 @@ static int check_defaults(const PolicyUser *u, const PolicyRule *r, const char *
                 { POLICY_BOUND_DEFAULT_CPU, POLICY_BOUND_CPU },
                 { POLICY_BOUND_DEFAULT_MEMORY, POLICY_BOUND_MEMORY },
                 { POLICY_BOUND_DEFAULT_PIDS, POLICY_BOUND_PIDS },
+                { POLICY_BOUND_DEFAULT_MAX_RUNTIME, POLICY_BOUND_MAX_RUNTIME },
         };
         char a[32], b[32];
 

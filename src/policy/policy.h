@@ -17,9 +17,10 @@
  *
  * KEY=VALUE words are the user's resource bounds and defaults (keys in
  * policy.c's table: cpu, memory, pids, io-read-bps, io-write-bps,
- * default-cpu, default-memory, default-pids, max-jobs, max-output). The
- * last two bound an identity's jobs together (running at once; bytes of
- * output kept), the others each job. They hold per user, like
+ * default-cpu, default-memory, default-pids, max-jobs, max-output,
+ * max-runtime, default-max-runtime). max-jobs and max-output bound an
+ * identity's jobs together (running at once; bytes of output kept), the
+ * others each job (max-runtime: how long it may run). They hold per user, like
  * RUN-AS: a key may be written on several of a user's lines only with the
  * same value, so the order of lines never matters. Account names cannot
  * contain '=', so the grammar is unambiguous.

@@ -14,6 +14,8 @@
 #define LIMITS_CPU_MILLIS_MIN 10u        /* 0.01 CPU: cpu.max needs a quota of >= 1 ms per 100 ms */
 #define LIMITS_CPU_MILLIS_MAX 1024000u   /* 1024 CPUs */
 #define LIMITS_PIDS_MAX 4194304u         /* PID_MAX_LIMIT; pids.max refuses more */
+/* A time limit: at most ten years (keeps deadlines far from overflow). */
+#define LIMITS_RUNTIME_MAX_USEC (3650ull * 86400 * 1000000)
 
 /* "2", "0.5", "1.25" CPUs (parse_fixed() of shared/parse-util.h, at most
  * 3 fractional digits) to thousandths of a CPU. -EINVAL for bad syntax,

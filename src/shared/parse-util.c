@@ -11,8 +11,10 @@
  */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "shared/macro.h"
@@ -181,4 +183,26 @@ int parse_fixed(const char *s, unsigned decimals, uint64_t *ret) {
         if (*p || d.n_frac > decimals)
                 return -EINVAL;
         return scale(&d, pow10_table[decimals], ret);
+}
+
+const char *format_duration(uint64_t usec, char *buf) {
+        static const struct {
+                uint64_t usec;
+                const char *unit;
+        } units[] = {
+                { 86400000000ull, "d" }, { 3600000000ull, "h" }, { 60000000ull, "m" },
+                { 1000000ull, "s" },     { 1000ull, "ms" },
+        };
+
+        if (usec == 0) {
+                snprintf(buf, PARSE_DURATION_STRING_MAX, "0s");
+                return buf;
+        }
+        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+                if (usec % units[i].usec == 0) {
+                        snprintf(buf, PARSE_DURATION_STRING_MAX, "%" PRIu64 "%s", usec / units[i].usec, units[i].unit);
+                        return buf;
+                }
+        snprintf(buf, PARSE_DURATION_STRING_MAX, "%" PRIu64 "us", usec);
+        return buf;
 }

@@ -52,3 +52,9 @@ int parse_uint64(const char *s, uint64_t *ret);
  * the point is -EINVAL (the value cannot be represented), as is
  * decimals > PARSE_FRACTION_DIGITS_MAX. Used for CPUs ("0.5"). */
 int parse_fixed(const char *s, unsigned decimals, uint64_t *ret);
+
+/* usec as a DURATION that parse_duration() reads back exactly, in the
+ * largest unit that divides it: "30m", "90s", "1500ms", "2h", "3d", "0s".
+ * buf of at least PARSE_DURATION_STRING_MAX bytes; returns buf. */
+#define PARSE_DURATION_STRING_MAX 32u
+const char *format_duration(uint64_t usec, char *buf);

@@ -227,6 +227,31 @@ static void test_check_usage(void **state) {
         assert_null(m);
 }
 
+static void test_apply_runtime(void **state) {
+        LimitsBounds b = { .max_runtime = 3600ull * 1000000, .default_max_runtime = 60ull * 1000000 };
+        LimitsBounds only_bound = { .max_runtime = 3600ull * 1000000 };
+        uint64_t v = 1;
+        char *m = NULL;
+
+        /* Nothing asked: the default; asked: that, up to the bound. */
+        assert_int_equal(limits_apply_runtime(&b, "alice", 0, &v, &m), 0);
+        assert_int_equal(v, 60ull * 1000000);
+        assert_int_equal(limits_apply_runtime(&b, "alice", 3600ull * 1000000, &v, &m), 0);
+        assert_int_equal(v, 3600ull * 1000000);
+        assert_null(m);
+        assert_int_equal(limits_apply_runtime(&b, "alice", 7200ull * 1000000, &v, &m), -EACCES);
+        assert_string_equal(m, "alice may run a job for at most 1h (max-runtime=1h; asked 2h)");
+        assert_int_equal(v, 3600ull * 1000000); /* untouched on failure */
+        free(m);
+        m = NULL;
+        /* A bound without a default does not limit a job that asks for none. */
+        assert_int_equal(limits_apply_runtime(&only_bound, "alice", 0, &v, &m), 0);
+        assert_int_equal(v, 0);
+        assert_int_equal(limits_apply_runtime(NULL, "alice", 5000, &v, &m), 0);
+        assert_int_equal(v, 5000);
+        assert_false(limits_bounds_empty(&only_bound));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_cpu),
@@ -234,6 +259,7 @@ int main(void) {
                 cmocka_unit_test(test_format),
                 cmocka_unit_test(test_apply_bounds),
                 cmocka_unit_test(test_check_usage),
+                cmocka_unit_test(test_apply_runtime),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

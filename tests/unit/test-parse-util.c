@@ -167,6 +167,26 @@ static void test_duration(void **state) {
         check("parse_duration", parse_duration, cases, ELEMENTSOF(cases));
 }
 
+static void test_format_duration(void **state) {
+        static const struct {
+                uint64_t usec;
+                const char *text;
+        } cases[] = {
+                { 0, "0s" }, { 1, "1us" }, { 1500, "1500us" }, { 300000, "300ms" }, { 1500000, "1500ms" },
+                { 90000000, "90s" }, { 1800000000, "30m" }, { 7200000000ull, "2h" }, { 86400000000ull, "1d" },
+                { 90000000000ull, "25h" }, { UINT64_MAX, "18446744073709551615us" },
+        };
+        char buf[PARSE_DURATION_STRING_MAX];
+        uint64_t back;
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                assert_string_equal(format_duration(cases[i].usec, buf), cases[i].text);
+                /* What it writes, the parser reads back exactly. */
+                assert_int_equal(parse_duration(buf, &back), 0);
+                assert_int_equal(back, cases[i].usec);
+        }
+}
+
 static void test_uint64(void **state) {
         static const Case cases[] = {
                 { "0", 0, 0 },
@@ -224,6 +244,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_size),
                 cmocka_unit_test(test_duration),
+                cmocka_unit_test(test_format_duration),
                 cmocka_unit_test(test_uint64),
                 cmocka_unit_test(test_fixed),
         };

@@ -421,7 +421,32 @@ static void test_identity_bounds(void **state) {
                     "invalid value '10X' for 'max-output': expected a size greater than 0");
         parse_fails("alice self task-manager max-output=1M\nalice all analyst max-output=2M\n",
                     "test.conf:2: user 'alice' has max-output=1M on line 1 and max-output=2M here");
-        parse_fails("alice self task-manager max-job=1\n", "default-pids, max-jobs or max-output)");
+        parse_fails("alice self task-manager max-job=1\n", "default-pids, max-jobs, max-output, max-runtime or "
+                    "default-max-runtime)");
+}
+
+/* max-runtime= and default-max-runtime=: the one duration grammar. */
+static void test_runtime_bounds(void **state) {
+        Policy *p = parse_ok("alice self task-manager max-runtime=2h default-max-runtime=30m\n"
+                             "alice all analyst max-runtime=7200\n"
+                             "bob all analyst default-max-runtime=1.5s\n");
+        LimitsBounds b = bounds_of(p, "alice");
+
+        assert_int_equal(b.max_runtime, 2ull * 3600 * 1000000);
+        assert_int_equal(b.default_max_runtime, 30ull * 60 * 1000000);
+        b = bounds_of(p, "bob");
+        assert_int_equal(b.max_runtime, 0);
+        assert_int_equal(b.default_max_runtime, 1500000);
+        policy_free(p);
+
+        parse_fails("alice self task-manager max-runtime=0\n",
+                    "test.conf:1: invalid value '0' for 'max-runtime': expected a duration greater than 0");
+        parse_fails("alice self task-manager max-runtime=10G\n", "invalid value '10G' for 'max-runtime'");
+        parse_fails("alice self task-manager max-runtime=3651d\n", "invalid value '3651d' for 'max-runtime'");
+        parse_fails("alice self task-manager max-runtime=1h default-max-runtime=2h\n",
+                    "test.conf:1: user 'alice' has default-max-runtime=2h above max-runtime=1h");
+        parse_fails("alice self task-manager max-runtime=1h\nalice all analyst max-runtime=90m\n",
+                    "test.conf:2: user 'alice' has max-runtime=1h on line 1 and max-runtime=90m here");
 }
 
 int main(void) {
@@ -438,6 +463,7 @@ int main(void) {
                 cmocka_unit_test(test_scale),
                 cmocka_unit_test(test_rules_max),
                 cmocka_unit_test(test_identity_bounds),
+                cmocka_unit_test(test_runtime_bounds),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
