@@ -48,6 +48,7 @@ typedef enum OptId {
         OPT_IO_READ,
         OPT_IO_WRITE,
         OPT_ISOLATE,
+        OPT_MAX_RUNTIME,
 } OptId;
 
 static int apply_global(Parser *p, const OptDef *o, const char *shown, const char *value);
@@ -81,6 +82,7 @@ static const OptDef options[] = {
         { "io-read-bps", 0, true, OPT_IO_READ, START_RUN, apply_job },
         { "io-write-bps", 0, true, OPT_IO_WRITE, START_RUN, apply_job },
         { "isolate", 0, true, OPT_ISOLATE, START_RUN, apply_job },
+        { "max-runtime", 0, true, OPT_MAX_RUNTIME, START_RUN, apply_job },
 };
 
 static bool option_applies(const Parser *p, const OptDef *o) {
@@ -286,6 +288,14 @@ static int apply_job(Parser *p, const OptDef *o, const char *shown, const char *
                 return add_io(p, shown, value, o->id == OPT_IO_WRITE);
         case OPT_ISOLATE:
                 return add_isolate(p, shown, value);
+        case OPT_MAX_RUNTIME:
+                /* Whole milliseconds (the API's unit), rounded up: never to
+                 * "no limit". */
+                if (parse_duration(value, &u) < 0 || u == 0 || u > LIMITS_RUNTIME_MAX_USEC)
+                        return replace_message(&p->error, -EINVAL, "invalid value '%s' for '%s': expected a duration "
+                                    "greater than 0 and at most 3650d, like 30m, 2h or 90 (seconds)", value, shown);
+                a->max_runtime_ms = (u + 999) / 1000;
+                return 0;
         }
         assert(!"unhandled job option");
         return -EINVAL;

@@ -80,6 +80,7 @@ typedef struct CliArgs {
         CliIoLimit *io;            /* --io-read-bps / --io-write-bps (array owned) */
         size_t n_io;
         unsigned isolate;          /* --isolate, CLI_ISOLATE_* */
+        uint64_t max_runtime_ms;   /* --max-runtime; 0: not given */
 
         /* status, list */
         bool json;

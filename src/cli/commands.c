@@ -92,6 +92,7 @@ static int do_start(Cli *cli, char **ret_job_id) {
         req.n_env = a->n_env;
         req.env = (char **) a->env;
         req.cwd = (char *) (a->cwd ?: "");
+        req.max_runtime_ms = a->max_runtime_ms;
 
         if (a->cpu_millis || a->memory_max || a->pids_max || a->n_io) {
                 limits.cpu_millis = a->cpu_millis;

@@ -18,6 +18,7 @@
 #include "cli/commands.h"
 #include "cli/context.h"
 #include "cli/format.h"
+#include "shared/parse-util.h"
 #include "shared/string-util.h"
 
 int cli_set_message(Cli *cli, int code, const char *fmt, ...) {
@@ -122,13 +123,20 @@ int cli_job_exit_code(Cli *cli, const Jobworker__V1__JobStatus *st) {
         case JOBWORKER__V1__JOB_STATE__JOB_STATE_EXITED:
                 return st->exit_code & 0xff;
         case JOBWORKER__V1__JOB_STATE__JOB_STATE_KILLED:
+                if (st->timed_out) {
+                        char d[PARSE_DURATION_STRING_MAX], sig[16];
+                        return cli_set_message(cli, 128 + (st->signal & 0x7f), "job %s timed out after %s (its "
+                                               "max runtime) and was killed by %s", st->job_id,
+                                               format_duration(st->max_runtime_ms * 1000, d),
+                                               cli_signal_name(st->signal, sig));
+                }
                 return 128 + (st->signal & 0x7f);
         case JOBWORKER__V1__JOB_STATE__JOB_STATE_LOST:
                 return cli_set_message(cli, CLI_EXIT_FAILED, "job %s was lost: the server stopped while it ran", st->job_id);
         case JOBWORKER__V1__JOB_STATE__JOB_STATE_ENDED:
                 return cli_set_message(cli, CLI_EXIT_FAILED,
-                                       "job %s ended while the server was restarted; its exit code is not known",
-                                       st->job_id);
+                                       "job %s ended while the server was restarted; its exit code is not known%s",
+                                       st->job_id, st->timed_out ? " (it had timed out)" : "");
         default:
                 return cli_set_message(cli, CLI_EXIT_FAILED, "job %s has not ended", st->job_id);
         }

@@ -16,6 +16,7 @@
 
 #include "cli/format.h"
 #include "shared/macro.h"
+#include "shared/parse-util.h"
 #include "shared/utf8.h"
 
 void cli_json_write_string(FILE *f, const char *str, size_t n) {
@@ -92,13 +93,14 @@ const char *cli_state_short(const CliJobStatus *st, char buf[static 64]) {
 
         switch (st->state) {
         case JOBWORKER__V1__JOB_STATE__JOB_STATE_RUNNING:
-                snprintf(buf, 64, "%s", st->stop_requested ? "stopping" : "running");
+                snprintf(buf, 64, "%s", st->timed_out ? "timing out" : st->stop_requested ? "stopping" : "running");
                 break;
         case JOBWORKER__V1__JOB_STATE__JOB_STATE_EXITED:
                 snprintf(buf, 64, "exited %d", st->exit_code);
                 break;
         case JOBWORKER__V1__JOB_STATE__JOB_STATE_KILLED:
-                snprintf(buf, 64, "killed %s%s", cli_signal_name(st->signal, sig), st->oom_killed ? " (OOM)" : "");
+                snprintf(buf, 64, "killed %s%s", cli_signal_name(st->signal, sig),
+                         st->oom_killed ? " (OOM)" : st->timed_out ? " (timed out)" : "");
                 break;
         default:
                 snprintf(buf, 64, "%s", state_word(st));
@@ -177,6 +179,10 @@ void cli_format_status_json(FILE *f, const CliJobStatus *st) {
                 fputs(",\"process_alive\":true", f);
         if (st->files_removed)
                 fputs(",\"files_removed\":true", f);
+        if (st->max_runtime_ms)
+                fprintf(f, ",\"max_runtime_ms\":%" PRIu64, st->max_runtime_ms);
+        if (st->timed_out)
+                fputs(",\"timed_out\":true", f);
         fputc('}', f);
 }
 
@@ -285,7 +291,9 @@ void cli_format_status_text(FILE *f, const CliJobStatus *st) {
         fprintf(f, "Job:      %s\n", id);
         switch (st->state) {
         case JOBWORKER__V1__JOB_STATE__JOB_STATE_RUNNING:
-                fprintf(f, "State:    running%s\n", st->stop_requested ? " (stop requested)" : "");
+                fprintf(f, "State:    running%s\n", st->timed_out        ? " (timed out, being stopped)"
+                                                       : st->stop_requested ? " (stop requested)"
+                                                                            : "");
                 break;
         case JOBWORKER__V1__JOB_STATE__JOB_STATE_EXITED:
                 fprintf(f, "State:    exited with code %d%s\n", st->exit_code,
@@ -293,7 +301,10 @@ void cli_format_status_text(FILE *f, const CliJobStatus *st) {
                 break;
         case JOBWORKER__V1__JOB_STATE__JOB_STATE_KILLED:
                 fprintf(f, "State:    killed by signal %d (%s)%s\n", st->signal, cli_signal_name(st->signal, sig),
-                        st->oom_killed ? " (out of memory: the OOM killer)" : st->stop_requested ? " (stopped)" : "");
+                        st->oom_killed       ? " (out of memory: the OOM killer)"
+                        : st->timed_out      ? " (timed out: its max runtime passed)"
+                        : st->stop_requested ? " (stopped)"
+                                             : "");
                 break;
         case JOBWORKER__V1__JOB_STATE__JOB_STATE_LOST:
                 fputs(st->process_alive ? "State:    lost (the server stopped while it ran), its process still runs "
@@ -322,6 +333,11 @@ void cli_format_status_text(FILE *f, const CliJobStatus *st) {
         if (st->output_truncated || st->dropped_bytes)
                 fprintf(f, " (%" PRIu64 " bytes dropped by the server)", st->dropped_bytes);
         fputc('\n', f);
+        if (st->max_runtime_ms) {
+                char m[PARSE_DURATION_STRING_MAX];
+                fprintf(f, "Limit:    %s %s\n", st->timed_out ? "timed out after" : "runs at most",
+                        format_duration(st->max_runtime_ms * 1000, m));
+        }
         if (st->files_removed)
                 fputs("Files:    deleted from the server's state directory while the job was known: later output "
                       "is not kept, and a server restart forgets the job\n", f);

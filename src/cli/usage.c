@@ -25,6 +25,9 @@
         "                    the same for writes\n" \
         "  --isolate LIST    any of pid,net,tmp (or all): own PID namespace, network\n" \
         "                    with only loopback, private /tmp\n" \
+        "  --max-runtime DURATION\n" \
+        "                    stop the job when it has run this long, like 30m or 2h\n" \
+        "                    (SIGTERM, then SIGKILL after the server's grace)\n" \
         "  -h, --help        show this help\n" \
         "\n" \
         "Sizes and rates take K, M, G, T (powers of 1024) and fractions, like 1.5G.\n" \
@@ -66,7 +69,8 @@ static const char usage_global[] =
         "  run [--env K=V]... [--cwd DIR] [LIMITS] -- CMD [ARG...]\n"
         "                        start a job, copy its output, exit with its code\n"
         "                        (LIMITS: --cpu --memory --pids --io-read-bps\n"
-        "                        --io-write-bps --isolate; see 'jwctl start --help')\n"
+        "                        --io-write-bps --isolate --max-runtime;\n"
+        "                        see 'jwctl start --help')\n"
         "  status [--json] JOB   show a job's status\n"
         "  list [--json] [--running]\n"
         "                        list the jobs you may see\n"

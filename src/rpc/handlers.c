@@ -92,12 +92,14 @@ static void on_started(Engine *e, int r, const JobId *id, const JobStartError *e
  * resolves the io devices (as the job's account sees the paths). false: c
  * was answered. */
 static bool start_limits(RpcCall *c, const LimitsBounds *bounds, JobLimits *limits,
-                         LimitsIoRequest io_req[static LIMITS_IO_MAX]) {
+                         LimitsIoRequest io_req[static LIMITS_IO_MAX], uint64_t *ret_max_runtime) {
         Server *s = c->server;
         _cleanup_free_ char *message = NULL;
         int r;
 
         r = limits_apply_bounds(bounds, c->identity, &c->request->limits, limits, io_req, &message);
+        if (r >= 0)
+                r = limits_apply_runtime(bounds, c->identity, c->request->max_runtime_usec, ret_max_runtime, &message);
         if (r == -EACCES) {
                 report_denied(s, c, "start a job with these limits", NULL);
                 call_finish(c, GRPC_STATUS_PERMISSION_DENIED, message, NULL);
@@ -146,6 +148,7 @@ static void handle_start(Engine *e, RpcCall *c) {
         LimitsBounds bounds = {};
         LimitsIoRequest io_req[LIMITS_IO_MAX];
         JobLimits limits;
+        uint64_t max_runtime = 0;
         JobSpec spec;
         int r;
 
@@ -172,7 +175,7 @@ static void handle_start(Engine *e, RpcCall *c) {
                 return;
         }
         (void) policy_bounds(s->policy, c->identity, &bounds);
-        if (!start_limits(c, &bounds, &limits, io_req) || !start_usage(e, c, &bounds))
+        if (!start_limits(c, &bounds, &limits, io_req, &max_runtime) || !start_usage(e, c, &bounds))
                 return;
 
         spec = (JobSpec) {
@@ -185,6 +188,7 @@ static void handle_start(Engine *e, RpcCall *c) {
                 .cgroup_fd = -1,
                 .isolate = req->isolate,
                 .owner_output_max = bounds.max_output,
+                .max_runtime_usec = max_runtime,
         };
         r = engine_start_job(e, &spec, on_started, call_ref(c));
         if (r < 0) {

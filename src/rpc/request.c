@@ -295,6 +295,11 @@ static int check_start(Jobworker__V1__StartRequest *m, Request *r, char **ret_me
         k = check_limits(m->limits, r, ret_message);
         if (k < 0)
                 return k;
+        if (m->max_runtime_ms > LIMITS_RUNTIME_MAX_USEC / 1000)
+                return replace_message(ret_message, -EINVAL, "max_runtime_ms %llu is out of range (0 for the default, "
+                                       "or 1 to %llu: ten years)", (unsigned long long) m->max_runtime_ms,
+                                       (unsigned long long) (LIMITS_RUNTIME_MAX_USEC / 1000));
+        r->max_runtime_usec = m->max_runtime_ms * 1000;
         for (size_t i = 0; i < m->n_isolate; i++)
                 switch ((int) m->isolate[i]) {
                 case JOBWORKER__V1__ISOLATION__ISOLATION_PID:

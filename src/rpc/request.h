@@ -46,6 +46,7 @@ typedef struct Request {
         const char *cwd;        /* NULL: default */
         LimitsRequest limits;   /* io device strings point into the message */
         unsigned isolate;       /* JOB_ISOLATE_* mask */
+        uint64_t max_runtime_usec; /* 0: not asked for (the policy's default) */
 
         /* STOP, STATUS, OUTPUT */
         JobId job_id;

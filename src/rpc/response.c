@@ -76,4 +76,6 @@ void response_job_status(const JobStatus *st, Jobworker__V1__JobStatus *out, Res
         out->oom_killed = st->oom_killed;
         out->process_alive = st->process_alive;
         out->files_removed = st->files_removed;
+        out->max_runtime_ms = st->max_runtime_usec / 1000;
+        out->timed_out = st->timed_out;
 }
