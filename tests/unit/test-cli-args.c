@@ -225,6 +225,25 @@ static void test_limits(void **state) {
         assert_null(a.io);
         cli_args_done(&a);
 
+        /* --max-runtime: the one duration grammar, whole ms rounded up */
+        assert_int_equal(PARSE(&a, &e, "run", "--max-runtime", "30m", "true"), 0);
+        assert_int_equal(a.max_runtime_ms, 30ull * 60 * 1000);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "start", "--max-runtime=90", "--", "true"), 0);
+        assert_int_equal(a.max_runtime_ms, 90000);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "start", "--max-runtime", "1.5us", "true"), 0);
+        assert_int_equal(a.max_runtime_ms, 1);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "start", "true"), 0);
+        assert_int_equal(a.max_runtime_ms, 0);
+        cli_args_done(&a);
+        EXPECT_ERROR("invalid value '0' for '--max-runtime': expected a duration greater than 0", "start",
+                     "--max-runtime", "0", "true");
+        EXPECT_ERROR("invalid value '5x' for '--max-runtime'", "run", "--max-runtime", "5x", "true");
+        EXPECT_ERROR("invalid value '3651d' for '--max-runtime'", "run", "--max-runtime", "3651d", "true");
+        EXPECT_ERROR("unknown option '--max-runtime' for 'stop'", "stop", "--max-runtime", "1", JOB);
+
         EXPECT_ERROR("invalid value '0' for '--cpu': expected a number of CPUs from 0.01 to 1024, like 0.5 or 2",
                      "start", "--cpu", "0", "true");
         EXPECT_ERROR("invalid value '50%' for '--cpu'", "start", "--cpu", "50%", "true");

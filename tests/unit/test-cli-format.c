@@ -159,6 +159,12 @@ static void test_state_short(void **state) {
         st.oom_killed = true;
         st.signal = 9;
         assert_string_equal(cli_state_short(&st, b), "killed SIGKILL (OOM)");
+        st.oom_killed = false;
+        st.timed_out = true;
+        st.signal = 15;
+        assert_string_equal(cli_state_short(&st, b), "killed SIGTERM (timed out)");
+        st.state = JOBWORKER__V1__JOB_STATE__JOB_STATE_RUNNING;
+        assert_string_equal(cli_state_short(&st, b), "timing out");
         st.state = JOBWORKER__V1__JOB_STATE__JOB_STATE_LOST;
         assert_string_equal(cli_state_short(&st, b), "lost");
         assert_string_equal(cli_signal_name(2, sig), "SIGINT");
@@ -235,6 +241,23 @@ static void test_text(void **state) {
         CAPTURE(out, cli_format_status_text(f, &b));
         assert_non_null(strstr(out, "\nCPU time: 0.001s\nMemory:   not measured (no memory controller)\n"));
         assert_null(strstr(out, "OOM:"));
+        assert_null(strstr(out, "Limit:"));
+        free(out);
+
+        /* a time limit, and a job that reached it */
+        b.max_runtime_ms = 30 * 60 * 1000;
+        b.signal = 15;
+        CAPTURE(out, cli_format_status_text(f, &b));
+        assert_non_null(strstr(out, "State:    killed by signal 15 (SIGTERM)\n"));
+        assert_non_null(strstr(out, "\nLimit:    runs at most 30m\n"));
+        free(out);
+        b.timed_out = true;
+        CAPTURE(out, cli_format_status_text(f, &b));
+        assert_non_null(strstr(out, "State:    killed by signal 15 (SIGTERM) (timed out: its max runtime passed)\n"));
+        assert_non_null(strstr(out, "\nLimit:    timed out after 30m\n"));
+        free(out);
+        CAPTURE(out, cli_format_status_json(f, &b));
+        assert_non_null(strstr(out, ",\"max_runtime_ms\":1800000,\"timed_out\":true}"));
         free(out);
 }
 

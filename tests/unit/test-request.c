@@ -166,6 +166,31 @@ static void test_start_limits(void **state) {
         free(big);
 }
 
+static void test_max_runtime(void **state) {
+        char *argv[] = { "/bin/true" };
+        Jobworker__V1__StartRequest m = JOBWORKER__V1__START_REQUEST__INIT;
+        Request *r;
+
+        m.n_argv = 1;
+        m.argv = argv;
+        r = decode_ok(REQUEST_START, &m.base);
+        assert_int_equal(r->max_runtime_usec, 0);
+        request_free(r);
+        m.max_runtime_ms = 1800000;
+        r = decode_ok(REQUEST_START, &m.base);
+        assert_int_equal(r->max_runtime_usec, 1800000000ull);
+        request_free(r);
+        m.max_runtime_ms = LIMITS_RUNTIME_MAX_USEC / 1000;
+        r = decode_ok(REQUEST_START, &m.base);
+        assert_int_equal(r->max_runtime_usec, LIMITS_RUNTIME_MAX_USEC);
+        request_free(r);
+        /* Beyond ten years (and so never an overflow to usec). */
+        m.max_runtime_ms = LIMITS_RUNTIME_MAX_USEC / 1000 + 1;
+        decode_fails(REQUEST_START, &m.base, -EINVAL, "max_runtime_ms 315360000001 is out of range");
+        m.max_runtime_ms = UINT64_MAX;
+        decode_fails(REQUEST_START, &m.base, -EINVAL, "max_runtime_ms 18446744073709551615 is out of range");
+}
+
 static void test_resource_limits(void **state) {
         char *argv[] = { "/bin/true" };
         Jobworker__V1__StartRequest m = JOBWORKER__V1__START_REQUEST__INIT;
@@ -484,6 +509,7 @@ int main(void) {
                 cmocka_unit_test(test_start_errors),
                 cmocka_unit_test(test_start_limits),
                 cmocka_unit_test(test_resource_limits),
+                cmocka_unit_test(test_max_runtime),
                 cmocka_unit_test(test_resource_limits_wire),
                 cmocka_unit_test(test_status_resources),
                 cmocka_unit_test(test_nul_bytes),
