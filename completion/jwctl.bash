@@ -45,7 +45,7 @@ _jwctl()
         w=${words[i]}
         case $w in
             --server|--cert|--key|--ca|--timeout|--reconnect-timeout|--env|--cwd|--offset|--grace|\
-            --cpu|--memory|--pids|--io-read-bps|--io-write-bps|--isolate)
+            --cpu|--memory|--pids|--io-read-bps|--io-write-bps|--isolate|--max-runtime)
                 ((i++)); continue ;;
         esac
         if [[ -z $cmd && $w != -* ]]; then
@@ -103,7 +103,7 @@ _jwctl()
 
     local opts=""
     case $cmd in
-        start|run) opts="--env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --" ;;
+        start|run) opts="--env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --max-runtime --" ;;
         status)    opts="--json" ;;
         list)      opts="--json --running" ;;
         logs)      opts="-f --follow --stdout --stderr --offset" ;;
