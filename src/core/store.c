@@ -121,6 +121,9 @@ static void load_adopt_alive(Engine *e, Job *j) {
                 j->pidfd_armed = true;
         else
                 engine_rearm_later(e, j, REARM_PIDFD);
+        /* Lost, but still running: its time limit holds as a Stop does. */
+        if (j->st.runtime_deadline && !j->st.timed_out && job_arm_runtime_timer(e, j) < 0)
+                engine_rearm_later(e, j, REARM_RUNTIME);
 }
 
 /* A running job whose pidfd and pipes the previous daemon kept (keeper.c):

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -139,6 +140,73 @@ static void test_stop_before_limit_is_a_stop(void **state) {
         free(dir);
 }
 
+/* An engine in a child process starts a limited `sleep 60` as "ghost" and
+ * dies without a fd store: the next engine finds the job LOST with its
+ * process alive. The job's pid. */
+static pid_t start_limited_and_die(const char *dir, uint64_t max_runtime_usec) {
+        const char *argv[] = { "sleep", "60", NULL };
+        pid_t pid, job_pid = 0;
+        int p[2], status;
+
+        assert_int_equal(pipe(p), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                JobSpec spec = { .argv = argv, .owner = "ghost", .cgroup_fd = -1,
+                                 .max_runtime_usec = max_runtime_usec };
+                Engine *e = NULL;
+                JobStatus s;
+                JobId id;
+                if (engine_new(&e, &(EngineConfig){ .state_dir = dir }) < 0 ||
+                    engine_start_job_wait(e, &spec, &id, NULL) < 0 || engine_get_status(e, &id, &s) < 0)
+                        _exit(1);
+                (void) !write(p[1], &s.pid, sizeof(s.pid));
+                _exit(0); /* dies with the job running */
+        }
+        assert_int_equal(read(p[0], &job_pid, sizeof(job_pid)), sizeof(job_pid));
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        close(p[0]);
+        close(p[1]);
+        return job_pid;
+}
+
+/* A LOST job whose process still runs keeps its time limit: the next
+ * engine stops it at its deadline, as it would stop it on a Stop. */
+static void test_lost_job_keeps_limit(void **state) {
+        char *dir = make_state_dir("runtime");
+        uint64_t t0 = mono_ms();
+        pid_t job_pid = start_limited_and_die(dir, 1000000);
+        Engine *e = engine_new_ok(&(EngineConfig){ .state_dir = dir });
+        JobStatus *v;
+        size_t n;
+
+        assert_int_equal(engine_list(e, "ghost", &v, &n), 0);
+        assert_int_equal(n, 1);
+        JobId id = v[0].id;
+        assert_int_equal(v[0].state, JOB_STATE_LOST);
+        assert_true(v[0].process_alive);
+        assert_int_equal(v[0].pid, job_pid);
+        free(v);
+        /* Turn the loop until its pidfd says the process ended (bounded;
+         * who reaps it, and when, is up to init). */
+        JobStatus s;
+        uint64_t until = mono_ms() + 15000;
+        for (;;) {
+                assert_int_equal(engine_get_status(e, &id, &s), 0);
+                if (!s.process_alive)
+                        break;
+                assert_true(mono_ms() < until);
+                assert_int_equal(engine_run_once(e, 100000), 0);
+        }
+        assert_true(s.timed_out);
+        assert_false(s.stop_requested);
+        assert_true(mono_ms() - t0 >= 950); /* not before its limit */
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
 int main(void) {
         testprog = getenv("JW_TESTPROG");
         if (!testprog) {
@@ -151,6 +219,7 @@ int main(void) {
                 cmocka_unit_test(test_job_within_limit_not_marked),
                 cmocka_unit_test(test_no_limit_no_deadline),
                 cmocka_unit_test(test_stop_before_limit_is_a_stop),
+                cmocka_unit_test(test_lost_job_keeps_limit),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
