@@ -33,6 +33,7 @@ typedef enum OptId {
         OPT_CA,
         OPT_TIMEOUT,
         OPT_RECONNECT_TIMEOUT,
+        OPT_KEEPALIVE,
         OPT_ENV,
         OPT_CWD,
         OPT_JSON,
@@ -67,6 +68,7 @@ static const OptDef options[] = {
         { "ca", 0, true, OPT_CA, 0, apply_global },
         { "timeout", 0, true, OPT_TIMEOUT, 0, apply_global },
         { "reconnect-timeout", 0, true, OPT_RECONNECT_TIMEOUT, 0, apply_global },
+        { "keepalive", 0, true, OPT_KEEPALIVE, 0, apply_global },
         { "env", 0, true, OPT_ENV, START_RUN, apply_job },
         { "cwd", 0, true, OPT_CWD, START_RUN, apply_job },
         { "json", 0, false, OPT_JSON, CMD_BIT(CLI_COMMAND_STATUS) | CMD_BIT(CLI_COMMAND_LIST), apply_view },
@@ -234,6 +236,13 @@ static int apply_global(Parser *p, const OptDef *o, const char *shown, const cha
                                     value, shown);
                 a->reconnect_set = true;
                 a->reconnect_usec = u;
+                return 0;
+        case OPT_KEEPALIVE:
+                if (cli_parse_duration(value, &u) < 0)
+                        return replace_message(&p->error, -EINVAL, "invalid value '%s' for '%s': expected a duration, like 30s, or 0 (no pings)",
+                                    value, shown);
+                a->keepalive_set = true;
+                a->keepalive_usec = u;
                 return 0;
         }
         assert(!"unhandled global option");

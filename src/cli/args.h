@@ -52,6 +52,12 @@ typedef struct CliIoLimit {
 /* Default for --reconnect-timeout (JWCTL_RECONNECT_TIMEOUT, config
  * reconnect-timeout): how long a follower tries to get its connection back. */
 #define CLI_RECONNECT_DEFAULT_USEC (5ULL * 60 * 1000 * 1000)
+/* Default for --keepalive (JWCTL_KEEPALIVE, config keepalive): HTTP/2 pings
+ * this often while a call is open, so a quiet follow survives NATs and load
+ * balancers and a dead server is noticed. */
+#define CLI_KEEPALIVE_DEFAULT_USEC (30ULL * 1000 * 1000)
+/* Longest wait for a ping's answer (less with a shorter --keepalive). */
+#define CLI_KEEPALIVE_TIMEOUT_MAX_USEC (20ULL * 1000 * 1000)
 
 typedef struct CliArgs {
         CliCommand command;
@@ -67,6 +73,8 @@ typedef struct CliArgs {
         uint64_t timeout_usec;
         bool reconnect_set;        /* --reconnect-timeout: bound of one outage of a follower, 0 = off */
         uint64_t reconnect_usec;
+        bool keepalive_set;        /* --keepalive: ping interval while a call is open, 0 = no pings */
+        uint64_t keepalive_usec;
 
         /* start, run */
         const char **env;          /* "KEY=VALUE", n_env entries (array owned, strings point into argv) */

@@ -145,9 +145,19 @@ int cli_client_connect_full(const CliSettings *s, CliClient **ret, int *ret_exit
                 return r;
         }
 
+        /* Keepalive: pings only while a call is open, unlimited in number
+         * between data frames (a quiet follow sends none), answered within
+         * MIN(interval, 20 s) or the connection is dead. INT_MAX: off. */
+        uint64_t ka = s->keepalive_usec;
+        int ka_ms = ka ? (int) MIN(MAX(ka / 1000, (uint64_t) 1), (uint64_t) INT32_MAX) : INT32_MAX;
+        int ka_timeout_ms = (int) MIN(MAX(MIN(ka, CLI_KEEPALIVE_TIMEOUT_MAX_USEC) / 1000, (uint64_t) 1), (uint64_t) INT32_MAX);
         grpc_arg args[] = {
                 { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = -1 },
                 { .type = GRPC_ARG_STRING, .key = (char *) GRPC_ARG_DEFAULT_AUTHORITY, .value.string = s->server },
+                { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_KEEPALIVE_TIME_MS, .value.integer = ka_ms },
+                { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_KEEPALIVE_TIMEOUT_MS, .value.integer = ka_timeout_ms },
+                { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, .value.integer = 0 },
+                { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, .value.integer = 0 },
         };
         grpc_channel_args channel_args = { .num_args = ELEMENTSOF(args), .args = args };
         grpc_channel_credentials *creds = grpc_insecure_credentials_create();

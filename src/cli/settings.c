@@ -89,12 +89,12 @@ char *cli_config_path(CliGetenvFn getenv_fn, void *userdata) {
         return NULL;
 }
 
-enum { KEY_SERVER, KEY_CERT, KEY_KEY, KEY_CA, KEY_TIMEOUT, KEY_KERNEL_TLS, KEY_RECONNECT, _KEY_MAX };
+enum { KEY_SERVER, KEY_CERT, KEY_KEY, KEY_CA, KEY_TIMEOUT, KEY_KERNEL_TLS, KEY_RECONNECT, KEY_KEEPALIVE, _KEY_MAX };
 
 static const char *const config_keys[_KEY_MAX] = { "server", "cert", "key", "ca", "timeout", "kernel-tls",
-                                                   "reconnect-timeout" };
+                                                   "reconnect-timeout", "keepalive" };
 static const char *const env_names[_KEY_MAX] = { "JWCTL_SERVER", "JWCTL_CERT", "JWCTL_KEY", "JWCTL_CA", NULL,
-                                                 "JWCTL_KERNEL_TLS", "JWCTL_RECONNECT_TIMEOUT" };
+                                                 "JWCTL_KERNEL_TLS", "JWCTL_RECONNECT_TIMEOUT", "JWCTL_KEEPALIVE" };
 
 static char *strip(char *s) {
         while (*s == ' ' || *s == '\t' || *s == '\r')
@@ -143,7 +143,7 @@ static int parse_config(const char *path, const char *text, char *values[static 
                                 if (strcmp(k, config_keys[j]) == 0)
                                         idx = j;
                         if (idx < 0)
-                                return replace_message(ret_error, -EINVAL, "%s:%u: unknown key '%s' (known: server, cert, key, ca, timeout, kernel-tls, reconnect-timeout)",
+                                return replace_message(ret_error, -EINVAL, "%s:%u: unknown key '%s' (known: server, cert, key, ca, timeout, kernel-tls, reconnect-timeout, keepalive)",
                                                  shown, lineno, k);
                         if (!*v)
                                 return replace_message(ret_error, -EINVAL, "%s:%u: empty value for '%s'", shown, lineno, k);
@@ -171,25 +171,26 @@ static char *config_file_name(const char *config_path, const char *value) {
         return r;
 }
 
-/* The bound of a follower's outage: the command line, the environment, the
- * config file, the default. 0 is allowed: never reconnect. */
-static int resolve_reconnect(const CliArgs *a, CliGetenvFn getenv_fn, void *userdata, const char *config_path,
-                             const char *config_value, uint64_t *ret, char **ret_error) {
-        const char *env = getenv_fn(env_names[KEY_RECONNECT], userdata);
+/* A duration setting where 0 means "off": the command line, the
+ * environment, the config file, the default. */
+static int resolve_duration(bool set, uint64_t value, uint64_t def, int key, CliGetenvFn getenv_fn, void *userdata,
+                            const char *config_path, const char *config_value, const char *example,
+                            uint64_t *ret, char **ret_error) {
+        const char *env = getenv_fn(env_names[key], userdata);
         const char *v = env && *env ? env : config_value;
         uint64_t t;
 
-        if (a->reconnect_set) {
-                *ret = a->reconnect_usec;
+        if (set) {
+                *ret = value;
                 return 0;
         }
         if (!v) {
-                *ret = CLI_RECONNECT_DEFAULT_USEC;
+                *ret = def;
                 return 0;
         }
         if (cli_parse_duration(v, &t) < 0)
-                return replace_message(ret_error, -EINVAL, "%s: invalid reconnect-timeout '%s': expected a duration, like 5min or 0 (never reconnect)",
-                                       env && *env ? env_names[KEY_RECONNECT] : config_path ?: "config file", v);
+                return replace_message(ret_error, -EINVAL, "%s: invalid %s '%s': expected a duration, like %s",
+                                       env && *env ? env_names[key] : config_path ?: "config file", config_keys[key], v, example);
         *ret = t;
         return 0;
 }
@@ -246,7 +247,14 @@ int cli_settings_resolve(const CliArgs *a, CliGetenvFn getenv_fn, void *userdata
                 s.timeout_usec = t;
         }
 
-        r = resolve_reconnect(a, getenv_fn, userdata, config_path, config[KEY_RECONNECT], &s.reconnect_usec, ret_error);
+        r = resolve_duration(a->reconnect_set, a->reconnect_usec, CLI_RECONNECT_DEFAULT_USEC, KEY_RECONNECT, getenv_fn,
+                             userdata, config_path, config[KEY_RECONNECT], "5min or 0 (never reconnect)",
+                             &s.reconnect_usec, ret_error);
+        if (r < 0)
+                goto finish;
+        r = resolve_duration(a->keepalive_set, a->keepalive_usec, CLI_KEEPALIVE_DEFAULT_USEC, KEY_KEEPALIVE, getenv_fn,
+                             userdata, config_path, config[KEY_KEEPALIVE], "30s or 0 (no pings)",
+                             &s.keepalive_usec, ret_error);
         if (r < 0)
                 goto finish;
 

@@ -6,7 +6,8 @@
  * then the environment (JWCTL_SERVER, JWCTL_CERT, JWCTL_KEY, JWCTL_CA), then
  * the config file $XDG_CONFIG_HOME/jwctl/config (~/.config/jwctl/config),
  * lines "key = value" with the keys server, cert, key, ca, timeout,
- * kernel-tls, reconnect-timeout (also JWCTL_KERNEL_TLS, JWCTL_RECONNECT_TIMEOUT).
+ * kernel-tls, reconnect-timeout, keepalive (also JWCTL_KERNEL_TLS,
+ * JWCTL_RECONNECT_TIMEOUT, JWCTL_KEEPALIVE).
  * The resolving function is pure (environment lookup and file text are
  * passed in) so it is unit-tested; cli_settings_load() does the I/O.
  */
@@ -24,6 +25,7 @@ typedef struct CliSettings {
         char *ca;
         uint64_t timeout_usec;
         uint64_t reconnect_usec; /* bound of one outage of a follower; 0: never reconnect */
+        uint64_t keepalive_usec; /* HTTP/2 ping interval while a call is open; 0: no pings */
         bool kernel_tls_off; /* kernel-tls = off (JWCTL_KERNEL_TLS): records stay in GnuTLS */
 } CliSettings;
 

@@ -49,6 +49,8 @@ typedef struct Config {
         uint64_t max_message;       /* largest request, bytes; 0: 2 MiB */
         unsigned max_output_streams; /* 0: server default (1024) */
         uint64_t output_memory;     /* bytes of chunks in flight to followers; 0: server default (16 MiB) */
+        uint64_t min_ping_interval_usec; /* client pings closer are strikes; 0: server default (25 s) */
+        uint64_t keepalive_usec;    /* server's keepalive ping interval; 0: server default (1 min) */
         char *cgroup;               /* "auto" (NULL), "off", or a cgroup v2 path */
         char *stop_post_unit;       /* --stop-post UNIT: only that, then exit */
         bool kernel_tls_off;        /* kernel-tls = off: records stay in GnuTLS */

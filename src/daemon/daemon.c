@@ -328,6 +328,8 @@ static int daemon_new_server(Daemon *d) {
                 .max_receive_message = d->config.max_message,
                 .max_output_streams = d->config.max_output_streams,
                 .output_memory = (size_t) d->config.output_memory,
+                .min_ping_interval_usec = d->config.min_ping_interval_usec,
+                .keepalive_usec = d->config.keepalive_usec,
                 .denied = daemon_on_denied,
                 .start_failed = daemon_on_start_failed,
                 .userdata = d,

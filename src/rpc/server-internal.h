@@ -52,6 +52,8 @@ struct Server {
         Policy *policy;               /* engine thread */
         size_t max_receive;
         unsigned max_streams;
+        uint64_t min_ping_interval_usec;
+        uint64_t keepalive_usec;
         unsigned max_output_streams;
         void (*denied)(void *userdata, const char *identity, const char *action, const char *job_id);
         void *denied_userdata;

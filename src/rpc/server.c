@@ -396,6 +396,9 @@ int server_new(Server **ret, Engine *engine, Policy *policy, const ServerConfig 
         s->policy = policy;
         s->max_receive = config && config->max_receive_message ? config->max_receive_message : SERVER_DEFAULT_MAX_MESSAGE;
         s->max_streams = config && config->max_streams_per_connection ? config->max_streams_per_connection : 1024;
+        s->min_ping_interval_usec = config && config->min_ping_interval_usec ? config->min_ping_interval_usec
+                                                                             : SERVER_DEFAULT_MIN_PING_INTERVAL_USEC;
+        s->keepalive_usec = config && config->keepalive_usec ? config->keepalive_usec : SERVER_DEFAULT_KEEPALIVE_USEC;
         s->denied = config ? config->denied : NULL;
         s->start_failed = config ? config->start_failed : NULL;
         s->denied_userdata = config ? config->userdata : NULL;
@@ -431,12 +434,28 @@ static int listen_private(Server *s) {
         return 0;
 }
 
+static int usec_to_ms_arg(uint64_t usec) {
+        return (int) MIN(MAX(usec / 1000, (uint64_t) 1), (uint64_t) INT32_MAX);
+}
+
 int server_start(Server *s) {
+        /* Keepalive: a follower of a quiet job pings at its own interval;
+         * pings no closer than min_ping_interval are never strikes, with or
+         * without calls open, and pings without data between them are not
+         * limited. The server's own pings find a dead client. */
         grpc_arg args[] = {
                 { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
                   .value.integer = (int) MIN(s->max_receive, (size_t) INT32_MAX) },
                 { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_MAX_CONCURRENT_STREAMS,
                   .value.integer = (int) s->max_streams },
+                { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                  .value.integer = usec_to_ms_arg(s->min_ping_interval_usec) },
+                { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, .value.integer = 1 },
+                { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, .value.integer = 0 },
+                { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_KEEPALIVE_TIME_MS,
+                  .value.integer = usec_to_ms_arg(s->keepalive_usec) },
+                { .type = GRPC_ARG_INTEGER, .key = (char *) GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                  .value.integer = usec_to_ms_arg(MIN(s->keepalive_usec, KEEPALIVE_TIMEOUT_MAX_USEC)) },
         };
         grpc_channel_args cargs = { .num_args = ELEMENTSOF(args), .args = args };
         int r;

@@ -28,12 +28,24 @@
 typedef struct Server Server;
 
 #define SERVER_DEFAULT_MAX_MESSAGE (2u * 1024u * 1024u)
+/* A bit below jwctl's default keepalive (30 s), so its pings never strike. */
+#define SERVER_DEFAULT_MIN_PING_INTERVAL_USEC (25ULL * 1000 * 1000)
+#define SERVER_DEFAULT_KEEPALIVE_USEC (60ULL * 1000 * 1000)
+/* Longest wait for a keepalive ping's answer, on both ends. */
+#define KEEPALIVE_TIMEOUT_MAX_USEC (20ULL * 1000 * 1000)
 
 typedef struct ServerConfig {
         size_t max_receive_message;  /* bytes; 0 = SERVER_DEFAULT_MAX_MESSAGE */
         unsigned max_streams_per_connection; /* 0 = 1024 */
         unsigned max_output_streams; /* Output calls at once; 0 = SERVER_DEFAULT_MAX_OUTPUT_STREAMS */
         size_t output_memory;        /* chunks in flight to all Output calls; 0 = STREAM_BUDGET_DEFAULT */
+        /* Client pings closer together than this are strikes (the third
+         * gets GOAWAY "too_many_pings"); 0 = SERVER_DEFAULT_MIN_PING_INTERVAL_USEC. */
+        uint64_t min_ping_interval_usec;
+        /* The server pings each connection this long after it last heard from
+         * it, and drops it when no answer comes within MIN(this, 20 s);
+         * 0 = SERVER_DEFAULT_KEEPALIVE_USEC. */
+        uint64_t keepalive_usec;
         /* Engine thread: the policy refused a request (for the daemon's log;
          * the library itself does not log). job_id is NULL for Start/List. */
         void (*denied)(void *userdata, const char *identity, const char *action, const char *job_id);
