@@ -454,6 +454,16 @@ static void test_global_options(void **state) {
         assert_int_equal(a.reconnect_usec, 120000000);
         cli_args_done(&a);
         EXPECT_ERROR("invalid value 'soon' for '--reconnect-timeout'", "--reconnect-timeout", "soon", "list");
+        /* --keepalive: a duration; 0 turns pings off */
+        assert_int_equal(PARSE(&a, &e, "--keepalive", "15s", "logs", "-f", JOB), 0);
+        assert_true(a.keepalive_set);
+        assert_int_equal(a.keepalive_usec, 15000000);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "run", "--keepalive=0", "--", "true"), 0);
+        assert_true(a.keepalive_set);
+        assert_int_equal(a.keepalive_usec, 0);
+        cli_args_done(&a);
+        EXPECT_ERROR("invalid value 'often' for '--keepalive'", "--keepalive", "often", "list");
         EXPECT_ERROR("needs a value", "list", "--server");
         EXPECT_ERROR("empty string", "--server", "", "list");
         EXPECT_ERROR("empty string", "--cert=", "list");

@@ -142,6 +142,32 @@ static void test_reconnect_timeout(void **state) {
         expect_error(&a, env_none, "/c/config", "reconnect-timeout = -1\n", "/c/config: invalid reconnect-timeout '-1'");
 }
 
+/* The ping interval: command line > environment > config file > 30 s;
+ * 0 (no pings) is a value like any other. */
+static void test_keepalive(void **state) {
+        CliArgs a = { .server = "h:1", .cert = "c", .key = "k", .ca = "a" };
+        CliArgs b = { .server = "h:1", .cert = "c", .key = "k", .ca = "a", .keepalive_set = true, .keepalive_usec = 0 };
+        CliSettings s;
+        char *e = NULL;
+
+        assert_int_equal(cli_settings_resolve(&a, fake_getenv, (void *) env_none, NULL, NULL, &s, &e), 0);
+        assert_int_equal(s.keepalive_usec, 30000000);
+        cli_settings_done(&s);
+        assert_int_equal(cli_settings_resolve(&a, fake_getenv, (void *) env_none, "/c/config", "keepalive = 1min\n", &s, &e), 0);
+        assert_int_equal(s.keepalive_usec, 60000000);
+        cli_settings_done(&s);
+        assert_int_equal(cli_settings_resolve(&a, fake_getenv, (void *) ENV("JWCTL_KEEPALIVE=500ms"), "/c/config",
+                                              "keepalive = 1min\n", &s, &e), 0);
+        assert_int_equal(s.keepalive_usec, 500000);
+        cli_settings_done(&s);
+        assert_int_equal(cli_settings_resolve(&b, fake_getenv, (void *) ENV("JWCTL_KEEPALIVE=10"), NULL, NULL, &s, &e), 0);
+        assert_int_equal(s.keepalive_usec, 0);
+        cli_settings_done(&s);
+
+        expect_error(&a, ENV("JWCTL_KEEPALIVE=never"), NULL, NULL, "JWCTL_KEEPALIVE: invalid keepalive 'never'");
+        expect_error(&a, env_none, "/c/config", "keepalive = x\n", "/c/config: invalid keepalive 'x'");
+}
+
 static void test_missing(void **state) {
         CliArgs a = {};
         CliArgs b = { .server = "h:1", .cert = "c", .key = "k" };
@@ -228,6 +254,7 @@ int main(void) {
                 cmocka_unit_test(test_precedence),
                 cmocka_unit_test(test_kernel_tls),
                 cmocka_unit_test(test_reconnect_timeout),
+                cmocka_unit_test(test_keepalive),
                 cmocka_unit_test(test_missing),
                 cmocka_unit_test(test_bad_config),
                 cmocka_unit_test(test_timeout_units),

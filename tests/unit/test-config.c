@@ -165,6 +165,37 @@ static void test_kernel_tls(void **state) {
         config_done(&c);
 }
 
+/* The ping settings: durations, flag over file, 0 until set (the server's
+ * defaults apply). */
+static void test_keepalive(void **state) {
+        char *flags[] = { "jobworkerd", "--min-ping-interval", "800ms", "--keepalive=2min", NULL };
+        char *bad[] = { "jobworkerd", "--min-ping-interval", "often", NULL };
+        const char *text = "min-ping-interval = 10s\nkeepalive = 30s\n";
+        char *error = NULL;
+        Config c;
+
+        config_init(&c);
+        assert_true(c.min_ping_interval_usec == 0 && c.keepalive_usec == 0);
+        assert_int_equal(config_parse_argv(&c, 4, flags, &error), CONFIG_RUN);
+        assert_true(c.min_ping_interval_usec == 800000);
+        assert_true(c.keepalive_usec == 120000000);
+        assert_int_equal(config_parse_text(&c, text, strlen(text), "x.conf", &error), 0);
+        assert_true(c.min_ping_interval_usec == 800000);
+        config_done(&c);
+
+        config_init(&c);
+        assert_int_equal(config_parse_text(&c, text, strlen(text), "x.conf", &error), 0);
+        assert_true(c.min_ping_interval_usec == 10000000);
+        assert_true(c.keepalive_usec == 30000000);
+        config_done(&c);
+
+        config_init(&c);
+        assert_int_equal(config_parse_argv(&c, 3, bad, &error), -EINVAL);
+        assert_non_null(strstr(error, "often"));
+        free(error);
+        config_done(&c);
+}
+
 static void test_units(void **state) {
         uint64_t v;
 
@@ -218,6 +249,7 @@ int main(void) {
                 cmocka_unit_test(test_startups),
                 cmocka_unit_test(test_flag_errors),
                 cmocka_unit_test(test_kernel_tls),
+                cmocka_unit_test(test_keepalive),
                 cmocka_unit_test(test_units),
                 cmocka_unit_test(test_missing_file),
         };
