@@ -38,13 +38,13 @@ _jwctl()
     fi
 
     local commands="start run status list logs stop wait help"
-    local global_opts="--server --cert --key --ca --timeout --reconnect-timeout --help --version"
+    local global_opts="--server --cert --key --ca --timeout --reconnect-timeout --keepalive --help --version"
     local cmd="" i w dashdash=0 cmd_at=0
 
     for ((i = 1; i < cword; i++)); do
         w=${words[i]}
         case $w in
-            --server|--cert|--key|--ca|--timeout|--reconnect-timeout|--env|--cwd|--offset|--grace|\
+            --server|--cert|--key|--ca|--timeout|--reconnect-timeout|--keepalive|--env|--cwd|--offset|--grace|\
             --cpu|--memory|--pids|--io-read-bps|--io-write-bps|--isolate|--max-runtime)
                 ((i++)); continue ;;
         esac
@@ -78,7 +78,7 @@ _jwctl()
                 [[ ,$done_part == *,$v,* || ($v == all && -n $done_part) ]] || left+=" $v"
             done
             COMPREPLY=($(compgen -P "$done_part" -W "$left" -- "${cur##*,}")); return ;;
-        --server|--timeout|--reconnect-timeout|--env|--offset|--grace|--cpu|--memory|--pids)
+        --server|--timeout|--reconnect-timeout|--keepalive|--env|--offset|--grace|--cpu|--memory|--pids)
             return ;;
     esac
 
