@@ -27,7 +27,7 @@ check "list logs" jwctl l
 check "start status stop" jwctl st
 check "help list logs run start status stop wait" jwctl --server x:1 ''
 check "--server --stderr --stdout" jwctl logs --s
-check "--ca --cert --help --json --key --reconnect-timeout --running --server --timeout --version" jwctl list --
+check "--ca --cert --help --json --keepalive --key --reconnect-timeout --running --server --timeout --version" jwctl list --
 check "--grace" jwctl stop --g
 check "--env" jwctl run --e
 check "--ca --cert --cpu --cwd" jwctl start --c
@@ -37,6 +37,7 @@ check "pid,net pid,tmp" jwctl start --isolate pid,
 check "" jwctl start --cpu ''
 check "" jwctl --timeout ''
 check "" jwctl --reconnect-timeout ''
+check "" jwctl --keepalive ''
 TMPD=$(mktemp -d); trap 'rm -rf "$TMPD"' EXIT
 touch "$TMPD/alice.pem" "$TMPD/alice-key.pem"
 check "$TMPD/alice-key.pem $TMPD/alice.pem" jwctl --cert "$TMPD/al"
