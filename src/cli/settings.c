@@ -195,6 +195,19 @@ static int resolve_duration(bool set, uint64_t value, uint64_t def, int key, Cli
         return 0;
 }
 
+/* kernel-tls = auto|off: the environment over the config file. */
+static int resolve_kernel_tls(CliGetenvFn getenv_fn, void *userdata, const char *config_path, const char *config_value,
+                              bool *ret_off, char **ret_error) {
+        const char *env = getenv_fn(env_names[KEY_KERNEL_TLS], userdata);
+        const char *v = env && *env ? env : config_value;
+
+        if (v && strcmp(v, "auto") != 0 && strcmp(v, "off") != 0)
+                return replace_message(ret_error, -EINVAL, "%s: invalid kernel-tls '%s': expected auto or off",
+                                       env && *env ? env_names[KEY_KERNEL_TLS] : config_path ?: "config file", v);
+        *ret_off = v && strcmp(v, "off") == 0;
+        return 0;
+}
+
 int cli_settings_resolve(const CliArgs *a, CliGetenvFn getenv_fn, void *userdata,
                          const char *config_path, const char *config_text,
                          CliSettings *ret, char **ret_error) {
@@ -258,17 +271,9 @@ int cli_settings_resolve(const CliArgs *a, CliGetenvFn getenv_fn, void *userdata
         if (r < 0)
                 goto finish;
 
-        /* kernel-tls = auto|off: the environment over the config file */
-        {
-                const char *env = getenv_fn(env_names[KEY_KERNEL_TLS], userdata);
-                const char *v = env && *env ? env : config[KEY_KERNEL_TLS];
-                if (v && strcmp(v, "auto") != 0 && strcmp(v, "off") != 0) {
-                        r = replace_message(ret_error, -EINVAL, "%s: invalid kernel-tls '%s': expected auto or off",
-                                      env && *env ? env_names[KEY_KERNEL_TLS] : config_path ?: "config file", v);
-                        goto finish;
-                }
-                s.kernel_tls_off = v && strcmp(v, "off") == 0;
-        }
+        r = resolve_kernel_tls(getenv_fn, userdata, config_path, config[KEY_KERNEL_TLS], &s.kernel_tls_off, ret_error);
+        if (r < 0)
+                goto finish;
 
         r = cli_split_host_port(s.server, &s.host, &s.port, ret_error);
         if (r < 0)
