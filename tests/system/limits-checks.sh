@@ -394,7 +394,7 @@ fi
 restart_daemon() {
         local t=$SECONDS
         inside systemctl daemon-reload
-        inside systemctl stop jobworker.service
+        inside systemctl stop jobworker.service 2>/dev/null # (its warning: the socket can still start it)
         wait_for 30 is_state jobworker-jobs.service inactive ||
                 lsay "jobworker-jobs.service still $(unit_state jobworker-jobs.service) 30 s after the stop"
         inside systemctl start jobworker.service
