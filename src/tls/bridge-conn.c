@@ -199,13 +199,18 @@ static void conn_drain(TlsBridge *b, Conn *c) {
 
 /* Moves fd into the rotating high range: the new fd, or -errno (fd is closed
  * then). No fallback to the low number: gRPC names a connection by its fd
- * number, and low numbers are the ones the kernel reuses at once. */
+ * number, and low numbers are the ones the kernel reuses at once. When the
+ * whole range is taken (a daemon that took over thousands of running jobs
+ * holds their fds at the lowest numbers, e.g. 18,840 for 6,280 jobs), the
+ * first free number above it is used: still not a low one. */
 static int move_to_high_range(TlsBridge *b, int fd) {
         int error = -EMFILE;
 
         for (int attempt = 0; attempt < 2; attempt++) {
                 int nfd = fcntl(fd, F_DUPFD_CLOEXEC, b->next_high_fd);
-                if (nfd >= 0 && nfd < BRIDGE_HIGH_FD_BASE + BRIDGE_HIGH_FD_SPAN) {
+                bool full = nfd >= BRIDGE_HIGH_FD_BASE + BRIDGE_HIGH_FD_SPAN &&
+                            b->next_high_fd == BRIDGE_HIGH_FD_BASE;
+                if (nfd >= 0 && (nfd < BRIDGE_HIGH_FD_BASE + BRIDGE_HIGH_FD_SPAN || full)) {
                         close(fd);
                         b->next_high_fd = nfd + 1 < BRIDGE_HIGH_FD_BASE + BRIDGE_HIGH_FD_SPAN ? nfd + 1
                                                                                               : BRIDGE_HIGH_FD_BASE;

@@ -29,9 +29,9 @@
 #     the bound in the message and start nothing; a limit whose controller is
 #     missing is refused naming the controller -- controller removed from the
 #     jobs cgroup at run time, not delegated by systemd (Delegate=cpu memory
-#     pids) at daemon start, and no cgroups at all (--cgroup off);
+#     pids on jobworker-jobs.service) at daemon start, and no cgroups at all (--cgroup off);
 #  7. isolation: --isolate pid,net,tmp (PID 1, only loopback, empty /tmp);
-#  8. tasks: under a tiny TasksMax of the service a Start fails with
+#  8. tasks: under a tiny TasksMax of jobworker-jobs.service a Start fails with
 #     RESOURCE_EXHAUSTED ("out of resources") and the daemon logs a warning.
 # Each check that needs what the system lacks (a controller, the scratch
 # disk, per-job cgroups at all -- e.g. in the nspawn container on a host whose
@@ -78,12 +78,16 @@ ldiag() {
 
 # --- where the jobs' cgroups are ------------------------------------------------
 jw list >/dev/null
+# The jobs' cgroups are below jobworker-jobs.service (its "jobs" child), the
+# unit that keeps them across restarts of the daemon; the daemon itself runs
+# in jobworker.service.
 L_MAIN=$(inside systemctl show -p MainPID --value jobworker.service)
 L_SUP=$(inside cat "/proc/$L_MAIN/cgroup" 2>/dev/null | sed -n 's/^0:://p')
+L_UNIT_CG=$(inside systemctl show -p ControlGroup --value jobworker-jobs.service)
 L_JOBS=
 L_CTL=
-if [[ $L_SUP == */supervisor ]]; then
-        L_JOBS=/sys/fs/cgroup${L_SUP%/supervisor}/jobs
+if [ -n "$L_UNIT_CG" ] && inside test -d "/sys/fs/cgroup$L_UNIT_CG/jobs"; then
+        L_JOBS=/sys/fs/cgroup$L_UNIT_CG/jobs
         L_CTL=$(inside cat "$L_JOBS/cgroup.subtree_control" 2>/dev/null)
 fi
 have() { [[ " $L_CTL " == *" $1 "* ]]; }
@@ -382,37 +386,45 @@ if [ -n "$L_JOBS" ]; then
 fi
 
 # Not delegated by systemd when the daemon starts, and no cgroups at all:
-# drop-ins, a restart each. (Only where the controllers are there to begin
+# drop-ins, a restart each. Delegate= belongs to jobworker-jobs.service
+# (the jobs' unit), which a restart of the daemon leaves alone: the daemon
+# is stopped (its ExecStopPost= stops the jobs' unit) and started again, so
+# that systemd sets the jobs' unit up anew. (Only where the controllers are there to begin
 # with; in the container the missing ones were checked above.)
 restart_daemon() {
         local t=$SECONDS
         inside systemctl daemon-reload
-        inside systemctl restart jobworker.service
+        inside systemctl stop jobworker.service 2>/dev/null # (its warning: the socket can still start it)
+        wait_for 30 is_state jobworker-jobs.service inactive ||
+                lsay "jobworker-jobs.service still $(unit_state jobworker-jobs.service) 30 s after the stop"
+        inside systemctl start jobworker.service
         serving() { jw list; [ "$RC" = 0 ]; }
         wait_for 30 serving && return 0
         lsay "the daemon does not serve $((SECONDS - t)) s after the restart (jwctl: $(err1)); the system says:"
         ldiag
         return 1
 }
-# restarted_with DROP-IN-TEXT: the daemon restarted under this drop-in (or
-# none when empty) serves; a failure is one failed check, not a cascade.
+# restarted_with UNIT DROP-IN-TEXT: the daemon restarted with this drop-in
+# for UNIT (none for either unit when empty) serves; a failure is one failed
+# check, not a cascade.
 restarted_with() {
-        if [ -n "$1" ]; then
-                inside mkdir -p /etc/systemd/system/jobworker.service.d
-                printf '%b' "$1" | put /etc/systemd/system/jobworker.service.d/50-limits-test.conf
+        local u
+        if [ -n "$2" ]; then
+                inside mkdir -p "/etc/systemd/system/$1.d"
+                printf '%b' "$2" | put "/etc/systemd/system/$1.d/50-limits-test.conf"
         else
-                inside rm -f /etc/systemd/system/jobworker.service.d/50-limits-test.conf
-                inside rmdir /etc/systemd/system/jobworker.service.d 2>/dev/null
+                for u in jobworker.service jobworker-jobs.service; do
+                        inside rm -f "/etc/systemd/system/$u.d/50-limits-test.conf"
+                        inside rmdir "/etc/systemd/system/$u.d" 2>/dev/null
+                done
         fi
         restart_daemon && return 0
-        fail "limits/errors: the daemon serves after a restart with drop-in '${1:-(none)}'"
+        fail "limits/errors: the daemon serves after a restart with drop-in '${2:-(none)}' for $1"
         return 1
 }
 if have io && have cpu; then
-        if restarted_with '[Service]\nDelegate=\nDelegate=cpu memory pids\n'; then
-                main=$(inside systemctl show -p MainPID --value jobworker.service)
-                sup=$(inside cat "/proc/$main/cgroup" | sed -n 's/^0:://p')
-                ctl=$(inside cat "/sys/fs/cgroup${sup%/supervisor}/jobs/cgroup.subtree_control")
+        if restarted_with jobworker-jobs.service '[Service]\nDelegate=\nDelegate=cpu memory pids\n'; then
+                ctl=$(inside cat "$L_JOBS/cgroup.subtree_control")
                 if [[ " $ctl " == *" io "* ]]; then
                         lskip "errors: with Delegate=cpu memory pids systemd still gives the service io ('$ctl')"
                 else
@@ -423,7 +435,7 @@ if have io && have cpu; then
                         expect_rc 0 "limits/errors: ... a delegated controller's limit (--cpu 0.5) still works"
                 fi
         fi
-        if restarted_with '[Service]\nExecStart=\nExecStart=/usr/sbin/jobworkerd --config /etc/jobworker/jobworkerd.conf --cgroup off\n'; then
+        if restarted_with jobworker.service '[Service]\nExecStart=\nExecStart=/usr/sbin/jobworkerd --config /etc/jobworker/jobworkerd.conf --cgroup off\n'; then
                 jw start --cpu 0.5 -- true
                 check "limits/errors: --cgroup off: --cpu refused, 'resource limits need cgroup v2, and no cgroup is set up for jobs on this host' (rc $RC: $(err1))" \
                         eval '[ "$RC" = 1 ] && grep -q "cannot start jobs: resource limits need cgroup v2, and no cgroup is set up for jobs on this host" "$WORK/err"'
@@ -433,13 +445,11 @@ if have io && have cpu; then
                 check "limits/errors: --cgroup off: a job without limits runs, without a cgroup (got $(jst "$id" 'o["state"], o["exit_code"], o["has_cgroup"]'))" \
                         test "$(jst "$id" 'o["state"], o["exit_code"], o["has_cgroup"]')" = "exited 0 False"
         fi
-        if restarted_with ''; then
+        if restarted_with jobworker.service ''; then
                 jw run --cpu 0.5 --memory 64M --pids 16 -- true
                 expect_rc 0 "limits/errors: drop-in removed, daemon restarted: limits work again"
-                main=$(inside systemctl show -p MainPID --value jobworker.service)
-                sup=$(inside cat "/proc/$main/cgroup" | sed -n 's/^0:://p')
                 check "limits/errors: ... and the jobs cgroup has its controllers again" \
-                        test "$(inside cat "/sys/fs/cgroup${sup%/supervisor}/jobs/cgroup.subtree_control")" = "$L_CTL"
+                        test "$(inside cat "$L_JOBS/cgroup.subtree_control")" = "$L_CTL"
         fi
 else
         lskip "errors: no cpu and io controllers here: the not-delegated and --cgroup off cases need them"
@@ -460,7 +470,7 @@ inside rm -f /tmp/jw-limits-marker
 
 # --- 8. the service's TasksMax: a Start with no room is RESOURCE_EXHAUSTED ------------
 if have pids; then
-        inside systemctl set-property --runtime jobworker.service TasksMax=24
+        inside systemctl set-property --runtime jobworker-jobs.service TasksMax=24
         L_FULL=
         for _ in $(seq 40); do
                 jw start -- sleep 300
@@ -470,7 +480,7 @@ if have pids; then
                 eval '[ -n "$L_FULL" ] && [ "$RC" = 1 ] && grep -q "out of resources" "$WORK/err"'
         check "limits/tasks: the daemon logs a warning for it" \
                 eval 'inside journalctl -q -u jobworker.service -p warning -o cat | grep -q "cannot start a job for tester"'
-        inside systemctl set-property --runtime jobworker.service TasksMax=90%
+        inside systemctl set-property --runtime jobworker-jobs.service TasksMax=90%
         jw list --running --json
         for id in $(python3 -c "import json; print(' '.join(j['job_id'] for j in json.load(open('$WORK/out'))))" 2>/dev/null); do
                 jw stop "$id"

@@ -664,6 +664,48 @@ static void test_high_range_refused(void **state) {
         fixture_free(f);
 }
 
+/* Bug (tests/system/survive): a daemon that took over 6,280 running jobs
+ * holds their 18,840 fds at the lowest numbers, which fill the whole high
+ * range; every new connection was then refused ("cannot move the gRPC fd
+ * into the high range: Too many open files"). A number above the range is
+ * still not one the kernel hands out first: accepted there. */
+static void test_high_range_full(void **state) {
+        Fixture *f = fixture_new(0, 0);
+        struct rlimit saved, rl;
+        static bool mine[16384];
+        int cfd = -1, sfd = -1, devnull;
+        uint64_t id;
+        TlsClient *c;
+
+        assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+        if (saved.rlim_max < 1000 + 16384 + 200) {
+                fixture_free(f);
+                skip();
+        }
+        rl = saved;
+        rl.rlim_cur = saved.rlim_max;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        assert_true(devnull >= 0);
+        /* every free number of the range taken, as adopted jobs' fds do */
+        for (int fd = 1000; fd < 1000 + 16384; fd++)
+                mine[fd - 1000] = fcntl(fd, F_GETFD) < 0 && dup2(devnull, fd) == fd;
+        c = connect_alice(f, "localhost", &cfd, &sfd, &id);
+        assert_true(id > 0);
+        assert_true(sfd >= 1000 + 16384);
+        assert_int_equal(f->events.n_refused, 0);
+        tls_client_free(c);
+        close(cfd);
+        close(sfd);
+        assert_true(wait_connections(f->bridge, 0));
+        for (int fd = 1000; fd < 1000 + 16384; fd++)
+                if (mine[fd - 1000])
+                        close(fd);
+        close(devnull);
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+        fixture_free(f);
+}
+
 /* Handshaking connections from one address stop at max_startups_per_source:
  * the one over it is closed at accept (no TLS work), and a TLS client so
  * refused is told the likely cause. */
@@ -871,6 +913,7 @@ int main(void) {
                 cmocka_unit_test(test_reset_mid_handshake),
                 cmocka_unit_test(test_accept_retry),
                 cmocka_unit_test(test_high_range_refused),
+                cmocka_unit_test(test_high_range_full),
                 cmocka_unit_test(test_startups_per_source),
                 cmocka_unit_test(test_identity_bound),
                 cmocka_unit_test(test_expired_certificate_refusal),
