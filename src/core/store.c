@@ -41,9 +41,10 @@ static int job_read_status(Engine *e, const char *dir, JobStatus *s, uint64_t *r
         r = jobfile_parse(buf, s, ret_log_size);
         if (r < 0)
                 return r;
-        if (jobfile_version(buf) > JOBFILE_VERSION) {
+        unsigned version = jobfile_version(buf);
+        if (version > JOBFILE_VERSION) {
                 e->newer_records++;
-                e->newer_version = MAX(e->newer_version, jobfile_version(buf));
+                e->newer_version = MAX(e->newer_version, version);
         }
         /* The file must describe the job whose directory it is in. */
         if (strcmp(job_id_to_string(&s->id, check), dir) != 0)

@@ -160,9 +160,18 @@ int unit_job_type_query(const char *unit, const UnitJobAddress *addresses, unsig
         return result;
 }
 
+/* Where systemd answers: its private socket first (still there during
+ * shutdown, when the system bus is already gone), then the system bus. */
+static void system_addresses(UnitJobAddress addresses[static 2]) {
+        const char *system_bus = secure_getenv("DBUS_SYSTEM_BUS_ADDRESS");
+
+        addresses[0] = (UnitJobAddress) { PRIVATE_ADDRESS, false };
+        addresses[1] = (UnitJobAddress) { system_bus ? system_bus : SYSTEM_BUS_ADDRESS, true };
+}
+
 int unit_job_type(char **ret) {
         _cleanup_free_ char *unit = NULL;
-        const char *system_bus;
+        UnitJobAddress addresses[2];
 
         if (!ret)
                 return -EINVAL;
@@ -171,11 +180,7 @@ int unit_job_type(char **ret) {
         if (sd_pid_get_unit(0, &unit) < 0)
                 return UNIT_JOB_E_NO_SYSTEMD;
 
-        system_bus = secure_getenv("DBUS_SYSTEM_BUS_ADDRESS");
-        const UnitJobAddress addresses[] = {
-                { PRIVATE_ADDRESS, false },
-                { system_bus ? system_bus : SYSTEM_BUS_ADDRESS, true },
-        };
+        system_addresses(addresses);
         return unit_job_type_query(unit, addresses, ELEMENTSOF(addresses), UNIT_JOB_TIMEOUT_USEC, ret);
 }
 
@@ -199,11 +204,7 @@ static int stop_unit_at(const UnitJobAddress *a, const char *unit, uint64_t dead
 
 int unit_stop_post(const char *holder) {
         _cleanup_free_ char *type = NULL;
-        const char *system_bus = secure_getenv("DBUS_SYSTEM_BUS_ADDRESS");
-        const UnitJobAddress addresses[] = {
-                { PRIVATE_ADDRESS, false },
-                { system_bus ? system_bus : SYSTEM_BUS_ADDRESS, true },
-        };
+        UnitJobAddress addresses[2];
         uint64_t deadline = now_usec(CLOCK_MONOTONIC) + UNIT_JOB_TIMEOUT_USEC * 5;
         int r = unit_job_type(&type);
 
@@ -211,6 +212,7 @@ int unit_stop_post(const char *holder) {
                 return 0; /* a crash (no job yet) or a restart: the jobs stay */
         if (r < 0)
                 return r;
+        system_addresses(addresses);
         for (size_t i = 0; i < ELEMENTSOF(addresses); i++) {
                 r = stop_unit_at(&addresses[i], holder, deadline);
                 if (r >= 0)

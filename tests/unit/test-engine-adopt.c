@@ -130,6 +130,16 @@ static JobId die_with_job(const char *state, Kept *kept) {
         return id;
 }
 
+static int noop_store(void *userdata, int fd, const char *name) {
+        return 0;
+}
+
+static int noop_remove(void *userdata, const char *name) {
+        return 0;
+}
+
+/* What the store hands back to the next engine; that engine's own stores
+ * go nowhere (the test needs only what the dead one kept). */
 static EngineFdStore handback(Kept *k) {
         size_t n = 0;
         for (size_t i = 0; i < k->n; i++)
@@ -140,16 +150,8 @@ static EngineFdStore handback(Kept *k) {
                         n++;
                 }
         k->n = n;
-        return (EngineFdStore) { .store = child_store, .remove = child_remove, .userdata = NULL, .fds = k->fds,
-                                 .names = k->name_ptrs, .n = k->n };
-}
-
-static int noop_store(void *userdata, int fd, const char *name) {
-        return 0;
-}
-
-static int noop_remove(void *userdata, const char *name) {
-        return 0;
+        return (EngineFdStore) { .store = noop_store, .remove = noop_remove, .fds = k->fds, .names = k->name_ptrs,
+                                 .n = k->n };
 }
 
 static void adopt(bool no_exit_info) {
@@ -162,8 +164,6 @@ static void adopt(bool no_exit_info) {
         JobStatus s;
 
         assert_true(kept.n >= 1);
-        store.store = noop_store;
-        store.remove = noop_remove;
         EngineConfig c = { .state_dir = state, .fdstore = &store };
         e = engine_new_ok(&c);
         e->faults.no_exit_info = no_exit_info;
