@@ -381,7 +381,7 @@ static void *cq_thread(void *userdata) {
                                           : std_method_is(c->method) ? std_services_sent_closure(c->method)
                                                                      : output_stream_sent_closure;
                         c->send_ok = ev.success;
-                        if (engine_post(s->engine, f, c) < 0)
+                        if (!f || engine_post(s->engine, f, c) < 0)
                                 call_unref(c);
                         break;
                 }
