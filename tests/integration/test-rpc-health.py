@@ -87,19 +87,28 @@ def test_check(d):
 
 
 def test_watch_unknown_stays_open(d):
+    import grpc
     hp, stub = health(d, "bob")
     call = stub.Watch(hp.HealthCheckRequest(service="no.such.Service"), timeout=30)
     first = next(call)
     assert first.status == hp.HealthCheckResponse.SERVICE_UNKNOWN, first
     # still open: nothing more within a second, no end
     got = []
-    t = threading.Thread(target=lambda: got.append(next(call, "END")), daemon=True)
+
+    def read_next():
+        try:
+            got.append(next(call, "END"))
+        except grpc.RpcError as e:
+            got.append(e.code())
+
+    t = threading.Thread(target=read_next, daemon=True)
     t.start()
     t.join(1.0)
     assert t.is_alive() and not got, "the SERVICE_UNKNOWN watch ended: %r" % got
     call.cancel()
     t.join(5)
     assert not t.is_alive(), "a cancelled watch did not end"
+    assert got == [grpc.StatusCode.CANCELLED], got
 
 
 def test_reflection_lists_services(d):
