@@ -9,7 +9,6 @@ call what; no client certificate, no call."""
 
 import os
 import signal
-import sys
 import threading
 import time
 
@@ -121,7 +120,6 @@ def test_reflection_lists_services(d):
 
 def test_reflection_symbol_and_generic_call(d):
     """The JobWorker descriptor from reflection alone is enough to call List."""
-    import grpc
     from google.protobuf import descriptor_pool
     from google.protobuf import message_factory
     pb, _ = h.stubs()
