@@ -246,6 +246,59 @@ def test_watch_does_not_hold_shutdown():
     assert "shutdown complete" in d.logtext()
 
 
+def test_watch_through_upgrade():
+    """An upgrade in place (fakesystemd, binary replaced, SIGHUP): an open
+    Watch ends by the exec (NOT_SERVING first if anything), never holds it
+    up, and the new image answers SERVING."""
+    import shutil
+    import grpc
+    from survive_util import Client, check_daemon_stops_clean, fake_daemon, kill_all
+    pb, _ = h.stubs()
+    d = h.tmpdir()
+    os.mkdir(os.path.join(d, "bin"))
+    binary = os.path.join(d, "bin", "jobworkerd")
+    shutil.copy2(h.JOBWORKERD, binary)
+    fake = fake_daemon(binary, d)
+    fake.start()
+    fake.wait_ready(30)
+    client = Client(fake.port())
+    pidfds = []
+    try:
+        s = client.stub("alice")
+        job = s.Start(pb.StartRequest(argv=["sleep", "600"]), timeout=10).job_id
+        pidfds.append(os.pidfd_open(h.wait_state(s, job, [pb.JOB_STATE_RUNNING]).pid))
+        hp, stub = health(client, "bob")
+        watch = stub.Watch(hp.HealthCheckRequest(), timeout=60)
+        assert next(watch).status == hp.HealthCheckResponse.SERVING
+        main_pid = fake.main_pid
+        shutil.copy2(h.JOBWORKERD, binary + ".new")
+        os.rename(binary + ".new", binary)
+        os.kill(main_pid, signal.SIGHUP)
+        rest = []
+        try:
+            rest = [m.status for m in watch]
+        except grpc.RpcError as e:
+            assert e.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE), e
+        assert rest in ([], [hp.HealthCheckResponse.NOT_SERVING]), rest
+        print("   the watch saw %r, then its end" % rest, flush=True)
+        h.wait_until(lambda: "took over" in fake.logtext(), "the new image to take the jobs over", timeout=30)
+        hp, stub = health(client, "bob")
+        h.wait_until(lambda: _serving(stub, hp), "the new image to answer SERVING", timeout=30)
+        st = s.Status(pb.StatusRequest(job_id=job), timeout=10).status
+        assert st.state == pb.JOB_STATE_RUNNING, st
+        check_daemon_stops_clean(fake)
+    finally:
+        kill_all(pidfds)
+        fake.close()
+
+
+def _serving(stub, hp):
+    try:
+        return stub.Check(hp.HealthCheckRequest(), timeout=2).status == hp.HealthCheckResponse.SERVING
+    except Exception:  # noqa: BLE001 - not answering yet
+        return False
+
+
 def main():
     std_stubs()
     d = h.Daemon(policy=POLICY_NO_CHARLIE)
@@ -255,7 +308,7 @@ def main():
         print("--", t.__name__, flush=True)
         t(d)
     assert d.stop() == 0
-    for t in (test_watch_through_shutdown, test_watch_does_not_hold_shutdown):
+    for t in (test_watch_through_shutdown, test_watch_does_not_hold_shutdown, test_watch_through_upgrade):
         print("--", t.__name__, flush=True)
         t()
 
