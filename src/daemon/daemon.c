@@ -482,6 +482,10 @@ Daemon *daemon_free(Daemon *d) {
         if (!d)
                 return NULL;
         d->signals = signal_thread_free(d->signals);
+        /* Closures the signal thread posted late still run, in engine_free()
+         * and with the engine (core runs what is queued while it is whole),
+         * after the server below is gone: STOPPED tells them so. */
+        d->state = DAEMON_STOPPED;
         /* Before the server: the bridge thread calls into it. */
         d->bridge = tls_bridge_free(d->bridge);
         d->server = server_free(d->server);

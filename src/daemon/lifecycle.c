@@ -74,7 +74,7 @@ typedef struct PolicySwap {
 static void on_policy_swap(Engine *e, void *userdata) {
         PolicySwap *ps = userdata;
 
-        if (e) {
+        if (e && ps->daemon->state != DAEMON_STOPPED) { /* STOPPED: the server may be gone */
                 size_t n = ps->policy->n_rules;
                 const char *fields[] = { LOG_MID_POLICY_RELOADED, NULL };
                 server_set_policy(ps->daemon->server, ps->policy);
@@ -193,8 +193,9 @@ static void on_terminate(Engine *e, void *userdata) {
                 log_notice("shutting down: killing %u job%s now", n, n == 1 ? "" : "s");
                 break;
         case DAEMON_DRAINING_STREAMS:
-        case DAEMON_STOPPED:
                 server_shutdown_now(d->server);
+                return;
+        case DAEMON_STOPPED: /* gRPC is done, and the server may be gone (daemon_free()) */
                 return;
         }
         daemon_job_exited(d); /* perhaps none was running */

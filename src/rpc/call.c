@@ -32,6 +32,8 @@ RpcCall *call_new(Server *s, int method) {
         c->tag_close = (Tag) { TAG_CLOSE, c };
         c->tag_send = (Tag) { TAG_SEND, c };
         c->tag_finish = (Tag) { TAG_FINISH, c };
+        c->tag_recv = (Tag) { TAG_RECV, c };
+        c->watch_sent = -1;
         return c;
 }
 
@@ -51,6 +53,8 @@ void call_unref(RpcCall *c) {
                 grpc_byte_buffer_destroy(c->payload);
         if (c->send_buf)
                 grpc_byte_buffer_destroy(c->send_buf);
+        if (c->recv_buf)
+                grpc_byte_buffer_destroy(c->recv_buf);
         if (c->finish_buf)
                 grpc_byte_buffer_destroy(c->finish_buf);
         if (c->have_status_details)

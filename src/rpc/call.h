@@ -32,11 +32,15 @@ typedef struct Server Server;
 
 /* RpcCall.method of a call to a method we do not serve. */
 #define CALL_METHOD_UNREGISTERED (-1)
+/* RpcCall.method of the standard services (health, reflection) starts
+ * here: StdMethod in rpc/std-services.h, apart from RequestMethod. */
+#define CALL_METHOD_STD_BASE 100
 
 typedef enum TagKind {
         TAG_NEW,      /* a requested call arrived (or the request failed) */
         TAG_CLOSE,    /* RECV_CLOSE_ON_SERVER: the call is over */
-        TAG_SEND,     /* an Output chunk was sent */
+        TAG_SEND,     /* an Output chunk (or a health Watch update) was sent */
+        TAG_RECV,     /* a reflection stream's batch (send answer, receive next) completed */
         TAG_FINISH,   /* the final batch with the status completed */
         TAG_SHUTDOWN, /* grpc_server_shutdown_and_notify completed */
 } TagKind;
@@ -62,8 +66,9 @@ struct RpcCall {
         grpc_byte_buffer *payload;
         int cancelled;                /* RECV_CLOSE_ON_SERVER result */
         bool send_ok;
+        grpc_byte_buffer *recv_buf;   /* reflection: the message received, NULL at the client's end */
 
-        Tag tag_new, tag_close, tag_send, tag_finish;
+        Tag tag_new, tag_close, tag_send, tag_finish, tag_recv;
 
         Request *request;
         char *identity;
@@ -83,6 +88,11 @@ struct RpcCall {
         grpc_slice chunk_slice;       /* given to the engine to read the next chunk into */
         bool have_chunk_slice;
         StreamPace pace;              /* how big the next chunk may be */
+
+        /* engine thread: a health Watch (health.c) */
+        ListNode by_watch;            /* on Server.watchers while watching */
+        int watch_sent;               /* the last status sent (or in flight); -1 none */
+        bool watch_known;             /* the service watched is one we serve */
 };
 
 /* A call with one reference (the caller's), not yet requested from gRPC. */

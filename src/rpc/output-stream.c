@@ -36,8 +36,7 @@ static void stream_link(Server *s, RpcCall *c) {
 
 static void stream_unlink(Server *s, RpcCall *c) {
         list_unlink(&s->streams, &c->by_stream);
-        if (s->streams.n == 0 && server_state(s) == SERVER_DRAINING_STREAMS)
-                server_streams_drained(s);
+        server_stream_gone(s);
 }
 
 /* Ends c's subscription (if any), dropping its reference. */

@@ -5,7 +5,8 @@
  * What the files of the gRPC server share: the Server object, its life-cycle
  * state, and the entry points one file of it calls in another.
  * server.c: life cycle, connections, completion-queue thread;
- * handlers.c: the unary handlers; output-stream.c: Output streaming.
+ * handlers.c: the unary handlers; output-stream.c: Output streaming;
+ * std-services.c: health (health.c) and reflection (reflection.c).
  */
 
 #include <pthread.h>
@@ -17,8 +18,10 @@
 #include "policy/authz.h"
 #include "rpc/call.h"
 #include "rpc/conn-registry.h"
+#include "rpc/descriptor-db.h"
 #include "rpc/request.h"
 #include "rpc/server.h"
+#include "rpc/std-services.h"
 #include "shared/list.h"
 
 /*
@@ -33,7 +36,7 @@
  *                                                      GRPC_STOPPING ─────────────────► CLOSED
  *
  * Connections are taken in RUNNING and DRAINING_STREAMS; new Output streams
- * only in RUNNING; in CLOSED the completion queue is shut down and no batch
+ * and health watchers only in RUNNING (DRAINING_STREAMS waits for both); in CLOSED the completion queue is shut down and no batch
  * may be started. Transitions out of RUNNING/DRAINING_STREAMS happen under
  * Server.lock, so that adding a connection to gRPC never races its shutdown;
  * reads need no lock.
@@ -64,6 +67,8 @@ struct Server {
         grpc_completion_queue *cq;
         grpc_server_credentials *insecure;
         void *methods[_REQUEST_METHOD_MAX];
+        void *std_methods[STD_METHOD_COUNT];
+        DescriptorDb *descriptors;    /* what reflection serves; read-only once started */
         pthread_t cq_thread;
         bool cq_thread_started;       /* main thread */
 
@@ -77,6 +82,7 @@ struct Server {
         bool draining;                /* Start answers UNAVAILABLE (a mode, not a stage of the life cycle) */
         ListHead streams;             /* Output calls with a subscription (RpcCall.by_stream) */
         StreamBudget stream_budget;   /* bytes of chunks in flight to them */
+        ListHead watchers;            /* health Watch calls (RpcCall.by_watch) */
         void (*shutdown_done)(void *userdata);
         void *shutdown_userdata;
         Tag shutdown_tag;
@@ -96,6 +102,9 @@ static inline bool call_may_send(RpcCall *c) {
 
 /* server.c: the last Output stream of a shutdown ended (engine thread). */
 void server_streams_drained(Server *s);
+/* server.c: an Output stream or a health watcher left its list: if it was
+ * the last of both during a shutdown, server_streams_drained(). */
+void server_stream_gone(Server *s);
 
 /* handlers.c: runs a decoded request on the engine thread. */
 void handlers_dispatch(Engine *e, RpcCall *c);

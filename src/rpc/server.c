@@ -41,10 +41,14 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
+#include "rpc/health.h"
+#include "rpc/reflection.h"
 #include "rpc/server-internal.h"
 
 /* Requests kept armed per method, so that a burst is not served one by one. */
 #define ARMED_PER_METHOD 8
+/* Health and reflection calls are rare: fewer armed. */
+#define ARMED_PER_STD_METHOD 2
 
 /* How long the bridge thread may wait to connect to gRPC's socket when its
  * accept queue is full. gRPC listens with the host's somaxconn (4096 on 6.1),
@@ -200,6 +204,11 @@ static int arm(Server *s, int method) {
                 return -ENOMEM;
         if (method == CALL_METHOD_UNREGISTERED)
                 r = grpc_server_request_call(s->grpc, &c->call, &c->details, &c->md, s->cq, s->cq, &c->tag_new);
+        else if (std_method_is(method))
+                r = grpc_server_request_registered_call(s->grpc, s->std_methods[method - CALL_METHOD_STD_BASE],
+                                                        &c->call, &c->deadline, &c->md,
+                                                        std_method_reads_payload(method) ? &c->payload : NULL,
+                                                        s->cq, s->cq, &c->tag_new);
         else
                 r = grpc_server_request_registered_call(s->grpc, s->methods[method], &c->call, &c->deadline,
                                                         &c->md, &c->payload, s->cq, s->cq, &c->tag_new);
@@ -293,9 +302,11 @@ static void on_new(Server *s, RpcCall *c, bool ok) {
 
         if (c->method == CALL_METHOD_UNREGISTERED)
                 finish_unimplemented(c);
-        else if (call_identify(s, c) && call_decode(c)) {
-                /* The tag's reference moves to the closure. */
-                if (engine_post(s->engine, on_request_closure, c) >= 0)
+        else if (call_identify(s, c) && (std_method_is(c->method) || call_decode(c))) {
+                /* The tag's reference moves to the closure. Health and
+                 * reflection decode their own requests (std-services.c). */
+                if (engine_post(s->engine, std_method_is(c->method) ? std_services_request_closure : on_request_closure,
+                                c) >= 0)
                         return;
                 call_finishf(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         }
@@ -303,9 +314,12 @@ static void on_new(Server *s, RpcCall *c, bool ok) {
 }
 
 static void on_close(Server *s, RpcCall *c) {
-        /* A cancelled stream must stop its subscription (engine thread). */
-        if (c->cancelled && c->method == REQUEST_OUTPUT) {
-                if (engine_post(s->engine, output_stream_cancel_closure, c) < 0)
+        /* A cancelled stream must stop its subscription or leave the
+         * health watchers (engine thread). */
+        EngineClosure f = c->method == REQUEST_OUTPUT ? output_stream_cancel_closure : std_services_cancel_closure(c->method);
+
+        if (c->cancelled && f) {
+                if (engine_post(s->engine, f, c) < 0)
                         call_unref(c);
                 return;
         }
@@ -360,10 +374,14 @@ static void *cq_thread(void *userdata) {
                 case TAG_CLOSE:
                         on_close(s, t->object);
                         break;
-                case TAG_SEND: {
+                case TAG_SEND:
+                case TAG_RECV: {
                         RpcCall *c = t->object;
+                        EngineClosure f = t->kind == TAG_RECV ? reflection_recv_closure
+                                          : std_method_is(c->method) ? std_services_sent_closure(c->method)
+                                                                     : output_stream_sent_closure;
                         c->send_ok = ev.success;
-                        if (engine_post(s->engine, output_stream_sent_closure, c) < 0)
+                        if (!f || engine_post(s->engine, f, c) < 0)
                                 call_unref(c);
                         break;
                 }
@@ -472,6 +490,9 @@ int server_start(Server *s) {
                 if (!s->methods[m])
                         return -EINVAL;
         }
+        r = std_services_register(s);
+        if (r < 0)
+                return r;
         r = listen_private(s);
         if (r < 0)
                 return r;
@@ -479,6 +500,12 @@ int server_start(Server *s) {
 
         for (int m = CALL_METHOD_UNREGISTERED; m < _REQUEST_METHOD_MAX; m++)
                 for (unsigned i = 0; i < ARMED_PER_METHOD; i++) {
+                        r = arm(s, m);
+                        if (r < 0)
+                                return r;
+                }
+        for (int m = CALL_METHOD_STD_BASE; m < _STD_METHOD_END; m++)
+                for (unsigned i = 0; i < ARMED_PER_STD_METHOD; i++) {
                         r = arm(s, m);
                         if (r < 0)
                                 return r;
@@ -505,6 +532,12 @@ const Policy *server_get_policy(Server *s) {
 
 void server_set_draining(Server *s, bool draining) {
         s->draining = draining;
+        health_serving_changed(s);
+}
+
+void server_stream_gone(Server *s) {
+        if (s->streams.n == 0 && s->watchers.n == 0 && server_state(s) == SERVER_DRAINING_STREAMS)
+                server_streams_drained(s);
 }
 
 /* Cancels what is left and shuts gRPC down; done() follows from the
@@ -520,6 +553,7 @@ static void shutdown_grpc(Server *s) {
                 return;
 
         output_stream_cancel_all(s);
+        health_watch_end_all(s, true);
         grpc_server_shutdown_and_notify(s->grpc, s->cq, &s->shutdown_tag);
         grpc_server_cancel_all_calls(s->grpc);
 }
@@ -550,10 +584,13 @@ void server_shutdown(Server *s, void (*done)(void *userdata), void *userdata) {
         s->shutdown_done = done;
         s->shutdown_userdata = userdata;
         s->draining = true;
-        if (s->streams.n == 0)
+        if (s->streams.n == 0 && s->watchers.n == 0) {
                 shutdown_grpc(s);
-        else
-                (void) server_advance(s, SERVER_RUNNING, SERVER_DRAINING_STREAMS);
+                return;
+        }
+        (void) server_advance(s, SERVER_RUNNING, SERVER_DRAINING_STREAMS);
+        /* Watchers send their last status and end (server_stream_gone()). */
+        health_watch_end_all(s, false);
 }
 
 void server_shutdown_now(Server *s) {
@@ -607,6 +644,7 @@ Server *server_free(Server *s) {
         free(s->socket_path);
         free(s->socket_base);
         conn_registry_free(s->conns);
+        descriptor_db_free(s->descriptors);
         policy_free(s->policy);
         pthread_mutex_destroy(&s->lock);
         free(s);
