@@ -158,6 +158,7 @@ typedef struct EngineFaults {
                                  * nothing, as a kernel refusing them does */
         unsigned sqe_failed;    /* count of injected get_sqe failures */
         bool no_exit_info;      /* the kernel has no PIDFD_INFO_EXIT (as 6.1) */
+        int signal_procs_fail;  /* errno: signalling a frozen job's members fails (job-signal.c) */
 } EngineFaults;
 
 struct Engine {
