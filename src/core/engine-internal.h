@@ -317,6 +317,12 @@ void job_on_runtime_timer(Engine *e, Job *j, int res);
 /* The job ended: a queued timeout of its limit is cancelled. */
 void job_runtime_done(Engine *e, Job *j);
 
+/* job-signal.c: signals on request ------------------------------------------- */
+
+/* A job taken over from a previous daemon: its cgroup is thawed, in case
+ * that daemon died between freezing it for a signal and thawing it. */
+void job_thaw_adopted(Engine *e, Job *j);
+
 /* capture.c: pipes into the output log --------------------------------------- */
 
 enum { DRAIN_AGAIN, DRAIN_MORE, DRAIN_EOF };

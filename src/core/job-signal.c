@@ -95,3 +95,12 @@ int engine_signal_job(Engine *e, const JobId *id, int sig, bool all) {
         }
         return signal_group(j, sig);
 }
+
+void job_thaw_adopted(Engine *e, Job *j) {
+        if (!j->st.has_cgroup)
+                return;
+        _cleanup_close_ int cg = job_open_cgroup(e, j);
+        /* Writing 0 to a cgroup that is not frozen changes nothing. */
+        if (cg >= 0)
+                (void) cgroup_set_frozen(cg, false);
+}

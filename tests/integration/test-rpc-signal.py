@@ -107,8 +107,12 @@ def test_jwctl_kill(d, pb, C):
     code, out, err = finish(jwctl(d.target, "kill", "-s", "BOGUS", jid))
     if code != 2 or b"unknown signal 'BOGUS'" not in err:
         h.fail("jwctl kill -s BOGUS: exit %d, stderr %r" % (code, err))
+    alice.Stop(pb.StopRequest(job_id=jid, use_grace=True, grace_ms=0), timeout=10)
+    # plain kill: TERM to the main process (a lone one: without a cgroup a
+    # child would outlive it)
+    jid = alice.Start(pb.StartRequest(argv=["sleep", "60"]), timeout=10).job_id
     code, out, err = finish(jwctl(d.target, "kill", jid))
-    if code != 0 or out:
+    if code != 0 or out or err:
         h.fail("jwctl kill: exit %d, stderr %r" % (code, err))
     st = h.wait_state(alice, jid, ENDED)
     if not (st.state == pb.JOB_STATE_KILLED and st.signal == 15 and not st.stop_requested):

@@ -20,12 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "core/cgroup.h"
 #include "core/engine-internal.h"
 #include "../helpers/engine-test-util.h"
+#include "../helpers/fdstore-test-util.h"
 
 static char *cg_root;          /* our test's parent cgroup, or NULL */
 static const char *cg_missing; /* why there is none */
@@ -107,16 +109,21 @@ static void test_main_process_gets_it(void **state) {
         assert_int_equal(engine_signal_job(e, &id, SIGUSR1, false), 0);
         wait_output(e, &g, "main-usr1");
         assert_running(e, &id);
+        assert_int_equal(engine_stop_job(e, &id, 0), 0);
+        (void) wait_job(e, &id, 10000);
+        engine_unsubscribe(e, g.id);
 
-        /* A TERM ends it as the process makes of it: killed by 15, and
-         * not a stop. */
+        /* A TERM ends a job as its process makes of it: killed by 15, and
+         * not a stop. (A lone process: without a cgroup a child would
+         * outlive it.) */
+        const char *const lone[] = { "sleep", "60", NULL };
+        id = start_job_ok(e, lone);
         assert_int_equal(engine_signal_job(e, &id, SIGTERM, false), 0);
         JobStatus s = wait_job(e, &id, 10000);
         assert_int_equal(s.state, JOB_STATE_KILLED);
         assert_int_equal(s.signal, SIGTERM);
         assert_false(s.stop_requested);
         assert_false(s.timed_out);
-        engine_unsubscribe(e, g.id);
         done(e, dir);
 }
 
@@ -206,6 +213,71 @@ static void test_kill_all_with_cgroup(void **state) {
         done(e, dir);
 }
 
+/* A daemon that dies between freezing a job for a signal and thawing it
+ * (played: a child engine with an fd store starts the job, freezes its
+ * cgroup and exits): the next engine takes the job over and thaws it. */
+static void test_adopted_job_thawed(void **state) {
+        if (!cg_root)
+                skip_because(cg_missing);
+        char *dir = make_state_dir("signal-adopt");
+        Kept kept = {};
+        int sv[2], p[2], status;
+        JobId id;
+        pid_t pid;
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                EngineFdStore store = { .store = child_store, .remove = child_remove, .userdata = &sv[1] };
+                EngineConfig c = { .state_dir = dir, .cgroup_root = cg_root, .fdstore = &store };
+                JobSpec spec = { .argv = family, .owner = "ghost", .cgroup_fd = -1 };
+                char path[700], s_id[JOB_ID_STRING_MAX];
+                Engine *e = NULL;
+                if (engine_new(&e, &c) < 0 || engine_start_job_wait(e, &spec, &id, NULL) < 0)
+                        _exit(1);
+                snprintf(path, sizeof(path), "%s/job-%s", cg_root, job_id_to_string(&id, s_id));
+                int cg = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (cg < 0 || cgroup_set_frozen(cg, true) < 0 || cgroup_wait_frozen(cg, 5000) < 0)
+                        _exit(2);
+                (void) !write(p[1], &id, sizeof(id));
+                _exit(0); /* dies with the job frozen */
+        }
+        assert_int_equal(read(p[0], &id, sizeof(id)), sizeof(id));
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        collect(sv[0], &kept);
+        assert_int_equal(job_frozen(&id), 1);
+
+        EngineFdStore store = handback(&kept);
+        Engine *e = engine_new_ok(&(EngineConfig) { .state_dir = dir, .cgroup_root = cg_root, .fdstore = &store });
+        assert_int_equal(job_frozen(&id), 0);
+        assert_running(e, &id);
+
+        /* Thawed for real: both shells answer. */
+        Grab g = { .e = e };
+        static const SubscriberOps ops = { .chunk = grab_next, .end = grab_end };
+        assert_int_equal(engine_subscribe(e, &id, JOB_STREAM_STDOUT, 0, true, &ops, &g, &g.id), 0);
+        wait_output(e, &g, "child-ready");
+        assert_int_equal(engine_signal_job(e, &id, SIGUSR1, true), 0);
+        wait_output(e, &g, "main-usr1");
+        wait_output(e, &g, "child-usr1");
+
+        assert_int_equal(engine_signal_job(e, &id, SIGKILL, true), 0);
+        (void) wait_job(e, &id, 40000);
+        engine_unsubscribe(e, g.id);
+        engine_free(e);
+        for (size_t i = 0; i < kept.n; i++)
+                close(kept.fds[i]);
+        for (int i = 0; i < 2; i++) {
+                close(sv[i]);
+                close(p[i]);
+        }
+        rm_rf(dir);
+        free(dir);
+}
+
 static void test_refused(void **state) {
         const char *const argv[] = { "true", NULL };
         char *dir;
@@ -259,6 +331,7 @@ int main(void) {
                 cmocka_unit_test(test_all_with_cgroup),
                 cmocka_unit_test(test_thawed_after_failure),
                 cmocka_unit_test(test_kill_all_with_cgroup),
+                cmocka_unit_test(test_adopted_job_thawed),
                 cmocka_unit_test(test_refused),
         };
         r = cmocka_run_group_tests(tests, NULL, NULL);
