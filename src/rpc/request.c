@@ -353,6 +353,17 @@ static int check_output(Jobworker__V1__OutputRequest *m, Request *r, char **ret_
         return 0;
 }
 
+static int check_stop(Jobworker__V1__StopRequest *m, Request *r, char **ret_message) {
+        int k = parse_job_id(m->job_id, r, ret_message);
+        if (k < 0 || !m->use_grace)
+                return k;
+        if (m->grace_ms > REQUEST_GRACE_MAX_MS)
+                return replace_message(ret_message, -EINVAL, "grace period %llu ms is too long (at most %llu ms)",
+                                       (unsigned long long) m->grace_ms, (unsigned long long) REQUEST_GRACE_MAX_MS);
+        r->grace_usec = m->grace_ms * 1000;
+        return 0;
+}
+
 static int check_signal(Jobworker__V1__SignalRequest *m, Request *r, char **ret_message) {
         int k = parse_job_id(m->job_id, r, ret_message);
         if (k < 0)
@@ -420,18 +431,9 @@ int request_decode(RequestMethod method, const void *data, size_t size, Request 
         case REQUEST_START:
                 k = check_start(r->message, r, ret_message);
                 break;
-        case REQUEST_STOP: {
-                Jobworker__V1__StopRequest *m = r->message;
-                k = parse_job_id(m->job_id, r, ret_message);
-                if (k >= 0 && m->use_grace) {
-                        if (m->grace_ms > REQUEST_GRACE_MAX_MS)
-                                k = replace_message(ret_message, -EINVAL, "grace period %llu ms is too long (at most %llu ms)",
-                                         (unsigned long long) m->grace_ms, (unsigned long long) REQUEST_GRACE_MAX_MS);
-                        else
-                                r->grace_usec = m->grace_ms * 1000;
-                }
+        case REQUEST_STOP:
+                k = check_stop(r->message, r, ret_message);
                 break;
-        }
         case REQUEST_STATUS:
                 k = parse_job_id(((Jobworker__V1__StatusRequest *) r->message)->job_id, r, ret_message);
                 break;
