@@ -38,6 +38,8 @@ static int signal_frozen_members(Engine *e, int cg, int sig) {
         int r;
 
         r = cgroup_set_frozen(cg, true);
+        if (r == -ENOENT) /* no freezer (before Linux 5.2): the members as they are */
+                return cgroup_signal_procs(cg, sig, NULL);
         if (r < 0)
                 return r; /* nothing was frozen */
         r = cgroup_wait_frozen(cg, SIGNAL_FREEZE_WAIT_MS);
@@ -86,14 +88,14 @@ int engine_signal_job(Engine *e, const JobId *id, int sig, bool all) {
         r = pidfd_signal(j->pidfd, 0);
         if (r < 0)
                 return r;
-        if (j->st.has_cgroup) {
-                _cleanup_close_ int cg = job_open_cgroup(e, j);
-                if (cg >= 0)
-                        return signal_cgroup(e, cg, sig);
-                if (e->cgroup_fd >= 0)
-                        return -errno; /* the job's cgroup should be there */
-        }
-        return signal_group(j, sig);
+        /* No cgroup, or one this engine has no root for (the job was
+         * started by a daemon configured with cgroups): its group. */
+        if (!j->st.has_cgroup || e->cgroup_fd < 0)
+                return signal_group(j, sig);
+        _cleanup_close_ int cg = job_open_cgroup(e, j);
+        r = cg >= 0 ? signal_cgroup(e, cg, sig) : -errno;
+        /* Its cgroup went away under us: it is ending. */
+        return r == -ENOENT ? -ESRCH : r;
 }
 
 void job_thaw_adopted(Engine *e, Job *j) {
