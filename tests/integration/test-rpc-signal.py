@@ -10,10 +10,15 @@
   INVALID_ARGUMENT naming it; an ended job FAILED_PRECONDITION;
 - jwctl kill -s USR1 reaches the job and prints nothing; jwctl kill (TERM)
   ends it killed by signal 15, not as a stop; unknown names are refused by
-  jwctl itself (exit 2)."""
+  jwctl itself (exit 2);
+- all of the above without cgroups (--cgroup off: the process group), and
+  all=true again with a cgroup per job where one can be made here (its
+  cgroup.events says frozen 0 afterwards)."""
 
 import os
 import sys
+import time
+import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rpcharness as h  # noqa: E402
@@ -26,6 +31,43 @@ FAMILY = ["sh", "-c",
           "trap 'echo main-usr1' USR1; "
           "sh -c 'trap \"echo child-usr1\" USR1; echo ready; while :; do sleep 0.05; done' & "
           "while :; do sleep 0.05; done"]
+
+
+def fresh_cgroup():
+    """A new cgroup v2 directory for a daemon's jobs, or (None, why)."""
+    with open("/proc/self/mountinfo") as f:
+        mnt = next((ln.split()[4] for ln in f if ln.split()[ln.split().index("-") + 1] == "cgroup2"), None)
+    if not mnt:
+        return None, "no cgroup2 file system is mounted"
+    path = os.path.join(mnt, "jw-test-signal-%s" % uuid.uuid4().hex[:12])
+    try:
+        os.mkdir(path)
+    except OSError as e:
+        return None, "cannot create %s: %s" % (path, e)
+    return path, None
+
+
+def remove_cgroup(path):
+    """Kills and removes what a failed test left in path, then path (bounded)."""
+    for _ in range(50):
+        try:
+            for sub in os.listdir(path):
+                p = os.path.join(path, sub)
+                if os.path.isdir(p):
+                    for name, value in (("cgroup.freeze", "0"), ("cgroup.kill", "1")):
+                        try:
+                            with open(os.path.join(p, name), "w") as f:
+                                f.write(value)
+                        except OSError:
+                            pass
+                    try:
+                        os.rmdir(p)
+                    except OSError:
+                        pass
+            os.rmdir(path)
+            return
+        except OSError:
+            time.sleep(0.1)
 
 
 def output_has(stub, jid, text, timeout=20.0):
@@ -128,16 +170,46 @@ def main():
     pb, _ = h.stubs()
     C = grpc.StatusCode
     ENDED = [pb.JOB_STATE_EXITED, pb.JOB_STATE_KILLED, pb.JOB_STATE_ENDED, pb.JOB_STATE_LOST]
-    d = h.Daemon()
     failures = []
-    for t in (test_main_process, test_all_reaches_child, test_authorization, test_jwctl_kill):
-        try:
-            t(d, pb, C)
-            print("ok   %s" % t.__name__)
-        except Exception as e:  # noqa: BLE001 - one failure does not hide the others
-            print("FAIL %s: %s" % (t.__name__, str(e).splitlines()[0] if str(e) else repr(e)))
-            failures.append(t.__name__)
+
+    def run(d, tests, label):
+        for t in tests:
+            try:
+                t(d, pb, C)
+                print("ok   %s%s" % (t.__name__, label))
+            except Exception as e:  # noqa: BLE001 - one failure does not hide the others
+                print("FAIL %s%s: %s" % (t.__name__, label, str(e).splitlines()[0] if str(e) else repr(e)))
+                failures.append(t.__name__ + label)
+
+    d = h.Daemon(args=["--cgroup", "off"])
+    run(d, (test_main_process, test_all_reaches_child, test_authorization, test_jwctl_kill), " (no cgroups)")
     d.stop()
+
+    path, why = fresh_cgroup()
+    if not path:
+        print("skip the cases with a cgroup per job: %s" % why)
+    else:
+        try:
+            d = h.Daemon(args=["--cgroup", path])
+
+            def test_all_with_cgroup(d, pb, C):
+                alice = d.stub("alice")
+                jid = alice.Start(pb.StartRequest(argv=["sleep", "60"]), timeout=10).job_id
+                if not alice.Status(pb.StatusRequest(job_id=jid), timeout=10).status.has_cgroup:
+                    h.fail("the daemon with --cgroup %s gave the job no cgroup" % path)
+                alice.Stop(pb.StopRequest(job_id=jid, use_grace=True, grace_ms=0), timeout=10)
+                test_all_reaches_child(d, pb, C)
+                jid = start_family(alice, pb)
+                alice.Signal(pb.SignalRequest(job_id=jid, signal=10, all=True), timeout=10)
+                output_has(alice, jid, b"child-usr1")
+                events = h.read(os.path.join(path, "job-" + jid, "cgroup.events")).decode()
+                if "frozen 0" not in events:
+                    h.fail("the job's cgroup after Signal(all): %r" % events)
+                alice.Stop(pb.StopRequest(job_id=jid, use_grace=True, grace_ms=0), timeout=10)
+            run(d, (test_all_with_cgroup, test_jwctl_kill), " (a cgroup per job)")
+            d.stop()
+        finally:
+            remove_cgroup(path)
     if failures:
         h.fail("; ".join(failures))
 
