@@ -37,7 +37,7 @@ _jwctl()
         cword=$COMP_CWORD
     fi
 
-    local commands="start run status list logs stop wait help"
+    local commands="start run status list logs stop wait kill help"
     local global_opts="--server --cert --key --ca --timeout --reconnect-timeout --keepalive --help --version"
     local cmd="" i w dashdash=0 cmd_at=0
 
@@ -45,8 +45,10 @@ _jwctl()
         w=${words[i]}
         case $w in
             --server|--cert|--key|--ca|--timeout|--reconnect-timeout|--keepalive|--env|--cwd|--offset|--grace|\
-            --cpu|--memory|--pids|--io-read-bps|--io-write-bps|--isolate|--max-runtime)
+            --cpu|--memory|--pids|--io-read-bps|--io-write-bps|--isolate|--max-runtime|--signal)
                 ((i++)); continue ;;
+            -s)
+                [[ $cmd == kill ]] && ((i++)); continue ;;
         esac
         if [[ -z $cmd && $w != -* ]]; then
             cmd=$w; cmd_at=$i; continue
@@ -80,6 +82,13 @@ _jwctl()
             COMPREPLY=($(compgen -P "$done_part" -W "$left" -- "${cur##*,}")); return ;;
         --server|--timeout|--reconnect-timeout|--keepalive|--env|--offset|--grace|--cpu|--memory|--pids)
             return ;;
+        -s|--signal)
+            if [[ $cmd == kill || $prev == --signal ]]; then
+                # the usual names; numbers and RTMIN+n are taken too
+                COMPREPLY=($(compgen -W "HUP INT QUIT ABRT KILL USR1 USR2 PIPE ALRM TERM CHLD CONT STOP TSTP TTIN TTOU WINCH RTMIN RTMAX" \
+                                     -- "${cur^^}"))
+                return
+            fi ;;
     esac
 
     if [[ -z $cmd ]]; then
@@ -109,6 +118,7 @@ _jwctl()
         logs)      opts="-f --follow --stdout --stderr --offset" ;;
         stop)      opts="--grace" ;;
         wait)      opts="" ;;
+        kill)      opts="-s --signal --all" ;;
         help)      COMPREPLY=($(compgen -W "${commands% help}" -- "$cur")); return ;;
         *)         return ;;
     esac
@@ -118,7 +128,7 @@ _jwctl()
         return
     fi
     case $cmd in
-        status|logs|stop|wait)
+        status|logs|stop|wait|kill)
             COMPREPLY=($(compgen -W "$(_jwctl_job_ids)" -- "$cur")) ;;
     esac
 } &&

@@ -5,7 +5,7 @@
  *
  * The one idea: each table row names the function that applies it, one per
  * group of options (global, job limits and environment, what status/logs/
- * stop show or do), so adding an option is a row plus a case, and every
+ * stop/kill show or do), so adding an option is a row plus a case, and every
  * message names the option as the user wrote it. Quantities use the one
  * grammar of shared/parse-util.h, the one the server's policy and
  * jobworkerd.conf use.
@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "cli/args-internal.h"
+#include "cli/signame.h"
 #include "cli/usage.h"
 #include "policy/quantity.h" /* LIMITS_* bounds and the CPU syntax, shared with the policy file */
 #include "shared/macro.h"
@@ -50,6 +51,8 @@ typedef enum OptId {
         OPT_IO_WRITE,
         OPT_ISOLATE,
         OPT_MAX_RUNTIME,
+        OPT_SIGNAL,
+        OPT_ALL,
 } OptId;
 
 static int apply_global(Parser *p, const OptDef *o, const char *shown, const char *value);
@@ -85,6 +88,8 @@ static const OptDef options[] = {
         { "io-write-bps", 0, true, OPT_IO_WRITE, START_RUN, apply_job },
         { "isolate", 0, true, OPT_ISOLATE, START_RUN, apply_job },
         { "max-runtime", 0, true, OPT_MAX_RUNTIME, START_RUN, apply_job },
+        { "signal", 's', true, OPT_SIGNAL, CMD_BIT(CLI_COMMAND_KILL), apply_view },
+        { "all", 0, false, OPT_ALL, CMD_BIT(CLI_COMMAND_KILL), apply_view },
 };
 
 static bool option_applies(const Parser *p, const OptDef *o) {
@@ -115,6 +120,7 @@ const char *args_see_help(const Parser *p) {
         case CLI_COMMAND_LOGS: return " (see 'jwctl logs --help')";
         case CLI_COMMAND_STOP: return " (see 'jwctl stop --help')";
         case CLI_COMMAND_WAIT: return " (see 'jwctl wait --help')";
+        case CLI_COMMAND_KILL: return " (see 'jwctl kill --help')";
         default: return " (see 'jwctl --help')";
         }
 }
@@ -310,7 +316,7 @@ static int apply_job(Parser *p, const OptDef *o, const char *shown, const char *
         return -EINVAL;
 }
 
-/* What status, list, logs and stop show or do. */
+/* What status, list, logs, stop and kill show or do. */
 static int apply_view(Parser *p, const OptDef *o, const char *shown, const char *value) {
         CliArgs *a = p->a;
         uint64_t u;
@@ -349,6 +355,14 @@ static int apply_view(Parser *p, const OptDef *o, const char *shown, const char 
                                     "duration, like 5, 0.5 or 1min", value, shown);
                 a->grace_set = true;
                 a->grace_ms = (u + 999) / 1000; /* rounded up: never to "no grace" */
+                return 0;
+        case OPT_SIGNAL:
+                if (cli_signal_parse(value, &a->signal) < 0)
+                        return replace_message(&p->error, -EINVAL, "unknown signal '%s' for '%s': expected a name like TERM, "
+                                    "SIGUSR1, hup or RTMIN+2, or a number from 1 to %d", value, shown, CLI_SIGNAL_MAX);
+                return 0;
+        case OPT_ALL:
+                a->signal_all = true;
                 return 0;
         }
         assert(!"unhandled view option");

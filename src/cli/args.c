@@ -92,12 +92,20 @@ static int parse_short(Parser *p) {
                                 return replace_message(&p->error, -EINVAL, "unknown option '-%c'%s", *c, args_see_help(p));
                         return replace_message(&p->error, -EINVAL, "unknown option '-%c' for '%s'%s", *c, args_command_label(p), args_see_help(p));
                 }
-                /* No short option takes a value today. */
-                assert(!o->has_arg);
-
                 char shown[3] = { '-', *c, 0 };
-                int r = o->apply(p, o, shown, NULL);
-                if (r != 0)
+                const char *value = NULL;
+
+                /* A value is the rest of the word (-sUSR1) or the next one. */
+                if (o->has_arg) {
+                        if (c[1])
+                                value = c + 1;
+                        else if (p->i + 1 < p->argc)
+                                value = p->argv[++p->i];
+                        else
+                                return replace_message(&p->error, -EINVAL, "option '-%c' needs a value%s", *c, args_see_help(p));
+                }
+                int r = o->apply(p, o, shown, value);
+                if (r != 0 || value)
                         return r;
         }
         return 0;
@@ -215,6 +223,7 @@ static int validate(Parser *p) {
         case CLI_COMMAND_LOGS:
         case CLI_COMMAND_STOP:
         case CLI_COMMAND_WAIT:
+        case CLI_COMMAND_KILL:
                 if (!a->job)
                         return replace_message(&p->error, -EINVAL, "missing JOB: 'jwctl %s' needs a job id%s", args_command_label(p), args_see_help(p));
                 return 0;

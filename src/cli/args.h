@@ -21,6 +21,7 @@ typedef enum CliCommand {
         CLI_COMMAND_LOGS,
         CLI_COMMAND_STOP,
         CLI_COMMAND_WAIT,
+        CLI_COMMAND_KILL,
         _CLI_COMMAND_MAX,
 } CliCommand;
 
@@ -103,7 +104,11 @@ typedef struct CliArgs {
         bool grace_set;
         uint64_t grace_ms;
 
-        /* status, logs, stop, wait */
+        /* kill */
+        int signal;                /* -s/--signal, 1..64; 0: not given (TERM) */
+        bool signal_all;           /* --all: every process of the job */
+
+        /* status, logs, stop, wait, kill */
         const char *job;
 } CliArgs;
 

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,6 +274,27 @@ static int cmd_stop(Cli *cli) {
         return CLI_EXIT_OK;
 }
 
+/* Prints nothing on success, as kill(1). */
+static int cmd_kill(Cli *cli) {
+        Jobworker__V1__SignalRequest req = JOBWORKER__V1__SIGNAL_REQUEST__INIT;
+        _cleanup_free_ char *id = NULL;
+        ProtobufCMessage *resp = NULL;
+        CliCallStatus st = {};
+        int r;
+
+        r = resolve_job(cli, cli->args->job, &id);
+        if (r != 0)
+                return r;
+        req.job_id = id;
+        req.signal = cli->args->signal ?: SIGTERM;
+        req.all = cli->args->signal_all;
+        r = cli_client_unary(cli->client, CLI_METHOD("Signal"), &req.base, &jobworker__v1__signal_response__descriptor, &resp, &st);
+        if (r < 0)
+                return cli_unary_failed(cli, r, &st, "signal", id);
+        protobuf_c_message_free_unpacked(resp, NULL);
+        return CLI_EXIT_OK;
+}
+
 static int cmd_wait(Cli *cli) {
         _cleanup_free_ char *id = NULL;
         Jobworker__V1__StatusResponse *sr = NULL;
@@ -327,7 +349,7 @@ int cli_execute(const CliArgs *args, const CliSettings *settings, char **ret_mes
         static int (*const commands[])(Cli *) = {
                 [CLI_COMMAND_START] = cmd_start, [CLI_COMMAND_RUN] = cmd_run,   [CLI_COMMAND_STATUS] = cmd_status,
                 [CLI_COMMAND_LIST] = cmd_list,   [CLI_COMMAND_LOGS] = cmd_logs, [CLI_COMMAND_STOP] = cmd_stop,
-                [CLI_COMMAND_WAIT] = cmd_wait,
+                [CLI_COMMAND_WAIT] = cmd_wait,   [CLI_COMMAND_KILL] = cmd_kill,
         };
         if ((size_t) args->command < ELEMENTSOF(commands) && commands[args->command])
                 exit_code = commands[args->command](&cli);

@@ -43,6 +43,7 @@ static const char *const command_names[_CLI_COMMAND_MAX] = {
         [CLI_COMMAND_LOGS] = "logs",
         [CLI_COMMAND_STOP] = "stop",
         [CLI_COMMAND_WAIT] = "wait",
+        [CLI_COMMAND_KILL] = "kill",
 };
 
 const char *cli_command_to_string(CliCommand c) {
@@ -79,6 +80,8 @@ static const char usage_global[] =
         "  stop [--grace DURATION] JOB\n"
         "                        stop a running job\n"
         "  wait JOB              wait for a job to end, exit with its code\n"
+        "  kill [-s SIGNAL] [--all] JOB\n"
+        "                        send a signal (default TERM) to a running job\n"
         "\n"
         "Options (before or after the command):\n"
         "  --server HOST:PORT    the server (env JWCTL_SERVER, config 'server')\n"
@@ -166,6 +169,20 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "killed by signal N). Ctrl-C stops waiting (the job keeps running).\n"
                 "\n"
                 "  -h, --help   show this help\n",
+        [CLI_COMMAND_KILL] =
+                "Usage: jwctl [OPTIONS] kill [-s SIGNAL] [--all] JOB\n"
+                "\n"
+                "Send a signal to a running job's main process and print nothing, as\n"
+                "kill(1) does. Unlike stop, nothing follows: the job ends, or not, as its\n"
+                "processes make of the signal.\n"
+                "\n"
+                "  -s, --signal SIGNAL  a name in any case, with or without SIG (TERM,\n"
+                "                       SIGUSR1, hup, RTMIN+2) or a number from 1 to 64\n"
+                "                       (default TERM)\n"
+                "  --all                every process of the job (its cgroup frozen while\n"
+                "                       they are signalled, so none escapes by forking;\n"
+                "                       without a cgroup its process group)\n"
+                "  -h, --help           show this help\n",
 };
 
 const char *cli_usage(CliCommand c) {

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include "core/cgroup.h"
 #include "shared/fs-util.h"
 #include "shared/macro.h"
+#include "shared/time-util.h"
 
 static int write_file_at(int dirfd, const char *name, const char *value) {
         _cleanup_close_ int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -326,4 +328,77 @@ int cgroup_events_populated(int events_fd) {
         if (keyed_value(buf, "populated", &v) < 0)
                 return -EBADMSG;
         return v != 0;
+}
+
+/* Freezing, for signalling every process of a job (job-signal.c) ------------- */
+
+int cgroup_set_frozen(int cgfd, bool frozen) {
+        return write_file_at(cgfd, "cgroup.freeze", frozen ? "1" : "0");
+}
+
+static int events_frozen(int events_fd) {
+        char buf[256];
+        uint64_t v;
+        ssize_t k = pread(events_fd, buf, sizeof(buf) - 1, 0);
+
+        if (k < 0)
+                return -errno;
+        buf[k] = 0;
+        if (keyed_value(buf, "frozen", &v) < 0)
+                return -EOPNOTSUPP; /* no freezer (before 5.2) */
+        return v != 0;
+}
+
+int cgroup_frozen(int cgfd) {
+        _cleanup_close_ int fd = openat(cgfd, "cgroup.events", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+        if (fd < 0)
+                return -errno;
+        return events_frozen(fd);
+}
+
+int cgroup_wait_frozen(int cgfd, unsigned timeout_ms) {
+        _cleanup_close_ int fd = openat(cgfd, "cgroup.events", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        uint64_t until;
+
+        if (fd < 0)
+                return -errno;
+        until = now_usec(CLOCK_MONOTONIC) + (uint64_t) timeout_ms * 1000;
+        for (;;) {
+                /* Read before polling: a change before the first poll is
+                 * not lost, and the read re-arms POLLPRI. */
+                int r = events_frozen(fd);
+                uint64_t now = now_usec(CLOCK_MONOTONIC);
+                struct pollfd p = { .fd = fd, .events = POLLPRI };
+
+                if (r != 0)
+                        return r < 0 ? r : 0;
+                if (now >= until)
+                        return -ETIMEDOUT;
+                if (poll(&p, 1, (int) ((until - now + 999) / 1000)) < 0 && errno != EINTR)
+                        return -errno;
+        }
+}
+
+int cgroup_signal_procs(int cgfd, int sig, unsigned *ret_n) {
+        _cleanup_close_ int fd = openat(cgfd, "cgroup.procs", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        _cleanup_fclose_ FILE *f = NULL;
+        unsigned n = 0;
+        int pid;
+
+        if (fd < 0)
+                return -errno;
+        f = fdopen(fd, "re");
+        if (!f)
+                return -errno;
+        (void) TAKE_FD(fd);
+        /* One pid per line; the list may be longer than any fixed buffer. */
+        while (fscanf(f, "%d", &pid) == 1)
+                if (pid > 0 && kill(pid, sig) >= 0)
+                        n++;
+        if (ferror(f))
+                return -EIO;
+        if (ret_n)
+                *ret_n = n;
+        return 0;
 }

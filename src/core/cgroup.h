@@ -64,6 +64,22 @@ void cgroup_read_stats(int cgfd, JobStatus *st);
  * start-up paths, never for the engine's loop. 0, or -ETIMEDOUT. */
 int cgroup_wait_empty(int cgfd, unsigned timeout_ms);
 
+/* The freezer (cgroup.freeze, Linux 5.2+), for signalling every process
+ * of a job without racing with its forks: frozen processes neither fork
+ * nor exit, so the pids of cgroup.procs stay theirs until the thaw.
+ * cgroup_set_frozen() asks; the cgroup is frozen once cgroup.events says
+ * "frozen 1", which cgroup_wait_frozen() waits for (sleeping in poll(),
+ * at most timeout_ms: 0, -ETIMEDOUT, or -EOPNOTSUPP without a freezer).
+ * cgroup_frozen(): 1 frozen, 0 not. */
+int cgroup_set_frozen(int cgfd, bool frozen);
+int cgroup_wait_frozen(int cgfd, unsigned timeout_ms);
+int cgroup_frozen(int cgfd);
+
+/* Sends sig with kill() to every process listed in cgroup.procs; *ret_n
+ * (may be NULL): how many took it. Only on a frozen cgroup are those pids
+ * sure to be the members' (see above). */
+int cgroup_signal_procs(int cgfd, int sig, unsigned *ret_n);
+
 /* Kills and removes leftover job cgroups (names starting with "job-") in
  * rootfd, e.g. after a crash, except those keep() (may be NULL) says are
  * still a job's. *ret_n: how many were removed. */

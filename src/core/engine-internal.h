@@ -158,6 +158,7 @@ typedef struct EngineFaults {
                                  * nothing, as a kernel refusing them does */
         unsigned sqe_failed;    /* count of injected get_sqe failures */
         bool no_exit_info;      /* the kernel has no PIDFD_INFO_EXIT (as 6.1) */
+        int signal_procs_fail;  /* errno: signalling a frozen job's members fails (job-signal.c) */
 } EngineFaults;
 
 struct Engine {
@@ -315,6 +316,12 @@ int job_arm_runtime_timer(Engine *e, Job *j);
 void job_on_runtime_timer(Engine *e, Job *j, int res);
 /* The job ended: a queued timeout of its limit is cancelled. */
 void job_runtime_done(Engine *e, Job *j);
+
+/* job-signal.c: signals on request ------------------------------------------- */
+
+/* A job taken over from a previous daemon: its cgroup is thawed, in case
+ * that daemon died between freezing it for a signal and thawing it. */
+void job_thaw_adopted(Engine *e, Job *j);
 
 /* capture.c: pipes into the output log --------------------------------------- */
 

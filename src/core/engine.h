@@ -331,6 +331,16 @@ int engine_start_job_wait(Engine *e, const JobSpec *spec, JobId *ret_id, JobStar
  * (a LOST job whose process_alive is set counts as running here). */
 int engine_stop_job(Engine *e, const JobId *id, uint64_t grace_usec);
 
+/* Sends signal sig (1..JOB_SIGNAL_MAX) to the job's main process, through
+ * its pidfd, or with all to every process of the job: with a cgroup, the
+ * cgroup frozen, each member signalled, the cgroup thawed (SIGKILL: its
+ * cgroup.kill); without one, the job's process group. Not a stop: the
+ * job's status is not marked stop_requested. -ENOENT unknown, -ESRCH not
+ * running (as for engine_stop_job()), -EINVAL sig out of range. Signal 0
+ * (a check) is refused: engine_get_status() says whether a job runs. */
+#define JOB_SIGNAL_MAX 64
+int engine_signal_job(Engine *e, const JobId *id, int sig, bool all);
+
 /* Stops every running job (as engine_stop_job with the given grace).
  * Returns the number of jobs that were asked to stop. */
 unsigned engine_stop_all(Engine *e, uint64_t grace_usec);

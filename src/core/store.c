@@ -118,6 +118,7 @@ static void load_adopt_alive(Engine *e, Job *j) {
         }
         j->pidfd = fd;
         j->st.process_alive = true;
+        job_thaw_adopted(e, j);
         if (engine_arm_poll(e, fd, POLLIN, OP_PIDFD, j) >= 0)
                 j->pidfd_armed = true;
         else
@@ -159,6 +160,7 @@ static bool load_adopt_kept(Engine *e, Job *j, KeptJob *kj) {
 static void load_watch_adopted(Engine *e, Job *j, bool changed) {
         e->n_running++;
         owner_usage_set_running(j, true);
+        job_thaw_adopted(e, j);
         if (job_arm_all(e, j) < 0)
                 engine_rearm_later(e, j, REARM_PIDFD);
         if (job_stopping(j) && j->st.stop_deadline && job_arm_stop_timer(e, j) < 0)

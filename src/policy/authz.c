@@ -4,7 +4,7 @@
  *
  * The one idea: visibility is the status/output permission. Without it a
  * job is hidden (NOT_FOUND) whatever the action; with it but without
- * start/stop, Stop is denied (PERMISSION_DENIED).
+ * start/stop, Stop and Signal are denied (PERMISSION_DENIED).
  */
 
 #include <stddef.h>
@@ -23,6 +23,8 @@ const char *authz_action_to_string(AuthzAction a) {
                 return "output";
         case AUTHZ_ACTION_LIST:
                 return "list";
+        case AUTHZ_ACTION_SIGNAL:
+                return "signal";
         }
         return "unknown";
 }
@@ -52,6 +54,7 @@ AuthzDecision authz_decide(const Policy *p, const char *identity, AuthzAction ac
                 return authz_can_see(p, identity, job_owner) ? AUTHZ_ALLOW : AUTHZ_HIDE;
 
         case AUTHZ_ACTION_STOP:
+        case AUTHZ_ACTION_SIGNAL: /* a signal can end a job: the same right as a stop */
                 if (!authz_can_see(p, identity, job_owner))
                         return AUTHZ_HIDE;
                 perms = policy_permissions(p, identity, job_owner);

@@ -21,6 +21,7 @@ typedef enum AuthzAction {
         AUTHZ_ACTION_STATUS,
         AUTHZ_ACTION_OUTPUT,
         AUTHZ_ACTION_LIST,
+        AUTHZ_ACTION_SIGNAL, /* decided as STOP: task-manager of the job */
 } AuthzAction;
 
 typedef enum AuthzDecision {

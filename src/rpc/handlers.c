@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The unary handlers of the gRPC server: Start, Stop, Status, List.
+ * The unary handlers of the gRPC server: Start, Stop, Status, List, Signal.
  *
  * The one idea: every handler runs on the engine thread with a call whose
  * identity was resolved when it arrived; it authorizes first (a job the
@@ -46,13 +46,19 @@ void handlers_finish_error(RpcCall *c, int r, const char *what) {
         call_finish(c, m.code, m.message, NULL);
 }
 
-static void status_response(RpcCall *c, const JobStatus *st, bool stop) {
+/* The answer of Stop, Status and Signal: a message holding only the job's
+ * status (its type after c's method). */
+static void status_response(RpcCall *c, const JobStatus *st) {
         ResponseStatusStrings strings;
         Jobworker__V1__JobStatus js;
 
         response_job_status(st, &js, &strings);
-        if (stop) {
+        if (c->method == REQUEST_STOP) {
                 Jobworker__V1__StopResponse resp = JOBWORKER__V1__STOP_RESPONSE__INIT;
+                resp.status = &js;
+                call_finish(c, GRPC_STATUS_OK, NULL, &resp.base);
+        } else if (c->method == REQUEST_SIGNAL) {
+                Jobworker__V1__SignalResponse resp = JOBWORKER__V1__SIGNAL_RESPONSE__INIT;
                 resp.status = &js;
                 call_finish(c, GRPC_STATUS_OK, NULL, &resp.base);
         } else {
@@ -247,7 +253,35 @@ static void handle_stop(Engine *e, RpcCall *c) {
                 handlers_finish_error(c, r, "cannot look up job");
                 return;
         }
-        status_response(c, &st, true);
+        status_response(c, &st);
+}
+
+static void handle_signal(Engine *e, RpcCall *c) {
+        const Request *req = c->request;
+        JobStatus st;
+        int r;
+
+        if (!handlers_authorize_job(e, c, AUTHZ_ACTION_SIGNAL, &st))
+                return;
+        r = engine_signal_job(e, &req->job_id, req->signal, req->signal_all);
+        if (r == -ESRCH) {
+                call_finishf(c, GRPC_STATUS_FAILED_PRECONDITION, "job %s has ended (%s)", req->job_id_string,
+                             job_state_to_string(st.state));
+                return;
+        }
+        if (r < 0) {
+                char what[96];
+
+                snprintf(what, sizeof(what), "cannot send signal %d to job %s", req->signal, req->job_id_string);
+                handlers_finish_error(c, r, what);
+                return;
+        }
+        r = engine_get_status(e, &req->job_id, &st);
+        if (r < 0) {
+                handlers_finish_error(c, r, "cannot look up job");
+                return;
+        }
+        status_response(c, &st);
 }
 
 static void handle_status(Engine *e, RpcCall *c) {
@@ -255,7 +289,7 @@ static void handle_status(Engine *e, RpcCall *c) {
 
         if (!handlers_authorize_job(e, c, AUTHZ_ACTION_STATUS, &st))
                 return;
-        status_response(c, &st, false);
+        status_response(c, &st);
 }
 
 static void handle_list(Engine *e, RpcCall *c) {
@@ -316,6 +350,9 @@ void handlers_dispatch(Engine *e, RpcCall *c) {
                 break;
         case REQUEST_OUTPUT:
                 output_stream_handle(e, c);
+                break;
+        case REQUEST_SIGNAL:
+                handle_signal(e, c);
                 break;
         }
 }

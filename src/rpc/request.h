@@ -9,7 +9,8 @@
  *
  * Rejections are -EINVAL (malformed protobuf, empty argv, NUL byte in a
  * string, bad env entry, relative cwd, malformed job id, bad stream, grace
- * out of range, resource limits out of range, unknown isolation) or -E2BIG
+ * out of range, resource limits out of range, unknown isolation, signal
+ * number outside 1..64) or -E2BIG
  * (over the limits in core/engine.h and rpc/limits.h), each with a one-line
  * message for the INVALID_ARGUMENT status. Policy bounds and io devices are
  * not looked at here (that needs the caller and the file system): see
@@ -31,6 +32,7 @@ typedef enum RequestMethod {
         REQUEST_STATUS,
         REQUEST_LIST,
         REQUEST_OUTPUT,
+        REQUEST_SIGNAL,
         _REQUEST_METHOD_MAX,
 } RequestMethod;
 
@@ -48,12 +50,16 @@ typedef struct Request {
         unsigned isolate;       /* JOB_ISOLATE_* mask */
         uint64_t max_runtime_usec; /* 0: not asked for (the policy's default) */
 
-        /* STOP, STATUS, OUTPUT */
+        /* STOP, STATUS, OUTPUT, SIGNAL */
         JobId job_id;
         char job_id_string[JOB_ID_STRING_MAX]; /* normalized, lower case */
 
         /* STOP */
         uint64_t grace_usec;    /* UINT64_MAX: the engine's default */
+
+        /* SIGNAL */
+        int signal;             /* 1..JOB_SIGNAL_MAX */
+        bool signal_all;        /* every process of the job */
 
         /* LIST */
         bool running_only;

@@ -43,8 +43,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         if (r->cwd && r->cwd[0] != '/')
                                 abort();
                 }
-                if ((m == REQUEST_STOP || m == REQUEST_STATUS || m == REQUEST_OUTPUT) &&
+                if ((m == REQUEST_STOP || m == REQUEST_STATUS || m == REQUEST_OUTPUT || m == REQUEST_SIGNAL) &&
                     strlen(r->job_id_string) != 36)
+                        abort();
+                if (m == REQUEST_SIGNAL && (r->signal < 1 || r->signal > JOB_SIGNAL_MAX))
                         abort();
                 if (m == REQUEST_OUTPUT && (r->streams == 0 || (r->streams & ~JOB_STREAMS_ALL)))
                         abort();

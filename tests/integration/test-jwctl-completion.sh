@@ -25,7 +25,12 @@ check() { # check 'expected' WORDS...
 }
 check "list logs" jwctl l
 check "start status stop" jwctl st
-check "help list logs run start status stop wait" jwctl --server x:1 ''
+check "help kill list logs run start status stop wait" jwctl --server x:1 ''
+check "kill" jwctl k
+check "--all" jwctl kill --a
+check "USR1 USR2" jwctl kill -s US
+check "USR1 USR2" jwctl kill --signal us
+check "" jwctl kill -s USR1 ''
 check "--server --stderr --stdout" jwctl logs --s
 check "--ca --cert --help --json --keepalive --key --reconnect-timeout --running --server --timeout --version" jwctl list --
 check "--grace" jwctl stop --g

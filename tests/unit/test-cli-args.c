@@ -402,6 +402,44 @@ static void test_list_logs_stop(void **state) {
         EXPECT_ERROR("expected a number of seconds", "stop", "--grace", "99999999999999999999", JOB);
 }
 
+static void test_kill(void **state) {
+        CliArgs a;
+        char *e;
+
+        /* Default: TERM, the main process only (cmd_kill sends 15 for 0). */
+        assert_int_equal(PARSE(&a, &e, "kill", JOB), 0);
+        assert_int_equal(a.command, CLI_COMMAND_KILL);
+        assert_int_equal(a.signal, 0);
+        assert_false(a.signal_all);
+        assert_string_equal(a.job, JOB);
+        cli_args_done(&a);
+
+        assert_int_equal(PARSE(&a, &e, "kill", "-s", "USR1", "--all", JOB), 0);
+        assert_int_equal(a.signal, 10);
+        assert_true(a.signal_all);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "kill", "-sHUP", JOB), 0);
+        assert_int_equal(a.signal, 1);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "kill", "--signal=sigint", JOB), 0);
+        assert_int_equal(a.signal, 2);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "kill", JOB, "--signal", "9"), 0);
+        assert_int_equal(a.signal, 9);
+        cli_args_done(&a);
+
+        EXPECT_ERROR("unknown signal 'FOO' for '-s'", "kill", "-s", "FOO", JOB);
+        EXPECT_ERROR("unknown signal '65' for '--signal'", "kill", "--signal", "65", JOB);
+        EXPECT_ERROR("unknown signal '0' for '-s'", "kill", "-s", "0", JOB);
+        EXPECT_ERROR("option '-s' needs a value", "kill", JOB, "-s");
+        EXPECT_ERROR("missing JOB", "kill", "-s", "TERM");
+        EXPECT_ERROR("unknown option '--all' for 'stop'", "stop", "--all", JOB);
+        EXPECT_ERROR("unknown option '-s' for 'stop'", "stop", "-s", "TERM", JOB);
+        EXPECT_ERROR("takes one JOB", "kill", JOB, JOB);
+        assert_non_null(strstr(cli_usage(CLI_COMMAND_KILL), "kill [-s SIGNAL] [--all] JOB"));
+        assert_non_null(strstr(cli_usage(CLI_COMMAND_NONE), "kill [-s SIGNAL] [--all] JOB"));
+}
+
 static void test_global_options(void **state) {
         CliArgs a;
         char *e;
@@ -514,6 +552,7 @@ int main(void) {
                 cmocka_unit_test(test_limits),
                 cmocka_unit_test(test_job_argument),
                 cmocka_unit_test(test_list_logs_stop),
+                cmocka_unit_test(test_kill),
                 cmocka_unit_test(test_global_options),
                 cmocka_unit_test(test_numbers),
                 cmocka_unit_test(test_commands_table),

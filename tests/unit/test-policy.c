@@ -122,6 +122,28 @@ static void test_authz_matrix(void **state) {
         policy_free(p);
 }
 
+/* Signal is decided exactly as Stop: the task-manager role over the job;
+ * a job the caller may not see is hidden; an analyst is denied. */
+static void test_authz_signal(void **state) {
+        Policy *p = parse_ok(example);
+        const char *users[] = { "alice", "bob", "charlie", "mallory", NULL };
+        const char *owners[] = { "alice", "bob", "charlie", NULL };
+
+        assert_string_equal(authz_action_to_string(AUTHZ_ACTION_SIGNAL), "signal");
+        for (size_t u = 0; u < ELEMENTSOF(users); u++)
+                for (size_t o = 0; o < ELEMENTSOF(owners); o++)
+                        assert_int_equal(authz_decide(p, users[u], AUTHZ_ACTION_SIGNAL, owners[o]),
+                                         authz_decide(p, users[u], AUTHZ_ACTION_STOP, owners[o]));
+        assert_int_equal(authz_decide(p, "alice", AUTHZ_ACTION_SIGNAL, "alice"), AUTHZ_ALLOW);
+        assert_int_equal(authz_decide(p, "alice", AUTHZ_ACTION_SIGNAL, "charlie"), AUTHZ_HIDE);
+        assert_int_equal(authz_decide(p, "bob", AUTHZ_ACTION_SIGNAL, "alice"), AUTHZ_DENY);
+        assert_int_equal(authz_decide(p, "bob", AUTHZ_ACTION_SIGNAL, "bob"), AUTHZ_DENY);
+        assert_int_equal(authz_decide(p, "charlie", AUTHZ_ACTION_SIGNAL, "alice"), AUTHZ_ALLOW);
+        assert_int_equal(authz_decide(p, "mallory", AUTHZ_ACTION_SIGNAL, "mallory"), AUTHZ_DENY);
+        assert_int_equal(authz_decide(p, "alice", AUTHZ_ACTION_SIGNAL, NULL), AUTHZ_HIDE);
+        policy_free(p);
+}
+
 static void test_multiple_lines(void **state) {
         Policy *p = parse_ok("dave self task-manager daemon\n"
                              "dave all analyst\n"
@@ -453,6 +475,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_example),
                 cmocka_unit_test(test_authz_matrix),
+                cmocka_unit_test(test_authz_signal),
                 cmocka_unit_test(test_multiple_lines),
                 cmocka_unit_test(test_empty_and_edge),
                 cmocka_unit_test(test_errors),

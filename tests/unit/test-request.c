@@ -478,6 +478,37 @@ static void test_output(void **state) {
         decode_fails(REQUEST_OUTPUT, &o.base, -EINVAL, "unknown stream 7");
 }
 
+static void test_signal(void **state) {
+        Jobworker__V1__SignalRequest m = JOBWORKER__V1__SIGNAL_REQUEST__INIT;
+        Request *r;
+
+        m.job_id = ID;
+        m.signal = 10;
+        r = decode_ok(REQUEST_SIGNAL, &m.base);
+        assert_int_equal(r->signal, 10);
+        assert_false(r->signal_all);
+        assert_string_equal(r->job_id_string, ID);
+        request_free(r);
+
+        m.signal = 64;
+        m.all = true;
+        r = decode_ok(REQUEST_SIGNAL, &m.base);
+        assert_int_equal(r->signal, 64);
+        assert_true(r->signal_all);
+        request_free(r);
+
+        m.signal = 0;
+        decode_fails(REQUEST_SIGNAL, &m.base, -EINVAL, "signal 0 is out of range (1 to 64)");
+        m.signal = 65;
+        decode_fails(REQUEST_SIGNAL, &m.base, -EINVAL, "signal 65 is out of range");
+        m.signal = -9;
+        decode_fails(REQUEST_SIGNAL, &m.base, -EINVAL, "signal -9 is out of range");
+        m.signal = 15;
+        m.job_id = "nope";
+        decode_fails(REQUEST_SIGNAL, &m.base, -EINVAL, "malformed job id 'nope'");
+        assert_string_equal(request_method_path(REQUEST_SIGNAL), "/jobworker.v1.JobWorker/Signal");
+}
+
 static void test_method_names(void **state) {
         assert_string_equal(request_method_path(REQUEST_START), "/jobworker.v1.JobWorker/Start");
         assert_string_equal(request_method_path(REQUEST_OUTPUT), "/jobworker.v1.JobWorker/Output");
@@ -517,6 +548,7 @@ int main(void) {
                 cmocka_unit_test(test_unknown_fields_ignored),
                 cmocka_unit_test(test_job_ids),
                 cmocka_unit_test(test_output),
+                cmocka_unit_test(test_signal),
                 cmocka_unit_test(test_method_names),
                 cmocka_unit_test(test_utf8_sanitize),
         };

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Signal names and numbers as `jwctl kill -s SIGNAL` takes them: a name in
+ * any case, with or without "SIG" (TERM, sigterm, SIGUSR1, RTMIN+3,
+ * RTMAX-1), or a number from 1 to CLI_SIGNAL_MAX. Linux numbering, that of
+ * the server. Pure functions, no I/O.
+ */
+
+#define CLI_SIGNAL_MAX 64
+
+/* 0 and *ret set, or -EINVAL for an unknown name or a number out of range. */
+int cli_signal_parse(const char *s, int *ret);
