@@ -80,6 +80,9 @@ int job_name_check(const char *name, char *msg, size_t msg_size) {
 
         if (r < 0)
                 return r;
+        /* Never mistaken for an option on a command line. */
+        if (!((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z') || (name[0] >= '0' && name[0] <= '9')))
+                return fail(msg, msg_size, -EINVAL, "job name '%s' must begin with a letter or a digit", shown(name, q));
         if (job_name_looks_like_id(name))
                 return fail(msg, msg_size, -EINVAL,
                             "job name '%s' could be read as a job id: a name needs a character other than 0-9, a-f and '-'",

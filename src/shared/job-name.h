@@ -8,7 +8,8 @@
  * the two can never disagree. Documented in jobworkerd(8) and jwctl(1),
  * "NAMES AND LABELS".
  *
- *   name        1..64 of [A-Za-z0-9._-], with at least one character that
+ *   name        1..64 of [A-Za-z0-9._-], beginning with a letter or a
+ *               digit (never read as an option), with at least one character that
  *               is neither a hex digit nor '-': a name is never a job id
  *               nor a prefix of one (jwctl reads an argument made only of
  *               hex digits and '-' as an id). So none of ':' '@' ',' '/'

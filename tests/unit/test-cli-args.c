@@ -320,12 +320,16 @@ static void test_job_argument(void **state) {
         EXPECT_ERROR("missing JOB", "stop", "--grace", "1");
         EXPECT_ERROR("missing JOB", "wait", "--");
         EXPECT_ERROR("too short", "status", "0123abc");
-        EXPECT_ERROR("not a job id", "status", "hello-world");
+        EXPECT_ERROR("neither a job id", "status", "hello:world");
         EXPECT_ERROR("not a job id", "stop", JOB "0");
         EXPECT_ERROR("unexpected argument '0123abce'", "status", "0123abcd", "0123abce");
         EXPECT_ERROR("'list' takes no arguments", "list", "0123abcd");
         /* after "--" a dash-word is the JOB, and is checked as one */
-        EXPECT_ERROR("not a job id", "status", "--", "--json");
+        EXPECT_ERROR("neither a job id", "status", "--", "--json");
+        /* a word with a character that is not hex nor '-' is a name */
+        assert_int_equal(PARSE(&a, &e, "stop", "hello-world"), 0);
+        assert_string_equal(a.job, "hello-world");
+        cli_args_done(&a);
 }
 
 static void test_list_logs_stop(void **state) {
