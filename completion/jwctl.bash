@@ -45,7 +45,8 @@ _jwctl()
         w=${words[i]}
         case $w in
             --server|--cert|--key|--ca|--timeout|--reconnect-timeout|--keepalive|--env|--cwd|--offset|--grace|\
-            --cpu|--memory|--pids|--io-read-bps|--io-write-bps|--isolate|--max-runtime)
+            --cpu|--memory|--pids|--io-read-bps|--io-write-bps|--isolate|--max-runtime|\
+            --name|--label|--state|--owner)
                 ((i++)); continue ;;
         esac
         if [[ -z $cmd && $w != -* ]]; then
@@ -78,7 +79,16 @@ _jwctl()
                 [[ ,$done_part == *,$v,* || ($v == all && -n $done_part) ]] || left+=" $v"
             done
             COMPREPLY=($(compgen -P "$done_part" -W "$left" -- "${cur##*,}")); return ;;
-        --server|--timeout|--reconnect-timeout|--keepalive|--env|--offset|--grace|--cpu|--memory|--pids)
+        --state)
+            # a comma-separated list, as --isolate
+            local done_part="" left="" v
+            [[ $cur == *,* ]] && done_part=${cur%,*},
+            for v in running exited killed lost ended finished; do
+                [[ ,$done_part == *,$v,* ]] || left+=" $v"
+            done
+            COMPREPLY=($(compgen -P "$done_part" -W "$left" -- "${cur##*,}")); return ;;
+        --server|--timeout|--reconnect-timeout|--keepalive|--env|--offset|--grace|--cpu|--memory|--pids|\
+        --name|--label|--owner)
             return ;;
     esac
 
@@ -103,9 +113,9 @@ _jwctl()
 
     local opts=""
     case $cmd in
-        start|run) opts="--env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --max-runtime --" ;;
+        start|run) opts="--env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --max-runtime --name --label --" ;;
         status)    opts="--json" ;;
-        list)      opts="--json --running" ;;
+        list)      opts="--json --running --state --owner --name --label" ;;
         logs)      opts="-f --follow --stdout --stderr --offset" ;;
         stop)      opts="--grace" ;;
         wait)      opts="" ;;
