@@ -14,7 +14,8 @@ the real daemon through grpcio and jwctl:
 - List filters on the server: states, owner, name, labels;
 - a retried Start with the same request id returns the same job, also
   eight at once (one job), and also after a daemon restart; names and
-  labels survive the restart;
+  labels survive the restart; a named job that outlives a crash of the
+  daemon (fd store, fakesystemd) still holds its name in the next one;
 - charlie (sees all) naming a name that both alice and he use gets an
   error listing owner and id of each, never a guess."""
 
@@ -24,7 +25,7 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rpcharness as h  # noqa: E402
-from survive_util import finish, jwctl, one_line  # noqa: E402
+from survive_util import Client, fake_daemon, finish, jwctl, one_line  # noqa: E402
 
 ENDED = None
 
@@ -245,6 +246,36 @@ def test_restart(pb, C):
     d2.stop()
 
 
+def test_adopted_keeps_name(pb, C):
+    """A running named job adopted by the next daemon after a SIGKILL keeps
+    its name: a Start with it is still refused, a retry of its request id
+    still answers with it."""
+    fake = fake_daemon(h.JOBWORKERD, h.tmpdir())
+    fake.start()
+    fake.wait_ready(30)
+    try:
+        s = Client(fake.port()).stub("alice")
+        jid = start(pb, s, ["sleep", "60"], name="survivor", request_id="adopt-1")
+        fake.kill9()
+        fake.start()
+        fake.wait_ready(30)
+        s = Client(fake.port()).stub("alice")
+        st = s.Status(pb.StatusRequest(job_id=jid), timeout=10).status
+        if st.state != pb.JOB_STATE_RUNNING or st.name != "survivor":
+            h.fail("the adopted job: %s" % one_line(st))
+        h.expect_code(lambda: start(pb, s, ["true"], name="survivor"), C.ALREADY_EXISTS, jid)
+        again = start(pb, s, ["true"], request_id="adopt-1")
+        if again != jid:
+            h.fail("a retry after the crash got %s, expected %s" % (again, jid))
+        s.Stop(pb.StopRequest(job_id=jid), timeout=10)
+        h.wait_state(s, jid, ENDED)
+        rc = fake.stop(20)
+        if rc != 0:
+            h.fail("daemon exit %r after SIGTERM" % rc)
+    finally:
+        fake.close()
+
+
 def main():
     global ENDED
     import grpc
@@ -263,12 +294,14 @@ def main():
             print("FAIL %s: %s" % (t.__name__, why))
             failures.append(t.__name__)
     d.stop()
-    try:
-        test_restart(pb, C)
-        print("ok   test_restart")
-    except Exception as e:  # noqa: BLE001
-        print("FAIL test_restart: %s" % (str(e).splitlines()[0] if str(e) else repr(e)))
-        failures.append("test_restart")
+    for t in (test_restart, test_adopted_keeps_name):
+        try:
+            t(pb, C)
+            print("ok   %s" % t.__name__)
+        except Exception as e:  # noqa: BLE001
+            why = e.details() if hasattr(e, "details") else str(e).splitlines()[0] if str(e) else repr(e)
+            print("FAIL %s: %s" % (t.__name__, why))
+            failures.append(t.__name__)
     if failures:
         h.fail("; ".join(failures))
 
