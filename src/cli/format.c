@@ -121,6 +121,24 @@ static void json_time(FILE *f, uint64_t us) {
         fprintf(f, "\"%s.%06uZ\"", b, (unsigned) (us % 1000000));
 }
 
+/* "name" and "labels" (an object, in the order given), only when set. */
+static void status_json_names(FILE *f, const CliJobStatus *st) {
+        if (st->name && st->name[0]) {
+                fputs(",\"name\":", f);
+                json_cstring(f, st->name);
+        }
+        if (st->n_labels) {
+                fputs(",\"labels\":{", f);
+                for (size_t i = 0; i < st->n_labels; i++) {
+                        fputs(i ? "," : "", f);
+                        json_cstring(f, st->labels[i]->key);
+                        fputc(':', f);
+                        json_cstring(f, st->labels[i]->value);
+                }
+                fputc('}', f);
+        }
+}
+
 void cli_format_status_json(FILE *f, const CliJobStatus *st) {
         char sig[16];
         bool exited = st->state == JOBWORKER__V1__JOB_STATE__JOB_STATE_EXITED;
@@ -183,20 +201,7 @@ void cli_format_status_json(FILE *f, const CliJobStatus *st) {
                 fprintf(f, ",\"max_runtime_ms\":%" PRIu64, st->max_runtime_ms);
         if (st->timed_out)
                 fputs(",\"timed_out\":true", f);
-        if (st->name && st->name[0]) {
-                fputs(",\"name\":", f);
-                json_cstring(f, st->name);
-        }
-        if (st->n_labels) {
-                fputs(",\"labels\":{", f);
-                for (size_t i = 0; i < st->n_labels; i++) {
-                        fputs(i ? "," : "", f);
-                        json_cstring(f, st->labels[i]->key);
-                        fputc(':', f);
-                        json_cstring(f, st->labels[i]->value);
-                }
-                fputc('}', f);
-        }
+        status_json_names(f, st);
         fputc('}', f);
 }
 
@@ -294,6 +299,18 @@ const char *cli_format_bytes(uint64_t bytes, char *buf, size_t size) {
         return buf;
 }
 
+/* Name: and Labels:, only when the job has them. */
+static void status_text_names(FILE *f, const CliJobStatus *st) {
+        if (st->name && st->name[0]) {
+                _cleanup_free_ char *name = cli_terminal_safe(st->name);
+                fprintf(f, "Name:     %s\n", name ?: "?");
+        }
+        if (st->n_labels) {
+                _cleanup_free_ char *labels = cli_labels_text(st, ", ");
+                fprintf(f, "Labels:   %s\n", labels ?: "?");
+        }
+}
+
 void cli_format_status_text(FILE *f, const CliJobStatus *st) {
         _cleanup_free_ char *id = cli_terminal_safe(st->job_id);
         _cleanup_free_ char *owner = cli_terminal_safe(st->owner);
@@ -303,14 +320,7 @@ void cli_format_status_text(FILE *f, const CliJobStatus *st) {
         if (!id || !owner || !command)
                 return;
         fprintf(f, "Job:      %s\n", id);
-        if (st->name && st->name[0]) {
-                _cleanup_free_ char *name = cli_terminal_safe(st->name);
-                fprintf(f, "Name:     %s\n", name ?: "?");
-        }
-        if (st->n_labels) {
-                _cleanup_free_ char *labels = cli_labels_text(st, ", ");
-                fprintf(f, "Labels:   %s\n", labels ?: "?");
-        }
+        status_text_names(f, st);
         switch (st->state) {
         case JOBWORKER__V1__JOB_STATE__JOB_STATE_RUNNING:
                 fprintf(f, "State:    running%s\n", st->timed_out        ? " (timed out, being stopped)"

@@ -244,6 +244,26 @@ static int check_limits(const Jobworker__V1__Limits *l, Request *r, char **ret_m
         return 0;
 }
 
+/* StartRequest.isolate into a JOB_ISOLATE_* mask. */
+static int parse_isolation(Jobworker__V1__StartRequest *m, Request *r, char **ret_message) {
+        for (size_t i = 0; i < m->n_isolate; i++)
+                switch ((int) m->isolate[i]) {
+                case JOBWORKER__V1__ISOLATION__ISOLATION_PID:
+                        r->isolate |= JOB_ISOLATE_PID;
+                        break;
+                case JOBWORKER__V1__ISOLATION__ISOLATION_NET:
+                        r->isolate |= JOB_ISOLATE_NET;
+                        break;
+                case JOBWORKER__V1__ISOLATION__ISOLATION_TMP:
+                        r->isolate |= JOB_ISOLATE_TMP;
+                        break;
+                default:
+                        return replace_message(ret_message, -EINVAL, "isolate[%zu]: unknown isolation %d (expected 1 pid, 2 net or 3 tmp)",
+                                    i, (int) m->isolate[i]);
+                }
+        return 0;
+}
+
 /* Name, labels and request id of a Start: the rules of shared/job-name.h. */
 static int check_start_names(Jobworker__V1__StartRequest *m, Request *r, char **ret_message) {
         const char *keys[JOB_LABELS_MAX], *values[JOB_LABELS_MAX];
@@ -334,21 +354,9 @@ static int check_start(Jobworker__V1__StartRequest *m, Request *r, char **ret_me
         k = check_start_names(m, r, ret_message);
         if (k < 0)
                 return k;
-        for (size_t i = 0; i < m->n_isolate; i++)
-                switch ((int) m->isolate[i]) {
-                case JOBWORKER__V1__ISOLATION__ISOLATION_PID:
-                        r->isolate |= JOB_ISOLATE_PID;
-                        break;
-                case JOBWORKER__V1__ISOLATION__ISOLATION_NET:
-                        r->isolate |= JOB_ISOLATE_NET;
-                        break;
-                case JOBWORKER__V1__ISOLATION__ISOLATION_TMP:
-                        r->isolate |= JOB_ISOLATE_TMP;
-                        break;
-                default:
-                        return replace_message(ret_message, -EINVAL, "isolate[%zu]: unknown isolation %d (expected 1 pid, 2 net or 3 tmp)",
-                                    i, (int) m->isolate[i]);
-                }
+        k = parse_isolation(m, r, ret_message);
+        if (k < 0)
+                return k;
 
         r->argv = calloc(m->n_argv + 1, sizeof(char *));
         if (!r->argv)
@@ -427,6 +435,25 @@ static int check_output(Jobworker__V1__OutputRequest *m, Request *r, char **ret_
         return 0;
 }
 
+/* Repeated fields counted by the walk, before protobuf-c allocates them. */
+static int check_counts(RequestMethod method, const size_t counts[static WIRE_FIELDS], char **ret_message) {
+        if (method == REQUEST_START) {
+                if (counts[1] > JOB_ARGV_MAX)
+                        return replace_message(ret_message, -E2BIG, "too many arguments: %zu (at most %u)", counts[1], JOB_ARGV_MAX);
+                if (counts[2] > JOB_ENV_MAX)
+                        return replace_message(ret_message, -E2BIG, "too many environment entries: %zu (at most %u)",
+                                    counts[2], JOB_ENV_MAX);
+                if (counts[11] > JOB_LABELS_MAX)
+                        return replace_message(ret_message, -E2BIG, "too many labels: %zu (at most %u)", counts[11], JOB_LABELS_MAX);
+        }
+        if (method == REQUEST_LIST && counts[5] > JOB_LABELS_MAX)
+                return replace_message(ret_message, -E2BIG, "too many label selectors: %zu (at most %u)", counts[5],
+                                       JOB_LABELS_MAX);
+        if (method == REQUEST_LIST && counts[2] > 16)
+                return replace_message(ret_message, -E2BIG, "too many states: %zu (at most 16)", counts[2]);
+        return 0;
+}
+
 int request_decode(RequestMethod method, const void *data, size_t size, Request **ret, char **ret_message) {
         static const uint32_t string_fields[_REQUEST_METHOD_MAX] = {
                 [REQUEST_START] = (1u << 1) | (1u << 2) | (1u << 3) | (1u << 10) | (1u << 12),
@@ -456,25 +483,14 @@ int request_decode(RequestMethod method, const void *data, size_t size, Request 
                 return replace_message(ret_message, -EINVAL, "malformed %s message (not valid protobuf)", methods[method].type);
         if (nul_field > 0)
                 return replace_message(ret_message, -EINVAL, "%s contains a NUL byte", string_names[method][nul_field]);
+        k = check_counts(method, counts, ret_message);
+        if (k < 0)
+                return k;
         if (method == REQUEST_START) {
-                if (counts[1] > JOB_ARGV_MAX)
-                        return replace_message(ret_message, -E2BIG, "too many arguments: %zu (at most %u)", counts[1], JOB_ARGV_MAX);
-                if (counts[2] > JOB_ENV_MAX)
-                        return replace_message(ret_message, -E2BIG, "too many environment entries: %zu (at most %u)",
-                                    counts[2], JOB_ENV_MAX);
-                if (counts[11] > JOB_LABELS_MAX)
-                        return replace_message(ret_message, -E2BIG, "too many labels: %zu (at most %u)", counts[11], JOB_LABELS_MAX);
                 k = check_start_wire(data, size, ret_message);
                 if (k < 0)
                         return k;
         }
-
-        /* A List's repeated fields, before protobuf-c allocates them. */
-        if (method == REQUEST_LIST && counts[5] > JOB_LABELS_MAX)
-                return replace_message(ret_message, -E2BIG, "too many label selectors: %zu (at most %u)", counts[5],
-                                       JOB_LABELS_MAX);
-        if (method == REQUEST_LIST && counts[2] > 16)
-                return replace_message(ret_message, -E2BIG, "too many states: %zu (at most 16)", counts[2]);
 
         r = calloc(1, sizeof(*r));
         if (!r)
