@@ -116,7 +116,12 @@ static int do_start(Cli *cli, char **ret_job_id) {
                 isolate[req.n_isolate++] = JOBWORKER__V1__ISOLATION__ISOLATION_TMP;
         req.isolate = isolate;
 
-        r = cli_client_unary(cli->client, CLI_METHOD("Start"), &req.base, &jobworker__v1__start_response__descriptor, &resp, &st);
+        /* Repeated on a new connection when this one is lost: the request
+         * id makes the server answer a repeat with the first one's job. */
+        r = req.request_id[0] ? cli_unary_reconnecting(cli, CLI_METHOD("Start"), &req.base,
+                                                        &jobworker__v1__start_response__descriptor, &resp, &st)
+                              : cli_client_unary(cli->client, CLI_METHOD("Start"), &req.base,
+                                                 &jobworker__v1__start_response__descriptor, &resp, &st);
         if (r < 0)
                 return cli_unary_failed(cli, r, &st, "start", NULL);
         Jobworker__V1__StartResponse *sr = (Jobworker__V1__StartResponse *) resp;
