@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 #
 # Completes commands, options, and option values that are files; for JOB it
-# asks the server (jwctl list --json) when a server is configured, quietly
-# and with a short timeout.
+# asks the server (jwctl list --json: ids and names) when a server is
+# configured, quietly and with a short timeout.
 
 _jwctl_job_ids()
 {
@@ -21,8 +21,10 @@ _jwctl_job_ids()
                 ;;
         esac
     done
+    # ids, and the names of named jobs (a JOB may be either)
     jwctl "${global[@]}" --timeout 2 list --json 2>/dev/null |
-        sed -n 's/^.*"job_id":"\([0-9a-f-]*\)".*$/\1/p'
+        sed -n -e h -e 's/^.*"job_id":"\([0-9a-f-]*\)".*$/\1/p' -e g -e 's/^.*"name":"\([A-Za-z0-9._-]*\)".*$/\1/p' |
+        sort -u
 }
 
 _jwctl()
