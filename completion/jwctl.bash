@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 #
 # Completes commands, options, and option values that are files; for JOB it
-# asks the server (jwctl list --json) when a server is configured, quietly
-# and with a short timeout.
+# asks the server (jwctl list --json: ids and names) when a server is
+# configured, quietly and with a short timeout.
 
 _jwctl_job_ids()
 {
@@ -21,8 +21,10 @@ _jwctl_job_ids()
                 ;;
         esac
     done
+    # ids, and the names of named jobs (a JOB may be either)
     jwctl "${global[@]}" --timeout 2 list --json 2>/dev/null |
-        sed -n 's/^.*"job_id":"\([0-9a-f-]*\)".*$/\1/p'
+        sed -n -e h -e 's/^.*"job_id":"\([0-9a-f-]*\)".*$/\1/p' -e g -e 's/^.*"name":"\([A-Za-z0-9._-]*\)".*$/\1/p' |
+        sort -u
 }
 
 _jwctl()
@@ -45,7 +47,8 @@ _jwctl()
         w=${words[i]}
         case $w in
             --server|--cert|--key|--ca|--timeout|--reconnect-timeout|--keepalive|--env|--cwd|--offset|--grace|\
-            --cpu|--memory|--pids|--io-read-bps|--io-write-bps|--isolate|--max-runtime|--signal)
+            --cpu|--memory|--pids|--io-read-bps|--io-write-bps|--isolate|--max-runtime|--signal|\
+            --name|--label|--state|--owner)
                 ((i++)); continue ;;
             -s)
                 [[ $cmd == kill ]] && ((i++)); continue ;;
@@ -80,7 +83,16 @@ _jwctl()
                 [[ ,$done_part == *,$v,* || ($v == all && -n $done_part) ]] || left+=" $v"
             done
             COMPREPLY=($(compgen -P "$done_part" -W "$left" -- "${cur##*,}")); return ;;
-        --server|--timeout|--reconnect-timeout|--keepalive|--env|--offset|--grace|--cpu|--memory|--pids)
+        --state)
+            # a comma-separated list, as --isolate
+            local done_part="" left="" v
+            [[ $cur == *,* ]] && done_part=${cur%,*},
+            for v in running exited killed lost ended finished; do
+                [[ ,$done_part == *,$v,* ]] || left+=" $v"
+            done
+            COMPREPLY=($(compgen -P "$done_part" -W "$left" -- "${cur##*,}")); return ;;
+        --server|--timeout|--reconnect-timeout|--keepalive|--env|--offset|--grace|--cpu|--memory|--pids|\
+        --name|--label|--owner)
             return ;;
         -s|--signal)
             if [[ $cmd == kill || $prev == --signal ]]; then
@@ -112,9 +124,9 @@ _jwctl()
 
     local opts=""
     case $cmd in
-        start|run) opts="--env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --max-runtime --" ;;
+        start|run) opts="--env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --max-runtime --name --label --" ;;
         status)    opts="--json" ;;
-        list)      opts="--json --running" ;;
+        list)      opts="--json --running --state --owner --name --label" ;;
         logs)      opts="-f --follow --stdout --stderr --offset" ;;
         stop)      opts="--grace" ;;
         wait)      opts="" ;;

@@ -21,6 +21,7 @@
 #include "cli/signame.h"
 #include "cli/usage.h"
 #include "policy/quantity.h" /* LIMITS_* bounds and the CPU syntax, shared with the policy file */
+#include "shared/job-name.h"
 #include "shared/macro.h"
 #include "shared/parse-util.h"
 #include "shared/string-util.h"
@@ -53,11 +54,16 @@ typedef enum OptId {
         OPT_MAX_RUNTIME,
         OPT_SIGNAL,
         OPT_ALL,
+        OPT_NAME,
+        OPT_LABEL,
+        OPT_STATE,
+        OPT_OWNER,
 } OptId;
 
 static int apply_global(Parser *p, const OptDef *o, const char *shown, const char *value);
 static int apply_job(Parser *p, const OptDef *o, const char *shown, const char *value);
 static int apply_view(Parser *p, const OptDef *o, const char *shown, const char *value);
+static int apply_names(Parser *p, const OptDef *o, const char *shown, const char *value);
 
 #define CMD_BIT(c) (1u << (c))
 #define START_RUN (CMD_BIT(CLI_COMMAND_START) | CMD_BIT(CLI_COMMAND_RUN))
@@ -90,6 +96,10 @@ static const OptDef options[] = {
         { "max-runtime", 0, true, OPT_MAX_RUNTIME, START_RUN, apply_job },
         { "signal", 's', true, OPT_SIGNAL, CMD_BIT(CLI_COMMAND_KILL), apply_view },
         { "all", 0, false, OPT_ALL, CMD_BIT(CLI_COMMAND_KILL), apply_view },
+        { "name", 0, true, OPT_NAME, START_RUN | CMD_BIT(CLI_COMMAND_LIST), apply_names },
+        { "label", 0, true, OPT_LABEL, START_RUN | CMD_BIT(CLI_COMMAND_LIST), apply_names },
+        { "state", 0, true, OPT_STATE, CMD_BIT(CLI_COMMAND_LIST), apply_names },
+        { "owner", 0, true, OPT_OWNER, CMD_BIT(CLI_COMMAND_LIST), apply_names },
 };
 
 static bool option_applies(const Parser *p, const OptDef *o) {
@@ -366,5 +376,71 @@ static int apply_view(Parser *p, const OptDef *o, const char *shown, const char 
                 return 0;
         }
         assert(!"unhandled view option");
+        return -EINVAL;
+}
+
+/* --state WORD[,WORD...]: a state of the API, or "finished". */
+static int add_states(Parser *p, const char *shown, const char *value) {
+        static const char *const words[] = { "running", "exited", "killed", "lost", "ended" };
+        const char *w = value;
+
+        for (;;) {
+                size_t n = strcspn(w, ",");
+                unsigned bit = 0;
+
+                for (size_t k = 0; k < ELEMENTSOF(words); k++)
+                        if (strlen(words[k]) == n && strncmp(w, words[k], n) == 0)
+                                bit = 1u << (k + 1);
+                if (n == 8 && strncmp(w, "finished", 8) == 0)
+                        bit = CLI_STATE_FINISHED;
+                if (!bit)
+                        return replace_message(&p->error, -EINVAL, "invalid value '%s' for '%s': expected running, exited, "
+                                               "killed, lost, ended or finished (any but running), or several with ','",
+                                               value, shown);
+                p->a->states |= bit;
+                if (!w[n])
+                        return 0;
+                w += n + 1;
+        }
+}
+
+/* Names and labels (start, run: the job's; list: filters), checked by the
+ * rules the server applies (shared/job-name.h), and list's other filters. */
+static int apply_names(Parser *p, const OptDef *o, const char *shown, const char *value) {
+        CliArgs *a = p->a;
+        char msg[JOB_NAME_MSG_MAX], key[JOB_LABEL_KEY_MAX + 1], val[JOB_LABEL_VALUE_MAX + 1];
+
+        switch (o->id) {
+        case OPT_NAME:
+                if (job_name_check(value, msg, sizeof(msg)) < 0)
+                        return replace_message(&p->error, -EINVAL, "invalid value for '%s': %s", shown, msg);
+                a->name = value;
+                return 0;
+        case OPT_LABEL: {
+                const char **n;
+
+                if (job_label_parse(value, key, val, msg, sizeof(msg)) < 0)
+                        return replace_message(&p->error, -EINVAL, "invalid value for '%s': %s", shown, msg);
+                if (a->n_labels >= JOB_LABELS_MAX)
+                        return replace_message(&p->error, -EINVAL, "too many '%s' (at most %u)", shown, JOB_LABELS_MAX);
+                for (size_t i = 0; i < a->n_labels; i++)
+                        if (strncmp(a->labels[i], value, strlen(key) + 1) == 0)
+                                return replace_message(&p->error, -EINVAL, "label key '%s' is given twice", key);
+                n = reallocarray(a->labels, a->n_labels + 1, sizeof(*a->labels));
+                if (!n)
+                        return -ENOMEM;
+                a->labels = n;
+                a->labels[a->n_labels++] = value;
+                return 0;
+        }
+        case OPT_STATE:
+                return add_states(p, shown, value);
+        case OPT_OWNER:
+                if (!*value)
+                        return replace_message(&p->error, -EINVAL, "option '%s' needs a user name, not an empty string", shown);
+                a->owner = value;
+                return 0;
+        }
+        assert(!"unhandled names option");
         return -EINVAL;
 }

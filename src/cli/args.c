@@ -20,6 +20,7 @@
 
 #include "cli/args-internal.h"
 #include "cli/usage.h"
+#include "shared/job-name.h"
 #include "shared/macro.h"
 #include "shared/parse-util.h"
 #include "shared/string-util.h"
@@ -51,6 +52,9 @@ void cli_args_done(CliArgs *a) {
                 free(a->io[i].device);
         free(a->io);
         a->io = NULL;
+        free(a->labels);
+        a->labels = NULL;
+        a->n_labels = 0;
         a->n_io = 0;
 }
 
@@ -122,8 +126,15 @@ static int set_job(Parser *p, const char *word) {
         if (a->job)
                 return replace_message(&p->error, -EINVAL, "unexpected argument '%s': '%s' takes one JOB%s", word, args_command_label(p), args_see_help(p));
         for (const char *c = word; *c; c++)
-                if (!is_job_char(*c))
-                        return replace_message(&p->error, -EINVAL, "'%s' is not a job id: job ids are hexadecimal with dashes, like 0b5f3a1c-…", word);
+                if (!is_job_char(*c)) {
+                        /* A name then (cli/resolve.h), if it keeps the rules. */
+                        char msg[JOB_NAME_MSG_MAX];
+                        if (job_name_check(word, msg, sizeof(msg)) < 0)
+                                return replace_message(&p->error, -EINVAL, "'%s' is neither a job id (hexadecimal with dashes, "
+                                                       "like 0b5f3a1c-…) nor a job name: %s", word, msg);
+                        a->job = word;
+                        return 0;
+                }
         if (n < 8)
                 return replace_message(&p->error, -EINVAL, "job id prefix '%s' is too short: give at least 8 characters", word);
         if (n > 36)

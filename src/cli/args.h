@@ -91,6 +91,16 @@ typedef struct CliArgs {
         unsigned isolate;          /* --isolate, CLI_ISOLATE_* */
         uint64_t max_runtime_ms;   /* --max-runtime; 0: not given */
 
+        /* start, run: the job's name and labels; list: filters on them.
+         * Checked with shared/job-name.h. */
+        const char *name;          /* --name; NULL: not given */
+        const char **labels;       /* --label KEY=VALUE, n_labels (array owned, strings in argv) */
+        size_t n_labels;
+
+        /* list */
+        unsigned states;           /* --state: bit N = the API's JobState N; 0: any */
+        const char *owner;         /* --owner; NULL: any */
+
         /* status, list */
         bool json;
         bool running;              /* list --running */
@@ -111,6 +121,11 @@ typedef struct CliArgs {
         /* status, logs, stop, wait, kill */
         const char *job;
 } CliArgs;
+
+/* --state words: the API's states, and "finished" for every state but
+ * running. Bit N of CliArgs.states is the API's JobState N. */
+#define CLI_STATE_RUNNING (1u << 1)
+#define CLI_STATE_FINISHED ((1u << 2) | (1u << 3) | (1u << 4) | (1u << 5))
 
 /* Parses argv[1..argc-1]. On success fills *ret (strings point into argv,
  * which must outlive it; release with cli_args_done()) and returns 0. On a

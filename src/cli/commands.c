@@ -17,64 +17,55 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/context.h"
 #include "cli/format.h"
-#include "cli/jobref.h"
 #include "cli/reconnect.h"
+#include "cli/resolve.h"
 #include "cli/stream.h"
+#include "shared/job-name.h"
 #include "shared/macro.h"
 #include "shared/string-util.h"
 
-static int resolve_job(Cli *cli, const char *arg, char **ret_id) {
-        Jobworker__V1__ListRequest req = JOBWORKER__V1__LIST_REQUEST__INIT;
-        ProtobufCMessage *resp = NULL;
-        CliCallStatus st = {};
-        _cleanup_free_ const char **ids = NULL;
-        char *error = NULL;
-        int r;
+/* A request id for a Start (a random UUID, version 4): a retry of that
+ * Start with it gets the same job (fan-out and reconnects reuse it). */
+static void new_request_id(char buf[static 37]) {
+        uint8_t b[16] = {};
 
-        if (cli_job_ref_is_full(arg)) {
-                char *id = strdup(arg);
-                if (!id)
-                        return cli_oom(cli);
-                for (char *c = id; *c; c++)
-                        if (*c >= 'A' && *c <= 'F')
-                                *c = (char) (*c - 'A' + 'a');
-                *ret_id = id;
-                return 0;
+        /* Without randomness the id would collide with another Start's: then send none. */
+        if (getrandom(b, sizeof(b), 0) != (ssize_t) sizeof(b)) {
+                buf[0] = 0;
+                return;
         }
+        b[6] = (uint8_t) ((b[6] & 0x0f) | 0x40);
+        b[8] = (uint8_t) ((b[8] & 0x3f) | 0x80);
+        snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+                 b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
 
-        r = cli_client_unary(cli->client, CLI_METHOD("List"), &req.base, &jobworker__v1__list_response__descriptor, &resp, &st);
-        if (r < 0)
-                return cli_unary_failed(cli, r, &st, "list", NULL);
-        Jobworker__V1__ListResponse *list = (Jobworker__V1__ListResponse *) resp;
-        ids = calloc(list->n_jobs + 1, sizeof(char *));
-        if (!ids) {
-                protobuf_c_message_free_unpacked(resp, NULL);
-                return cli_oom(cli);
-        }
-        for (size_t i = 0; i < list->n_jobs; i++)
-                ids[i] = list->jobs[i]->job_id;
+/* Splits each "KEY=VALUE" of args (checked by the parser) into labels
+ * pointing into buf. */
+static void fill_labels(const CliArgs *a, Jobworker__V1__Label *labels, Jobworker__V1__Label **ptrs,
+                        char buf[static JOB_LABELS_MAX * (JOB_LABEL_KEY_MAX + JOB_LABEL_VALUE_MAX + 2)]) {
+        char *p = buf;
 
-        r = cli_job_ref_match(arg, ids, list->n_jobs, ret_id, &error);
-        protobuf_c_message_free_unpacked(resp, NULL);
-        if (r == -ENOENT) {
-                const char *user = cli_client_identity(cli->client);
-                return cli_set_message(cli, CLI_EXIT_FAILED, "job %s not found (no job of those user %s may see has an id starting with it)",
-                                   arg, user ?: "(unknown)");
+        for (size_t i = 0; i < a->n_labels && i < JOB_LABELS_MAX; i++) {
+                const char *eq = strchr(a->labels[i], '=');
+                size_t kl = eq ? (size_t) (eq - a->labels[i]) : strlen(a->labels[i]);
+
+                jobworker__v1__label__init(&labels[i]);
+                labels[i].key = p;
+                memcpy(p, a->labels[i], kl);
+                p += kl;
+                *p++ = 0;
+                labels[i].value = p;
+                p = stpcpy(p, eq ? eq + 1 : "") + 1;
+                ptrs[i] = &labels[i];
         }
-        if (r == -EEXIST) {
-                free(cli->message);
-                cli->message = error;
-                return CLI_EXIT_USAGE;
-        }
-        if (r < 0)
-                return cli_oom(cli);
-        return 0;
 }
 
 static int do_start(Cli *cli, char **ret_job_id) {
@@ -84,6 +75,8 @@ static int do_start(Cli *cli, char **ret_job_id) {
         Jobworker__V1__IoLimit io[CLI_IO_MAX];
         Jobworker__V1__IoLimit *io_ptrs[CLI_IO_MAX];
         Jobworker__V1__Isolation isolate[3];
+        Jobworker__V1__Label labels[JOB_LABELS_MAX], *label_ptrs[JOB_LABELS_MAX];
+        char label_buf[JOB_LABELS_MAX * (JOB_LABEL_KEY_MAX + JOB_LABEL_VALUE_MAX + 2)], request_id[37];
         ProtobufCMessage *resp = NULL;
         CliCallStatus st = {};
         int r;
@@ -94,6 +87,12 @@ static int do_start(Cli *cli, char **ret_job_id) {
         req.env = (char **) a->env;
         req.cwd = (char *) (a->cwd ?: "");
         req.max_runtime_ms = a->max_runtime_ms;
+        req.name = (char *) (a->name ?: "");
+        fill_labels(a, labels, label_ptrs, label_buf);
+        req.n_labels = MIN(a->n_labels, (size_t) JOB_LABELS_MAX);
+        req.labels = label_ptrs;
+        new_request_id(request_id);
+        req.request_id = request_id;
 
         if (a->cpu_millis || a->memory_max || a->pids_max || a->n_io) {
                 limits.cpu_millis = a->cpu_millis;
@@ -118,7 +117,12 @@ static int do_start(Cli *cli, char **ret_job_id) {
                 isolate[req.n_isolate++] = JOBWORKER__V1__ISOLATION__ISOLATION_TMP;
         req.isolate = isolate;
 
-        r = cli_client_unary(cli->client, CLI_METHOD("Start"), &req.base, &jobworker__v1__start_response__descriptor, &resp, &st);
+        /* Repeated on a new connection when this one is lost: the request
+         * id makes the server answer a repeat with the first one's job. */
+        r = req.request_id[0] ? cli_unary_reconnecting(cli, CLI_METHOD("Start"), &req.base,
+                                                        &jobworker__v1__start_response__descriptor, &resp, &st)
+                              : cli_client_unary(cli->client, CLI_METHOD("Start"), &req.base,
+                                                 &jobworker__v1__start_response__descriptor, &resp, &st);
         if (r < 0)
                 return cli_unary_failed(cli, r, &st, "start", NULL);
         Jobworker__V1__StartResponse *sr = (Jobworker__V1__StartResponse *) resp;
@@ -184,7 +188,7 @@ static int cmd_status(Cli *cli) {
         Jobworker__V1__StatusResponse *sr = NULL;
         int r;
 
-        r = resolve_job(cli, cli->args->job, &id);
+        r = cli_resolve_job(cli, cli->args->job, &id);
         if (r != 0)
                 return r;
         r = get_status(cli, id, &sr);
@@ -205,7 +209,21 @@ static int cmd_list(Cli *cli) {
         CliCallStatus st = {};
         int r;
 
-        req.running_only = cli->args->running;
+        Jobworker__V1__Label labels[JOB_LABELS_MAX], *label_ptrs[JOB_LABELS_MAX];
+        char label_buf[JOB_LABELS_MAX * (JOB_LABEL_KEY_MAX + JOB_LABEL_VALUE_MAX + 2)];
+        Jobworker__V1__JobState states[5];
+        const CliArgs *a = cli->args;
+
+        req.running_only = a->running;
+        for (int s = 1; s <= 5; s++)
+                if (a->states & (1u << s))
+                        states[req.n_states++] = (Jobworker__V1__JobState) s;
+        req.states = states;
+        req.owner = (char *) (a->owner ?: "");
+        req.name = (char *) (a->name ?: "");
+        fill_labels(a, labels, label_ptrs, label_buf);
+        req.n_labels = MIN(a->n_labels, (size_t) JOB_LABELS_MAX);
+        req.labels = label_ptrs;
         r = cli_client_unary(cli->client, CLI_METHOD("List"), &req.base, &jobworker__v1__list_response__descriptor, &resp, &st);
         if (r < 0)
                 return cli_unary_failed(cli, r, &st, "list", NULL);
@@ -225,7 +243,7 @@ static int cmd_logs(Cli *cli) {
 
         if (cli->args->follow)
                 cli_signals_defer(&cli->signals);
-        r = resolve_job(cli, cli->args->job, &id);
+        r = cli_resolve_job(cli, cli->args->job, &id);
         if (r != 0)
                 return r;
         if (cli->args->follow)
@@ -261,7 +279,7 @@ static int cmd_stop(Cli *cli) {
         CliCallStatus st = {};
         int r;
 
-        r = resolve_job(cli, cli->args->job, &id);
+        r = cli_resolve_job(cli, cli->args->job, &id);
         if (r != 0)
                 return r;
         req.job_id = id;
@@ -282,7 +300,7 @@ static int cmd_kill(Cli *cli) {
         CliCallStatus st = {};
         int r;
 
-        r = resolve_job(cli, cli->args->job, &id);
+        r = cli_resolve_job(cli, cli->args->job, &id);
         if (r != 0)
                 return r;
         req.job_id = id;
@@ -302,7 +320,7 @@ static int cmd_wait(Cli *cli) {
         int r;
 
         cli_signals_defer(&cli->signals);
-        r = resolve_job(cli, cli->args->job, &id);
+        r = cli_resolve_job(cli, cli->args->job, &id);
         if (r != 0)
                 return r;
         r = get_status(cli, id, &sr);

@@ -121,6 +121,24 @@ static void json_time(FILE *f, uint64_t us) {
         fprintf(f, "\"%s.%06uZ\"", b, (unsigned) (us % 1000000));
 }
 
+/* "name" and "labels" (an object, in the order given), only when set. */
+static void status_json_names(FILE *f, const CliJobStatus *st) {
+        if (st->name && st->name[0]) {
+                fputs(",\"name\":", f);
+                json_cstring(f, st->name);
+        }
+        if (st->n_labels) {
+                fputs(",\"labels\":{", f);
+                for (size_t i = 0; i < st->n_labels; i++) {
+                        fputs(i ? "," : "", f);
+                        json_cstring(f, st->labels[i]->key);
+                        fputc(':', f);
+                        json_cstring(f, st->labels[i]->value);
+                }
+                fputc('}', f);
+        }
+}
+
 void cli_format_status_json(FILE *f, const CliJobStatus *st) {
         char sig[16];
         bool exited = st->state == JOBWORKER__V1__JOB_STATE__JOB_STATE_EXITED;
@@ -183,6 +201,7 @@ void cli_format_status_json(FILE *f, const CliJobStatus *st) {
                 fprintf(f, ",\"max_runtime_ms\":%" PRIu64, st->max_runtime_ms);
         if (st->timed_out)
                 fputs(",\"timed_out\":true", f);
+        status_json_names(f, st);
         fputc('}', f);
 }
 
@@ -280,6 +299,18 @@ const char *cli_format_bytes(uint64_t bytes, char *buf, size_t size) {
         return buf;
 }
 
+/* Name: and Labels:, only when the job has them. */
+static void status_text_names(FILE *f, const CliJobStatus *st) {
+        if (st->name && st->name[0]) {
+                _cleanup_free_ char *name = cli_terminal_safe(st->name);
+                fprintf(f, "Name:     %s\n", name ?: "?");
+        }
+        if (st->n_labels) {
+                _cleanup_free_ char *labels = cli_labels_text(st, ", ");
+                fprintf(f, "Labels:   %s\n", labels ?: "?");
+        }
+}
+
 void cli_format_status_text(FILE *f, const CliJobStatus *st) {
         _cleanup_free_ char *id = cli_terminal_safe(st->job_id);
         _cleanup_free_ char *owner = cli_terminal_safe(st->owner);
@@ -289,6 +320,7 @@ void cli_format_status_text(FILE *f, const CliJobStatus *st) {
         if (!id || !owner || !command)
                 return;
         fprintf(f, "Job:      %s\n", id);
+        status_text_names(f, st);
         switch (st->state) {
         case JOBWORKER__V1__JOB_STATE__JOB_STATE_RUNNING:
                 fprintf(f, "State:    running%s\n", st->timed_out        ? " (timed out, being stopped)"
@@ -357,14 +389,43 @@ void cli_format_status_text(FILE *f, const CliJobStatus *st) {
                         st->oom_kills == 1 ? "" : "es", st->oom_killed ? "; the job ended because of it" : "");
 }
 
+char *cli_labels_text(const CliJobStatus *st, const char *sep) {
+        char *m = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&m, &size);
+
+        if (!f)
+                return NULL;
+        for (size_t i = 0; i < st->n_labels; i++)
+                fprintf(f, "%s%s=%s", i ? sep : "", st->labels[i]->key ?: "", st->labels[i]->value ?: "");
+        if (fclose(f) != 0) {
+                free(m);
+                return NULL;
+        }
+        /* From the server: no control characters to the terminal. */
+        char *safe = m ? cli_terminal_safe(m) : NULL;
+        free(m);
+        return safe;
+}
+
+/* The NAME and LABELS columns are there only when a listed job has a name
+ * or labels: without them the table is the one of before. */
+enum { COL_ID, COL_NAME, COL_STATE, COL_OWNER, COL_STARTED, COL_CPU, COL_MEMORY, COL_LABELS, COL_COMMAND, N_COLS };
+
 void cli_format_list_text(FILE *f, CliJobStatus *const *jobs, size_t n) {
-        static const char *const header[] = { "JOB ID", "STATE", "OWNER", "STARTED", "CPU", "MEMORY", "COMMAND" };
-        enum { N_COLS = ELEMENTSOF(header) };
+        static const char *const header[N_COLS] = { "JOB ID", "NAME", "STATE", "OWNER", "STARTED", "CPU", "MEMORY", "LABELS", "COMMAND" };
         char **cells = calloc(n * N_COLS + 1, sizeof(char *));
         size_t width[N_COLS];
+        bool shown[N_COLS];
 
         if (!cells)
                 return;
+        for (size_t c = 0; c < N_COLS; c++)
+                shown[c] = c != COL_NAME && c != COL_LABELS;
+        for (size_t i = 0; i < n; i++) {
+                shown[COL_NAME] |= jobs[i]->name && jobs[i]->name[0];
+                shown[COL_LABELS] |= jobs[i]->n_labels > 0;
+        }
         for (size_t c = 0; c < N_COLS; c++)
                 width[c] = strlen(header[c]);
         for (size_t i = 0; i < n; i++) {
@@ -376,13 +437,16 @@ void cli_format_list_text(FILE *f, CliJobStatus *const *jobs, size_t n) {
                         if (jobs[i]->memory_peak_bytes)
                                 cli_format_bytes(jobs[i]->memory_peak_bytes, mem, sizeof mem);
                 }
-                cells[i * N_COLS + 0] = cli_terminal_safe(jobs[i]->job_id);
-                cells[i * N_COLS + 1] = strdup(cli_state_short(jobs[i], state));
-                cells[i * N_COLS + 2] = cli_terminal_safe(jobs[i]->owner);
-                cells[i * N_COLS + 3] = strdup(t);
-                cells[i * N_COLS + 4] = strdup(cpu);
-                cells[i * N_COLS + 5] = strdup(mem);
-                cells[i * N_COLS + 6] = cli_terminal_safe(jobs[i]->command);
+                char **row = cells + i * N_COLS;
+                row[COL_ID] = cli_terminal_safe(jobs[i]->job_id);
+                row[COL_NAME] = cli_terminal_safe(jobs[i]->name && jobs[i]->name[0] ? jobs[i]->name : "-");
+                row[COL_STATE] = strdup(cli_state_short(jobs[i], state));
+                row[COL_OWNER] = cli_terminal_safe(jobs[i]->owner);
+                row[COL_STARTED] = strdup(t);
+                row[COL_CPU] = strdup(cpu);
+                row[COL_MEMORY] = strdup(mem);
+                row[COL_LABELS] = jobs[i]->n_labels ? cli_labels_text(jobs[i], ",") : strdup("-");
+                row[COL_COMMAND] = cli_terminal_safe(jobs[i]->command);
                 for (size_t c = 0; c < N_COLS; c++) {
                         if (!cells[i * N_COLS + c])
                                 goto finish;
@@ -392,6 +456,8 @@ void cli_format_list_text(FILE *f, CliJobStatus *const *jobs, size_t n) {
         for (size_t i = 0; i <= n; i++)
                 for (size_t c = 0; c < N_COLS; c++) {
                         const char *s = i == 0 ? header[c] : cells[(i - 1) * N_COLS + c];
+                        if (!shown[c])
+                                continue;
                         if (c + 1 == N_COLS)
                                 fprintf(f, "%s\n", s);
                         else

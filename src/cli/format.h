@@ -29,6 +29,9 @@ void cli_format_list_json(FILE *f, CliJobStatus *const *jobs, size_t n);
 void cli_format_status_text(FILE *f, const CliJobStatus *st);
 /* A table with a header line, columns aligned. */
 void cli_format_list_text(FILE *f, CliJobStatus *const *jobs, size_t n);
+/* The job's labels as "KEY=VALUE" joined by sep, terminal-safe; malloc()ed,
+ * NULL when out of memory. */
+char *cli_labels_text(const CliJobStatus *st, const char *sep);
 
 /* "running", "exited 3", "killed SIGKILL", "lost", ...: buf of at least 64. */
 const char *cli_state_short(const CliJobStatus *st, char buf[static 64]);

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "cli/jobref.h"
+#include "shared/job-name.h"
 #include "shared/macro.h"
 
 bool cli_job_ref_is_full(const char *arg) {
@@ -63,6 +64,61 @@ int cli_job_ref_match(const char *prefix, const char *const *ids, size_t n_ids, 
                 }
         if (n_match > shown)
                 fprintf(f, ", … (%zu more)", n_match - shown);
+        if (fclose(f) != 0 || !m) {
+                free(m);
+                return -ENOMEM;
+        }
+        *ret_error = m;
+        return -EEXIST;
+}
+
+bool cli_job_ref_is_name(const char *arg) {
+        return *arg && !job_name_looks_like_id(arg);
+}
+
+/* Server strings in a message: no control characters to the terminal. */
+static void put_safe(FILE *f, const char *s) {
+        for (const char *c = s ?: ""; *c; c++)
+                fputc((unsigned char) *c < 0x20 || *c == 0x7f ? '?' : *c, f);
+}
+
+int cli_job_name_pick(const char *name, const CliNamedJob *jobs, size_t n, char **ret_id, char **ret_error) {
+        size_t newest = 0;
+        bool owners = false;
+
+        if (n == 0)
+                return -ENOENT;
+        for (size_t i = 1; i < n; i++) {
+                if (strcmp(jobs[i].owner ?: "", jobs[0].owner ?: "") != 0)
+                        owners = true;
+                /* Later in List's order wins a tie: it started later. */
+                if (jobs[i].start_time_us >= jobs[newest].start_time_us)
+                        newest = i;
+        }
+        if (!owners) {
+                char *id = strdup(jobs[newest].id);
+                if (!id)
+                        return -ENOMEM;
+                *ret_id = id;
+                return 0;
+        }
+
+        char *m = NULL;
+        size_t size = 0, shown = 0;
+        FILE *f = open_memstream(&m, &size);
+        if (!f)
+                return -ENOMEM;
+        fputs("job name '", f);
+        put_safe(f, name);
+        fprintf(f, "' is ambiguous: jobs of several owners have it (give the id): ");
+        for (size_t i = n; i > 0 && shown < 10; i--, shown++) {
+                fputs(shown ? ", " : "", f);
+                put_safe(f, jobs[i - 1].owner);
+                fputc(' ', f);
+                put_safe(f, jobs[i - 1].id);
+        }
+        if (n > shown)
+                fprintf(f, ", … (%zu more)", n - shown);
         if (fclose(f) != 0 || !m) {
                 free(m);
                 return -ENOMEM;

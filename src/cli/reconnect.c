@@ -259,3 +259,36 @@ int cli_stream_follow(Cli *cli, const char *job_id, CliStream stream, uint64_t o
         result->gap_bytes = gaps;
         return r;
 }
+
+int cli_unary_reconnecting(Cli *cli, const char *method, const ProtobufCMessage *request,
+                           const ProtobufCMessageDescriptor *response_descriptor, ProtobufCMessage **ret_response,
+                           CliCallStatus *ret_status) {
+        Outage o = {};
+        int r, k;
+
+        for (;;) {
+                _cleanup_free_ char *tls = NULL;
+
+                r = cli_client_unary(cli->client, method, request, response_descriptor, ret_response, ret_status);
+                if (r != -EREMOTEIO || ret_status->code != GRPC_STATUS_UNAVAILABLE || cli->settings->reconnect_usec == 0 ||
+                    cli_signals_count(&cli->signals) > 0)
+                        break;
+                tls = cli_client_tls_failure(cli->client);
+                if (cli_failure_of_status(ret_status->code, tls != NULL) != CLI_FAILURE_TRANSPORT)
+                        break;
+                if (o.state == OUTAGE_NONE && outage_begin(&o, ret_status) < 0)
+                        break;
+                k = reconnect(cli, &o);
+                if (k != 0) {
+                        /* Gave up: the call's failure, with why. */
+                        if (k > 0 && cli->message) {
+                                free(ret_status->message);
+                                ret_status->message = TAKE_PTR(cli->message);
+                        }
+                        break;
+                }
+                cli_call_status_done(ret_status);
+        }
+        outage_end(&o);
+        return r;
+}

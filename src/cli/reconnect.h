@@ -70,3 +70,13 @@ CliFailure cli_failure_of_connect(TlsClientFailure failure);
  * outage. result->gap_bytes counts over every stream. */
 int cli_stream_follow(Cli *cli, const char *job_id, CliStream stream, uint64_t offset, bool write_data,
                       CliStreamResult *result);
+
+/* cli_client_unary() on cli->client, made again on a new connection after
+ * a transport failure (UNAVAILABLE), within the same bound as a follower's
+ * outage. Only for calls that are safe to repeat: a Start with a request id
+ * (the server answers a repeat with the first one's job). Returns as
+ * cli_client_unary(); when it gave up (the bound, a refused connection, a
+ * signal) the last failure's status, its message saying why. */
+int cli_unary_reconnecting(Cli *cli, const char *method, const ProtobufCMessage *request,
+                           const ProtobufCMessageDescriptor *response_descriptor, ProtobufCMessage **ret_response,
+                           CliCallStatus *ret_status);

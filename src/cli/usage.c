@@ -28,6 +28,11 @@
         "  --max-runtime DURATION\n" \
         "                    stop the job when it has run this long, like 30m or 2h\n" \
         "                    (SIGTERM, then SIGKILL after the server's grace)\n" \
+        "  --name NAME       name the job: 1-64 of A-Z a-z 0-9 . _ -, beginning with a\n" \
+        "                    letter or digit, not only hex digits and '-'; unique among\n" \
+        "                    your running jobs; other commands take it as JOB\n" \
+        "  --label KEY=VALUE label the job (repeatable, at most 16; KEY 1-63 and VALUE\n" \
+        "                    0-63 of A-Z a-z 0-9 . _ -)\n" \
         "  -h, --help        show this help\n" \
         "\n" \
         "Sizes and rates take K, M, G, T (powers of 1024) and fractions, like 1.5G.\n" \
@@ -73,7 +78,7 @@ static const char usage_global[] =
         "                        --io-write-bps --isolate --max-runtime;\n"
         "                        see 'jwctl start --help')\n"
         "  status [--json] JOB   show a job's status\n"
-        "  list [--json] [--running]\n"
+        "  list [--json] [--running] [--state S] [--owner U] [--name N] [--label K=V]...\n"
         "                        list the jobs you may see\n"
         "  logs [-f|--follow] [--stdout|--stderr] [--offset N] JOB\n"
         "                        write a job's output\n"
@@ -100,7 +105,8 @@ static const char usage_global[] =
         "  -h, --help            show help (also 'jwctl help COMMAND')\n"
         "  --version             show the version\n"
         "\n"
-        "JOB is a job id or a unique prefix of one (at least 8 characters).\n"
+        "JOB is a job id, a unique prefix of one (at least 8 characters), or a job\n"
+        "name (your newest job of that name).\n"
         "Config file: $XDG_CONFIG_HOME/jwctl/config (default ~/.config/jwctl/config),\n"
         "lines 'key = value'. Exit status: 0 success, 1 the server refused or failed\n"
         "the request, 2 usage error, 3 could not connect or TLS failed; run and wait\n"
@@ -135,13 +141,21 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "  --json       print one JSON object (field names in jwctl(1))\n"
                 "  -h, --help   show this help\n",
         [CLI_COMMAND_LIST] =
-                "Usage: jwctl [OPTIONS] list [--json] [--running]\n"
+                "Usage: jwctl [OPTIONS] list [--json] [--running] [--state STATES] [--owner USER]\n"
+                "                           [--name NAME] [--label KEY=VALUE]...\n"
                 "\n"
-                "List the jobs you may see, oldest first.\n"
+                "List the jobs you may see, oldest first. The server applies the filters;\n"
+                "a job must pass all of them.\n"
                 "\n"
-                "  --json       print a JSON array of objects (as status --json)\n"
-                "  --running    only running jobs\n"
-                "  -h, --help   show this help\n",
+                "  --json              print a JSON array of objects (as status --json)\n"
+                "  --running           only running jobs (as --state running)\n"
+                "  --state STATES      only jobs in one of these states, comma-separated:\n"
+                "                      running exited killed lost ended, or finished (any\n"
+                "                      but running)\n"
+                "  --owner USER        only jobs USER started\n"
+                "  --name NAME         only jobs named NAME\n"
+                "  --label KEY=VALUE   only jobs with this label (repeatable: all of them)\n"
+                "  -h, --help          show this help\n",
         [CLI_COMMAND_LOGS] =
                 "Usage: jwctl [OPTIONS] logs [-f|--follow] [--stdout|--stderr] [--offset N] JOB\n"
                 "\n"

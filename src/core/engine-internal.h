@@ -70,6 +70,8 @@ typedef struct Job Job;
 typedef struct Subscriber Subscriber;
 typedef struct Spawner Spawner;
 typedef struct OwnerUsage OwnerUsage;
+typedef struct Claim Claim;
+typedef struct JobStart JobStart;
 
 struct Job {
         JobStatus st;
@@ -113,6 +115,8 @@ struct Job {
         OwnerUsage *usage;      /* its owner's tally (owner-usage.c), while in the hash */
         bool usage_running;     /* counted as running there */
         uint64_t owner_output_max; /* JobSpec.owner_output_max, 0: none */
+        Claim *name_claim;      /* its name among its owner's running jobs (job-claims.c) */
+        Claim *rid_claim;       /* its Start's request id */
 
         uint32_t keep_bundle;   /* keeper.c bundle holding its fds, 0: not kept */
         /* Not our child (adopted from a previous daemon) and gone: waiting
@@ -210,6 +214,8 @@ struct Engine {
         unsigned n_running;
         unsigned n_subscribers;
         StrMap owners;          /* owner -> OwnerUsage */
+        StrMap names;           /* "NAME/OWNER" -> Claim (job-claims.c) */
+        StrMap request_ids;     /* "REQUEST-ID/OWNER" -> Claim */
 
         bool retention_armed;
         struct __kernel_timespec retention_ts;
@@ -369,6 +375,29 @@ size_t owner_usage_room(const Job *j, size_t want);
 void owner_usage_output(Job *j, uint64_t n);
 /* engine_free(): the tallies still referenced by abandoned starts. */
 void owner_usage_free_all(Engine *e);
+
+/* job-claims.c: names and request ids per owner --------------------------------- */
+
+/* engine_start_job(), before anything is made: 1 when the request id is
+ * known (done is answered with that job, or joins its start: nothing to
+ * start), -EEXIST (*err filled) when the name is taken, 0 to go on,
+ * -ENOMEM. */
+int claims_check_start(Engine *e, const JobSpec *spec, JobStartError *err, EngineStartDone done, void *userdata);
+/* The start (its id made) claims its name and request id. */
+int claims_take_start(Engine *e, JobStart *js);
+/* The registered job holds what its start claimed. */
+void claims_start_to_job(JobStart *js, Job *j);
+/* The start is undone or done (e NULL: the engine is gone). */
+void claims_start_free(Engine *e, JobStart *js);
+/* A job from the state directory claims its request id, and its name if
+ * it runs. */
+void claims_job_loaded(Engine *e, Job *j);
+/* It stopped running: its name is free again. */
+void claims_job_ended(Engine *e, Job *j);
+void claims_job_free(Engine *e, Job *j);
+/* engine_free(): the maps go (first: abandoned starts free their claims
+ * on other threads). */
+void claims_done(Engine *e);
 
 /* store.c: the state directory --------------------------------------------------- */
 

@@ -259,6 +259,7 @@ Engine *engine_free(Engine *e) {
 
         e->observer = NULL;
         e->freeing = true;
+        claims_done(e);
         /* Starts in flight first: their results come back as posted
          * closures, run here while the engine is whole; each is undone
          * (a spawned child killed) and its done told -ECANCELED. */
@@ -314,6 +315,48 @@ int engine_list(Engine *e, const char *owner, JobStatus **ret, size_t *ret_n) {
                         continue;
                 job_status_now(e, j, &v[n++]);
         }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+static bool list_match(const Job *j, const EngineListFilter *f) {
+        if (f->owner && strcmp(f->owner, j->st.owner) != 0)
+                return false;
+        if (f->states && !(f->states & (1u << j->st.state)))
+                return false;
+        if (f->name && f->name[0] && strcmp(f->name, j->st.name) != 0)
+                return false;
+        for (size_t i = 0; i < f->n_labels; i++)
+                if (!job_labels_has(j->st.labels, f->label_keys[i], f->label_values[i]))
+                        return false;
+        return !f->visible || f->visible(f->userdata, j->st.owner);
+}
+
+int engine_list_filtered(Engine *e, const EngineListFilter *f, JobStatus **ret, size_t *ret_n) {
+        JobStatus *v = NULL;
+        size_t n = 0, cap = 0;
+
+        /* Grown as matches come: a filter that finds one job of 10,000
+         * copies one status, not 10,000. */
+        for (ListNode *p = e->jobs.first; p; p = p->next) {
+                Job *j = list_entry(p, Job, by_start);
+                if (!list_match(j, f))
+                        continue;
+                if (n == cap) {
+                        size_t c = cap ? cap * 2 : 16;
+                        JobStatus *nv = realloc(v, MIN(c, MAX(e->jobs.n, (size_t) 1)) * sizeof(JobStatus));
+                        if (!nv) {
+                                free(v);
+                                return -ENOMEM;
+                        }
+                        v = nv;
+                        cap = MIN(c, MAX(e->jobs.n, (size_t) 1));
+                }
+                job_status_now(e, j, &v[n++]);
+        }
+        if (!v && !(v = malloc(sizeof(JobStatus))))
+                return -ENOMEM;
         *ret = v;
         *ret_n = n;
         return 0;

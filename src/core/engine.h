@@ -31,6 +31,7 @@
 #include <sys/types.h>
 
 #include "core/job-id.h"
+#include "shared/job-name.h"
 
 typedef struct Engine Engine;
 
@@ -116,6 +117,11 @@ typedef struct JobStatus {
         /* It reached its time limit and was stopped for it (not by a
          * stop: stop_requested is false unless one came first). */
         bool timed_out;
+        /* Given at Start (shared/job-name.h), "" when not: its name, its
+         * labels joined ("KEY=VALUE,..."), its Start's request id. */
+        char name[JOB_NAME_MAX + 1];
+        char labels[JOB_LABELS_TEXT_MAX + 1];
+        char request_id[JOB_REQUEST_ID_MAX + 1];
 } JobStatus;
 
 /* Identity to run a job as. NULL in JobSpec: run as the engine's own user. */
@@ -172,6 +178,16 @@ typedef struct JobSpec {
          * default grace this long after the start is accepted, and its
          * status says timed_out. */
         uint64_t max_runtime_usec;
+        /* NULL or "": none. Checked against shared/job-name.h. A name is
+         * unique per owner among starting and running jobs: a start with
+         * the name of one fails -EEXIST (JOB_START_STAGE_NAME, the message
+         * names the other job). A start with the request id of an earlier
+         * start of the same owner whose job's record still exists (or
+         * that is still starting) starts nothing: its done gets that job's
+         * id (or the starting one's result). */
+        const char *name;
+        const char *labels;     /* joined: "KEY=VALUE,..." (job_labels_join) */
+        const char *request_id;
 } JobSpec;
 
 /*
@@ -203,6 +219,7 @@ typedef enum JobStartStage {
         JOB_START_STAGE_ISOLATION, /* a namespace or its set-up was refused */
         JOB_START_STAGE_IO_DEVICE, /* an io device path cannot be resolved (names it) */
         JOB_START_STAGE_STATE,  /* the job cannot be recorded in the state directory */
+        JOB_START_STAGE_NAME,   /* -EEXIST: a starting or running job of the owner has the name */
 } JobStartStage;
 
 typedef struct JobStartError {
@@ -350,6 +367,26 @@ int engine_get_status(Engine *e, const JobId *id, JobStatus *ret);
 /* All jobs, oldest first, optionally only those whose owner equals owner.
  * *ret is malloc()ed, caller frees. */
 int engine_list(Engine *e, const char *owner, JobStatus **ret, size_t *ret_n);
+
+/* Which jobs engine_list_filtered() gives: all conditions hold (AND);
+ * an unset one matches every job. */
+typedef struct EngineListFilter {
+        const char *owner;      /* NULL: any */
+        unsigned states;        /* mask of 1u << JobState; 0: any */
+        const char *name;       /* NULL or "": any */
+        size_t n_labels;        /* the job has every label_keys[i]=label_values[i] */
+        const char *const *label_keys;
+        const char *const *label_values;
+        /* NULL: all owners. Otherwise only jobs whose owner it accepts
+         * (the caller's authorization), asked once per matching job. */
+        bool (*visible)(void *userdata, const char *owner);
+        void *userdata;
+} EngineListFilter;
+int engine_list_filtered(Engine *e, const EngineListFilter *f, JobStatus **ret, size_t *ret_n);
+
+/* owner has a start with request_id that engine_start_job() would answer
+ * with the job it started (JobSpec.request_id): O(1). */
+bool engine_request_id_known(Engine *e, const char *owner, const char *request_id);
 
 /* Counts for status reporting. */
 typedef struct EngineCounts {

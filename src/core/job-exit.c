@@ -60,6 +60,7 @@ static void job_complete(Engine *e, Job *j) {
 
         e->n_running--;
         owner_usage_set_running(j, false);
+        claims_job_ended(e, j);
         list_append(&e->finished, &j->by_end);
         (void) job_write_status(e, j);
         job_notify(e, ENGINE_EVENT_EXITED, j);

@@ -45,6 +45,28 @@ static _printf_(4, 5) int start_fail(JobStart *js, JobStartStage stage, int r, c
         return r;
 }
 
+/* The name, labels and request id (shared/job-name.h); labels come
+ * joined, so their parts were checked by whoever joined them and only the
+ * size is left. */
+static int start_validate_names(JobStart *js, const JobSpec *spec) {
+        int r;
+
+        if (spec->name && spec->name[0]) {
+                r = job_name_check(spec->name, js->err.message, sizeof(js->err.message));
+                if (r < 0)
+                        return start_fail(js, JOB_START_STAGE_NAME, r, "%s", js->err.message);
+        }
+        if (spec->request_id && spec->request_id[0]) {
+                r = job_request_id_check(spec->request_id, js->err.message, sizeof(js->err.message));
+                if (r < 0)
+                        return start_fail(js, JOB_START_STAGE_NAME, r, "%s", js->err.message);
+        }
+        if (spec->labels && strlen(spec->labels) > JOB_LABELS_TEXT_MAX)
+                return start_fail(js, JOB_START_STAGE_NAME, -E2BIG, "labels are too long together (at most %u bytes)",
+                                  JOB_LABELS_TEXT_MAX);
+        return 0;
+}
+
 /* Stage 1: the spec alone, and what this engine can do. */
 static int start_validate(Engine *e, JobStart *js, const JobSpec *spec) {
         const JobLimits *l = spec->limits;
@@ -59,6 +81,9 @@ static int start_validate(Engine *e, JobStart *js, const JobSpec *spec) {
                 return start_fail(js, JOB_START_STAGE_LIMITS, -EINVAL, "io limits given both by device number and by path");
         if (l && (l->n_io > JOB_IO_MAX || l->n_io_devices > JOB_IO_MAX))
                 return start_fail(js, JOB_START_STAGE_IO_DEVICE, -E2BIG, "too many io entries (at most %u)", JOB_IO_MAX);
+        r = start_validate_names(js, spec);
+        if (r < 0)
+                return r;
         js->want_limits = l && (l->cpu_millis || l->memory_max || l->pids_max || l->n_io || l->n_io_devices);
         return 0;
 }
@@ -93,6 +118,9 @@ static void start_status(JobStart *js, bool starting, JobStatus *ret) {
                 .runtime_deadline = js->runtime_deadline,
         };
         snprintf(ret->owner, sizeof(ret->owner), "%s", js->spec.owner ?: "");
+        snprintf(ret->name, sizeof(ret->name), "%s", js->spec.name ?: "");
+        snprintf(ret->labels, sizeof(ret->labels), "%s", js->spec.labels ?: "");
+        snprintf(ret->request_id, sizeof(ret->request_id), "%s", js->spec.request_id ?: "");
         job_env_command_summary(js->spec.argv, ret->command);
 }
 
@@ -318,6 +346,7 @@ static int start_register(Engine *e, JobStart *js) {
         j->pipe_fd[1] = js->err_r;
         j->owner_output_max = js->spec.owner_output_max;
         j->keep_bundle = js->keep_bundle;
+        claims_start_to_job(js, j);
         r = job_hash_add(e, j);
         if (r >= 0)
                 r = job_arm_all(e, j);
@@ -380,6 +409,10 @@ static void job_start_free(Engine *e, JobStart *js, bool failed) {
         free(js->env);
         free(js->cwd_copy);
         free(js->owner);
+        free(js->name);
+        free(js->labels);
+        free(js->request_id);
+        claims_start_free(e, js);
         free((char *) js->creds.user);
         free((char *) js->creds.home);
         free(js->creds.groups);
@@ -408,6 +441,7 @@ void job_start_finish(Engine *e, void *userdata) {
         void *ud = js->userdata;
         JobStartError err;
         JobId id = js->id;
+        StartWaiter *waiters;
         int r = js->r;
 
         if (!e) { /* the engine went first (cannot happen: it runs us) */
@@ -420,9 +454,17 @@ void job_start_finish(Engine *e, void *userdata) {
         if (r >= 0)
                 r = start_register(e, js);
         err = js->err;
+        waiters = TAKE_PTR(js->waiters);
         job_start_free(e, js, r < 0);
         if (done)
                 done(e->freeing ? NULL : e, r, r >= 0 ? &id : NULL, &err, ud);
+        /* Retries of the same request (job-claims.c): the same answer. */
+        while (waiters) {
+                StartWaiter *w = waiters;
+                waiters = w->next;
+                w->done(e->freeing ? NULL : e, r, r >= 0 ? &id : NULL, &err, w->userdata);
+                free(w);
+        }
 }
 
 /* NULL-terminated copy in one allocation. */
@@ -474,6 +516,13 @@ static int copy_spec(JobStart *js, const JobSpec *spec) {
                 return -ENOMEM;
         js->spec.cwd = js->cwd_copy;
         js->spec.owner = js->owner;
+        if ((spec->name && spec->name[0] && !(js->name = strdup(spec->name))) ||
+            (spec->labels && spec->labels[0] && !(js->labels = strdup(spec->labels))) ||
+            (spec->request_id && spec->request_id[0] && !(js->request_id = strdup(spec->request_id))))
+                return -ENOMEM;
+        js->spec.name = js->name;
+        js->spec.labels = js->labels;
+        js->spec.request_id = js->request_id;
         if (spec->creds) {
                 const JobCredentials *c = spec->creds;
                 js->creds = (JobCredentials) { .uid = c->uid, .gid = c->gid, .n_groups = c->n_groups };
@@ -505,10 +554,20 @@ int engine_start_job(Engine *e, const JobSpec *spec, EngineStartDone done, void 
                 .keeper = keeper_ref(e->keeper),
         };
         r = start_validate(e, js, spec);
+        if (r >= 0 && (spec->name || spec->request_id)) {
+                r = claims_check_start(e, spec, &js->err, done, userdata);
+                if (r > 0) { /* a retry: answered with the first start's job */
+                        js->done = NULL;
+                        job_start_free(e, js, false);
+                        return 0;
+                }
+        }
         if (r >= 0)
                 r = copy_spec(js, spec);
         if (r >= 0)
                 r = start_prepare(e, js);
+        if (r >= 0)
+                r = claims_take_start(e, js);
         e->n_starting++;
         /* Counted against its owner's max-jobs= from now on (NULL on
          * ENOMEM: then it is not counted). */

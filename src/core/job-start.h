@@ -15,7 +15,14 @@
 #include "core/engine-internal.h"
 #include "core/keeper.h"
 
-typedef struct JobStart JobStart;
+/* A retried Start (same request id) that joined this start: told its
+ * result too. */
+typedef struct StartWaiter {
+        struct StartWaiter *next;
+        EngineStartDone done;
+        void *userdata;
+} StartWaiter;
+
 struct JobStart {
         JobStart *next;                      /* the spawner's queue */
         EngineStartDone done;
@@ -27,6 +34,9 @@ struct JobStart {
         OwnerUsage *usage;              /* its owner's tally, counted as starting */
         char **argv, **env;
         char *cwd_copy, *owner;
+        char *name, *labels, *request_id;    /* copies, or NULL */
+        Claim *name_claim, *rid_claim;       /* job-claims.c, until the job holds them */
+        StartWaiter *waiters;
         JobCredentials creds;
         JobLimits limits;
         JobIoLimit io[JOB_IO_MAX];

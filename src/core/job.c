@@ -55,6 +55,7 @@ void job_free(Engine *e, Job *j) {
         list_unlink(&e->exit_waits, &j->exit_wait);
         job_hash_remove(e, j);
         owner_usage_detach(e, j);
+        claims_job_free(e, j);
         if (j->status_unsaved)
                 e->n_unsaved--;
         safe_close(j->pidfd);

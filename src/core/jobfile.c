@@ -81,6 +81,9 @@ static const Field fields[] = {
         { "oom_killed", F_BOOL, S(oom_killed), 0 },
         { "owner", F_STRING, STR(owner) },
         { "command", F_STRING, STR(command) },
+        { "name", F_STRING, STR(name) },
+        { "labels", F_STRING, STR(labels) },
+        { "request_id", F_STRING, STR(request_id) },
 };
 
 _Static_assert(sizeof(pid_t) == sizeof(int), "pid is stored as int");

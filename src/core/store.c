@@ -216,6 +216,7 @@ static int load_job(Engine *e, const char *dir) {
                 job_free(e, j);
                 return r;
         }
+        claims_job_loaded(e, j);
         if (kept)
                 load_watch_adopted(e, j, changed);
         else if (was_running)

@@ -55,21 +55,28 @@ static void log_exited(const JobStatus *st, const char *id, const char *const *f
 void daemon_observer(Engine *e, EngineEvent ev, const JobStatus *st, void *userdata) {
         Daemon *d = userdata;
         char id[JOB_ID_STRING_MAX], idf[16 + JOB_ID_STRING_MAX], ownerf[16 + JOB_OWNER_MAX + 1];
-        const char *fields[] = { idf, ownerf, NULL, NULL };
+        char namef[16 + JOB_NAME_MAX + 1];
+        const char *fields[] = { idf, ownerf, NULL, NULL, NULL };
+        size_t mid = 2; /* where MESSAGE_ID= goes */
 
         job_id_to_string(&st->id, id);
         snprintf(idf, sizeof(idf), "JOB_ID=%s", id);
         snprintf(ownerf, sizeof(ownerf), "JOB_OWNER=%s", st->owner);
+        /* journalctl -u jobworker JOB_NAME=nightly */
+        if (st->name[0]) {
+                snprintf(namef, sizeof(namef), "JOB_NAME=%s", st->name);
+                fields[mid++] = namef;
+        }
 
         notifier_status_changed(d->notifier);
         switch (ev) {
         case ENGINE_EVENT_STARTED:
-                fields[2] = LOG_MID_JOB_STARTED;
+                fields[mid] = LOG_MID_JOB_STARTED;
                 log_fields(LOG_INFO, fields, "job %s started by %s, pid %d: %s", id, st->owner, (int) st->pid,
                            st->command);
                 break;
         case ENGINE_EVENT_EXITED:
-                fields[2] = LOG_MID_JOB_EXITED;
+                fields[mid] = LOG_MID_JOB_EXITED;
                 log_exited(st, id, fields);
                 daemon_job_exited(d);
                 break;

@@ -181,7 +181,11 @@ static void handle_start(Engine *e, RpcCall *c) {
                 return;
         }
         (void) policy_bounds(s->policy, c->identity, &bounds);
-        if (!start_limits(c, &bounds, &limits, io_req, &max_runtime) || !start_usage(e, c, &bounds))
+        if (!start_limits(c, &bounds, &limits, io_req, &max_runtime))
+                return;
+        /* A retry of a Start the engine knows starts nothing: not counted
+         * against max-jobs= (the first one is). */
+        if (!engine_request_id_known(e, c->identity, req->request_id) && !start_usage(e, c, &bounds))
                 return;
 
         spec = (JobSpec) {
@@ -195,6 +199,9 @@ static void handle_start(Engine *e, RpcCall *c) {
                 .isolate = req->isolate,
                 .owner_output_max = bounds.max_output,
                 .max_runtime_usec = max_runtime,
+                .name = req->name,
+                .labels = req->labels,
+                .request_id = req->request_id,
         };
         r = engine_start_job(e, &spec, on_started, call_ref(c));
         if (r < 0) {
@@ -292,6 +299,11 @@ static void handle_status(Engine *e, RpcCall *c) {
         status_response(c, &st);
 }
 
+static bool list_visible(void *userdata, const char *owner) {
+        RpcCall *c = userdata;
+        return authz_can_see(c->server->policy, c->identity, owner);
+}
+
 static void handle_list(Engine *e, RpcCall *c) {
         Server *s = c->server;
         _cleanup_free_ JobStatus *all = NULL;
@@ -306,7 +318,22 @@ static void handle_list(Engine *e, RpcCall *c) {
                 finish_unknown_identity(c);
                 return;
         }
-        r = engine_list(e, NULL, &all, &n);
+        const Request *req = c->request;
+        EngineListFilter filter = {
+                .owner = req->list_owner,
+                .states = req->running_only ? 1u << JOB_STATE_RUNNING : req->list_states,
+                .name = req->list_name,
+                .n_labels = req->n_list_labels,
+                .label_keys = req->list_label_keys,
+                .label_values = req->list_label_values,
+                .visible = list_visible,
+                .userdata = c,
+        };
+        /* running_only and states together: both must hold (a bit of no
+         * state when they cannot). */
+        if (req->running_only && req->list_states)
+                filter.states = (req->list_states & (1u << JOB_STATE_RUNNING)) ?: 1u << 31;
+        r = engine_list_filtered(e, &filter, &all, &n);
         if (r < 0) {
                 handlers_finish_error(c, r, "cannot list jobs");
                 return;
@@ -321,10 +348,6 @@ static void handle_list(Engine *e, RpcCall *c) {
                 }
         }
         for (size_t i = 0; i < n; i++) {
-                if (!authz_can_see(s->policy, c->identity, all[i].owner))
-                        continue;
-                if (c->request->running_only && all[i].state != JOB_STATE_RUNNING)
-                        continue;
                 response_job_status(&all[i], &msgs[k], &strings[k]);
                 ptrs[k] = &msgs[k];
                 k++;

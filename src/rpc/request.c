@@ -17,6 +17,7 @@
 
 #include "jobworker/v1/jobworker.pb-c.h"
 #include "rpc/request.h"
+#include "shared/job-name.h"
 #include "shared/string-util.h"
 
 static const struct {
@@ -244,6 +245,56 @@ static int check_limits(const Jobworker__V1__Limits *l, Request *r, char **ret_m
         return 0;
 }
 
+/* StartRequest.isolate into a JOB_ISOLATE_* mask. */
+static int parse_isolation(Jobworker__V1__StartRequest *m, Request *r, char **ret_message) {
+        for (size_t i = 0; i < m->n_isolate; i++)
+                switch ((int) m->isolate[i]) {
+                case JOBWORKER__V1__ISOLATION__ISOLATION_PID:
+                        r->isolate |= JOB_ISOLATE_PID;
+                        break;
+                case JOBWORKER__V1__ISOLATION__ISOLATION_NET:
+                        r->isolate |= JOB_ISOLATE_NET;
+                        break;
+                case JOBWORKER__V1__ISOLATION__ISOLATION_TMP:
+                        r->isolate |= JOB_ISOLATE_TMP;
+                        break;
+                default:
+                        return replace_message(ret_message, -EINVAL, "isolate[%zu]: unknown isolation %d (expected 1 pid, 2 net or 3 tmp)",
+                                    i, (int) m->isolate[i]);
+                }
+        return 0;
+}
+
+/* Name, labels and request id of a Start: the rules of shared/job-name.h. */
+static int check_start_names(Jobworker__V1__StartRequest *m, Request *r, char **ret_message) {
+        const char *keys[JOB_LABELS_MAX], *values[JOB_LABELS_MAX];
+        char msg[JOB_NAME_MSG_MAX];
+        int k;
+
+        if (m->name && m->name[0]) {
+                k = job_name_check(m->name, msg, sizeof(msg));
+                if (k < 0)
+                        return replace_message(ret_message, k, "%s", msg);
+                r->name = m->name;
+        }
+        if (m->request_id && m->request_id[0]) {
+                k = job_request_id_check(m->request_id, msg, sizeof(msg));
+                if (k < 0)
+                        return replace_message(ret_message, k, "%s", msg);
+                r->request_id = m->request_id;
+        }
+        if (m->n_labels > JOB_LABELS_MAX)
+                return replace_message(ret_message, -E2BIG, "too many labels: %zu (at most %u)", m->n_labels, JOB_LABELS_MAX);
+        for (size_t i = 0; i < m->n_labels; i++) {
+                keys[i] = m->labels[i]->key ?: "";
+                values[i] = m->labels[i]->value ?: "";
+        }
+        k = job_labels_join(keys, values, m->n_labels, r->labels, sizeof(r->labels), msg, sizeof(msg));
+        if (k < 0)
+                return replace_message(ret_message, k, "%s", msg);
+        return 0;
+}
+
 static int check_start(Jobworker__V1__StartRequest *m, Request *r, char **ret_message) {
         size_t total = 0;
         int k;
@@ -301,21 +352,12 @@ static int check_start(Jobworker__V1__StartRequest *m, Request *r, char **ret_me
                                        "or 1 to %llu: ten years)", (unsigned long long) m->max_runtime_ms,
                                        (unsigned long long) (LIMITS_RUNTIME_MAX_USEC / 1000));
         r->max_runtime_usec = m->max_runtime_ms * 1000;
-        for (size_t i = 0; i < m->n_isolate; i++)
-                switch ((int) m->isolate[i]) {
-                case JOBWORKER__V1__ISOLATION__ISOLATION_PID:
-                        r->isolate |= JOB_ISOLATE_PID;
-                        break;
-                case JOBWORKER__V1__ISOLATION__ISOLATION_NET:
-                        r->isolate |= JOB_ISOLATE_NET;
-                        break;
-                case JOBWORKER__V1__ISOLATION__ISOLATION_TMP:
-                        r->isolate |= JOB_ISOLATE_TMP;
-                        break;
-                default:
-                        return replace_message(ret_message, -EINVAL, "isolate[%zu]: unknown isolation %d (expected 1 pid, 2 net or 3 tmp)",
-                                    i, (int) m->isolate[i]);
-                }
+        k = check_start_names(m, r, ret_message);
+        if (k < 0)
+                return k;
+        k = parse_isolation(m, r, ret_message);
+        if (k < 0)
+                return k;
 
         r->argv = calloc(m->n_argv + 1, sizeof(char *));
         if (!r->argv)
@@ -327,6 +369,47 @@ static int check_start(Jobworker__V1__StartRequest *m, Request *r, char **ret_me
                         return -ENOMEM;
                 memcpy(r->env, m->env, m->n_env * sizeof(char *));
         }
+        return 0;
+}
+
+/* The filters of a List. */
+static int check_list(Jobworker__V1__ListRequest *m, Request *r, char **ret_message) {
+        char msg[JOB_NAME_MSG_MAX];
+        int k;
+
+        r->running_only = m->running_only;
+        for (size_t i = 0; i < m->n_states; i++) {
+                int s = (int) m->states[i];
+                if (s < JOBWORKER__V1__JOB_STATE__JOB_STATE_RUNNING || s > JOBWORKER__V1__JOB_STATE__JOB_STATE_ENDED)
+                        return replace_message(ret_message, -EINVAL, "states[%zu]: unknown job state %d (expected 1 to 5)", i, s);
+                /* The API's numbers are the engine's plus one. */
+                r->list_states |= 1u << (s - JOBWORKER__V1__JOB_STATE__JOB_STATE_RUNNING + JOB_STATE_RUNNING);
+        }
+        if (m->owner && m->owner[0]) {
+                if (strlen(m->owner) > JOB_OWNER_MAX)
+                        return replace_message(ret_message, -E2BIG, "owner is too long: %zu bytes (at most %u)", strlen(m->owner),
+                                               JOB_OWNER_MAX);
+                r->list_owner = m->owner;
+        }
+        if (m->name && m->name[0]) {
+                /* A name no job can have matches nothing: refused as such. */
+                k = job_name_check(m->name, msg, sizeof(msg));
+                if (k < 0)
+                        return replace_message(ret_message, k, "%s", msg);
+                r->list_name = m->name;
+        }
+        if (m->n_labels > JOB_LABELS_MAX)
+                return replace_message(ret_message, -E2BIG, "too many label selectors: %zu (at most %u)", m->n_labels,
+                                       JOB_LABELS_MAX);
+        for (size_t i = 0; i < m->n_labels; i++) {
+                const char *key = m->labels[i]->key ?: "", *value = m->labels[i]->value ?: "";
+                k = job_label_check(key, value, msg, sizeof(msg));
+                if (k < 0)
+                        return replace_message(ret_message, k, "label selector %zu: %s", i, msg);
+                r->list_label_keys[i] = key;
+                r->list_label_values[i] = value;
+        }
+        r->n_list_labels = m->n_labels;
         return 0;
 }
 
@@ -377,18 +460,39 @@ static int check_signal(Jobworker__V1__SignalRequest *m, Request *r, char **ret_
         return 0;
 }
 
+/* Repeated fields counted by the walk, before protobuf-c allocates them. */
+static int check_counts(RequestMethod method, const size_t counts[static WIRE_FIELDS], char **ret_message) {
+        if (method == REQUEST_START) {
+                if (counts[1] > JOB_ARGV_MAX)
+                        return replace_message(ret_message, -E2BIG, "too many arguments: %zu (at most %u)", counts[1], JOB_ARGV_MAX);
+                if (counts[2] > JOB_ENV_MAX)
+                        return replace_message(ret_message, -E2BIG, "too many environment entries: %zu (at most %u)",
+                                    counts[2], JOB_ENV_MAX);
+                if (counts[11] > JOB_LABELS_MAX)
+                        return replace_message(ret_message, -E2BIG, "too many labels: %zu (at most %u)", counts[11], JOB_LABELS_MAX);
+        }
+        if (method == REQUEST_LIST && counts[5] > JOB_LABELS_MAX)
+                return replace_message(ret_message, -E2BIG, "too many label selectors: %zu (at most %u)", counts[5],
+                                       JOB_LABELS_MAX);
+        if (method == REQUEST_LIST && counts[2] > 16)
+                return replace_message(ret_message, -E2BIG, "too many states: %zu (at most 16)", counts[2]);
+        return 0;
+}
+
 int request_decode(RequestMethod method, const void *data, size_t size, Request **ret, char **ret_message) {
         static const uint32_t string_fields[_REQUEST_METHOD_MAX] = {
-                [REQUEST_START] = (1u << 1) | (1u << 2) | (1u << 3),
+                [REQUEST_START] = (1u << 1) | (1u << 2) | (1u << 3) | (1u << 10) | (1u << 12),
                 [REQUEST_STOP] = 1u << 1,
                 [REQUEST_STATUS] = 1u << 1,
+                [REQUEST_LIST] = (1u << 3) | (1u << 4),
                 [REQUEST_OUTPUT] = 1u << 1,
                 [REQUEST_SIGNAL] = 1u << 1,
         };
-        static const char *const string_names[_REQUEST_METHOD_MAX][4] = {
-                [REQUEST_START] = { NULL, "argv", "env", "cwd" },
+        static const char *const string_names[_REQUEST_METHOD_MAX][13] = {
+                [REQUEST_START] = { NULL, "argv", "env", "cwd", [10] = "name", [12] = "request_id" },
                 [REQUEST_STOP] = { NULL, "job_id" },
                 [REQUEST_STATUS] = { NULL, "job_id" },
+                [REQUEST_LIST] = { NULL, NULL, NULL, "owner", "name" },
                 [REQUEST_OUTPUT] = { NULL, "job_id" },
                 [REQUEST_SIGNAL] = { NULL, "job_id" },
         };
@@ -406,12 +510,10 @@ int request_decode(RequestMethod method, const void *data, size_t size, Request 
                 return replace_message(ret_message, -EINVAL, "malformed %s message (not valid protobuf)", methods[method].type);
         if (nul_field > 0)
                 return replace_message(ret_message, -EINVAL, "%s contains a NUL byte", string_names[method][nul_field]);
+        k = check_counts(method, counts, ret_message);
+        if (k < 0)
+                return k;
         if (method == REQUEST_START) {
-                if (counts[1] > JOB_ARGV_MAX)
-                        return replace_message(ret_message, -E2BIG, "too many arguments: %zu (at most %u)", counts[1], JOB_ARGV_MAX);
-                if (counts[2] > JOB_ENV_MAX)
-                        return replace_message(ret_message, -E2BIG, "too many environment entries: %zu (at most %u)",
-                                    counts[2], JOB_ENV_MAX);
                 k = check_start_wire(data, size, ret_message);
                 if (k < 0)
                         return k;
@@ -438,8 +540,7 @@ int request_decode(RequestMethod method, const void *data, size_t size, Request 
                 k = parse_job_id(((Jobworker__V1__StatusRequest *) r->message)->job_id, r, ret_message);
                 break;
         case REQUEST_LIST:
-                r->running_only = ((Jobworker__V1__ListRequest *) r->message)->running_only;
-                k = 0;
+                k = check_list(r->message, r, ret_message);
                 break;
         case REQUEST_OUTPUT:
                 k = check_output(r->message, r, ret_message);

@@ -49,6 +49,9 @@ typedef struct Request {
         LimitsRequest limits;   /* io device strings point into the message */
         unsigned isolate;       /* JOB_ISOLATE_* mask */
         uint64_t max_runtime_usec; /* 0: not asked for (the policy's default) */
+        const char *name;       /* NULL: none; checked (shared/job-name.h) */
+        char labels[JOB_LABELS_TEXT_MAX + 1]; /* joined, "" for none */
+        const char *request_id; /* NULL: none */
 
         /* STOP, STATUS, OUTPUT, SIGNAL */
         JobId job_id;
@@ -61,8 +64,15 @@ typedef struct Request {
         int signal;             /* 1..JOB_SIGNAL_MAX */
         bool signal_all;        /* every process of the job */
 
-        /* LIST */
+        /* LIST: filters, each checked; label selectors point into the
+         * message */
         bool running_only;
+        unsigned list_states;   /* mask of 1u << JobState, 0: any */
+        const char *list_owner; /* NULL: any */
+        const char *list_name;  /* NULL: any */
+        size_t n_list_labels;
+        const char *list_label_keys[JOB_LABELS_MAX];
+        const char *list_label_values[JOB_LABELS_MAX];
 
         /* OUTPUT */
         unsigned streams;       /* JobStream mask, non-zero */

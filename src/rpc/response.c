@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "rpc/response.h"
+#include "shared/job-name.h"
 #include "shared/utf8.h"
 
 void response_utf8_sanitize(char *dst, size_t size, const char *src) {
@@ -49,6 +50,27 @@ Jobworker__V1__JobState response_job_state(JobState s) {
         return JOBWORKER__V1__JOB_STATE__JOB_STATE_UNSPECIFIED;
 }
 
+/* The joined labels back into Label messages (copied and split in place:
+ * ',' and '=' never occur in a key or a value). */
+static void response_labels(const JobStatus *st, Jobworker__V1__JobStatus *out, ResponseStatusStrings *strings) {
+        const char *k, *v;
+        size_t pos = 0, kl, vl, n = 0;
+
+        memcpy(strings->labels, st->labels, sizeof(strings->labels));
+        strings->labels[sizeof(strings->labels) - 1] = 0;
+        while (n < JOB_LABELS_MAX && job_labels_next(strings->labels, &pos, &k, &kl, &v, &vl)) {
+                jobworker__v1__label__init(&strings->label[n]);
+                ((char *) k)[kl] = 0;
+                ((char *) v)[vl] = 0;
+                strings->label[n].key = (char *) k;
+                strings->label[n].value = (char *) v;
+                strings->label_ptrs[n] = &strings->label[n];
+                n++;
+        }
+        out->n_labels = n;
+        out->labels = n ? strings->label_ptrs : NULL;
+}
+
 void response_job_status(const JobStatus *st, Jobworker__V1__JobStatus *out, ResponseStatusStrings *strings) {
         job_id_to_string(&st->id, strings->job_id);
         response_utf8_sanitize(strings->owner, sizeof(strings->owner), st->owner);
@@ -78,4 +100,7 @@ void response_job_status(const JobStatus *st, Jobworker__V1__JobStatus *out, Res
         out->files_removed = st->files_removed;
         out->max_runtime_ms = st->max_runtime_usec / 1000;
         out->timed_out = st->timed_out;
+        response_utf8_sanitize(strings->name, sizeof(strings->name), st->name);
+        out->name = strings->name;
+        response_labels(st, out, strings);
 }

@@ -16,6 +16,10 @@ typedef struct ResponseStatusStrings {
         char job_id[JOB_ID_STRING_MAX];
         char owner[JOB_OWNER_MAX + 1];
         char command[JOB_COMMAND_MAX + 1];
+        char name[JOB_NAME_MAX + 1];
+        char labels[JOB_LABELS_TEXT_MAX + 1]; /* split in place */
+        Jobworker__V1__Label label[JOB_LABELS_MAX];
+        Jobworker__V1__Label *label_ptrs[JOB_LABELS_MAX];
 } ResponseStatusStrings;
 
 /* Fills *out (initialized here) from st; strings are copied to *strings. */

@@ -115,6 +115,11 @@ void status_map_start_error(int r, const JobStartError *err, StatusMapping *ret)
                  * namespace) is a precondition of the host, not a bad request. */
                 ret->code = GRPC_STATUS_FAILED_PRECONDITION;
                 return;
+        case JOB_START_STAGE_NAME:
+                /* A running job of the caller has the name (named in the
+                 * message); a bad name is the request's fault. */
+                ret->code = r == -EEXIST ? GRPC_STATUS_ALREADY_EXISTS : GRPC_STATUS_INVALID_ARGUMENT;
+                return;
         case JOB_START_STAGE_STATE:
                 /* The state directory refused the record (read-only, say):
                  * the host's to fix. */

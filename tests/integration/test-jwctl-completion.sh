@@ -32,7 +32,14 @@ check "USR1 USR2" jwctl kill -s US
 check "USR1 USR2" jwctl kill --signal us
 check "" jwctl kill -s USR1 ''
 check "--server --stderr --stdout" jwctl logs --s
-check "--ca --cert --help --json --keepalive --key --reconnect-timeout --running --server --timeout --version" jwctl list --
+check "--ca --cert --help --json --keepalive --key --label --name --owner --reconnect-timeout --running --server --state --timeout --version" jwctl list --
+check "--label" jwctl start --l
+check "--name" jwctl run --n
+check "running" jwctl list --state r
+check "running,ended running,exited running,finished running,killed running,lost" jwctl list --state running,
+check "" jwctl start --name ''
+check "" jwctl list --label ''
+check "--json" jwctl list --name web --j
 check "--grace" jwctl stop --g
 check "--env" jwctl run --e
 check "--ca --cert --cpu --cwd" jwctl start --c

@@ -119,6 +119,7 @@ ID_C = "12345678-0000-4000-8000-00000000000c"
 class Fake:
     def __init__(self):
         self.mode = None
+        self.start_lost = False
         self.requests = []   # (method, decoded request)
         self.lock = threading.Lock()
 
@@ -141,6 +142,9 @@ class Fake:
 
     def Start(self, req, ctx):
         self.record("Start", req)
+        if self.mode == "start-lost-once" and not self.start_lost:
+            self.start_lost = True
+            ctx.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
         return fb(1, ID_C)
 
     def Stop(self, req, ctx):
@@ -285,6 +289,20 @@ try:
     check_error(jw("logs", ID_C, mode="garbage"), 1, "does not parse", "unparsable message")
     rc, out, err = jw("start", "--", "prog")
     check(rc == 0 and out == (ID_C + "\n").encode(), "start prints the id", (rc, out))
+
+    # Every Start carries a new request id (a UUID); a Start whose connection
+    # is lost is made again, with the same one, on a new connection.
+    first = fake.last("Start").get(12, [b""])[0]
+    jw("start", "--name", "web", "--label", "team=web", "--", "prog")
+    s = fake.last("Start")
+    check(len(first) == 36 and s.get(12) and s[12][0] != first and len(s[12][0]) == 36, "request ids", (first, s))
+    check(s.get(10) == [b"web"] and s.get(11) and decode(s[11][0]).get(1) == [b"team"], "Start name and label", s)
+    n = sum(1 for m, _ in fake.requests if m == "Start")
+    rc, out, err = jw("start", "--", "prog", mode="start-lost-once")
+    starts = [r for m, r in fake.requests if m == "Start"][n:]
+    check(rc == 0 and out == (ID_C + "\n").encode(), "start after a lost Start", (rc, out, err))
+    check(len(starts) == 2 and starts[0].get(12) == starts[1].get(12) and len(starts[0].get(12, [b""])[0]) == 36,
+          "the repeated Start has the first one's request id", starts)
 
     # Untrusted text from the server: escaped in JSON, neutralized on the terminal.
     rc, out, err = jw("list", "--json", mode="weird")

@@ -320,12 +320,49 @@ static void test_job_argument(void **state) {
         EXPECT_ERROR("missing JOB", "stop", "--grace", "1");
         EXPECT_ERROR("missing JOB", "wait", "--");
         EXPECT_ERROR("too short", "status", "0123abc");
-        EXPECT_ERROR("not a job id", "status", "hello-world");
+        EXPECT_ERROR("neither a job id", "status", "hello:world");
         EXPECT_ERROR("not a job id", "stop", JOB "0");
         EXPECT_ERROR("unexpected argument '0123abce'", "status", "0123abcd", "0123abce");
         EXPECT_ERROR("'list' takes no arguments", "list", "0123abcd");
         /* after "--" a dash-word is the JOB, and is checked as one */
-        EXPECT_ERROR("not a job id", "status", "--", "--json");
+        EXPECT_ERROR("neither a job id", "status", "--", "--json");
+        /* a word with a character that is not hex nor '-' is a name */
+        assert_int_equal(PARSE(&a, &e, "stop", "hello-world"), 0);
+        assert_string_equal(a.job, "hello-world");
+        cli_args_done(&a);
+}
+
+/* --name, --label (start, run, list), --state and --owner (list). */
+static void test_names_and_filters(void **state) {
+        CliArgs a;
+        char *e;
+
+        assert_int_equal(PARSE(&a, &e, "start", "--name", "web-1", "--label", "team=web", "--label", "tier=", "--", "true"), 0);
+        assert_string_equal(a.name, "web-1");
+        assert_int_equal(a.n_labels, 2);
+        assert_string_equal(a.labels[0], "team=web");
+        assert_string_equal(a.labels[1], "tier=");
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "list", "--state", "running,finished", "--owner", "alice", "--name", "web-1",
+                               "--label", "team=web"), 0);
+        assert_int_equal(a.states, CLI_STATE_RUNNING | CLI_STATE_FINISHED);
+        assert_string_equal(a.owner, "alice");
+        assert_string_equal(a.name, "web-1");
+        assert_int_equal(a.n_labels, 1);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "list", "--state", "exited", "--state", "ended"), 0);
+        assert_int_equal(a.states, (1u << 2) | (1u << 5));
+        cli_args_done(&a);
+
+        EXPECT_ERROR("could be read as a job id", "start", "--name", "deadbeef", "--", "true");
+        EXPECT_ERROR("not allowed", "run", "--name", "web:1", "--", "true");
+        EXPECT_ERROR("KEY=VALUE", "start", "--label", "team", "--", "true");
+        EXPECT_ERROR("label key 'team' is given twice", "start", "--label", "team=a", "--label", "team=b", "--", "true");
+        EXPECT_ERROR("at most 63", "list", "--label", "team=0123456789012345678901234567890123456789012345678901234567890123");
+        EXPECT_ERROR("expected running, exited", "list", "--state", "sleeping");
+        EXPECT_ERROR("needs a user name", "list", "--owner", "");
+        EXPECT_ERROR("unknown option", "status", "--name", "web", JOB);
+        EXPECT_ERROR("unknown option", "start", "--state", "running", "--", "true");
 }
 
 static void test_list_logs_stop(void **state) {
@@ -551,6 +588,7 @@ int main(void) {
                 cmocka_unit_test(test_env_and_cwd),
                 cmocka_unit_test(test_limits),
                 cmocka_unit_test(test_job_argument),
+                cmocka_unit_test(test_names_and_filters),
                 cmocka_unit_test(test_list_logs_stop),
                 cmocka_unit_test(test_kill),
                 cmocka_unit_test(test_global_options),

@@ -261,6 +261,53 @@ static void test_text(void **state) {
         free(out);
 }
 
+/* Names and labels: shown when set, the table unchanged without them. */
+static void test_names(void **state) {
+        CliJobStatus a = make_status("0123abcd-4567-4890-8abc-def012345678", JOBWORKER__V1__JOB_STATE__JOB_STATE_RUNNING);
+        CliJobStatus b = make_status("ffffffff-ffff-4fff-bfff-ffffffffffff", JOBWORKER__V1__JOB_STATE__JOB_STATE_RUNNING);
+        CliJobStatus *jobs[] = { &a, &b };
+        Jobworker__V1__Label l1 = JOBWORKER__V1__LABEL__INIT, l2 = JOBWORKER__V1__LABEL__INIT, *lp[] = { &l1, &l2 };
+        char *out = NULL;
+
+        setenv("TZ", "UTC", 1);
+        tzset();
+        a.name = (char *) "web-1";
+        l1.key = (char *) "team";
+        l1.value = (char *) "web";
+        l2.key = (char *) "tier";
+        l2.value = (char *) "1\x1b";
+        a.n_labels = 2;
+        a.labels = lp;
+        b.name = (char *) "";
+        CAPTURE(out, cli_format_list_text(f, jobs, 2));
+        assert_string_equal(out,
+                "JOB ID                                NAME   STATE    OWNER  STARTED              CPU  MEMORY  LABELS            COMMAND\n"
+                "0123abcd-4567-4890-8abc-def012345678  web-1  running  alice  2023-11-14 22:13:20  -    -       team=web,tier=1?  sh -c 'echo \"hi\"'\n"
+                "ffffffff-ffff-4fff-bfff-ffffffffffff  -      running  alice  2023-11-14 22:13:20  -    -       -                 sh -c 'echo \"hi\"'\n");
+        free(out);
+
+        CAPTURE(out, cli_format_status_text(f, &a));
+        assert_non_null(strstr(out, "Job:      0123abcd-4567-4890-8abc-def012345678\nName:     web-1\n"
+                                    "Labels:   team=web, tier=1?\nState:    running\n"));
+        free(out);
+        CAPTURE(out, cli_format_status_json(f, &a));
+        assert_non_null(strstr(out, ",\"name\":\"web-1\",\"labels\":{\"team\":\"web\",\"tier\":\"1\\u001b\"}}"));
+        free(out);
+
+        /* without: no Name/Labels lines, no keys, no columns */
+        CAPTURE(out, cli_format_status_text(f, &b));
+        assert_null(strstr(out, "Name:"));
+        assert_null(strstr(out, "Labels:"));
+        free(out);
+        CAPTURE(out, cli_format_status_json(f, &b));
+        assert_null(strstr(out, "\"name\""));
+        assert_null(strstr(out, "\"labels\""));
+        free(out);
+        CAPTURE(out, cli_format_list_text(f, jobs + 1, 1));
+        assert_non_null(strstr(out, "JOB ID                                STATE    OWNER  STARTED"));
+        free(out);
+}
+
 static void test_bytes(void **state) {
         char b[32];
 
@@ -281,6 +328,7 @@ int main(void) {
                 cmocka_unit_test(test_terminal_safe),
                 cmocka_unit_test(test_state_short),
                 cmocka_unit_test(test_text),
+                cmocka_unit_test(test_names),
                 cmocka_unit_test(test_bytes),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -69,11 +69,48 @@ static void test_many_candidates(void **state) {
         free(e);
 }
 
+static void test_names(void **state) {
+        const CliNamedJob one_owner[] = {
+                { "11111111-0000-4000-8000-000000000000", "alice", 100 },
+                { "22222222-0000-4000-8000-000000000000", "alice", 300 },
+                { "33333333-0000-4000-8000-000000000000", "alice", 200 },
+        };
+        const CliNamedJob two_owners[] = {
+                { "11111111-0000-4000-8000-000000000000", "alice", 100 },
+                { "44444444-0000-4000-8000-000000000000", "charlie", 400 },
+        };
+        char *id = NULL, *err = NULL;
+
+        assert_true(cli_job_ref_is_name("web"));
+        assert_true(cli_job_ref_is_name("deadbeeg"));
+        assert_false(cli_job_ref_is_name("deadbeef"));
+        assert_false(cli_job_ref_is_name("0123-ABCD"));
+        assert_false(cli_job_ref_is_name(""));
+
+        /* the newest of one owner's jobs with the name */
+        assert_int_equal(cli_job_name_pick("web", one_owner, 3, &id, &err), 0);
+        assert_string_equal(id, "22222222-0000-4000-8000-000000000000");
+        free(id);
+        assert_int_equal(cli_job_name_pick("web", one_owner, 1, &id, &err), 0);
+        assert_string_equal(id, "11111111-0000-4000-8000-000000000000");
+        free(id);
+        assert_int_equal(cli_job_name_pick("web", one_owner, 0, &id, &err), -ENOENT);
+        /* several owners: never a guess */
+        id = NULL;
+        assert_int_equal(cli_job_name_pick("web", two_owners, 2, &id, &err), -EEXIST);
+        assert_null(id);
+        assert_non_null(strstr(err, "job name 'web' is ambiguous"));
+        assert_non_null(strstr(err, "charlie 44444444-0000-4000-8000-000000000000"));
+        assert_non_null(strstr(err, "alice 11111111-0000-4000-8000-000000000000"));
+        free(err);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_full),
                 cmocka_unit_test(test_match),
                 cmocka_unit_test(test_many_candidates),
+                cmocka_unit_test(test_names),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

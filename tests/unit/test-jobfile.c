@@ -24,12 +24,28 @@ static void test_roundtrip(void **state) {
         assert_int_equal(job_id_generate(&a.id), 0);
         strcpy(a.owner, "eve\nstate=running\\x41");   /* must not inject a line */
         strcpy(a.command, "printf '\\t%s\\n' \x01\x7f");
+        strcpy(a.name, "web-1.nightly");
+        strcpy(a.labels, "team=web,tier=1,empty=");
+        strcpy(a.request_id, "0b5f3a1c-2d4e-4f60-8a7b-9c0d1e2f3a4b");
         int n = jobfile_format(&a, 4096, buf, sizeof(buf));
         assert_true(n > 0);
         assert_null(strstr(buf, "\nstate=running\n"));
         assert_int_equal(jobfile_parse(buf, &b, &ls), 0);
         assert_int_equal(ls, 4096);
         assert_memory_equal(&a, &b, sizeof(a));
+}
+
+/* A record of before names (no name=, labels=, request_id= keys) loads
+ * with none. */
+static void test_without_names(void **state) {
+        JobStatus b;
+        uint64_t ls;
+
+        assert_int_equal(jobfile_parse("id=0123abcd-89ab-4def-8123-456789abcdef\nstate=exited\nowner=alice\n", &b, &ls), 0);
+        assert_string_equal(b.owner, "alice");
+        assert_string_equal(b.name, "");
+        assert_string_equal(b.labels, "");
+        assert_string_equal(b.request_id, "");
 }
 
 static void test_missing_or_bad(void **state) {
@@ -77,6 +93,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_roundtrip),
                 cmocka_unit_test(test_missing_or_bad),
+                cmocka_unit_test(test_without_names),
                 cmocka_unit_test(test_versions),
                 cmocka_unit_test(test_small_buffer),
         };

@@ -191,6 +191,95 @@ static void test_max_runtime(void **state) {
         decode_fails(REQUEST_START, &m.base, -EINVAL, "max_runtime_ms 18446744073709551615 is out of range");
 }
 
+static void test_names(void **state) {
+        char *argv[] = { "/bin/true" };
+        Jobworker__V1__StartRequest m = JOBWORKER__V1__START_REQUEST__INIT;
+        Jobworker__V1__Label l[17], *lp[17];
+        char keys[17][8];
+        Request *r;
+
+        for (int i = 0; i < 17; i++) {
+                jobworker__v1__label__init(&l[i]);
+                snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+                l[i].key = keys[i];
+                l[i].value = "v";
+                lp[i] = &l[i];
+        }
+        m.n_argv = 1;
+        m.argv = argv;
+        r = decode_ok(REQUEST_START, &m.base);
+        assert_null(r->name);
+        assert_null(r->request_id);
+        assert_string_equal(r->labels, "");
+        request_free(r);
+
+        m.name = "web-1";
+        m.request_id = "req-1";
+        m.n_labels = 2;
+        m.labels = lp;
+        l[1].value = "";
+        r = decode_ok(REQUEST_START, &m.base);
+        assert_string_equal(r->name, "web-1");
+        assert_string_equal(r->request_id, "req-1");
+        assert_string_equal(r->labels, "k0=v,k1=");
+        request_free(r);
+
+        m.name = "deadbeef";
+        decode_fails(REQUEST_START, &m.base, -EINVAL, "job name 'deadbeef' could be read as a job id");
+        m.name = "web:1";
+        decode_fails(REQUEST_START, &m.base, -EINVAL, "job name 'web:1' has a character that is not allowed");
+        m.name = "web";
+        m.request_id = "a b";
+        decode_fails(REQUEST_START, &m.base, -EINVAL, "request id 'a b'");
+        m.request_id = "";
+        m.n_labels = 17;
+        decode_fails(REQUEST_START, &m.base, -E2BIG, "too many labels: 17 (at most 16)");
+        m.n_labels = 2;
+        l[1].key = "k0";
+        decode_fails(REQUEST_START, &m.base, -EINVAL, "label key 'k0' is given twice");
+}
+
+static void test_list_filters(void **state) {
+        Jobworker__V1__ListRequest m = JOBWORKER__V1__LIST_REQUEST__INIT;
+        Jobworker__V1__JobState states[] = { JOBWORKER__V1__JOB_STATE__JOB_STATE_RUNNING,
+                                             JOBWORKER__V1__JOB_STATE__JOB_STATE_ENDED };
+        Jobworker__V1__Label l = JOBWORKER__V1__LABEL__INIT, *lp = &l;
+        Request *r;
+
+        r = decode_ok(REQUEST_LIST, &m.base);
+        assert_int_equal(r->list_states, 0);
+        assert_null(r->list_owner);
+        assert_null(r->list_name);
+        assert_int_equal(r->n_list_labels, 0);
+        request_free(r);
+
+        m.n_states = 2;
+        m.states = states;
+        m.owner = "alice";
+        m.name = "web";
+        l.key = "team";
+        l.value = "web";
+        m.n_labels = 1;
+        m.labels = &lp;
+        r = decode_ok(REQUEST_LIST, &m.base);
+        assert_int_equal(r->list_states, (1u << JOB_STATE_RUNNING) | (1u << JOB_STATE_ENDED));
+        assert_string_equal(r->list_owner, "alice");
+        assert_string_equal(r->list_name, "web");
+        assert_int_equal(r->n_list_labels, 1);
+        assert_string_equal(r->list_label_keys[0], "team");
+        assert_string_equal(r->list_label_values[0], "web");
+        request_free(r);
+
+        states[1] = 9;
+        decode_fails(REQUEST_LIST, &m.base, -EINVAL, "states[1]: unknown job state 9");
+        states[1] = JOBWORKER__V1__JOB_STATE__JOB_STATE_ENDED;
+        m.name = "cafe";
+        decode_fails(REQUEST_LIST, &m.base, -EINVAL, "could be read as a job id");
+        m.name = "";
+        l.key = "";
+        decode_fails(REQUEST_LIST, &m.base, -EINVAL, "label selector 0: label key is empty");
+}
+
 static void test_resource_limits(void **state) {
         char *argv[] = { "/bin/true" };
         Jobworker__V1__StartRequest m = JOBWORKER__V1__START_REQUEST__INIT;
@@ -541,6 +630,8 @@ int main(void) {
                 cmocka_unit_test(test_start_limits),
                 cmocka_unit_test(test_resource_limits),
                 cmocka_unit_test(test_max_runtime),
+                cmocka_unit_test(test_names),
+                cmocka_unit_test(test_list_filters),
                 cmocka_unit_test(test_resource_limits_wire),
                 cmocka_unit_test(test_status_resources),
                 cmocka_unit_test(test_nul_bytes),
