@@ -66,6 +66,14 @@ typedef enum JobState {
 
 const char *job_state_to_string(JobState s);
 
+/* What a job's standard input is (job-input.c). */
+typedef enum JobStdin {
+        JOB_STDIN_NULL,         /* /dev/null: started without stdin_open */
+        JOB_STDIN_OPEN,         /* a pipe, no writer attached yet */
+        JOB_STDIN_WRITING,      /* a pipe with a writer attached */
+        JOB_STDIN_CLOSED,       /* the pipe was closed: the job reads EOF */
+} JobStdin;
+
 typedef struct JobStatus {
         JobId id;
         JobState state;
@@ -116,6 +124,7 @@ typedef struct JobStatus {
         /* It reached its time limit and was stopped for it (not by a
          * stop: stop_requested is false unless one came first). */
         bool timed_out;
+        JobStdin stdin_state;   /* not OPEN/WRITING after a restart: CLOSED */
 } JobStatus;
 
 /* Identity to run a job as. NULL in JobSpec: run as the engine's own user. */
@@ -172,6 +181,9 @@ typedef struct JobSpec {
          * default grace this long after the start is accepted, and its
          * status says timed_out. */
         uint64_t max_runtime_usec;
+        /* The job's stdin is a pipe written with engine_input_*(); false:
+         * /dev/null, as always (no extra system call on that path). */
+        bool stdin_open;
 } JobSpec;
 
 /*
@@ -336,6 +348,43 @@ int engine_stop_job(Engine *e, const JobId *id, uint64_t grace_usec);
 unsigned engine_stop_all(Engine *e, uint64_t grace_usec);
 
 int engine_get_status(Engine *e, const JobId *id, JobStatus *ret);
+
+/* Standard input (job-input.c) -------------------------------------------- */
+
+/*
+ * A job started with JobSpec.stdin_open has a pipe as its stdin; the engine
+ * holds the write end (non-blocking, CLOEXEC) until one writer has come and
+ * gone. The writer is who called engine_input_open(); it writes with
+ * engine_input_write(), one write at a time, and lets go with
+ * engine_input_close(), which closes the pipe (the job reads EOF): a stdin
+ * has one writer in its life. The write end is not kept for the next
+ * daemon: after a restart the job reads EOF.
+ *
+ * engine_input_open(): -ENOENT no such job; -ESRCH it is not running;
+ * -ENOTTY it was started without stdin (reads /dev/null); -EBUSY another
+ * writer has it; -EPIPE its stdin was closed already.
+ */
+typedef struct InputWriterId {
+        uint64_t value;
+} InputWriterId;
+
+int engine_input_open(Engine *e, const JobId *id, InputWriterId *ret);
+
+/* done(e, r, userdata): r = 0 when all `size` bytes are in the pipe; -EPIPE
+ * when the job closed its stdin or ended first. Called on the engine thread,
+ * from within engine_input_write() itself when the pipe took everything at
+ * once; at engine_free() with e NULL and -ECANCELED. data is borrowed until done is called (or the writer
+ * closed). A job that does not read leaves the write pending: that is the
+ * backpressure (the caller asks for more only after done). -EBUSY: a write
+ * of this writer is pending; -ENOENT: no such writer (closed, job gone). */
+typedef void (*EngineInputDone)(Engine *e, int r, void *userdata);
+int engine_input_write(Engine *e, InputWriterId w, const void *data, size_t size, EngineInputDone done,
+                       void *userdata);
+
+/* Lets go of the stdin and closes it (the job reads EOF once its pipe is
+ * empty). A pending write is dropped: its done is not called. -ENOENT: no
+ * such writer. */
+int engine_input_close(Engine *e, InputWriterId w);
 
 /* All jobs, oldest first, optionally only those whose owner equals owner.
  * *ret is malloc()ed, caller frees. */

@@ -78,6 +78,23 @@ static int start_pipe(int *ret_r, int *ret_w) {
         return 0;
 }
 
+/* The stdin pipe of a job started with stdin_open: the child's read end
+ * blocking, as a program expects its stdin; ours non-blocking (job-input.c);
+ * both above 2. */
+static int start_stdin_pipe(JobStart *js) {
+        int p[2];
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        js->in_r = fd_above_2(p[0]);
+        js->in_w = fd_above_2(p[1]);
+        if (js->in_r < 0 || js->in_w < 0)
+                return -EMFILE;
+        if (fcntl(js->in_w, F_SETFL, O_NONBLOCK) < 0)
+                return -errno;
+        return 0;
+}
+
 /* The job's record as the start knows it: before the spawn ("starting",
  * no pid) or after it. */
 static void start_status(JobStart *js, bool starting, JobStatus *ret) {
@@ -91,6 +108,7 @@ static void start_status(JobStart *js, bool starting, JobStatus *ret) {
                 .has_cgroup = js->cg_fd >= 0,
                 .max_runtime_usec = js->spec.max_runtime_usec,
                 .runtime_deadline = js->runtime_deadline,
+                .stdin_state = js->spec.stdin_open ? JOB_STDIN_OPEN : JOB_STDIN_NULL,
         };
         snprintf(ret->owner, sizeof(ret->owner), "%s", js->spec.owner ?: "");
         job_env_command_summary(js->spec.argv, ret->command);
@@ -159,6 +177,11 @@ static int start_prepare(Engine *e, JobStart *js) {
         r = start_pipe(&js->out_r, &js->out_w);
         if (r < 0)
                 return r;
+        if (spec->stdin_open) {
+                r = start_stdin_pipe(js);
+                if (r < 0)
+                        return r;
+        }
         return start_pipe(&js->err_r, &js->err_w);
 }
 
@@ -236,7 +259,7 @@ static int start_spawn(JobStart *js, SpawnStack *stack, int *child_pidfd) {
                 .cwd_or_root = js->cwd_or_root,
                 .child_pidfd = child_pidfd,
                 .creds = js->spec.creds,
-                .stdin_fd = js->devnull_fd,
+                .stdin_fd = js->in_r >= 0 ? js->in_r : js->devnull_fd,
                 .stdout_fd = js->out_w,
                 .stderr_fd = js->err_w,
                 .cgroup_fd = js->cg_fd,
@@ -253,6 +276,7 @@ static int start_spawn(JobStart *js, SpawnStack *stack, int *child_pidfd) {
         /* The child has its copies; ours would keep the pipes open forever. */
         js->out_w = safe_close(js->out_w);
         js->err_w = safe_close(js->err_w);
+        js->in_r = safe_close(js->in_r);
         /* Now the record names the process (a zombie still has its stat). */
         js->pid_starttime = jobrecord_pid_starttime(js->pid);
         /* Its fds go into the store before the record names it: a crash
@@ -318,7 +342,14 @@ static int start_register(Engine *e, JobStart *js) {
         j->pipe_fd[1] = js->err_r;
         j->owner_output_max = js->spec.owner_output_max;
         j->keep_bundle = js->keep_bundle;
-        r = job_hash_add(e, j);
+        r = 0;
+        if (js->in_w >= 0) {
+                r = job_input_attach(j, js->in_w);
+                if (r >= 0)
+                        js->in_w = -1; /* the job's now */
+        }
+        if (r >= 0)
+                r = job_hash_add(e, j);
         if (r >= 0)
                 r = job_arm_all(e, j);
         if (r < 0) {
@@ -366,6 +397,8 @@ static void job_start_free(Engine *e, JobStart *js, bool failed) {
         safe_close(js->out_w);
         safe_close(js->err_r);
         safe_close(js->err_w);
+        safe_close(js->in_r);
+        safe_close(js->in_w);
         safe_close(js->cg_fd);
         safe_close(js->jobs_fd);
         if (failed && e && js->dir_made)
@@ -502,6 +535,7 @@ int engine_start_job(Engine *e, const JobSpec *spec, EngineStartDone done, void 
                 .devnull_fd = e->devnull_fd,
                 .cg_controllers = e->cg_controllers,
                 .jobs_fd = -1, .log_fd = -1, .out_r = -1, .out_w = -1, .err_r = -1, .err_w = -1, .cg_fd = -1, .pidfd = -1,
+                .in_r = -1, .in_w = -1,
                 .keeper = keeper_ref(e->keeper),
         };
         r = start_validate(e, js, spec);

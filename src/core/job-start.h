@@ -45,6 +45,7 @@ struct JobStart {
                                               * spawn stage may write the record */
         unsigned cg_controllers;             /* as read for the limits */
         int log_fd, out_r, out_w, err_r, err_w, cg_fd, pidfd;
+        int in_r, in_w;                      /* the stdin pipe (spec.stdin_open), else -1 */
         pid_t pid;
         uint64_t pid_starttime;              /* jobrecord_pid_starttime(pid) */
         uint64_t start_usec;
