@@ -50,6 +50,7 @@ typedef enum OptId {
         OPT_IO_WRITE,
         OPT_ISOLATE,
         OPT_MAX_RUNTIME,
+        OPT_NO_STDIN,
 } OptId;
 
 static int apply_global(Parser *p, const OptDef *o, const char *shown, const char *value);
@@ -85,6 +86,7 @@ static const OptDef options[] = {
         { "io-write-bps", 0, true, OPT_IO_WRITE, START_RUN, apply_job },
         { "isolate", 0, true, OPT_ISOLATE, START_RUN, apply_job },
         { "max-runtime", 0, true, OPT_MAX_RUNTIME, START_RUN, apply_job },
+        { "no-stdin", 'n', false, OPT_NO_STDIN, CMD_BIT(CLI_COMMAND_RUN), apply_job },
 };
 
 static bool option_applies(const Parser *p, const OptDef *o) {
@@ -304,6 +306,9 @@ static int apply_job(Parser *p, const OptDef *o, const char *shown, const char *
                         return replace_message(&p->error, -EINVAL, "invalid value '%s' for '%s': expected a duration "
                                     "greater than 0 and at most 3650d, like 30m, 2h or 90 (seconds)", value, shown);
                 a->max_runtime_ms = (u + 999) / 1000;
+                return 0;
+        case OPT_NO_STDIN:
+                a->no_stdin = true;
                 return 0;
         }
         assert(!"unhandled job option");

@@ -89,6 +89,7 @@ typedef struct CliArgs {
         size_t n_io;
         unsigned isolate;          /* --isolate, CLI_ISOLATE_* */
         uint64_t max_runtime_ms;   /* --max-runtime; 0: not given */
+        bool no_stdin;             /* run -n/--no-stdin: the job's stdin is /dev/null */
 
         /* status, list */
         bool json;

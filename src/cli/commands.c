@@ -22,6 +22,7 @@
 #include "cli/commands.h"
 #include "cli/context.h"
 #include "cli/format.h"
+#include "cli/input.h"
 #include "cli/jobref.h"
 #include "cli/reconnect.h"
 #include "cli/stream.h"
@@ -76,7 +77,8 @@ static int resolve_job(Cli *cli, const char *arg, char **ret_id) {
         return 0;
 }
 
-static int do_start(Cli *cli, char **ret_job_id) {
+/* stdin_open: the job's stdin is a pipe for Input (run only). */
+static int do_start(Cli *cli, bool stdin_open, char **ret_job_id) {
         const CliArgs *a = cli->args;
         Jobworker__V1__StartRequest req = JOBWORKER__V1__START_REQUEST__INIT;
         Jobworker__V1__Limits limits = JOBWORKER__V1__LIMITS__INIT;
@@ -93,6 +95,7 @@ static int do_start(Cli *cli, char **ret_job_id) {
         req.env = (char **) a->env;
         req.cwd = (char *) (a->cwd ?: "");
         req.max_runtime_ms = a->max_runtime_ms;
+        req.stdin_open = stdin_open;
 
         if (a->cpu_millis || a->memory_max || a->pids_max || a->n_io) {
                 limits.cpu_millis = a->cpu_millis;
@@ -132,7 +135,7 @@ static int do_start(Cli *cli, char **ret_job_id) {
 
 static int cmd_start(Cli *cli) {
         _cleanup_free_ char *id = NULL, *safe = NULL;
-        int r = do_start(cli, &id);
+        int r = do_start(cli, false, &id); /* start never forwards our stdin */
 
         if (r != 0)
                 return r;
@@ -145,18 +148,28 @@ static int cmd_start(Cli *cli) {
 
 static int cmd_run(Cli *cli) {
         _cleanup_free_ char *id = NULL;
+        bool forward = cli_input_wanted(cli->args, STDIN_FILENO);
+        CliInput *in = NULL;
         int r;
 
         /* A Ctrl-C while Start is on its way must not leave the job running
          * unseen: count it, and stop the job once its id is known. */
         cli_signals_defer(&cli->signals);
 
-        r = do_start(cli, &id);
+        r = do_start(cli, forward, &id);
         if (r != 0)
                 return cli_signals_count(&cli->signals) > 0 ? CLI_EXIT_INTERRUPTED : r;
         if (cli_signals_stop_job(&cli->signals, id) < 0)
                 return cli_oom(cli);
-        return cli_follow_to_end(cli, id, true, 0);
+        /* Our stdin goes to the job beside the output we follow. */
+        if (forward && cli_input_start(cli->client, id, STDIN_FILENO, &in) < 0) {
+                in = NULL;
+                fprintf(stderr, "jwctl: warning: cannot forward standard input to job %s (out of memory)\n", id);
+        }
+        r = cli_follow_to_end(cli, id, true, 0);
+        /* The job has ended (or we are going): what it did not read is moot. */
+        cli_input_free(in);
+        return r;
 }
 
 static int get_status(Cli *cli, const char *id, Jobworker__V1__StatusResponse **ret) {

@@ -23,6 +23,8 @@ const char *authz_action_to_string(AuthzAction a) {
                 return "output";
         case AUTHZ_ACTION_LIST:
                 return "list";
+        case AUTHZ_ACTION_INPUT:
+                return "write the input of";
         }
         return "unknown";
 }
@@ -52,6 +54,7 @@ AuthzDecision authz_decide(const Policy *p, const char *identity, AuthzAction ac
                 return authz_can_see(p, identity, job_owner) ? AUTHZ_ALLOW : AUTHZ_HIDE;
 
         case AUTHZ_ACTION_STOP:
+        case AUTHZ_ACTION_INPUT:
                 if (!authz_can_see(p, identity, job_owner))
                         return AUTHZ_HIDE;
                 perms = policy_permissions(p, identity, job_owner);

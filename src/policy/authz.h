@@ -21,6 +21,7 @@ typedef enum AuthzAction {
         AUTHZ_ACTION_STATUS,
         AUTHZ_ACTION_OUTPUT,
         AUTHZ_ACTION_LIST,
+        AUTHZ_ACTION_INPUT,     /* write a job's stdin: as STOP */
 } AuthzAction;
 
 typedef enum AuthzDecision {

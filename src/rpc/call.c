@@ -32,6 +32,7 @@ RpcCall *call_new(Server *s, int method) {
         c->tag_close = (Tag) { TAG_CLOSE, c };
         c->tag_send = (Tag) { TAG_SEND, c };
         c->tag_finish = (Tag) { TAG_FINISH, c };
+        c->tag_recv = (Tag) { TAG_RECV, c };
         return c;
 }
 
@@ -57,6 +58,11 @@ void call_unref(RpcCall *c) {
                 grpc_slice_unref(c->status_details);
         if (c->have_chunk_slice)
                 grpc_slice_unref(c->chunk_slice);
+        if (c->recv_buf)
+                grpc_byte_buffer_destroy(c->recv_buf);
+        request_free(c->input_next);
+        request_free(c->input_cur);
+        free(c->input_next_error);
         request_free(c->request);
         free(c->identity);
         free(c);

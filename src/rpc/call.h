@@ -39,6 +39,7 @@ typedef enum TagKind {
         TAG_SEND,     /* an Output chunk was sent */
         TAG_FINISH,   /* the final batch with the status completed */
         TAG_SHUTDOWN, /* grpc_server_shutdown_and_notify completed */
+        TAG_RECV,     /* the next message of an Input call arrived (or none will) */
 } TagKind;
 
 /* What the completion queue gives back: the kind of the completion and the
@@ -63,7 +64,7 @@ struct RpcCall {
         int cancelled;                /* RECV_CLOSE_ON_SERVER result */
         bool send_ok;
 
-        Tag tag_new, tag_close, tag_send, tag_finish;
+        Tag tag_new, tag_close, tag_send, tag_finish, tag_recv;
 
         Request *request;
         char *identity;
@@ -83,6 +84,18 @@ struct RpcCall {
         grpc_slice chunk_slice;       /* given to the engine to read the next chunk into */
         bool have_chunk_slice;
         StreamPace pace;              /* how big the next chunk may be */
+
+        /* Input (input-stream.c). Set by the completion-queue thread before
+         * it posts the message to the engine: */
+        grpc_byte_buffer *recv_buf;   /* the batch's message, NULL: no more */
+        Request *input_next;          /* it, decoded */
+        char *input_next_error;       /* or why it does not decode */
+        /* engine thread: */
+        bool input_open;              /* holds the job's stdin (input) */
+        bool input_write_pending;     /* a write holds a reference */
+        InputWriterId input;
+        Request *input_cur;           /* the message being written (after the first) */
+        uint64_t input_bytes;         /* written so far */
 };
 
 /* A call with one reference (the caller's), not yet requested from gRPC. */

@@ -189,6 +189,7 @@ static void handle_start(Engine *e, RpcCall *c) {
                 .isolate = req->isolate,
                 .owner_output_max = bounds.max_output,
                 .max_runtime_usec = max_runtime,
+                .stdin_open = req->stdin_open,
         };
         r = engine_start_job(e, &spec, on_started, call_ref(c));
         if (r < 0) {
@@ -316,6 +317,9 @@ void handlers_dispatch(Engine *e, RpcCall *c) {
                 break;
         case REQUEST_OUTPUT:
                 output_stream_handle(e, c);
+                break;
+        case REQUEST_INPUT:
+                input_stream_handle(e, c);
                 break;
         }
 }

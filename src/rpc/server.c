@@ -309,6 +309,12 @@ static void on_close(Server *s, RpcCall *c) {
                         call_unref(c);
                 return;
         }
+        /* A writer that went away lets go of the job's stdin (closing it). */
+        if (c->cancelled && c->method == REQUEST_INPUT) {
+                if (engine_post(s->engine, input_stream_cancel_closure, c) < 0)
+                        call_unref(c);
+                return;
+        }
         call_unref(c);
 }
 
@@ -369,6 +375,9 @@ static void *cq_thread(void *userdata) {
                 }
                 case TAG_FINISH:
                         call_unref(t->object);
+                        break;
+                case TAG_RECV:
+                        input_stream_recv(s, t->object);
                         break;
                 case TAG_SHUTDOWN:
                         on_shutdown(s);
