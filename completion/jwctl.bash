@@ -103,7 +103,8 @@ _jwctl()
 
     local opts=""
     case $cmd in
-        start|run) opts="--env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --max-runtime --" ;;
+        start)     opts="--env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --max-runtime --" ;;
+        run)       opts="-n --no-stdin --env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --max-runtime --" ;;
         status)    opts="--json" ;;
         list)      opts="--json --running" ;;
         logs)      opts="-f --follow --stdout --stderr --offset" ;;
