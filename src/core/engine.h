@@ -125,6 +125,7 @@ typedef struct JobStatus {
          * stop: stop_requested is false unless one came first). */
         bool timed_out;
         JobStdin stdin_state;   /* not OPEN/WRITING after a restart: CLOSED */
+        bool tty;               /* it runs on a pseudo-terminal (JobSpec.tty) */
 } JobStatus;
 
 /* Identity to run a job as. NULL in JobSpec: run as the engine's own user. */
@@ -184,7 +185,16 @@ typedef struct JobSpec {
         /* The job's stdin is a pipe written with engine_input_*(); false:
          * /dev/null, as always (no extra system call on that path). */
         bool stdin_open;
+        /* NULL, or run it on a pseudo-terminal of this size (job-tty.c):
+         * stdin, stdout and stderr are the terminal, its output is stdout,
+         * stdin_open is implied. */
+        const struct JobTerminal *tty;
 } JobSpec;
+
+typedef struct JobTerminal {
+        uint16_t rows, cols;    /* 1..65535 */
+        const char *term;       /* TERM=; NULL or "": dumb */
+} JobTerminal;
 
 /*
  * Opt-in isolation, each a new namespace for the job:
@@ -385,6 +395,10 @@ int engine_input_write(Engine *e, InputWriterId w, const void *data, size_t size
  * empty). A pending write is dropped: its done is not called. -ENOENT: no
  * such writer. */
 int engine_input_close(Engine *e, InputWriterId w);
+
+/* A job on a terminal (JobSpec.tty): its window size (it gets SIGWINCH).
+ * -ENOTTY: the job has no terminal; -ENOENT: no such writer. */
+int engine_input_resize(Engine *e, InputWriterId w, unsigned rows, unsigned cols);
 
 /* All jobs, oldest first, optionally only those whose owner equals owner.
  * *ret is malloc()ed, caller frees. */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/engine-internal.h"
+#include "core/job-tty.h"
 #include "shared/macro.h"
 
 struct JobInput {
@@ -169,6 +170,16 @@ int engine_input_write(Engine *e, InputWriterId w, const void *data, size_t size
         j->input->userdata = userdata;
         input_pump(e, j);
         return 0;
+}
+
+int engine_input_resize(Engine *e, InputWriterId w, unsigned rows, unsigned cols) {
+        Job *j = writer_job(e, w);
+
+        if (!j)
+                return -ENOENT;
+        if (!j->st.tty)
+                return -ENOTTY;
+        return job_tty_resize(j->input->fd, rows, cols);
 }
 
 int engine_input_close(Engine *e, InputWriterId w) {

@@ -30,6 +30,7 @@
 #include "core/iodev.h"
 #include "core/job-env.h"
 #include "core/job-start.h"
+#include "core/job-tty.h"
 #include "core/jobrecord.h"
 #include "core/spawner.h"
 #include "shared/macro.h"
@@ -59,6 +60,8 @@ static int start_validate(Engine *e, JobStart *js, const JobSpec *spec) {
                 return start_fail(js, JOB_START_STAGE_LIMITS, -EINVAL, "io limits given both by device number and by path");
         if (l && (l->n_io > JOB_IO_MAX || l->n_io_devices > JOB_IO_MAX))
                 return start_fail(js, JOB_START_STAGE_IO_DEVICE, -E2BIG, "too many io entries (at most %u)", JOB_IO_MAX);
+        if (spec->tty && (spec->tty->rows == 0 || spec->tty->cols == 0))
+                return start_fail(js, JOB_START_STAGE_SPAWN, -EINVAL, "a terminal needs a size of at least 1x1");
         js->want_limits = l && (l->cpu_millis || l->memory_max || l->pids_max || l->n_io || l->n_io_devices);
         return 0;
 }
@@ -108,7 +111,8 @@ static void start_status(JobStart *js, bool starting, JobStatus *ret) {
                 .has_cgroup = js->cg_fd >= 0,
                 .max_runtime_usec = js->spec.max_runtime_usec,
                 .runtime_deadline = js->runtime_deadline,
-                .stdin_state = js->spec.stdin_open ? JOB_STDIN_OPEN : JOB_STDIN_NULL,
+                .stdin_state = js->spec.stdin_open || js->spec.tty ? JOB_STDIN_OPEN : JOB_STDIN_NULL,
+                .tty = js->spec.tty != NULL,
         };
         snprintf(ret->owner, sizeof(ret->owner), "%s", js->spec.owner ?: "");
         job_env_command_summary(js->spec.argv, ret->command);
@@ -144,7 +148,12 @@ static int start_prepare(Engine *e, JobStart *js) {
         js->cwd = spec->cwd ?: js->home;
         js->cwd_or_root = !spec->cwd;
 
-        js->envp = job_env_build(js->user, js->home, spec->env);
+        if (spec->tty) {
+                js->tty_env = job_tty_env(spec->env, spec->tty->term);
+                if (!js->tty_env)
+                        return -ENOMEM;
+        }
+        js->envp = job_env_build(js->user, js->home, js->tty_env ? (const char *const *) js->tty_env : spec->env);
         if (!js->envp)
                 return -ENOMEM;
         const char *path_env = job_env_get((const char *const *) js->envp, "PATH");
@@ -174,10 +183,13 @@ static int start_prepare(Engine *e, JobStart *js) {
         r = start_record(js, true);
         if (r < 0)
                 return r;
-        r = start_pipe(&js->out_r, &js->out_w);
+        if (spec->tty)
+                r = job_tty_open(spec->tty, &js->out_r, &js->in_w, &js->tty_slave);
+        else
+                r = start_pipe(&js->out_r, &js->out_w);
         if (r < 0)
                 return r;
-        if (spec->stdin_open) {
+        if (spec->stdin_open && !spec->tty) {
                 r = start_stdin_pipe(js);
                 if (r < 0)
                         return r;
@@ -259,9 +271,10 @@ static int start_spawn(JobStart *js, SpawnStack *stack, int *child_pidfd) {
                 .cwd_or_root = js->cwd_or_root,
                 .child_pidfd = child_pidfd,
                 .creds = js->spec.creds,
-                .stdin_fd = js->in_r >= 0 ? js->in_r : js->devnull_fd,
-                .stdout_fd = js->out_w,
-                .stderr_fd = js->err_w,
+                .stdin_fd = js->tty_slave >= 0 ? js->tty_slave : js->in_r >= 0 ? js->in_r : js->devnull_fd,
+                .stdout_fd = js->tty_slave >= 0 ? js->tty_slave : js->out_w,
+                .stderr_fd = js->tty_slave >= 0 ? js->tty_slave : js->err_w,
+                .tty = js->tty_slave >= 0,
                 .cgroup_fd = js->cg_fd,
                 .isolate = js->spec.isolate,
         };
@@ -277,6 +290,7 @@ static int start_spawn(JobStart *js, SpawnStack *stack, int *child_pidfd) {
         js->out_w = safe_close(js->out_w);
         js->err_w = safe_close(js->err_w);
         js->in_r = safe_close(js->in_r);
+        js->tty_slave = safe_close(js->tty_slave); /* the job's end is the terminal's */
         /* Now the record names the process (a zombie still has its stat). */
         js->pid_starttime = jobrecord_pid_starttime(js->pid);
         /* Its fds go into the store before the record names it: a crash
@@ -342,6 +356,7 @@ static int start_register(Engine *e, JobStart *js) {
         j->pipe_fd[1] = js->err_r;
         j->owner_output_max = js->spec.owner_output_max;
         j->keep_bundle = js->keep_bundle;
+        j->pipe_big[0] = j->st.tty; /* a terminal has no pipe size to grow */
         r = 0;
         if (js->in_w >= 0) {
                 r = job_input_attach(j, js->in_w);
@@ -399,6 +414,7 @@ static void job_start_free(Engine *e, JobStart *js, bool failed) {
         safe_close(js->err_w);
         safe_close(js->in_r);
         safe_close(js->in_w);
+        safe_close(js->tty_slave);
         safe_close(js->cg_fd);
         safe_close(js->jobs_fd);
         if (failed && e && js->dir_made)
@@ -408,6 +424,8 @@ static void job_start_free(Engine *e, JobStart *js, bool failed) {
         if (failed && e && js->cg_name[0])
                 (void) unlinkat(js->cgroup_root_fd, js->cg_name, AT_REMOVEDIR);
         free(js->envp);
+        free(js->tty_env);
+        free((char *) js->tty.term);
         free(js->candidates);
         free(js->argv);
         free(js->env);
@@ -519,6 +537,13 @@ static int copy_spec(JobStart *js, const JobSpec *spec) {
                         memcpy(js->creds.groups, c->groups, c->n_groups * sizeof(gid_t));
                 js->spec.creds = &js->creds;
         }
+        if (spec->tty) {
+                js->tty = *spec->tty;
+                js->tty.term = strdup(spec->tty->term ?: "");
+                if (!js->tty.term)
+                        return -ENOMEM;
+                js->spec.tty = &js->tty;
+        }
         return spec->limits ? copy_limits(js, spec->limits) : 0;
 }
 
@@ -535,7 +560,7 @@ int engine_start_job(Engine *e, const JobSpec *spec, EngineStartDone done, void 
                 .devnull_fd = e->devnull_fd,
                 .cg_controllers = e->cg_controllers,
                 .jobs_fd = -1, .log_fd = -1, .out_r = -1, .out_w = -1, .err_r = -1, .err_w = -1, .cg_fd = -1, .pidfd = -1,
-                .in_r = -1, .in_w = -1,
+                .in_r = -1, .in_w = -1, .tty_slave = -1,
                 .keeper = keeper_ref(e->keeper),
         };
         r = start_validate(e, js, spec);

@@ -281,6 +281,81 @@ static void test_pending_write_at_engine_free(void **state) {
         free(dir);
 }
 
+static JobId start_tty(Engine *e, const char *const *argv, unsigned rows, unsigned cols) {
+        JobTerminal t = { .rows = (uint16_t) rows, .cols = (uint16_t) cols, .term = "xterm-test" };
+        JobSpec spec = { .argv = argv, .owner = "tester", .cgroup_fd = -1, .tty = &t };
+        JobStartError err;
+        JobId id;
+        if (engine_start_job_wait(e, &spec, &id, &err) < 0)
+                fail_msg("start %s: %s", argv[0], err.message);
+        return id;
+}
+
+/* Turns the loop until the job's stdout holds needle (bounded). */
+static void wait_output(Engine *e, const JobId *id, const char *needle) {
+        uint64_t until = mono_ms() + 10000;
+        char out[GRAB_MAX + 1];
+        for (;;) {
+                grab_finished_stdout(e, id, out);
+                if (strstr(out, needle))
+                        return;
+                if (mono_ms() > until)
+                        fail_msg("no '%s' in the job's output '%s'", needle, out);
+                assert_int_equal(engine_run_once(e, 20000), 0);
+        }
+}
+
+/* On a terminal: its size, a /dev/pts name, TERM, stderr on the terminal,
+ * typed input, a resize, and the output as stdout. (The WINCH trap breaks
+ * off a read, hence the loop.) */
+static void test_terminal(void **state) {
+        char *dir = make_state_dir("input");
+        Engine *e = engine_new_ok(&(EngineConfig){ .state_dir = dir });
+        const char *argv[] = { "sh", "-c", "trap 'stty size' WINCH; stty size; tty; echo T=$TERM; echo err >&2; "
+                               "read x; echo got $x; until read y; do :; done; echo end", NULL };
+        char out[GRAB_MAX + 1];
+        InputWriterId wid;
+        JobStatus s;
+
+        JobId id = start_tty(e, argv, 31, 97);
+        assert_int_equal(engine_get_status(e, &id, &s), 0);
+        assert_true(s.tty);
+        assert_int_equal(s.stdin_state, JOB_STDIN_OPEN);
+        wait_output(e, &id, "err\r\n");
+        assert_int_equal(engine_get_status(e, &id, &s), 0);
+        if (s.state != JOB_STATE_RUNNING) {
+                grab_finished_stdout(e, &id, out);
+                fail_msg("ended: state %d code %d sig %d out '%s'", s.state, s.exit_code, s.signal, out);
+        }
+        assert_int_equal(engine_input_open(e, &id, &wid), 0);
+        assert_int_equal(write_all(e, wid, "hello\r", 6), 0);
+        wait_output(e, &id, "got hello\r\n");
+        assert_int_equal(engine_input_resize(e, wid, 50, 120), 0);
+        assert_int_equal(engine_input_resize(e, wid, 0, 120), -EINVAL);
+        wait_output(e, &id, "50 120\r\n");
+        assert_int_equal(write_all(e, wid, "x\r", 2), 0);
+        s = wait_job(e, &id, 10000);
+        assert_int_equal(s.state, JOB_STATE_EXITED);
+        assert_int_equal(s.exit_code, 0);
+        assert_true(s.tty);
+        assert_int_equal(s.stderr_bytes, 0); /* all of it went to the terminal */
+        grab_finished_stdout(e, &id, out);
+        assert_non_null(strstr(out, "31 97\r\n/dev/pts/"));
+        assert_non_null(strstr(out, "T=xterm-test\r\n"));
+        assert_non_null(strstr(out, "end\r\n"));
+
+        /* a job without a terminal has no size to set */
+        const char *sleep_argv[] = { "sleep", "60", NULL };
+        id = start_stdin(e, sleep_argv, true);
+        assert_int_equal(engine_input_open(e, &id, &wid), 0);
+        assert_int_equal(engine_input_resize(e, wid, 24, 80), -ENOTTY);
+        assert_int_equal(engine_stop_job(e, &id, 0), 0);
+        (void) wait_job(e, &id, 10000);
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_bytes_in_order),
@@ -290,6 +365,7 @@ int main(void) {
                 cmocka_unit_test(test_write_after_end_refused),
                 cmocka_unit_test(test_backpressure_then_job_ends),
                 cmocka_unit_test(test_pending_write_at_engine_free),
+                cmocka_unit_test(test_terminal),
         };
         signal(SIGPIPE, SIG_IGN);
         return cmocka_run_group_tests(tests, NULL, NULL);
