@@ -51,6 +51,7 @@ typedef enum OptId {
         OPT_ISOLATE,
         OPT_MAX_RUNTIME,
         OPT_NO_STDIN,
+        OPT_TTY,
 } OptId;
 
 static int apply_global(Parser *p, const OptDef *o, const char *shown, const char *value);
@@ -87,6 +88,7 @@ static const OptDef options[] = {
         { "isolate", 0, true, OPT_ISOLATE, START_RUN, apply_job },
         { "max-runtime", 0, true, OPT_MAX_RUNTIME, START_RUN, apply_job },
         { "no-stdin", 'n', false, OPT_NO_STDIN, CMD_BIT(CLI_COMMAND_RUN), apply_job },
+        { "tty", 't', false, OPT_TTY, CMD_BIT(CLI_COMMAND_RUN), apply_job },
 };
 
 static bool option_applies(const Parser *p, const OptDef *o) {
@@ -309,6 +311,9 @@ static int apply_job(Parser *p, const OptDef *o, const char *shown, const char *
                 return 0;
         case OPT_NO_STDIN:
                 a->no_stdin = true;
+                return 0;
+        case OPT_TTY:
+                a->tty = true;
                 return 0;
         }
         assert(!"unhandled job option");

@@ -90,6 +90,7 @@ typedef struct CliArgs {
         unsigned isolate;          /* --isolate, CLI_ISOLATE_* */
         uint64_t max_runtime_ms;   /* --max-runtime; 0: not given */
         bool no_stdin;             /* run -n/--no-stdin: the job's stdin is /dev/null */
+        bool tty;                  /* run -t/--tty: the job on a terminal, ours in raw mode */
 
         /* status, list */
         bool json;

@@ -26,6 +26,7 @@
 #include "cli/jobref.h"
 #include "cli/reconnect.h"
 #include "cli/stream.h"
+#include "cli/tty.h"
 #include "shared/macro.h"
 #include "shared/string-util.h"
 
@@ -77,8 +78,9 @@ static int resolve_job(Cli *cli, const char *arg, char **ret_id) {
         return 0;
 }
 
-/* stdin_open: the job's stdin is a pipe for Input (run only). */
-static int do_start(Cli *cli, bool stdin_open, char **ret_job_id) {
+/* stdin_open: the job's stdin is a pipe for Input (run only); tty: or a
+ * terminal of that size (run -t). */
+static int do_start(Cli *cli, bool stdin_open, const Jobworker__V1__Terminal *tty, char **ret_job_id) {
         const CliArgs *a = cli->args;
         Jobworker__V1__StartRequest req = JOBWORKER__V1__START_REQUEST__INIT;
         Jobworker__V1__Limits limits = JOBWORKER__V1__LIMITS__INIT;
@@ -96,6 +98,7 @@ static int do_start(Cli *cli, bool stdin_open, char **ret_job_id) {
         req.cwd = (char *) (a->cwd ?: "");
         req.max_runtime_ms = a->max_runtime_ms;
         req.stdin_open = stdin_open;
+        req.tty = (Jobworker__V1__Terminal *) tty;
 
         if (a->cpu_millis || a->memory_max || a->pids_max || a->n_io) {
                 limits.cpu_millis = a->cpu_millis;
@@ -135,7 +138,7 @@ static int do_start(Cli *cli, bool stdin_open, char **ret_job_id) {
 
 static int cmd_start(Cli *cli) {
         _cleanup_free_ char *id = NULL, *safe = NULL;
-        int r = do_start(cli, false, &id); /* start never forwards our stdin */
+        int r = do_start(cli, false, NULL, &id); /* start never forwards our stdin */
 
         if (r != 0)
                 return r;
@@ -146,29 +149,57 @@ static int cmd_start(Cli *cli) {
         return cli_flush_out(cli);
 }
 
+/* run -t: the job's terminal as big as ours, TERM as ours. */
+static int tty_request(Cli *cli, Jobworker__V1__Terminal *t) {
+        unsigned rows, cols;
+
+        if (!isatty(STDIN_FILENO))
+                return cli_set_message(cli, CLI_EXIT_USAGE, "-t needs a terminal on standard input, and it is not one "
+                                       "(run without -t to pass a pipe or file on)");
+        cli_tty_size(STDIN_FILENO, &rows, &cols);
+        t->rows = rows;
+        t->cols = cols;
+        t->term = getenv("TERM") ?: (char *) "";
+        if (strlen(t->term) > 64 || strspn(t->term, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+-_") !=
+                                            strlen(t->term))
+                t->term = (char *) "";
+        return 0;
+}
+
 static int cmd_run(Cli *cli) {
+        Jobworker__V1__Terminal term = JOBWORKER__V1__TERMINAL__INIT;
         _cleanup_free_ char *id = NULL;
-        bool forward = cli_input_wanted(cli->args, STDIN_FILENO);
+        bool tty = cli->args->tty;
+        bool forward = tty || cli_input_wanted(cli->args, STDIN_FILENO);
+        CliTty saved = CLI_TTY_NULL;
         CliInput *in = NULL;
         int r;
 
+        if (tty && (r = tty_request(cli, &term)) != 0)
+                return r;
         /* A Ctrl-C while Start is on its way must not leave the job running
          * unseen: count it, and stop the job once its id is known. */
         cli_signals_defer(&cli->signals);
 
-        r = do_start(cli, forward, &id);
+        r = do_start(cli, forward, tty ? &term : NULL, &id);
         if (r != 0)
                 return cli_signals_count(&cli->signals) > 0 ? CLI_EXIT_INTERRUPTED : r;
         if (cli_signals_stop_job(&cli->signals, id) < 0)
                 return cli_oom(cli);
+        /* With -t our keys go to the job as they are typed, Ctrl-C too: it
+         * is the job's terminal that makes a signal of it (as ssh -t). */
+        if (tty && cli_tty_raw(&saved, STDIN_FILENO) >= 0)
+                cli_signals_set_tty(&cli->signals, &saved);
         /* Our stdin goes to the job beside the output we follow. */
-        if (forward && cli_input_start(cli->client, id, STDIN_FILENO, &in) < 0) {
+        if (forward && cli_input_start(cli->client, id, STDIN_FILENO, tty, &in) < 0) {
                 in = NULL;
-                fprintf(stderr, "jwctl: warning: cannot forward standard input to job %s (out of memory)\n", id);
+                fprintf(stderr, "jwctl: warning: cannot forward standard input to job %s (out of memory)\r\n", id);
         }
         r = cli_follow_to_end(cli, id, true, 0);
         /* The job has ended (or we are going): what it did not read is moot. */
         cli_input_free(in);
+        cli_signals_set_tty(&cli->signals, NULL);
+        cli_tty_restore(&saved);
         return r;
 }
 

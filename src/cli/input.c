@@ -18,7 +18,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -47,6 +50,7 @@ struct CliInput {
         char *job_id;
         int fd;                 /* ours to read, borrowed */
         int stop_fd;            /* eventfd: stop */
+        int winch_fd;           /* tty: signalfd of SIGWINCH, else -1 */
         pthread_t thread;
         bool thread_started;
         bool md_sent;
@@ -95,17 +99,39 @@ static bool send_message(CliInput *in, Jobworker__V1__InputRequest *req) {
         return ok;
 }
 
-/* Waits until fd is readable: false when a stop came first. */
+/* Our terminal's size changed: tell the job's. */
+static bool send_resize(CliInput *in) {
+        Jobworker__V1__InputRequest req = JOBWORKER__V1__INPUT_REQUEST__INIT;
+        Jobworker__V1__WindowSize ws = JOBWORKER__V1__WINDOW_SIZE__INIT;
+        struct signalfd_siginfo si;
+        struct winsize w;
+
+        while (read(in->winch_fd, &si, sizeof(si)) == (ssize_t) sizeof(si))
+                ;
+        if (ioctl(in->fd, TIOCGWINSZ, &w) < 0 || w.ws_row == 0 || w.ws_col == 0)
+                return true;
+        ws.rows = w.ws_row;
+        ws.cols = w.ws_col;
+        req.kind_case = JOBWORKER__V1__INPUT_REQUEST__KIND_RESIZE;
+        req.resize = &ws;
+        return send_message(in, &req);
+}
+
+/* Waits until fd is readable, sending window sizes meanwhile: false when a
+ * stop came first (or the call ended). */
 static bool wait_readable(CliInput *in) {
-        struct pollfd p[2] = { { .fd = in->fd, .events = POLLIN }, { .fd = in->stop_fd, .events = POLLIN } };
+        struct pollfd p[3] = { { .fd = in->fd, .events = POLLIN }, { .fd = in->stop_fd, .events = POLLIN },
+                               { .fd = in->winch_fd, .events = POLLIN } };
 
         for (;;) {
-                if (poll(p, 2, -1) < 0) {
+                if (poll(p, in->winch_fd >= 0 ? 3 : 2, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         return true; /* let read() say what is wrong */
                 }
                 if (p[1].revents)
+                        return false;
+                if (p[2].revents && !send_resize(in))
                         return false;
                 if (p[0].revents)
                         return true;
@@ -163,18 +189,30 @@ static void *input_thread(void *userdata) {
         return NULL;
 }
 
-int cli_input_start(CliClient *c, const char *job_id, int fd, CliInput **ret) {
+int cli_input_start(CliClient *c, const char *job_id, int fd, bool tty, CliInput **ret) {
         CliInput *in = calloc(1, sizeof(*in));
         int r;
 
         if (!in)
                 return -ENOMEM;
         in->fd = fd;
+        in->winch_fd = in->stop_fd = -1;
         in->status = GRPC_STATUS_UNKNOWN;
         in->details = grpc_empty_slice();
         grpc_metadata_array_init(&in->initial_md);
         grpc_metadata_array_init(&in->trailing_md);
         grpc_metadata_array_init(&in->resp_md);
+        if (tty) {
+                sigset_t set;
+                sigemptyset(&set);
+                sigaddset(&set, SIGWINCH); /* blocked in every thread by main() */
+                in->winch_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+                if (in->winch_fd < 0) {
+                        r = -errno;
+                        cli_input_free(in);
+                        return r;
+                }
+        }
         in->stop_fd = eventfd(0, EFD_CLOEXEC);
         in->job_id = strdup(job_id);
         in->buf = malloc(INPUT_BLOCK);
@@ -238,6 +276,7 @@ CliInput *cli_input_free(CliInput *in) {
         grpc_metadata_array_destroy(&in->trailing_md);
         grpc_metadata_array_destroy(&in->resp_md);
         safe_close(in->stop_fd);
+        safe_close(in->winch_fd);
         free(in->job_id);
         free(in->buf);
         free(in);

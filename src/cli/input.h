@@ -25,8 +25,10 @@ typedef struct CliInput CliInput;
 bool cli_input_wanted(const CliArgs *a, int fd);
 
 /* Starts forwarding fd (borrowed: read until EOF, then eof is sent) to the
- * stdin of job_id over a new Input call of c. */
-int cli_input_start(CliClient *c, const char *job_id, int fd, CliInput **ret);
+ * stdin of job_id over a new Input call of c. tty: fd is our terminal (in
+ * raw mode) and the job's is one too: SIGWINCH (blocked in every thread)
+ * sends our window size. */
+int cli_input_start(CliClient *c, const char *job_id, int fd, bool tty, CliInput **ret);
 
 /* Ends the forwarding (what was not sent yet is not: the job has ended)
  * and waits for the thread. The call's final status in *ret_code (OK when

@@ -66,7 +66,7 @@ static const char usage_global[] =
         "Commands:\n"
         "  start [--env K=V]... [--cwd DIR] [LIMITS] -- CMD [ARG...]\n"
         "                        start a job, print its id\n"
-        "  run [-n] [--env K=V]... [--cwd DIR] [LIMITS] -- CMD [ARG...]\n"
+        "  run [-n|-t] [--env K=V]... [--cwd DIR] [LIMITS] -- CMD [ARG...]\n"
         "                        start a job, copy its output, exit with its code\n"
         "                        (and our stdin to its stdin, unless -n)\n"
         "                        (LIMITS: --cpu --memory --pids --io-read-bps\n"
@@ -116,7 +116,7 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "\n"
                 JOB_OPTIONS_HELP,
         [CLI_COMMAND_RUN] =
-                "Usage: jwctl [OPTIONS] run [-n] [--env KEY=VALUE]... [--cwd DIR] [LIMITS] [--] CMD [ARG...]\n"
+                "Usage: jwctl [OPTIONS] run [-n|-t] [--env KEY=VALUE]... [--cwd DIR] [LIMITS] [--] CMD [ARG...]\n"
                 "\n"
                 "Start CMD, copy its standard output and error to ours while it runs and\n"
                 "exit with its exit code (128+N if it was killed by signal N).\n"
@@ -127,6 +127,9 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "\n"
                 "  -n, --no-stdin    give the job /dev/null as stdin (ssh's -n): what\n"
                 "                    'jwctl run' in a script with a pipe on stdin did before\n"
+                "  -t, --tty         run the job on a terminal (jwctl run -t -- bash): our\n"
+                "                    terminal in raw mode, Ctrl-C goes to the job as a key,\n"
+                "                    window sizes follow; stdin must be a terminal\n"
                 JOB_OPTIONS_HELP,
         [CLI_COMMAND_STATUS] =
                 "Usage: jwctl [OPTIONS] status [--json] JOB\n"

@@ -190,6 +190,7 @@ static void handle_start(Engine *e, RpcCall *c) {
                 .owner_output_max = bounds.max_output,
                 .max_runtime_usec = max_runtime,
                 .stdin_open = req->stdin_open,
+                .tty = req->tty ? &req->terminal : NULL,
         };
         r = engine_start_job(e, &spec, on_started, call_ref(c));
         if (r < 0) {

@@ -117,7 +117,15 @@ static void input_apply(Engine *e, RpcCall *c, const Request *m) {
                 input_release(e, c);
                 input_finish_ok(c);
                 return;
-        case REQUEST_INPUT_RESIZE: /* terminals only; a pipe has no size */
+        case REQUEST_INPUT_RESIZE:
+                /* A pipe has no size: ignored, so a client may send it to any job. */
+                r = engine_input_resize(e, c->input, m->rows, m->cols);
+                if (r < 0 && r != -ENOTTY) {
+                        input_release(e, c);
+                        handlers_finish_error(c, r, "cannot set the window size");
+                        return;
+                }
+                break;
         case REQUEST_INPUT_NONE:
                 break;
         }

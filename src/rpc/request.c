@@ -244,6 +244,25 @@ static int check_limits(const Jobworker__V1__Limits *l, Request *r, char **ret_m
         return 0;
 }
 
+/* A terminal's size and TERM (a name like xterm-256color: it is put in
+ * the job's environment). */
+static int check_terminal(const Jobworker__V1__Terminal *t, Request *r, char **ret_message) {
+        size_t len;
+
+        if (!t)
+                return 0;
+        if (t->rows == 0 || t->cols == 0 || t->rows > 0xffff || t->cols > 0xffff)
+                return replace_message(ret_message, -EINVAL, "tty: window size %ux%u out of range (1..65535 rows and columns)",
+                                       t->rows, t->cols);
+        len = strlen(t->term ?: "");
+        if (len > REQUEST_TERM_MAX || strspn(t->term ?: "", "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+-_") != len)
+                return replace_message(ret_message, -EINVAL, "tty: invalid TERM (at most %u letters, digits and . + - _)",
+                                       REQUEST_TERM_MAX);
+        r->tty = true;
+        r->terminal = (JobTerminal) { .rows = (uint16_t) t->rows, .cols = (uint16_t) t->cols, .term = t->term };
+        return 0;
+}
+
 static int check_start(Jobworker__V1__StartRequest *m, Request *r, char **ret_message) {
         size_t total = 0;
         int k;
@@ -316,6 +335,10 @@ static int check_start(Jobworker__V1__StartRequest *m, Request *r, char **ret_me
                         return replace_message(ret_message, -EINVAL, "isolate[%zu]: unknown isolation %d (expected 1 pid, 2 net or 3 tmp)",
                                     i, (int) m->isolate[i]);
                 }
+
+        k = check_terminal(m->tty, r, ret_message);
+        if (k < 0)
+                return k;
 
         r->argv = calloc(m->n_argv + 1, sizeof(char *));
         if (!r->argv)

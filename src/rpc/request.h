@@ -35,6 +35,9 @@ typedef enum RequestMethod {
         _REQUEST_METHOD_MAX,
 } RequestMethod;
 
+/* Longest TERM value of a Start's terminal. */
+#define REQUEST_TERM_MAX 64u
+
 /* Largest grace period a Stop may ask for. */
 #define REQUEST_GRACE_MAX_MS (24ull * 3600 * 1000)
 
@@ -56,6 +59,8 @@ typedef struct Request {
         unsigned isolate;       /* JOB_ISOLATE_* mask */
         uint64_t max_runtime_usec; /* 0: not asked for (the policy's default) */
         bool stdin_open;        /* the job's stdin is a pipe for Input */
+        bool tty;               /* run it on a terminal of this size (term in the message) */
+        JobTerminal terminal;
 
         /* STOP, STATUS, OUTPUT, INPUT (its first message) */
         JobId job_id;

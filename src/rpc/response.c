@@ -79,4 +79,5 @@ void response_job_status(const JobStatus *st, Jobworker__V1__JobStatus *out, Res
         out->max_runtime_ms = st->max_runtime_usec / 1000;
         out->timed_out = st->timed_out;
         out->stdin_state = (Jobworker__V1__StdinState) st->stdin_state; /* the same numbers */
+        out->tty = st->tty;
 }
