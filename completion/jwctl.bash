@@ -104,7 +104,7 @@ _jwctl()
     local opts=""
     case $cmd in
         start)     opts="--env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --max-runtime --" ;;
-        run)       opts="-n --no-stdin --env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --max-runtime --" ;;
+        run)       opts="-n --no-stdin -t --tty --env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --max-runtime --" ;;
         status)    opts="--json" ;;
         list)      opts="--json --running" ;;
         logs)      opts="-f --follow --stdout --stderr --offset" ;;

@@ -153,6 +153,8 @@ static int cmd_start(Cli *cli) {
 static int tty_request(Cli *cli, Jobworker__V1__Terminal *t) {
         unsigned rows, cols;
 
+        if (cli->args->no_stdin)
+                return cli_set_message(cli, CLI_EXIT_USAGE, "-n and -t cannot be used together (a terminal's input is its keys)");
         if (!isatty(STDIN_FILENO))
                 return cli_set_message(cli, CLI_EXIT_USAGE, "-t needs a terminal on standard input, and it is not one "
                                        "(run without -t to pass a pipe or file on)");

@@ -256,6 +256,14 @@ static void test_limits(void **state) {
         assert_false(a.no_stdin);
         cli_args_done(&a);
         EXPECT_ERROR("'-n'", "start", "-n", "true");
+        assert_int_equal(PARSE(&a, &e, "run", "-t", "--", "bash"), 0);
+        assert_true(a.tty);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "run", "--tty", "bash"), 0);
+        assert_true(a.tty);
+        assert_false(a.no_stdin);
+        cli_args_done(&a);
+        EXPECT_ERROR("'-t'", "start", "-t", "bash");
 
         EXPECT_ERROR("invalid value '0' for '--cpu': expected a number of CPUs from 0.01 to 1024, like 0.5 or 2",
                      "start", "--cpu", "0", "true");
