@@ -7,7 +7,8 @@ known size made by this test, against the real daemon:
 - Ctrl-C (the byte 0x03) interrupts the job's foreground program on its
   terminal without stopping the job from jwctl's side: the job goes on and
   its exit code is jwctl's;
-- our terminal's settings are as before afterwards;
+- our terminal's settings are as before afterwards, also after a SIGTERM
+  (which stops the job; exit 130);
 - what the job wrote to its terminal is its stdout in the log;
 - -t with a pipe on stdin is refused (exit 2) with a clear message."""
 
@@ -142,6 +143,39 @@ def test_interactive(d, pb):
         h.fail("the job was stopped or ended otherwise: %s" % end)
 
 
+def test_sigterm_restores(d, pb):
+    """SIGTERM to jwctl run -t: the job is stopped, jwctl exits 130, and
+    our terminal is as it was."""
+    master, slave = os.openpty()
+    set_size(slave, 24, 80)
+    before = termios.tcgetattr(slave)
+
+    def child_setup():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    p = subprocess.Popen([JWCTL, "run", "-t", "--", "sh", "-c", "echo ready; sleep 30"], env=env_for(d), stdin=slave,
+                         stdout=slave, stderr=slave, preexec_fn=child_setup)
+    screen = Screen(master)
+    try:
+        screen.wait_for(b"ready\r\n")
+        if termios.tcgetattr(slave) == before:
+            h.fail("jwctl run -t did not put the terminal in raw mode")
+        p.terminate()
+        code = p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    screen.drain()
+    after = termios.tcgetattr(slave)
+    os.close(master)
+    os.close(slave)
+    if code != 130:
+        h.fail("SIGTERM to jwctl run -t: exit %d, terminal %r" % (code, screen.data[-300:]))
+    if after != before:
+        h.fail("the terminal settings were not restored after SIGTERM")
+
+
 def test_refused_without_terminal(d, pb):
     p = subprocess.run([JWCTL, "run", "-t", "--", "true"], env=env_for(d), input=b"", capture_output=True,
                        timeout=60)
@@ -153,7 +187,7 @@ def main():
     pb, _ = h.stubs()
     d = h.Daemon()
     failures = []
-    for t in (test_interactive, test_refused_without_terminal):
+    for t in (test_interactive, test_sigterm_restores, test_refused_without_terminal):
         try:
             t(d, pb)
             print("ok   %s" % t.__name__)
