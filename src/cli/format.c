@@ -199,6 +199,8 @@ void cli_format_status_json(FILE *f, const CliJobStatus *st) {
                 fputs(",\"timed_out\":true", f);
         if (st->stdin_state != JOBWORKER__V1__STDIN_STATE__STDIN_STATE_NULL)
                 fprintf(f, ",\"stdin\":\"%s\"", format_stdin_state(st->stdin_state, true));
+        if (st->tty)
+                fputs(",\"tty\":true", f);
         fputc('}', f);
 }
 
@@ -355,7 +357,7 @@ void cli_format_status_text(FILE *f, const CliJobStatus *st) {
                         format_duration(st->max_runtime_ms * 1000, m));
         }
         if (st->stdin_state != JOBWORKER__V1__STDIN_STATE__STDIN_STATE_NULL)
-                fprintf(f, "Stdin:    %s\n", format_stdin_state(st->stdin_state, false));
+                fprintf(f, "Stdin:    %s%s\n", st->tty ? "a terminal, " : "", format_stdin_state(st->stdin_state, false));
         if (st->files_removed)
                 fputs("Files:    deleted from the server's state directory while the job was known: later output "
                       "is not kept, and a server restart forgets the job\n", f);
