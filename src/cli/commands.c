@@ -161,10 +161,7 @@ static int tty_request(Cli *cli, Jobworker__V1__Terminal *t) {
         cli_tty_size(STDIN_FILENO, &rows, &cols);
         t->rows = rows;
         t->cols = cols;
-        t->term = getenv("TERM") ?: (char *) "";
-        if (strlen(t->term) > 64 || strspn(t->term, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+-_") !=
-                                            strlen(t->term))
-                t->term = (char *) "";
+        t->term = (char *) cli_tty_term();
         return 0;
 }
 
@@ -195,7 +192,8 @@ static int cmd_run(Cli *cli) {
         /* Our stdin goes to the job beside the output we follow. */
         if (forward && cli_input_start(cli->client, id, STDIN_FILENO, tty, &in) < 0) {
                 in = NULL;
-                fprintf(stderr, "jwctl: warning: cannot forward standard input to job %s (out of memory)\r\n", id);
+                fprintf(stderr, "jwctl: warning: cannot forward standard input to job %s (out of memory)%s", id,
+                        tty ? "\r\n" : "\n");
         }
         r = cli_follow_to_end(cli, id, true, 0);
         /* The job has ended (or we are going): what it did not read is moot. */

@@ -9,10 +9,21 @@
  */
 
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "cli/tty.h"
+
+const char *cli_tty_term(void) {
+        const char *t = getenv("TERM");
+        size_t n = t ? strlen(t) : 0;
+
+        if (!t || n > 64 || strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+-_") != n)
+                return "";
+        return t;
+}
 
 void cli_tty_size(int fd, unsigned *ret_rows, unsigned *ret_cols) {
         struct winsize ws = {};

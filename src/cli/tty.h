@@ -20,6 +20,11 @@ typedef struct CliTty {
 
 #define CLI_TTY_NULL ((CliTty) { .fd = -1 })
 
+/* Our TERM for the job's terminal, or "" (the server's default, dumb) when
+ * unset or not a plain name of at most 64 letters, digits and . + - _ (what
+ * the server accepts). */
+const char *cli_tty_term(void);
+
 /* Our window size (24x80 when the terminal does not say). */
 void cli_tty_size(int fd, unsigned *ret_rows, unsigned *ret_cols);
 

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 """Terminals (issue 14, item 5): `jwctl run -t` inside a pseudo-terminal of a
 known size made by this test, against the real daemon:
-- the job's terminal has our size, is a /dev/pts path, sees what we type;
+- the job's terminal has our size and TERM, is a /dev/pts path, sees what
+  we type;
 - a resize of our terminal reaches the job (its WINCH trap prints the size);
 - Ctrl-C (the byte 0x03) interrupts the job's foreground program on its
   terminal without stopping the job from jwctl's side: the job goes on and
@@ -26,7 +27,7 @@ import rpcharness as h  # noqa: E402
 from survive_util import JWCTL  # noqa: E402
 
 SCRIPT = ("trap 'echo INT-caught' INT; trap 'stty size' WINCH; "
-          "stty size; tty; echo ready; "
+          "stty size; tty; echo T=$TERM; echo ready; "
           "until read x; do :; done; echo got $x; "
           "echo sleeping; sleep 31.25; echo slept $?; exit 3")
 
@@ -104,8 +105,8 @@ def test_interactive(d, pb):
     screen = Screen(master)
     try:
         screen.wait_for(b"ready\r\n")
-        if b"31 97\r\n/dev/pts/" not in screen.data:
-            h.fail("the job's terminal: %r (want size 31 97 and a /dev/pts path)" % screen.data)
+        if b"31 97\r\n/dev/pts/" not in screen.data or b"T=xterm-256color\r\n" not in screen.data:
+            h.fail("the job's terminal: %r (want size 31 97, a /dev/pts path, our TERM)" % screen.data)
         # a resize of ours reaches the job's terminal (SIGWINCH to jwctl, then to the job)
         set_size(slave, 40, 101)
         screen.wait_for(b"40 101\r\n")
