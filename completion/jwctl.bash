@@ -124,7 +124,8 @@ _jwctl()
 
     local opts=""
     case $cmd in
-        start|run) opts="--env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --max-runtime --name --label --" ;;
+        start)     opts="--env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --max-runtime --name --label --" ;;
+        run)       opts="-n --no-stdin -t --tty --env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --max-runtime --name --label --" ;;
         status)    opts="--json" ;;
         list)      opts="--json --running --state --owner --name --label" ;;
         logs)      opts="-f --follow --stdout --stderr --offset" ;;

@@ -58,6 +58,8 @@ typedef enum OptId {
         OPT_LABEL,
         OPT_STATE,
         OPT_OWNER,
+        OPT_NO_STDIN,
+        OPT_TTY,
 } OptId;
 
 static int apply_global(Parser *p, const OptDef *o, const char *shown, const char *value);
@@ -100,6 +102,8 @@ static const OptDef options[] = {
         { "label", 0, true, OPT_LABEL, START_RUN | CMD_BIT(CLI_COMMAND_LIST), apply_names },
         { "state", 0, true, OPT_STATE, CMD_BIT(CLI_COMMAND_LIST), apply_names },
         { "owner", 0, true, OPT_OWNER, CMD_BIT(CLI_COMMAND_LIST), apply_names },
+        { "no-stdin", 'n', false, OPT_NO_STDIN, CMD_BIT(CLI_COMMAND_RUN), apply_job },
+        { "tty", 't', false, OPT_TTY, CMD_BIT(CLI_COMMAND_RUN), apply_job },
 };
 
 static bool option_applies(const Parser *p, const OptDef *o) {
@@ -320,6 +324,12 @@ static int apply_job(Parser *p, const OptDef *o, const char *shown, const char *
                         return replace_message(&p->error, -EINVAL, "invalid value '%s' for '%s': expected a duration "
                                     "greater than 0 and at most 3650d, like 30m, 2h or 90 (seconds)", value, shown);
                 a->max_runtime_ms = (u + 999) / 1000;
+                return 0;
+        case OPT_NO_STDIN:
+                a->no_stdin = true;
+                return 0;
+        case OPT_TTY:
+                a->tty = true;
                 return 0;
         }
         assert(!"unhandled job option");

@@ -90,6 +90,8 @@ typedef struct CliArgs {
         size_t n_io;
         unsigned isolate;          /* --isolate, CLI_ISOLATE_* */
         uint64_t max_runtime_ms;   /* --max-runtime; 0: not given */
+        bool no_stdin;             /* run -n/--no-stdin: the job's stdin is /dev/null */
+        bool tty;                  /* run -t/--tty: the job on a terminal, ours in raw mode */
 
         /* start, run: the job's name and labels; list: filters on them.
          * Checked with shared/job-name.h. */

@@ -190,6 +190,10 @@ CliClient *cli_client_free(CliClient *c) {
         return NULL;
 }
 
+grpc_channel *cli_client_channel(CliClient *c) {
+        return c->channel;
+}
+
 const char *cli_client_server(const CliClient *c) {
         return c->server;
 }

@@ -56,6 +56,8 @@ int cli_client_connect_full(const CliSettings *s, CliClient **ret, int *ret_exit
 CliClient *cli_client_free(CliClient *c);
 
 const char *cli_client_server(const CliClient *c);
+/* The client's channel (for a call of its own: input.c); the client keeps it. */
+grpc_channel *cli_client_channel(CliClient *c);
 uint64_t cli_client_timeout_usec(const CliClient *c);
 
 /* After a call failed with UNAVAILABLE: why the server closed TLS ("the

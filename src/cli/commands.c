@@ -24,10 +24,12 @@
 #include "cli/commands.h"
 #include "cli/context.h"
 #include "cli/format.h"
+#include "cli/input.h"
 #include "cli/reconnect.h"
 #include "cli/resolve.h"
 #include "cli/stream.h"
 #include "shared/job-name.h"
+#include "cli/tty.h"
 #include "shared/macro.h"
 #include "shared/string-util.h"
 
@@ -68,7 +70,9 @@ static void fill_labels(const CliArgs *a, Jobworker__V1__Label *labels, Jobworke
         }
 }
 
-static int do_start(Cli *cli, char **ret_job_id) {
+/* stdin_open: the job's stdin is a pipe for Input (run only); tty: or a
+ * terminal of that size (run -t). */
+static int do_start(Cli *cli, bool stdin_open, const Jobworker__V1__Terminal *tty, char **ret_job_id) {
         const CliArgs *a = cli->args;
         Jobworker__V1__StartRequest req = JOBWORKER__V1__START_REQUEST__INIT;
         Jobworker__V1__Limits limits = JOBWORKER__V1__LIMITS__INIT;
@@ -93,6 +97,8 @@ static int do_start(Cli *cli, char **ret_job_id) {
         req.labels = label_ptrs;
         new_request_id(request_id);
         req.request_id = request_id;
+        req.stdin_open = stdin_open;
+        req.tty = (Jobworker__V1__Terminal *) tty;
 
         if (a->cpu_millis || a->memory_max || a->pids_max || a->n_io) {
                 limits.cpu_millis = a->cpu_millis;
@@ -137,7 +143,7 @@ static int do_start(Cli *cli, char **ret_job_id) {
 
 static int cmd_start(Cli *cli) {
         _cleanup_free_ char *id = NULL, *safe = NULL;
-        int r = do_start(cli, &id);
+        int r = do_start(cli, false, NULL, &id); /* start never forwards our stdin */
 
         if (r != 0)
                 return r;
@@ -148,20 +154,58 @@ static int cmd_start(Cli *cli) {
         return cli_flush_out(cli);
 }
 
+/* run -t: the job's terminal as big as ours, TERM as ours. */
+static int tty_request(Cli *cli, Jobworker__V1__Terminal *t) {
+        unsigned rows, cols;
+
+        if (cli->args->no_stdin)
+                return cli_set_message(cli, CLI_EXIT_USAGE, "-n and -t cannot be used together (a terminal's input is its keys)");
+        if (!isatty(STDIN_FILENO))
+                return cli_set_message(cli, CLI_EXIT_USAGE, "-t needs a terminal on standard input, and it is not one "
+                                       "(run without -t to pass a pipe or file on)");
+        cli_tty_size(STDIN_FILENO, &rows, &cols);
+        t->rows = rows;
+        t->cols = cols;
+        t->term = (char *) cli_tty_term();
+        return 0;
+}
+
 static int cmd_run(Cli *cli) {
+        Jobworker__V1__Terminal term = JOBWORKER__V1__TERMINAL__INIT;
         _cleanup_free_ char *id = NULL;
+        bool tty = cli->args->tty;
+        bool forward = tty || cli_input_wanted(cli->args, STDIN_FILENO);
+        CliTty saved = CLI_TTY_NULL;
+        CliInput *in = NULL;
         int r;
 
+        if (tty && (r = tty_request(cli, &term)) != 0)
+                return r;
         /* A Ctrl-C while Start is on its way must not leave the job running
          * unseen: count it, and stop the job once its id is known. */
         cli_signals_defer(&cli->signals);
 
-        r = do_start(cli, &id);
+        r = do_start(cli, forward, tty ? &term : NULL, &id);
         if (r != 0)
                 return cli_signals_count(&cli->signals) > 0 ? CLI_EXIT_INTERRUPTED : r;
         if (cli_signals_stop_job(&cli->signals, id) < 0)
                 return cli_oom(cli);
-        return cli_follow_to_end(cli, id, true, 0);
+        /* With -t our keys go to the job as they are typed, Ctrl-C too: it
+         * is the job's terminal that makes a signal of it (as ssh -t). */
+        if (tty && cli_tty_raw(&saved, STDIN_FILENO) >= 0)
+                cli_signals_set_tty(&cli->signals, &saved);
+        /* Our stdin goes to the job beside the output we follow. */
+        if (forward && cli_input_start(cli->client, id, STDIN_FILENO, tty, &in) < 0) {
+                in = NULL;
+                fprintf(stderr, "jwctl: warning: cannot forward standard input to job %s (out of memory)%s", id,
+                        tty ? "\r\n" : "\n");
+        }
+        r = cli_follow_to_end(cli, id, true, 0);
+        /* The job has ended (or we are going): what it did not read is moot. */
+        cli_input_free(in);
+        cli_signals_set_tty(&cli->signals, NULL);
+        cli_tty_restore(&saved);
+        return r;
 }
 
 static int get_status(Cli *cli, const char *id, Jobworker__V1__StatusResponse **ret) {

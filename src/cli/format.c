@@ -71,6 +71,20 @@ const char *cli_signal_name(int sig, char buf[static 16]) {
         return buf;
 }
 
+/* A job's stdin, in a word or three. */
+static const char *format_stdin_state(Jobworker__V1__StdinState s, bool json) {
+        switch (s) {
+        case JOBWORKER__V1__STDIN_STATE__STDIN_STATE_OPEN:
+                return "open";
+        case JOBWORKER__V1__STDIN_STATE__STDIN_STATE_WRITING:
+                return json ? "writing" : "open, being written";
+        case JOBWORKER__V1__STDIN_STATE__STDIN_STATE_CLOSED:
+                return "closed";
+        default:
+                return "/dev/null";
+        }
+}
+
 static const char *state_word(const CliJobStatus *st) {
         switch (st->state) {
         case JOBWORKER__V1__JOB_STATE__JOB_STATE_RUNNING:
@@ -202,6 +216,10 @@ void cli_format_status_json(FILE *f, const CliJobStatus *st) {
         if (st->timed_out)
                 fputs(",\"timed_out\":true", f);
         status_json_names(f, st);
+        if (st->stdin_state != JOBWORKER__V1__STDIN_STATE__STDIN_STATE_NULL)
+                fprintf(f, ",\"stdin\":\"%s\"", format_stdin_state(st->stdin_state, true));
+        if (st->tty)
+                fputs(",\"tty\":true", f);
         fputc('}', f);
 }
 
@@ -370,6 +388,8 @@ void cli_format_status_text(FILE *f, const CliJobStatus *st) {
                 fprintf(f, "Limit:    %s %s\n", st->timed_out ? "timed out after" : "runs at most",
                         format_duration(st->max_runtime_ms * 1000, m));
         }
+        if (st->stdin_state != JOBWORKER__V1__STDIN_STATE__STDIN_STATE_NULL)
+                fprintf(f, "Stdin:    %s%s\n", st->tty ? "a terminal, " : "", format_stdin_state(st->stdin_state, false));
         if (st->files_removed)
                 fputs("Files:    deleted from the server's state directory while the job was known: later output "
                       "is not kept, and a server restart forgets the job\n", f);

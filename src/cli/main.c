@@ -72,6 +72,7 @@ int main(int argc, char **argv) {
         sigaddset(&set, SIGINT);
         sigaddset(&set, SIGTERM);
         sigaddset(&set, SIGHUP);
+        sigaddset(&set, SIGWINCH); /* run -t: a signalfd of the input thread (its default is to ignore it) */
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         signal(SIGPIPE, SIG_IGN);
 

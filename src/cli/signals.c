@@ -105,6 +105,8 @@ static void *signal_thread(void *userdata) {
                 s->count++;
                 wake(s);
                 if (!s->call && !s->stop_job && !s->defer) {
+                        if (s->tty)
+                                cli_tty_restore(s->tty);
                         pthread_mutex_unlock(&s->lock);
                         die_by_signal((int) si.ssi_signo);
                 }
@@ -165,6 +167,12 @@ void cli_signals_stop(CliSignals *s) {
         s->stop_error = NULL;
         pthread_cond_destroy(&s->idle);
         pthread_mutex_destroy(&s->lock);
+}
+
+void cli_signals_set_tty(CliSignals *s, CliTty *tty) {
+        pthread_mutex_lock(&s->lock);
+        s->tty = tty;
+        pthread_mutex_unlock(&s->lock);
 }
 
 void cli_signals_defer(CliSignals *s) {

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "cli/client.h"
+#include "cli/tty.h"
 
 typedef struct CliSignals {
         pthread_mutex_t lock;
@@ -37,7 +38,12 @@ typedef struct CliSignals {
         unsigned count;          /* signals received */
         bool stop_failed;
         char *stop_error;
+        CliTty *tty;             /* run -t: put back before a death by signal */
 } CliSignals;
+
+/* run -t: the terminal to restore before dying of a signal (borrowed,
+ * NULL: none). */
+void cli_signals_set_tty(CliSignals *s, CliTty *tty);
 
 /* Starts the signal thread. On failure call cli_signals_stop() all the same. */
 int cli_signals_start(CliSignals *s);

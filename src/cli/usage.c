@@ -72,8 +72,9 @@ static const char usage_global[] =
         "Commands:\n"
         "  start [--env K=V]... [--cwd DIR] [LIMITS] -- CMD [ARG...]\n"
         "                        start a job, print its id\n"
-        "  run [--env K=V]... [--cwd DIR] [LIMITS] -- CMD [ARG...]\n"
+        "  run [-n|-t] [--env K=V]... [--cwd DIR] [LIMITS] -- CMD [ARG...]\n"
         "                        start a job, copy its output, exit with its code\n"
+        "                        (and our stdin to its stdin, unless -n)\n"
         "                        (LIMITS: --cpu --memory --pids --io-read-bps\n"
         "                        --io-write-bps --isolate --max-runtime;\n"
         "                        see 'jwctl start --help')\n"
@@ -124,13 +125,20 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "\n"
                 JOB_OPTIONS_HELP,
         [CLI_COMMAND_RUN] =
-                "Usage: jwctl [OPTIONS] run [--env KEY=VALUE]... [--cwd DIR] [LIMITS] [--] CMD [ARG...]\n"
+                "Usage: jwctl [OPTIONS] run [-n|-t] [--env KEY=VALUE]... [--cwd DIR] [LIMITS] [--] CMD [ARG...]\n"
                 "\n"
                 "Start CMD, copy its standard output and error to ours while it runs and\n"
                 "exit with its exit code (128+N if it was killed by signal N).\n"
+                "Our standard input is copied to the job's, and closed at its end, unless\n"
+                "it is a terminal or /dev/null (then the job's stdin is /dev/null).\n"
                 "Ctrl-C stops the job (SIGTERM, then SIGKILL after the server's grace\n"
                 "period) and exits with 130.\n"
                 "\n"
+                "  -n, --no-stdin    give the job /dev/null as stdin (ssh's -n): what\n"
+                "                    'jwctl run' in a script with a pipe on stdin did before\n"
+                "  -t, --tty         run the job on a terminal (jwctl run -t -- bash): our\n"
+                "                    terminal in raw mode, Ctrl-C goes to the job as a key,\n"
+                "                    window sizes follow; stdin must be a terminal\n"
                 JOB_OPTIONS_HELP,
         [CLI_COMMAND_STATUS] =
                 "Usage: jwctl [OPTIONS] status [--json] JOB\n"

@@ -190,7 +190,7 @@ int job_drain_pipe(Engine *e, Job *j, int i, unsigned budget, bool stop_short) {
                  * or in the log whenever the daemon dies, outlog.h), where
                  * read() would lose what the daemon read and had not yet
                  * written. As fast as read()+pwritev() (bench/README.md). */
-                if ((e->splice || e->keeper) && !e->splice_failed && !j->log_failed &&
+                if ((e->splice || e->keeper) && !e->splice_failed && !j->log_failed && !j->st.tty &&
                     j->st.stdout_bytes + j->st.stderr_bytes < e->output_cap && owner_usage_room(j, 1)) {
                         int d = drain_splice_once(e, j, i, stop_short);
                         if (d >= 0)

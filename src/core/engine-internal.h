@@ -53,6 +53,7 @@ enum {
         OP_BATCH_ERR,   /* stderr's batching delay is over */
         OP_IGNORE,      /* cancellations and the like */
         OP_RUNTIME_TIMER, /* a job's time limit (job-runtime.c) */
+        OP_PIPE_IN,     /* the job's stdin pipe has room (job-input.c) */
 };
 
 /* Requests of a job that could not be queued (the kernel refused a
@@ -64,6 +65,7 @@ enum {
         REARM_CGROUP = 1 << 3,
         REARM_STOP = 1 << 4,
         REARM_RUNTIME = 1 << 5,
+        REARM_IN = 1 << 6,
 };
 
 typedef struct Job Job;
@@ -72,6 +74,7 @@ typedef struct Spawner Spawner;
 typedef struct OwnerUsage OwnerUsage;
 typedef struct Claim Claim;
 typedef struct JobStart JobStart;
+typedef struct JobInput JobInput;
 
 struct Job {
         JobStatus st;
@@ -123,6 +126,8 @@ struct Job {
          * for the kernel's exit status (PIDFD_INFO_EXIT, after the reap). */
         ListNode exit_wait;
         uint64_t exit_wait_until; /* CLOCK_MONOTONIC usec: then ENDED */
+
+        JobInput *input;        /* its stdin pipe (job-input.c), NULL: /dev/null or closed */
 };
 
 struct Subscriber {
@@ -328,6 +333,17 @@ void job_runtime_done(Engine *e, Job *j);
 /* A job taken over from a previous daemon: its cgroup is thawed, in case
  * that daemon died between freezing it for a signal and thawing it. */
 void job_thaw_adopted(Engine *e, Job *j);
+/* job-input.c: the stdin pipe ------------------------------------------------ */
+
+/* Gives a new job the write end of its stdin pipe (taken; non-blocking).
+ * -ENOMEM: nothing taken. */
+int job_input_attach(Job *j, int fd);
+void job_input_on_poll(Engine *e, Job *j, int res);
+/* REARM_IN: queue the POLLOUT wait again. */
+int job_input_rearm(Engine *e, Job *j);
+/* The job ended (or is freed): a pending write fails with -EPIPE
+ * (-ECANCELED and e NULL to done at engine_free()), the pipe is closed. */
+void job_input_end(Engine *e, Job *j);
 
 /* capture.c: pipes into the output log --------------------------------------- */
 

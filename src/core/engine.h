@@ -67,6 +67,14 @@ typedef enum JobState {
 
 const char *job_state_to_string(JobState s);
 
+/* What a job's standard input is (job-input.c). */
+typedef enum JobStdin {
+        JOB_STDIN_NULL,         /* /dev/null: started without stdin_open */
+        JOB_STDIN_OPEN,         /* a pipe, no writer attached yet */
+        JOB_STDIN_WRITING,      /* a pipe with a writer attached */
+        JOB_STDIN_CLOSED,       /* the pipe was closed: the job reads EOF */
+} JobStdin;
+
 typedef struct JobStatus {
         JobId id;
         JobState state;
@@ -122,6 +130,8 @@ typedef struct JobStatus {
         char name[JOB_NAME_MAX + 1];
         char labels[JOB_LABELS_TEXT_MAX + 1];
         char request_id[JOB_REQUEST_ID_MAX + 1];
+        JobStdin stdin_state;   /* not OPEN/WRITING after a restart: CLOSED */
+        bool tty;               /* it runs on a pseudo-terminal (JobSpec.tty) */
 } JobStatus;
 
 /* Identity to run a job as. NULL in JobSpec: run as the engine's own user. */
@@ -188,7 +198,19 @@ typedef struct JobSpec {
         const char *name;
         const char *labels;     /* joined: "KEY=VALUE,..." (job_labels_join) */
         const char *request_id;
+        /* The job's stdin is a pipe written with engine_input_*(); false:
+         * /dev/null, as always (no extra system call on that path). */
+        bool stdin_open;
+        /* NULL, or run it on a pseudo-terminal of this size (job-tty.c):
+         * stdin, stdout and stderr are the terminal, its output is stdout,
+         * stdin_open is implied. */
+        const struct JobTerminal *tty;
 } JobSpec;
+
+typedef struct JobTerminal {
+        uint16_t rows, cols;    /* 1..65535 */
+        const char *term;       /* TERM=; NULL or "": dumb */
+} JobTerminal;
 
 /*
  * Opt-in isolation, each a new namespace for the job:
@@ -363,6 +385,47 @@ int engine_signal_job(Engine *e, const JobId *id, int sig, bool all);
 unsigned engine_stop_all(Engine *e, uint64_t grace_usec);
 
 int engine_get_status(Engine *e, const JobId *id, JobStatus *ret);
+
+/* Standard input (job-input.c) -------------------------------------------- */
+
+/*
+ * A job started with JobSpec.stdin_open has a pipe as its stdin; the engine
+ * holds the write end (non-blocking, CLOEXEC) until one writer has come and
+ * gone. The writer is who called engine_input_open(); it writes with
+ * engine_input_write(), one write at a time, and lets go with
+ * engine_input_close(), which closes the pipe (the job reads EOF): a stdin
+ * has one writer in its life. The write end is not kept for the next
+ * daemon: after a restart the job reads EOF.
+ *
+ * engine_input_open(): -ENOENT no such job; -ESRCH it is not running;
+ * -ENOTTY it was started without stdin (reads /dev/null); -EBUSY another
+ * writer has it; -EPIPE its stdin was closed already.
+ */
+typedef struct InputWriterId {
+        uint64_t value;
+} InputWriterId;
+
+int engine_input_open(Engine *e, const JobId *id, InputWriterId *ret);
+
+/* done(e, r, userdata): r = 0 when all `size` bytes are in the pipe; -EPIPE
+ * when the job closed its stdin or ended first. Called on the engine thread,
+ * from within engine_input_write() itself when the pipe took everything at
+ * once; at engine_free() with e NULL and -ECANCELED. data is borrowed until done is called (or the writer
+ * closed). A job that does not read leaves the write pending: that is the
+ * backpressure (the caller asks for more only after done). -EBUSY: a write
+ * of this writer is pending; -ENOENT: no such writer (closed, job gone). */
+typedef void (*EngineInputDone)(Engine *e, int r, void *userdata);
+int engine_input_write(Engine *e, InputWriterId w, const void *data, size_t size, EngineInputDone done,
+                       void *userdata);
+
+/* Lets go of the stdin and closes it (the job reads EOF once its pipe is
+ * empty). A pending write is dropped: its done is not called. -ENOENT: no
+ * such writer. */
+int engine_input_close(Engine *e, InputWriterId w);
+
+/* A job on a terminal (JobSpec.tty): its window size (it gets SIGWINCH).
+ * -ENOTTY: the job has no terminal; -ENOENT: no such writer. */
+int engine_input_resize(Engine *e, InputWriterId w, unsigned rows, unsigned cols);
 
 /* All jobs, oldest first, optionally only those whose owner equals owner.
  * *ret is malloc()ed, caller frees. */

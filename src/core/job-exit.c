@@ -134,6 +134,7 @@ static void job_finish(Engine *e, Job *j, const siginfo_t *si) {
         j->pidfd = safe_close(j->pidfd);
         j->rearm &= ~(unsigned) (REARM_PIDFD | REARM_STOP);
         job_runtime_done(e, j);
+        job_input_end(e, j);
         keeper_release(e->keeper, j->keep_bundle);
         j->keep_bundle = 0;
 
@@ -157,6 +158,7 @@ static void job_lost_ended(Engine *e, Job *j) {
         j->pidfd = safe_close(j->pidfd);
         j->rearm &= ~(unsigned) (REARM_PIDFD | REARM_STOP);
         job_runtime_done(e, j);
+        job_input_end(e, j);
         j->st.end_usec = now_usec(CLOCK_REALTIME);
         /* Ordered by end again: it ended now. */
         list_unlink(&e->finished, &j->by_end);

@@ -30,6 +30,7 @@
 #include "core/iodev.h"
 #include "core/job-env.h"
 #include "core/job-start.h"
+#include "core/job-tty.h"
 #include "core/jobrecord.h"
 #include "core/spawner.h"
 #include "shared/macro.h"
@@ -84,6 +85,8 @@ static int start_validate(Engine *e, JobStart *js, const JobSpec *spec) {
         r = start_validate_names(js, spec);
         if (r < 0)
                 return r;
+        if (spec->tty && (spec->tty->rows == 0 || spec->tty->cols == 0))
+                return start_fail(js, JOB_START_STAGE_SPAWN, -EINVAL, "a terminal needs a size of at least 1x1");
         js->want_limits = l && (l->cpu_millis || l->memory_max || l->pids_max || l->n_io || l->n_io_devices);
         return 0;
 }
@@ -103,6 +106,23 @@ static int start_pipe(int *ret_r, int *ret_w) {
         return 0;
 }
 
+/* The stdin pipe of a job started with stdin_open: the child's read end
+ * blocking, as a program expects its stdin; ours non-blocking (job-input.c);
+ * both above 2. */
+static int start_stdin_pipe(JobStart *js) {
+        int p[2];
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        js->in_r = fd_above_2(p[0]);
+        js->in_w = fd_above_2(p[1]);
+        if (js->in_r < 0 || js->in_w < 0)
+                return -EMFILE;
+        if (fcntl(js->in_w, F_SETFL, O_NONBLOCK) < 0)
+                return -errno;
+        return 0;
+}
+
 /* The job's record as the start knows it: before the spawn ("starting",
  * no pid) or after it. */
 static void start_status(JobStart *js, bool starting, JobStatus *ret) {
@@ -116,6 +136,8 @@ static void start_status(JobStart *js, bool starting, JobStatus *ret) {
                 .has_cgroup = js->cg_fd >= 0,
                 .max_runtime_usec = js->spec.max_runtime_usec,
                 .runtime_deadline = js->runtime_deadline,
+                .stdin_state = js->spec.stdin_open || js->spec.tty ? JOB_STDIN_OPEN : JOB_STDIN_NULL,
+                .tty = js->spec.tty != NULL,
         };
         snprintf(ret->owner, sizeof(ret->owner), "%s", js->spec.owner ?: "");
         snprintf(ret->name, sizeof(ret->name), "%s", js->spec.name ?: "");
@@ -154,7 +176,12 @@ static int start_prepare(Engine *e, JobStart *js) {
         js->cwd = spec->cwd ?: js->home;
         js->cwd_or_root = !spec->cwd;
 
-        js->envp = job_env_build(js->user, js->home, spec->env);
+        if (spec->tty) {
+                js->tty_env = job_tty_env(spec->env, spec->tty->term);
+                if (!js->tty_env)
+                        return -ENOMEM;
+        }
+        js->envp = job_env_build(js->user, js->home, js->tty_env ? (const char *const *) js->tty_env : spec->env);
         if (!js->envp)
                 return -ENOMEM;
         const char *path_env = job_env_get((const char *const *) js->envp, "PATH");
@@ -184,9 +211,17 @@ static int start_prepare(Engine *e, JobStart *js) {
         r = start_record(js, true);
         if (r < 0)
                 return r;
-        r = start_pipe(&js->out_r, &js->out_w);
+        if (spec->tty)
+                r = job_tty_open(spec->tty, &js->out_r, &js->in_w, &js->tty_slave);
+        else
+                r = start_pipe(&js->out_r, &js->out_w);
         if (r < 0)
                 return r;
+        if (spec->stdin_open && !spec->tty) {
+                r = start_stdin_pipe(js);
+                if (r < 0)
+                        return r;
+        }
         return start_pipe(&js->err_r, &js->err_w);
 }
 
@@ -264,9 +299,10 @@ static int start_spawn(JobStart *js, SpawnStack *stack, int *child_pidfd) {
                 .cwd_or_root = js->cwd_or_root,
                 .child_pidfd = child_pidfd,
                 .creds = js->spec.creds,
-                .stdin_fd = js->devnull_fd,
-                .stdout_fd = js->out_w,
-                .stderr_fd = js->err_w,
+                .stdin_fd = js->tty_slave >= 0 ? js->tty_slave : js->in_r >= 0 ? js->in_r : js->devnull_fd,
+                .stdout_fd = js->tty_slave >= 0 ? js->tty_slave : js->out_w,
+                .stderr_fd = js->tty_slave >= 0 ? js->tty_slave : js->err_w,
+                .tty = js->tty_slave >= 0,
                 .cgroup_fd = js->cg_fd,
                 .isolate = js->spec.isolate,
         };
@@ -281,6 +317,8 @@ static int start_spawn(JobStart *js, SpawnStack *stack, int *child_pidfd) {
         /* The child has its copies; ours would keep the pipes open forever. */
         js->out_w = safe_close(js->out_w);
         js->err_w = safe_close(js->err_w);
+        js->in_r = safe_close(js->in_r);
+        js->tty_slave = safe_close(js->tty_slave); /* the job's end is the terminal's */
         /* Now the record names the process (a zombie still has its stat). */
         js->pid_starttime = jobrecord_pid_starttime(js->pid);
         /* Its fds go into the store before the record names it: a crash
@@ -347,7 +385,15 @@ static int start_register(Engine *e, JobStart *js) {
         j->owner_output_max = js->spec.owner_output_max;
         j->keep_bundle = js->keep_bundle;
         claims_start_to_job(js, j);
-        r = job_hash_add(e, j);
+        j->pipe_big[0] = j->st.tty; /* a terminal has no pipe size to grow */
+        r = 0;
+        if (js->in_w >= 0) {
+                r = job_input_attach(j, js->in_w);
+                if (r >= 0)
+                        js->in_w = -1; /* the job's now */
+        }
+        if (r >= 0)
+                r = job_hash_add(e, j);
         if (r >= 0)
                 r = job_arm_all(e, j);
         if (r < 0) {
@@ -395,6 +441,9 @@ static void job_start_free(Engine *e, JobStart *js, bool failed) {
         safe_close(js->out_w);
         safe_close(js->err_r);
         safe_close(js->err_w);
+        safe_close(js->in_r);
+        safe_close(js->in_w);
+        safe_close(js->tty_slave);
         safe_close(js->cg_fd);
         safe_close(js->jobs_fd);
         if (failed && e && js->dir_made)
@@ -404,6 +453,8 @@ static void job_start_free(Engine *e, JobStart *js, bool failed) {
         if (failed && e && js->cg_name[0])
                 (void) unlinkat(js->cgroup_root_fd, js->cg_name, AT_REMOVEDIR);
         free(js->envp);
+        free(js->tty_env);
+        free((char *) js->tty.term);
         free(js->candidates);
         free(js->argv);
         free(js->env);
@@ -535,6 +586,13 @@ static int copy_spec(JobStart *js, const JobSpec *spec) {
                         memcpy(js->creds.groups, c->groups, c->n_groups * sizeof(gid_t));
                 js->spec.creds = &js->creds;
         }
+        if (spec->tty) {
+                js->tty = *spec->tty;
+                js->tty.term = strdup(spec->tty->term ?: "");
+                if (!js->tty.term)
+                        return -ENOMEM;
+                js->spec.tty = &js->tty;
+        }
         return spec->limits ? copy_limits(js, spec->limits) : 0;
 }
 
@@ -551,6 +609,7 @@ int engine_start_job(Engine *e, const JobSpec *spec, EngineStartDone done, void 
                 .devnull_fd = e->devnull_fd,
                 .cg_controllers = e->cg_controllers,
                 .jobs_fd = -1, .log_fd = -1, .out_r = -1, .out_w = -1, .err_r = -1, .err_w = -1, .cg_fd = -1, .pidfd = -1,
+                .in_r = -1, .in_w = -1, .tty_slave = -1,
                 .keeper = keeper_ref(e->keeper),
         };
         r = start_validate(e, js, spec);

@@ -55,6 +55,11 @@ struct JobStart {
                                               * spawn stage may write the record */
         unsigned cg_controllers;             /* as read for the limits */
         int log_fd, out_r, out_w, err_r, err_w, cg_fd, pidfd;
+        int in_r, in_w;                      /* the stdin pipe (spec.stdin_open), else -1 */
+        int tty_slave;                       /* spec.tty: the job's 0/1/2 (out_r is the master,
+                                              * in_w a dup of it), else -1 */
+        JobTerminal tty;                     /* copy of *spec.tty (term owned) */
+        char **tty_env;                      /* spec.env + TERM= (job_tty_env) */
         pid_t pid;
         uint64_t pid_starttime;              /* jobrecord_pid_starttime(pid) */
         uint64_t start_usec;

@@ -58,6 +58,7 @@ void job_free(Engine *e, Job *j) {
         claims_job_free(e, j);
         if (j->status_unsaved)
                 e->n_unsaved--;
+        job_input_end(e, j);
         safe_close(j->pidfd);
         safe_close(j->pipe_fd[0]);
         safe_close(j->pipe_fd[1]);

@@ -64,6 +64,8 @@ static const Field fields[] = {
         { "max_runtime_usec", F_U64, S(max_runtime_usec), 0 },
         { "runtime_deadline", F_U64, S(runtime_deadline), 0 },
         { "timed_out", F_BOOL, S(timed_out), 0 },
+        { "stdin_state", F_INT, S(stdin_state), 0 },
+        { "tty", F_BOOL, S(tty), 0 },
         { "pid", F_INT, S(pid), 0 },
         { "pid_starttime", F_U64, S(pid_starttime), 0 },
         { "starting", F_BOOL, S(starting), 0 },

@@ -109,6 +109,8 @@ static unsigned job_rearm(Engine *e, Job *j) {
                 left |= REARM_STOP;
         if ((j->rearm & REARM_RUNTIME) && job_arm_runtime_timer(e, j) < 0)
                 left |= REARM_RUNTIME;
+        if ((j->rearm & REARM_IN) && job_input_rearm(e, j) < 0)
+                left |= REARM_IN;
         return left;
 }
 
@@ -287,6 +289,9 @@ static void dispatch_job(Engine *e, unsigned op, Job *j, int res) {
                 break;
         case OP_RUNTIME_TIMER:
                 job_on_runtime_timer(e, j, res);
+                break;
+        case OP_PIPE_IN:
+                job_input_on_poll(e, j, res);
                 break;
         }
 }

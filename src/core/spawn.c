@@ -194,13 +194,21 @@ static NO_SANITIZE int child_main(void *p) {
                 (void) raw(SYS_rt_sigaction, sig, (long) &dfl, 0, 8);
         }
 
-        r = raw(SYS_setpgid, 0, 0, 0, 0);
+        /* Its own process group; on a terminal, its own session too (a
+         * session leader leads its process group), so that the terminal can
+         * be its controlling one. */
+        r = req->tty ? raw(SYS_setsid, 0, 0, 0, 0) : raw(SYS_setpgid, 0, 0, 0, 0);
         if (r < 0)
                 return child_fail(c, JOB_START_STAGE_SPAWN, r);
 
         const int from[3] = { req->stdin_fd, req->stdout_fd, req->stderr_fd };
         for (int i = 0; i < 3; i++) {
                 r = raw(SYS_dup3, from[i], i, 0, 0);
+                if (r < 0)
+                        return child_fail(c, JOB_START_STAGE_SPAWN, r);
+        }
+        if (req->tty) {
+                r = raw(SYS_ioctl, 0, TIOCSCTTY, 0, 0);
                 if (r < 0)
                         return child_fail(c, JOB_START_STAGE_SPAWN, r);
         }

@@ -34,6 +34,8 @@ typedef struct SpawnRequest {
         bool cwd_or_root;              /* cwd missing or not a directory: use / */
         const JobCredentials *creds;   /* NULL: keep the caller's identity */
         int stdin_fd, stdout_fd, stderr_fd; /* borrowed; must be >= 3 */
+        bool tty;                      /* stdin_fd is a terminal's slave: it becomes the
+                                        * controlling terminal of a new session */
         int cgroup_fd;                 /* -1: none */
         unsigned isolate;              /* JOB_ISOLATE_* */
         /* NULL, or where the child stores, as it starts, the number + 1 of

@@ -41,6 +41,10 @@ static int job_read_status(Engine *e, const char *dir, JobStatus *s, uint64_t *r
         r = jobfile_parse(buf, s, ret_log_size);
         if (r < 0)
                 return r;
+        /* The write end of a stdin pipe is not kept (keeper.c): it closed
+         * with the daemon that had it, and the job read EOF. */
+        if (s->stdin_state != JOB_STDIN_NULL)
+                s->stdin_state = JOB_STDIN_CLOSED;
         unsigned version = jobfile_version(buf);
         if (version > JOBFILE_VERSION) {
                 e->newer_records++;

@@ -25,6 +25,8 @@ const char *authz_action_to_string(AuthzAction a) {
                 return "list";
         case AUTHZ_ACTION_SIGNAL:
                 return "signal";
+        case AUTHZ_ACTION_INPUT:
+                return "write the input of";
         }
         return "unknown";
 }
@@ -55,6 +57,7 @@ AuthzDecision authz_decide(const Policy *p, const char *identity, AuthzAction ac
 
         case AUTHZ_ACTION_STOP:
         case AUTHZ_ACTION_SIGNAL: /* a signal can end a job: the same right as a stop */
+        case AUTHZ_ACTION_INPUT:
                 if (!authz_can_see(p, identity, job_owner))
                         return AUTHZ_HIDE;
                 perms = policy_permissions(p, identity, job_owner);

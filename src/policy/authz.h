@@ -22,6 +22,7 @@ typedef enum AuthzAction {
         AUTHZ_ACTION_OUTPUT,
         AUTHZ_ACTION_LIST,
         AUTHZ_ACTION_SIGNAL, /* decided as STOP: task-manager of the job */
+        AUTHZ_ACTION_INPUT,     /* write a job's stdin: as STOP */
 } AuthzAction;
 
 typedef enum AuthzDecision {

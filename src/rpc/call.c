@@ -61,6 +61,9 @@ void call_unref(RpcCall *c) {
                 grpc_slice_unref(c->status_details);
         if (c->have_chunk_slice)
                 grpc_slice_unref(c->chunk_slice);
+        request_free(c->input_next);
+        request_free(c->input_cur);
+        free(c->input_next_error);
         request_free(c->request);
         free(c->identity);
         free(c);

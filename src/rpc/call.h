@@ -40,7 +40,8 @@ typedef enum TagKind {
         TAG_NEW,      /* a requested call arrived (or the request failed) */
         TAG_CLOSE,    /* RECV_CLOSE_ON_SERVER: the call is over */
         TAG_SEND,     /* an Output chunk (or a health Watch update) was sent */
-        TAG_RECV,     /* a reflection stream's batch (send answer, receive next) completed */
+        TAG_RECV,     /* an Input call's next message arrived (or none will); a
+                       * reflection stream's batch (send answer, receive next) completed */
         TAG_FINISH,   /* the final batch with the status completed */
         TAG_SHUTDOWN, /* grpc_server_shutdown_and_notify completed */
 } TagKind;
@@ -66,7 +67,7 @@ struct RpcCall {
         grpc_byte_buffer *payload;
         int cancelled;                /* RECV_CLOSE_ON_SERVER result */
         bool send_ok;
-        grpc_byte_buffer *recv_buf;   /* reflection: the message received, NULL at the client's end */
+        grpc_byte_buffer *recv_buf;   /* Input, reflection: the message received, NULL at the client's end */
 
         Tag tag_new, tag_close, tag_send, tag_finish, tag_recv;
 
@@ -93,6 +94,17 @@ struct RpcCall {
         ListNode by_watch;            /* on Server.watchers while watching */
         int watch_sent;               /* the last status sent (or in flight); -1 none */
         bool watch_known;             /* the service watched is one we serve */
+
+        /* Input (input-stream.c). Set by the completion-queue thread before
+         * it posts the message to the engine: */
+        Request *input_next;          /* recv_buf, decoded */
+        char *input_next_error;       /* or why it does not decode */
+        /* engine thread: */
+        bool input_open;              /* holds the job's stdin (input) */
+        bool input_write_pending;     /* a write holds a reference */
+        InputWriterId input;
+        Request *input_cur;           /* the message being written (after the first) */
+        uint64_t input_bytes;         /* written so far */
 };
 
 /* A call with one reference (the caller's), not yet requested from gRPC. */

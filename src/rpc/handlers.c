@@ -202,6 +202,8 @@ static void handle_start(Engine *e, RpcCall *c) {
                 .name = req->name,
                 .labels = req->labels,
                 .request_id = req->request_id,
+                .stdin_open = req->stdin_open,
+                .tty = req->tty ? &req->terminal : NULL,
         };
         r = engine_start_job(e, &spec, on_started, call_ref(c));
         if (r < 0) {
@@ -376,6 +378,9 @@ void handlers_dispatch(Engine *e, RpcCall *c) {
                 break;
         case REQUEST_SIGNAL:
                 handle_signal(e, c);
+                break;
+        case REQUEST_INPUT:
+                input_stream_handle(e, c);
                 break;
         }
 }

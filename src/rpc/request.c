@@ -32,6 +32,7 @@ static const struct {
         [REQUEST_LIST] = { "/jobworker.v1.JobWorker/List", "List", &jobworker__v1__list_request__descriptor, "ListRequest" },
         [REQUEST_OUTPUT] = { "/jobworker.v1.JobWorker/Output", "Output", &jobworker__v1__output_request__descriptor, "OutputRequest" },
         [REQUEST_SIGNAL] = { "/jobworker.v1.JobWorker/Signal", "Signal", &jobworker__v1__signal_request__descriptor, "SignalRequest" },
+        [REQUEST_INPUT] = { "/jobworker.v1.JobWorker/Input", "Input", &jobworker__v1__input_request__descriptor, "InputRequest" },
 };
 
 const char *request_method_path(RequestMethod m) {
@@ -295,6 +296,25 @@ static int check_start_names(Jobworker__V1__StartRequest *m, Request *r, char **
         return 0;
 }
 
+/* A terminal's size and TERM (a name like xterm-256color: it is put in
+ * the job's environment). */
+static int check_terminal(const Jobworker__V1__Terminal *t, Request *r, char **ret_message) {
+        size_t len;
+
+        if (!t)
+                return 0;
+        if (t->rows == 0 || t->cols == 0 || t->rows > 0xffff || t->cols > 0xffff)
+                return replace_message(ret_message, -EINVAL, "tty: window size %ux%u out of range (1..65535 rows and columns)",
+                                       t->rows, t->cols);
+        len = strlen(t->term ?: "");
+        if (len > REQUEST_TERM_MAX || strspn(t->term ?: "", "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+-_") != len)
+                return replace_message(ret_message, -EINVAL, "tty: invalid TERM (at most %u letters, digits and . + - _)",
+                                       REQUEST_TERM_MAX);
+        r->tty = true;
+        r->terminal = (JobTerminal) { .rows = (uint16_t) t->rows, .cols = (uint16_t) t->cols, .term = t->term };
+        return 0;
+}
+
 static int check_start(Jobworker__V1__StartRequest *m, Request *r, char **ret_message) {
         size_t total = 0;
         int k;
@@ -359,10 +379,15 @@ static int check_start(Jobworker__V1__StartRequest *m, Request *r, char **ret_me
         if (k < 0)
                 return k;
 
+        k = check_terminal(m->tty, r, ret_message);
+        if (k < 0)
+                return k;
+
         r->argv = calloc(m->n_argv + 1, sizeof(char *));
         if (!r->argv)
                 return -ENOMEM;
         memcpy(r->argv, m->argv, m->n_argv * sizeof(char *));
+        r->stdin_open = m->stdin_open;
         if (m->n_env > 0) {
                 r->env = calloc(m->n_env + 1, sizeof(char *));
                 if (!r->env)
@@ -479,7 +504,51 @@ static int check_counts(RequestMethod method, const size_t counts[static WIRE_FI
         return 0;
 }
 
+/* The kind of an Input message; later messages need not name the job. */
+static int check_input(Jobworker__V1__InputRequest *m, Request *r, bool first, char **ret_message) {
+        int k = 0;
+
+        if (first || (m->job_id && *m->job_id))
+                k = parse_job_id(m->job_id, r, ret_message);
+        if (k < 0)
+                return k;
+        switch (m->kind_case) {
+        case JOBWORKER__V1__INPUT_REQUEST__KIND_DATA:
+                r->input_kind = REQUEST_INPUT_DATA;
+                r->input_data = m->data.data;
+                r->input_size = m->data.len;
+                break;
+        case JOBWORKER__V1__INPUT_REQUEST__KIND_EOF:
+                r->input_kind = m->eof ? REQUEST_INPUT_EOF : REQUEST_INPUT_NONE;
+                break;
+        case JOBWORKER__V1__INPUT_REQUEST__KIND_RESIZE:
+                if (!m->resize || m->resize->rows == 0 || m->resize->cols == 0 || m->resize->rows > 0xffff ||
+                    m->resize->cols > 0xffff)
+                        return replace_message(ret_message, -EINVAL, "window size must be 1..65535 rows and columns");
+                r->input_kind = REQUEST_INPUT_RESIZE;
+                r->rows = m->resize->rows;
+                r->cols = m->resize->cols;
+                break;
+        default:
+                r->input_kind = REQUEST_INPUT_NONE;
+                break;
+        }
+        return 0;
+}
+
+static int request_decode_full(RequestMethod method, bool first, const void *data, size_t size, Request **ret,
+                               char **ret_message);
+
 int request_decode(RequestMethod method, const void *data, size_t size, Request **ret, char **ret_message) {
+        return request_decode_full(method, true, data, size, ret, ret_message);
+}
+
+int request_decode_input_more(const void *data, size_t size, Request **ret, char **ret_message) {
+        return request_decode_full(REQUEST_INPUT, false, data, size, ret, ret_message);
+}
+
+static int request_decode_full(RequestMethod method, bool first, const void *data, size_t size, Request **ret,
+                               char **ret_message) {
         static const uint32_t string_fields[_REQUEST_METHOD_MAX] = {
                 [REQUEST_START] = (1u << 1) | (1u << 2) | (1u << 3) | (1u << 10) | (1u << 12),
                 [REQUEST_STOP] = 1u << 1,
@@ -487,6 +556,7 @@ int request_decode(RequestMethod method, const void *data, size_t size, Request 
                 [REQUEST_LIST] = (1u << 3) | (1u << 4),
                 [REQUEST_OUTPUT] = 1u << 1,
                 [REQUEST_SIGNAL] = 1u << 1,
+                [REQUEST_INPUT] = 1u << 1,
         };
         static const char *const string_names[_REQUEST_METHOD_MAX][13] = {
                 [REQUEST_START] = { NULL, "argv", "env", "cwd", [10] = "name", [12] = "request_id" },
@@ -495,6 +565,7 @@ int request_decode(RequestMethod method, const void *data, size_t size, Request 
                 [REQUEST_LIST] = { NULL, NULL, NULL, "owner", "name" },
                 [REQUEST_OUTPUT] = { NULL, "job_id" },
                 [REQUEST_SIGNAL] = { NULL, "job_id" },
+                [REQUEST_INPUT] = { NULL, "job_id" },
         };
         _cleanup_request_ Request *r = NULL;
         size_t counts[WIRE_FIELDS];
@@ -547,6 +618,9 @@ int request_decode(RequestMethod method, const void *data, size_t size, Request 
                 break;
         case REQUEST_SIGNAL:
                 k = check_signal(r->message, r, ret_message);
+                break;
+        case REQUEST_INPUT:
+                k = check_input(r->message, r, first, ret_message);
                 break;
         default:
                 k = -EINVAL;

@@ -33,11 +33,22 @@ typedef enum RequestMethod {
         REQUEST_LIST,
         REQUEST_OUTPUT,
         REQUEST_SIGNAL,
+        REQUEST_INPUT,          /* client streaming: the first message */
         _REQUEST_METHOD_MAX,
 } RequestMethod;
 
+/* Longest TERM value of a Start's terminal. */
+#define REQUEST_TERM_MAX 64u
+
 /* Largest grace period a Stop may ask for. */
 #define REQUEST_GRACE_MAX_MS (24ull * 3600 * 1000)
+
+typedef enum RequestInputKind {
+        REQUEST_INPUT_NONE,     /* nothing but (in the first message) the job id */
+        REQUEST_INPUT_DATA,
+        REQUEST_INPUT_EOF,
+        REQUEST_INPUT_RESIZE,
+} RequestInputKind;
 
 typedef struct Request {
         RequestMethod method;
@@ -52,8 +63,11 @@ typedef struct Request {
         const char *name;       /* NULL: none; checked (shared/job-name.h) */
         char labels[JOB_LABELS_TEXT_MAX + 1]; /* joined, "" for none */
         const char *request_id; /* NULL: none */
+        bool stdin_open;        /* the job's stdin is a pipe for Input */
+        bool tty;               /* run it on a terminal of this size (term in the message) */
+        JobTerminal terminal;
 
-        /* STOP, STATUS, OUTPUT, SIGNAL */
+        /* STOP, STATUS, OUTPUT, SIGNAL, INPUT (its first message) */
         JobId job_id;
         char job_id_string[JOB_ID_STRING_MAX]; /* normalized, lower case */
 
@@ -79,6 +93,12 @@ typedef struct Request {
         uint64_t offset;
         bool follow;
 
+        /* INPUT: what one message asks for; data points into the message */
+        RequestInputKind input_kind;
+        const uint8_t *input_data;
+        size_t input_size;
+        uint32_t rows, cols;    /* REQUEST_INPUT_RESIZE */
+
         void *message;          /* the protobuf-c message, owned */
 } Request;
 
@@ -91,6 +111,10 @@ const char *request_method_name(RequestMethod m);
  * -E2BIG, *ret_message (if not NULL) is a malloc()ed human message.
  * -ENOMEM may also be returned (then possibly without a message). */
 int request_decode(RequestMethod m, const void *data, size_t size, Request **ret, char **ret_message);
+
+/* An Input message after the first: as request_decode(REQUEST_INPUT), but
+ * the job id may be left out (it is not looked at). */
+int request_decode_input_more(const void *data, size_t size, Request **ret, char **ret_message);
 
 Request *request_free(Request *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Request *, request_free);

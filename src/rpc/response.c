@@ -103,4 +103,6 @@ void response_job_status(const JobStatus *st, Jobworker__V1__JobStatus *out, Res
         response_utf8_sanitize(strings->name, sizeof(strings->name), st->name);
         out->name = strings->name;
         response_labels(st, out, strings);
+        out->stdin_state = (Jobworker__V1__StdinState) st->stdin_state; /* the same numbers */
+        out->tty = st->tty;
 }

@@ -112,6 +112,13 @@ void handlers_dispatch(Engine *e, RpcCall *c);
 bool handlers_authorize_job(Engine *e, RpcCall *c, AuthzAction action, JobStatus *ret_status);
 void handlers_finish_error(RpcCall *c, int r, const char *what);
 
+/* input-stream.c: Input calls. handle runs on the engine thread; recv on
+ * the completion-queue thread (a TAG_RECV completion: decodes and posts);
+ * the closure on the engine thread releases the reference it was given. */
+void input_stream_handle(Engine *e, RpcCall *c);
+void input_stream_recv(Server *s, RpcCall *c);
+void input_stream_cancel_closure(Engine *e, void *userdata);
+
 /* output-stream.c, engine thread */
 void output_stream_handle(Engine *e, RpcCall *c);
 void output_stream_cancel_all(Server *s);

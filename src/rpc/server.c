@@ -314,9 +314,12 @@ static void on_new(Server *s, RpcCall *c, bool ok) {
 }
 
 static void on_close(Server *s, RpcCall *c) {
-        /* A cancelled stream must stop its subscription or leave the
-         * health watchers (engine thread). */
-        EngineClosure f = c->method == REQUEST_OUTPUT ? output_stream_cancel_closure : std_services_cancel_closure(c->method);
+        /* A cancelled stream must stop its subscription, let go of the
+         * job's stdin (closing it) or leave the health watchers (engine
+         * thread). */
+        EngineClosure f = c->method == REQUEST_OUTPUT ? output_stream_cancel_closure
+                          : c->method == REQUEST_INPUT ? input_stream_cancel_closure
+                                                       : std_services_cancel_closure(c->method);
 
         if (c->cancelled && f) {
                 if (engine_post(s->engine, f, c) < 0)
@@ -374,14 +377,27 @@ static void *cq_thread(void *userdata) {
                 case TAG_CLOSE:
                         on_close(s, t->object);
                         break;
-                case TAG_SEND:
-                case TAG_RECV: {
+                case TAG_SEND: {
                         RpcCall *c = t->object;
-                        EngineClosure f = t->kind == TAG_RECV ? reflection_recv_closure
-                                          : std_method_is(c->method) ? std_services_sent_closure(c->method)
-                                                                     : output_stream_sent_closure;
+                        EngineClosure f = std_method_is(c->method) ? std_services_sent_closure(c->method)
+                                                                   : output_stream_sent_closure;
                         c->send_ok = ev.success;
                         if (!f || engine_post(s->engine, f, c) < 0)
+                                call_unref(c);
+                        break;
+                }
+                case TAG_RECV: {
+                        RpcCall *c = t->object;
+                        /* Two kinds of call receive after their first
+                         * message: Input (decoded here, then posted) and a
+                         * reflection stream (its batch also sent the last
+                         * answer). */
+                        if (c->method == REQUEST_INPUT) {
+                                input_stream_recv(s, c);
+                                break;
+                        }
+                        c->send_ok = ev.success;
+                        if (engine_post(s->engine, reflection_recv_closure, c) < 0)
                                 call_unref(c);
                         break;
                 }

@@ -244,6 +244,27 @@ static void test_limits(void **state) {
         EXPECT_ERROR("invalid value '3651d' for '--max-runtime'", "run", "--max-runtime", "3651d", "true");
         EXPECT_ERROR("unknown option '--max-runtime' for 'stop'", "stop", "--max-runtime", "1", JOB);
 
+        /* run -n / --no-stdin: the job's stdin is /dev/null; start never forwards */
+        assert_int_equal(PARSE(&a, &e, "run", "-n", "--", "cat"), 0);
+        assert_true(a.no_stdin);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "run", "--no-stdin", "cat", "-n"), 0);
+        assert_true(a.no_stdin);
+        assert_string_equal(a.cmd[1], "-n"); /* the command's own -n */
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "run", "cat"), 0);
+        assert_false(a.no_stdin);
+        cli_args_done(&a);
+        EXPECT_ERROR("'-n'", "start", "-n", "true");
+        assert_int_equal(PARSE(&a, &e, "run", "-t", "--", "bash"), 0);
+        assert_true(a.tty);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "run", "--tty", "bash"), 0);
+        assert_true(a.tty);
+        assert_false(a.no_stdin);
+        cli_args_done(&a);
+        EXPECT_ERROR("'-t'", "start", "-t", "bash");
+
         EXPECT_ERROR("invalid value '0' for '--cpu': expected a number of CPUs from 0.01 to 1024, like 0.5 or 2",
                      "start", "--cpu", "0", "true");
         EXPECT_ERROR("invalid value '50%' for '--cpu'", "start", "--cpu", "50%", "true");

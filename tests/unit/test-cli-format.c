@@ -259,6 +259,23 @@ static void test_text(void **state) {
         CAPTURE(out, cli_format_status_json(f, &b));
         assert_non_null(strstr(out, ",\"max_runtime_ms\":1800000,\"timed_out\":true}"));
         free(out);
+
+        /* standard input: shown only when it is not /dev/null */
+        CAPTURE(out, cli_format_status_text(f, &b));
+        assert_null(strstr(out, "Stdin:"));
+        free(out);
+        b.stdin_state = JOBWORKER__V1__STDIN_STATE__STDIN_STATE_WRITING;
+        CAPTURE(out, cli_format_status_text(f, &b));
+        assert_non_null(strstr(out, "\nStdin:    open, being written\n"));
+        free(out);
+        b.stdin_state = JOBWORKER__V1__STDIN_STATE__STDIN_STATE_CLOSED;
+        b.tty = true;
+        CAPTURE(out, cli_format_status_text(f, &b));
+        assert_non_null(strstr(out, "\nStdin:    a terminal, closed\n"));
+        free(out);
+        CAPTURE(out, cli_format_status_json(f, &b));
+        assert_non_null(strstr(out, ",\"stdin\":\"closed\",\"tty\":true}"));
+        free(out);
 }
 
 /* Names and labels: shown when set, the table unchanged without them. */

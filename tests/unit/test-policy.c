@@ -119,6 +119,13 @@ static void test_authz_matrix(void **state) {
         assert_int_equal(authz_decide(p, "mallory", AUTHZ_ACTION_LIST, NULL), AUTHZ_DENY);
         assert_int_equal(authz_decide(p, "bob", AUTHZ_ACTION_LIST, NULL), AUTHZ_ALLOW);
         assert_int_equal(authz_decide(p, NULL, AUTHZ_ACTION_LIST, NULL), AUTHZ_DENY);
+
+        /* writing a job's stdin: the rules of stop */
+        assert_int_equal(authz_decide(p, "bob", AUTHZ_ACTION_INPUT, "alice"), AUTHZ_DENY);
+        assert_int_equal(authz_decide(p, "alice", AUTHZ_ACTION_INPUT, "alice"), AUTHZ_ALLOW);
+        assert_int_equal(authz_decide(p, "alice", AUTHZ_ACTION_INPUT, "charlie"), AUTHZ_HIDE);
+        assert_int_equal(authz_decide(p, "charlie", AUTHZ_ACTION_INPUT, "alice"), AUTHZ_ALLOW);
+        assert_int_equal(authz_decide(p, "mallory", AUTHZ_ACTION_INPUT, "mallory"), AUTHZ_DENY);
         policy_free(p);
 }
 

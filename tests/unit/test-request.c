@@ -598,6 +598,61 @@ static void test_signal(void **state) {
         assert_string_equal(request_method_path(REQUEST_SIGNAL), "/jobworker.v1.JobWorker/Signal");
 }
 
+/* Input: the first message names the job; later ones need not; data
+ * points into the message (bytes, so a NUL is data). */
+static void test_input(void **state) {
+        Jobworker__V1__InputRequest m = JOBWORKER__V1__INPUT_REQUEST__INIT;
+        Jobworker__V1__WindowSize ws = JOBWORKER__V1__WINDOW_SIZE__INIT;
+        static const uint8_t bytes[] = { 'a', 0, 'b' };
+        Request *r = NULL;
+        char *error = NULL;
+        uint8_t *buf;
+        size_t n;
+
+        m.job_id = ID;
+        m.kind_case = JOBWORKER__V1__INPUT_REQUEST__KIND_DATA;
+        m.data.data = (uint8_t *) bytes;
+        m.data.len = sizeof(bytes);
+        r = decode_ok(REQUEST_INPUT, &m.base);
+        assert_int_equal(r->input_kind, REQUEST_INPUT_DATA);
+        assert_int_equal(r->input_size, 3);
+        assert_memory_equal(r->input_data, bytes, 3);
+        assert_string_equal(r->job_id_string, ID);
+        request_free(r);
+
+        m.job_id = "";
+        decode_fails(REQUEST_INPUT, &m.base, -EINVAL, "job id is missing");
+        buf = pack(&m.base, &n);
+        assert_int_equal(request_decode_input_more(buf, n, &r, &error), 0);
+        assert_int_equal(r->input_kind, REQUEST_INPUT_DATA);
+        request_free(r);
+        free(buf);
+
+        m.kind_case = JOBWORKER__V1__INPUT_REQUEST__KIND_EOF;
+        m.eof = true;
+        m.job_id = ID;
+        r = decode_ok(REQUEST_INPUT, &m.base);
+        assert_int_equal(r->input_kind, REQUEST_INPUT_EOF);
+        request_free(r);
+
+        m.kind_case = JOBWORKER__V1__INPUT_REQUEST__KIND_RESIZE;
+        m.resize = &ws;
+        ws.rows = 24;
+        ws.cols = 80;
+        r = decode_ok(REQUEST_INPUT, &m.base);
+        assert_int_equal(r->input_kind, REQUEST_INPUT_RESIZE);
+        assert_int_equal(r->rows, 24);
+        assert_int_equal(r->cols, 80);
+        request_free(r);
+        ws.rows = 0;
+        decode_fails(REQUEST_INPUT, &m.base, -EINVAL, "window size");
+
+        m.kind_case = JOBWORKER__V1__INPUT_REQUEST__KIND__NOT_SET;
+        r = decode_ok(REQUEST_INPUT, &m.base);
+        assert_int_equal(r->input_kind, REQUEST_INPUT_NONE);
+        request_free(r);
+}
+
 static void test_method_names(void **state) {
         assert_string_equal(request_method_path(REQUEST_START), "/jobworker.v1.JobWorker/Start");
         assert_string_equal(request_method_path(REQUEST_OUTPUT), "/jobworker.v1.JobWorker/Output");
@@ -640,6 +695,7 @@ int main(void) {
                 cmocka_unit_test(test_job_ids),
                 cmocka_unit_test(test_output),
                 cmocka_unit_test(test_signal),
+                cmocka_unit_test(test_input),
                 cmocka_unit_test(test_method_names),
                 cmocka_unit_test(test_utf8_sanitize),
         };

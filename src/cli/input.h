@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * `jwctl run` forwarding its standard input to the job: an Input call fed
+ * by a thread of its own, beside the output follower on the main thread.
+ *
+ * Threads: cli_input_start() and cli_input_stop() on the main thread; the
+ * sender thread touches only its call and its completion queue (never the
+ * CliClient, which a reconnect of the follower may replace).
+ */
+
+#include <stdbool.h>
+
+#include <grpc/status.h>
+
+#include "cli/args.h"
+#include "cli/client.h"
+
+typedef struct CliInput CliInput;
+
+/* Whether `run` opens the job's stdin and forwards fd to it: not with -n,
+ * not when fd is a terminal (without -t) or /dev/null or closed, so that
+ * `jwctl run -- true` in a script costs nothing more. */
+bool cli_input_wanted(const CliArgs *a, int fd);
+
+/* Starts forwarding fd (borrowed: read until EOF, then eof is sent) to the
+ * stdin of job_id over a new Input call of c. tty: fd is our terminal (in
+ * raw mode) and the job's is one too: SIGWINCH (blocked in every thread)
+ * sends our window size. */
+int cli_input_start(CliClient *c, const char *job_id, int fd, bool tty, CliInput **ret);
+
+/* Ends the forwarding (what was not sent yet is not: the job has ended)
+ * and waits for the thread. The call's final status in *ret_code (OK when
+ * all input was forwarded). */
+void cli_input_stop(CliInput *in, grpc_status_code *ret_code);
+
+CliInput *cli_input_free(CliInput *in);
