@@ -51,6 +51,9 @@ void cli_args_done(CliArgs *a) {
                 free(a->io[i].device);
         free(a->io);
         a->io = NULL;
+        free(a->fanout.hosts);
+        a->fanout.hosts = NULL;
+        a->fanout.n_hosts = 0;
         a->n_io = 0;
 }
 
@@ -113,6 +116,11 @@ static int set_job(Parser *p, const char *word) {
 
         if (a->job)
                 return replace_message(&p->error, -EINVAL, "unexpected argument '%s': '%s' takes one JOB%s", word, args_command_label(p), args_see_help(p));
+        /* @RUN and HOST:ID name jobs of a fan-out (cli/fanout.c checks them). */
+        if (args_fanout_job_ref(word)) {
+                a->job = word;
+                return 0;
+        }
         for (const char *c = word; *c; c++)
                 if (!is_job_char(*c))
                         return replace_message(&p->error, -EINVAL, "'%s' is not a job id: job ids are hexadecimal with dashes, like 0b5f3a1c-…", word);

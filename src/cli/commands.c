@@ -21,6 +21,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/context.h"
+#include "cli/fanout.h"
 #include "cli/format.h"
 #include "cli/jobref.h"
 #include "cli/reconnect.h"
@@ -76,7 +77,7 @@ static int resolve_job(Cli *cli, const char *arg, char **ret_id) {
         return 0;
 }
 
-static int do_start(Cli *cli, char **ret_job_id) {
+int cli_command_start_job(Cli *cli, char **ret_job_id) {
         const CliArgs *a = cli->args;
         Jobworker__V1__StartRequest req = JOBWORKER__V1__START_REQUEST__INIT;
         Jobworker__V1__Limits limits = JOBWORKER__V1__LIMITS__INIT;
@@ -132,7 +133,7 @@ static int do_start(Cli *cli, char **ret_job_id) {
 
 static int cmd_start(Cli *cli) {
         _cleanup_free_ char *id = NULL, *safe = NULL;
-        int r = do_start(cli, &id);
+        int r = cli_command_start_job(cli, &id);
 
         if (r != 0)
                 return r;
@@ -151,7 +152,7 @@ static int cmd_run(Cli *cli) {
          * unseen: count it, and stop the job once its id is known. */
         cli_signals_defer(&cli->signals);
 
-        r = do_start(cli, &id);
+        r = cli_command_start_job(cli, &id);
         if (r != 0)
                 return cli_signals_count(&cli->signals) > 0 ? CLI_EXIT_INTERRUPTED : r;
         if (cli_signals_stop_job(&cli->signals, id) < 0)
@@ -299,6 +300,19 @@ static int cmd_wait(Cli *cli) {
         return cli_follow_to_end(cli, id, false, seen);
 }
 
+int cli_command_dispatch(Cli *cli) {
+        static int (*const commands[])(Cli *) = {
+                [CLI_COMMAND_START] = cmd_start, [CLI_COMMAND_RUN] = cmd_run,   [CLI_COMMAND_STATUS] = cmd_status,
+                [CLI_COMMAND_LIST] = cmd_list,   [CLI_COMMAND_LOGS] = cmd_logs, [CLI_COMMAND_STOP] = cmd_stop,
+                [CLI_COMMAND_WAIT] = cmd_wait,
+        };
+        CliCommand c = cli->args->command;
+
+        if ((size_t) c < ELEMENTSOF(commands) && commands[c])
+                return commands[c](cli);
+        return cli_set_message(cli, CLI_EXIT_USAGE, "missing command (see 'jwctl --help')");
+}
+
 int cli_execute(const CliArgs *args, const CliSettings *settings, char **ret_message) {
         Cli cli = {
                 .args = args,
@@ -308,6 +322,10 @@ int cli_execute(const CliArgs *args, const CliSettings *settings, char **ret_mes
                 .out = stdout,
         };
         int exit_code, r;
+
+        /* Several hosts, a saved run, HOST:ID: cli/fanout.c. */
+        if (cli_args_fans_out(args))
+                return cli_fanout_execute(args, settings, ret_message);
 
         r = cli_signals_start(&cli.signals);
         if (r < 0) {
@@ -324,15 +342,7 @@ int cli_execute(const CliArgs *args, const CliSettings *settings, char **ret_mes
         }
         cli_signals_set_client(&cli.signals, cli.client);
 
-        static int (*const commands[])(Cli *) = {
-                [CLI_COMMAND_START] = cmd_start, [CLI_COMMAND_RUN] = cmd_run,   [CLI_COMMAND_STATUS] = cmd_status,
-                [CLI_COMMAND_LIST] = cmd_list,   [CLI_COMMAND_LOGS] = cmd_logs, [CLI_COMMAND_STOP] = cmd_stop,
-                [CLI_COMMAND_WAIT] = cmd_wait,
-        };
-        if ((size_t) args->command < ELEMENTSOF(commands) && commands[args->command])
-                exit_code = commands[args->command](&cli);
-        else
-                exit_code = cli_set_message(&cli, CLI_EXIT_USAGE, "missing command (see 'jwctl --help')");
+        exit_code = cli_command_dispatch(&cli);
         /* wait, logs -f: a signal that came during the calls before the
          * stream still means "interrupted". */
         if (exit_code != CLI_EXIT_INTERRUPTED && cli_signals_count(&cli.signals) > 0 &&

@@ -27,6 +27,11 @@ typedef struct CliSettings {
         uint64_t reconnect_usec; /* bound of one outage of a follower; 0: never reconnect */
         uint64_t keepalive_usec; /* HTTP/2 ping interval while a call is open; 0: no pings */
         bool kernel_tls_off; /* kernel-tls = off (JWCTL_KERNEL_TLS): records stay in GnuTLS */
+        /* Fan-out (cli/hosts.h): the name the server certificate must carry
+         * (NULL: host), and the config file for its host/group lines. */
+        char *tls_name;
+        char *config_path;
+        char *config_text;
 } CliSettings;
 
 /* Returns the value of an environment variable or NULL. */

@@ -37,12 +37,23 @@ typedef struct CliSignals {
         unsigned count;          /* signals received */
         bool stop_failed;
         char *stop_error;
+        void (*handler)(void *userdata); /* fan-out: replaces all of the above */
+        void *handler_userdata;
 } CliSignals;
 
 /* Starts the signal thread. On failure call cli_signals_stop() all the same. */
 int cli_signals_start(CliSignals *s);
 /* Ends the thread (before the client it may use is freed) and frees all. */
 void cli_signals_stop(CliSignals *s);
+
+/* Fan-out (cli/fanout.c). One host's CliSignals has no thread: init sets
+ * it up (release with cli_signals_stop()) and deliver acts as a signal
+ * would, without ever ending the process. The one real signal thread
+ * calls handler(userdata) on every signal instead of acting itself
+ * (after counting it); the handler delivers to every host. */
+int cli_signals_init(CliSignals *s);
+void cli_signals_deliver(CliSignals *s);
+void cli_signals_set_handler(CliSignals *s, void (*fn)(void *userdata), void *userdata);
 
 /* The client Stop is sent through (borrowed; outlives the thread). */
 void cli_signals_set_client(CliSignals *s, CliClient *client);
