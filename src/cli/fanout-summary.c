@@ -85,7 +85,7 @@ void fanout_summary_text(FILE *f, const char *const *names, const FanoutResult *
         fprintf(f, "%-*s  %-11s  %-7s  %9s  %s\n", width, "HOST", "STATE", "CODE", "TIME", "ERROR");
         for (size_t i = 0; i < n; i++) {
                 const FanoutResult *r = &results[i];
-                _cleanup_free_ char *error = cli_terminal_safe(r->error);
+                _cleanup_free_ char *error = r->error && *r->error ? cli_terminal_safe(r->error) : NULL;
                 char code[16];
 
                 format_code(r, code);

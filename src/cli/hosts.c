@@ -361,6 +361,9 @@ static int expand_item(Expand *e, const char *item, size_t n, unsigned depth) {
                                                GROUP_DEPTH_MAX, word);
                 return expand_list(e, g->items, depth + 1);
         }
+        /* [V6-ADDRESS]:PORT is an address, not a range. */
+        if (word[0] == '[')
+                return add_host(e, word);
         r = cli_hosts_expand_range(word, &names, &n_names, e->error);
         for (size_t i = 0; i < n_names; i++) {
                 if (r >= 0)
