@@ -511,7 +511,8 @@ static void fanout_free(Fanout *f) {
 }
 
 static FanoutMode output_mode(const CliArgs *a) {
-        if (a->json && (a->command == CLI_COMMAND_RUN || a->command == CLI_COMMAND_LOGS))
+        /* status, list --json: their JSON text is the data of each object. */
+        if (a->json)
                 return FANOUT_MODE_JSON;
         if (a->fanout.group_output)
                 return FANOUT_MODE_GROUP;
