@@ -25,6 +25,25 @@ _jwctl_job_ids()
         sed -n 's/^.*"job_id":"\([0-9a-f-]*\)".*$/\1/p'
 }
 
+# Host names and @groups of the config file (for --hosts).
+_jwctl_hosts()
+{
+    local cfg=${XDG_CONFIG_HOME:-$HOME/.config}/jwctl/config
+    [[ -r $cfg ]] || return
+    sed -n -e 's/^[[:space:]]*host[[:space:]]\{1,\}\([^[:space:]=]*\)[[:space:]]*=.*$/\1/p' \
+        -e 's/^[[:space:]]*group[[:space:]]\{1,\}\([^[:space:]=]*\)[[:space:]]*=.*$/@\1/p' "$cfg"
+}
+
+# Saved runs (jwctl run|start --save NAME), as @NAME.
+_jwctl_runs()
+{
+    local dir=${XDG_STATE_HOME:-$HOME/.local/state}/jwctl/runs f
+    [[ -d $dir ]] || return
+    for f in "$dir"/*; do
+        [[ -f $f && $f != *.tmp.* ]] && echo "@${f##*/}"
+    done
+}
+
 _jwctl()
 {
     local cur prev words cword
@@ -45,7 +64,8 @@ _jwctl()
         w=${words[i]}
         case $w in
             --server|--cert|--key|--ca|--timeout|--reconnect-timeout|--keepalive|--env|--cwd|--offset|--grace|\
-            --cpu|--memory|--pids|--io-read-bps|--io-write-bps|--isolate|--max-runtime)
+            --cpu|--memory|--pids|--io-read-bps|--io-write-bps|--isolate|--max-runtime|\
+            --hosts|--hosts-file|--parallel|--save)
                 ((i++)); continue ;;
         esac
         if [[ -z $cmd && $w != -* ]]; then
@@ -62,8 +82,13 @@ _jwctl()
     done
 
     case $prev in
-        --cert|--key|--ca)
+        --cert|--key|--ca|--hosts-file)
             COMPREPLY=($(compgen -f -- "$cur")); compopt -o filenames 2>/dev/null; return ;;
+        --hosts)
+            # a comma-separated list: complete the word after the last comma
+            local hdone=""
+            [[ $cur == *,* ]] && hdone=${cur%,*},
+            COMPREPLY=($(compgen -P "$hdone" -W "$(_jwctl_hosts)" -- "${cur##*,}")); return ;;
         --cwd)
             COMPREPLY=($(compgen -d -- "$cur")); compopt -o filenames 2>/dev/null; return ;;
         --io-read-bps|--io-write-bps)
@@ -78,7 +103,8 @@ _jwctl()
                 [[ ,$done_part == *,$v,* || ($v == all && -n $done_part) ]] || left+=" $v"
             done
             COMPREPLY=($(compgen -P "$done_part" -W "$left" -- "${cur##*,}")); return ;;
-        --server|--timeout|--reconnect-timeout|--keepalive|--env|--offset|--grace|--cpu|--memory|--pids)
+        --server|--timeout|--reconnect-timeout|--keepalive|--env|--offset|--grace|--cpu|--memory|--pids|\
+        --parallel|--save)
             return ;;
     esac
 
@@ -102,24 +128,32 @@ _jwctl()
     fi
 
     local opts=""
+    # Fan-out over several hosts (jwctl(1) FAN-OUT), every command.
+    local fanout_opts="--hosts --hosts-file --parallel --no-prefix --group-output --fail-fast"
     case $cmd in
-        start|run) opts="--env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --max-runtime --" ;;
+        start)     opts="--env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --max-runtime --save --" ;;
+        run)       opts="--env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --max-runtime --save --json --" ;;
         status)    opts="--json" ;;
         list)      opts="--json --running" ;;
-        logs)      opts="-f --follow --stdout --stderr --offset" ;;
+        logs)      opts="-f --follow --stdout --stderr --offset --json" ;;
         stop)      opts="--grace" ;;
         wait)      opts="" ;;
         help)      COMPREPLY=($(compgen -W "${commands% help}" -- "$cur")); return ;;
         *)         return ;;
     esac
 
+    [[ $cmd != help ]] && opts+=" $fanout_opts"
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$opts $global_opts" -- "$cur"))
         return
     fi
     case $cmd in
         status|logs|stop|wait)
-            COMPREPLY=($(compgen -W "$(_jwctl_job_ids)" -- "$cur")) ;;
+            if [[ $cur == @* ]]; then
+                COMPREPLY=($(compgen -W "$(_jwctl_runs)" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "$(_jwctl_job_ids)" -- "$cur"))
+            fi ;;
     esac
 } &&
 complete -F _jwctl jwctl

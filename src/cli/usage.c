@@ -34,6 +34,20 @@
         "Without a limit the server's policy default applies; above your bound is\n" \
         "'permission denied'.\n"
 
+/* The fan-out options every command takes (cli/fanout.h). */
+#define FANOUT_OPTIONS_HELP \
+        "\n" \
+        "Across hosts (see FAN-OUT in jwctl(1)):\n" \
+        "  --hosts LIST      names from the config, HOST:PORT, @GROUP, ranges like\n" \
+        "                    web[01-20], comma-separated (repeatable)\n" \
+        "  --hosts-file FILE one LIST per line\n" \
+        "  --parallel N      at most N hosts at once (default 64)\n" \
+        "  --no-prefix       no host name before each line\n" \
+        "  --group-output    each host's output together at the end, identical\n" \
+        "                    outputs folded\n" \
+        "  --fail-fast       stop every host at the first failure\n" \
+        "JOB may also be HOST:ID (one host) or @RUN (a run saved with --save).\n"
+
 static const char *const command_names[_CLI_COMMAND_MAX] = {
         [CLI_COMMAND_NONE] = "",
         [CLI_COMMAND_START] = "start",
@@ -97,6 +111,13 @@ static const char usage_global[] =
         "  -h, --help            show help (also 'jwctl help COMMAND')\n"
         "  --version             show the version\n"
         "\n"
+        "Across hosts (after the command; see FAN-OUT in jwctl(1)):\n"
+        "  --hosts LIST          config names, HOST:PORT, @GROUP, web[01-20]\n"
+        "  --hosts-file FILE     --parallel N   --no-prefix   --group-output\n"
+        "  --fail-fast           run|start --save NAME, then JOB = @NAME or HOST:ID\n"
+        "                        exit status: 0 all succeeded, 3 a host unreachable,\n"
+        "                        1 otherwise; a summary table on standard error\n"
+        "\n"
         "JOB is a job id or a unique prefix of one (at least 8 characters).\n"
         "Config file: $XDG_CONFIG_HOME/jwctl/config (default ~/.config/jwctl/config),\n"
         "lines 'key = value'. Exit status: 0 success, 1 the server refused or failed\n"
@@ -113,7 +134,9 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "The first word that is not an option starts the command; words after it,\n"
                 "even those starting with '-', are its arguments. PATH is searched.\n"
                 "\n"
-                JOB_OPTIONS_HELP,
+                JOB_OPTIONS_HELP
+                "  --save NAME       remember which job each host started, for @NAME\n"
+                FANOUT_OPTIONS_HELP,
         [CLI_COMMAND_RUN] =
                 "Usage: jwctl [OPTIONS] run [--env KEY=VALUE]... [--cwd DIR] [LIMITS] [--] CMD [ARG...]\n"
                 "\n"
@@ -122,7 +145,10 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "Ctrl-C stops the job (SIGTERM, then SIGKILL after the server's grace\n"
                 "period) and exits with 130.\n"
                 "\n"
-                JOB_OPTIONS_HELP,
+                JOB_OPTIONS_HELP
+                "  --save NAME       remember which job each host started, for @NAME\n"
+                "  --json            across hosts: one JSON object per output line\n"
+                FANOUT_OPTIONS_HELP,
         [CLI_COMMAND_STATUS] =
                 "Usage: jwctl [OPTIONS] status [--json] JOB\n"
                 "\n"
@@ -130,7 +156,8 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "signal) or lost; its command, owner, pid, times and output sizes.\n"
                 "\n"
                 "  --json       print one JSON object (field names in jwctl(1))\n"
-                "  -h, --help   show this help\n",
+                "  -h, --help   show this help\n"
+                FANOUT_OPTIONS_HELP,
         [CLI_COMMAND_LIST] =
                 "Usage: jwctl [OPTIONS] list [--json] [--running]\n"
                 "\n"
@@ -138,7 +165,8 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "\n"
                 "  --json       print a JSON array of objects (as status --json)\n"
                 "  --running    only running jobs\n"
-                "  -h, --help   show this help\n",
+                "  -h, --help   show this help\n"
+                FANOUT_OPTIONS_HELP,
         [CLI_COMMAND_LOGS] =
                 "Usage: jwctl [OPTIONS] logs [-f|--follow] [--stdout|--stderr] [--offset N] JOB\n"
                 "\n"
@@ -150,7 +178,9 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "  --stderr       only the job's standard error\n"
                 "  --offset N     skip the first N bytes of the selected output (in the\n"
                 "                 order it was captured), to resume an earlier transfer\n"
-                "  -h, --help     show this help\n",
+                "  --json         across hosts: one JSON object per output line\n"
+                "  -h, --help     show this help\n"
+                FANOUT_OPTIONS_HELP,
         [CLI_COMMAND_STOP] =
                 "Usage: jwctl [OPTIONS] stop [--grace DURATION] JOB\n"
                 "\n"
@@ -158,14 +188,16 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "grace period.\n"
                 "\n"
                 "  --grace DURATION  time between SIGTERM and SIGKILL (default: the server's)\n"
-                "  -h, --help        show this help\n",
+                "  -h, --help        show this help\n"
+                FANOUT_OPTIONS_HELP,
         [CLI_COMMAND_WAIT] =
                 "Usage: jwctl [OPTIONS] wait JOB\n"
                 "\n"
                 "Wait until the job ends and exit with its exit code (128+N if it was\n"
                 "killed by signal N). Ctrl-C stops waiting (the job keeps running).\n"
                 "\n"
-                "  -h, --help   show this help\n",
+                "  -h, --help   show this help\n"
+                FANOUT_OPTIONS_HELP,
 };
 
 const char *cli_usage(CliCommand c) {

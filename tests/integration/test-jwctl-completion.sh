@@ -27,8 +27,8 @@ check "list logs" jwctl l
 check "start status stop" jwctl st
 check "help list logs run start status stop wait" jwctl --server x:1 ''
 check "--server --stderr --stdout" jwctl logs --s
-check "--ca --cert --help --json --keepalive --key --reconnect-timeout --running --server --timeout --version" jwctl list --
-check "--grace" jwctl stop --g
+check "--ca --cert --fail-fast --group-output --help --hosts --hosts-file --json --keepalive --key --no-prefix --parallel --reconnect-timeout --running --server --timeout --version" jwctl list --
+check "--grace --group-output" jwctl stop --g
 check "--env" jwctl run --e
 check "--ca --cert --cpu --cwd" jwctl start --c
 check "--io-read-bps --io-write-bps --isolate" jwctl run --i
@@ -44,5 +44,14 @@ check "$TMPD/alice-key.pem $TMPD/alice.pem" jwctl --cert "$TMPD/al"
 check "$TMPD/alice-key.pem" jwctl start -- cat "$TMPD/alice-"
 check "sha256sum" jwctl run -- sha256su
 check "" jwctl status ''
+# Fan-out: hosts and @groups from the config file, saved runs as @NAME.
+mkdir -p "$TMPD/cfg/jwctl" "$TMPD/state/jwctl/runs"
+printf 'host web01 = a:1\nhost web01 tls-name = x\nhost web02 = b:1\ngroup web = web01 web02\n' >"$TMPD/cfg/jwctl/config"
+touch "$TMPD/state/jwctl/runs/deploy" "$TMPD/state/jwctl/runs/deploy.tmp.12"
+XDG_CONFIG_HOME=$TMPD/cfg check "@web web01 web02" jwctl run --hosts ''
+XDG_CONFIG_HOME=$TMPD/cfg check "web01,web01 web01,web02" jwctl run --hosts web01,w
+XDG_STATE_HOME=$TMPD/state check "@deploy" jwctl status @
+check "--save --server" jwctl run --s
+check "--hosts --hosts-file" jwctl wait --hosts
 [[ $FAILS == 0 ]] && echo "completion: all checks passed"
 [[ $FAILS == 0 ]]
