@@ -111,6 +111,9 @@ static int run_command(FanoutHost *h) {
                         set_job_id(h, id);
                 return r;
         default:
+                /* status, list, logs, stop, wait, and any command added to
+                 * the table of commands.c (kill, once the Signal call is
+                 * there) fan out with no change here. */
                 return cli_command_dispatch(cli);
         }
 }
