@@ -44,8 +44,18 @@ typedef struct HostOut {
         bool printed;
 } HostOut;
 
+/* Lines of one call are gathered and written together: one write() per
+ * read of a host's pipe rather than one per line. */
+#define BATCH_MAX (256 * 1024)
+
+typedef struct Batch {
+        uint8_t *buf;
+        size_t len, size;
+} Batch;
+
 struct FanoutOutput {
         FanoutMode mode;
+        Batch batch[_FANOUT_STREAM_MAX];
         int fd[_FANOUT_STREAM_MAX];
         unsigned color;      /* bit per stream */
         size_t width;
@@ -65,6 +75,42 @@ static int write_all(int fd, const void *p, size_t n) {
                 b += k;
                 n -= (size_t) k;
         }
+        return 0;
+}
+
+static int flush(FanoutOutput *o) {
+        int r = 0;
+
+        for (int s = 0; s < _FANOUT_STREAM_MAX; s++) {
+                Batch *b = &o->batch[s];
+                if (b->len > 0 && r >= 0)
+                        r = write_all(o->fd[s], b->buf, b->len);
+                b->len = 0;
+        }
+        return r;
+}
+
+/* Adds to stream s's batch (flushed by the caller, or here when full). */
+static int emit(FanoutOutput *o, FanoutStream s, const void *p, size_t n) {
+        Batch *b = &o->batch[s];
+
+        if (b->len + n > BATCH_MAX) {
+                int r = flush(o);
+                if (r < 0)
+                        return r;
+                if (n > BATCH_MAX)
+                        return write_all(o->fd[s], p, n);
+        }
+        if (b->len + n > b->size) {
+                size_t size = MAX(b->len + n, MIN((size_t) BATCH_MAX, MAX(b->size * 2, (size_t) 4096)));
+                uint8_t *m = realloc(b->buf, size);
+                if (!m)
+                        return -ENOMEM;
+                b->buf = m;
+                b->size = size;
+        }
+        memcpy(b->buf + b->len, p, n);
+        b->len += n;
         return 0;
 }
 
@@ -106,6 +152,8 @@ FanoutOutput *fanout_output_free(FanoutOutput *o) {
                         safe_close(o->hosts[i].held[s].spill_fd);
                 }
         free(o->hosts);
+        free(o->batch[0].buf);
+        free(o->batch[1].buf);
         free(o);
         return NULL;
 }
@@ -155,34 +203,31 @@ static int write_json(FanoutOutput *o, HostOut *h, FanoutStream s, uint64_t offs
         fputs("}\n", f);
         if (fclose(f) != 0)
                 return -ENOMEM;
-        r = write_all(o->fd[FANOUT_STDOUT], buf, len);
+        r = emit(o, FANOUT_STDOUT, buf, len);
         return r;
 }
 
-/* One line (or piece of one) of host h, with its prefix, in one write. */
+/* One line (or piece of one) of host h, with its prefix, into the batch. */
 static int write_line(FanoutOutput *o, HostOut *h, FanoutStream s, uint64_t offset, const uint8_t *d, size_t n,
                       bool add_newline) {
-        _cleanup_free_ uint8_t *buf = NULL;
-        size_t k = 0, room;
+        char prefix[640];
+        int k, pad = (int) (o->width - strlen(h->name)), r;
 
         if (o->mode == FANOUT_MODE_JSON)
                 return write_json(o, h, s, offset, d, n);
         if (o->mode == FANOUT_MODE_RAW)
-                return n ? write_all(o->fd[s], d, n) : 0;
-        room = o->width + strlen(h->name) + 32 + n;
-        buf = malloc(room);
-        if (!buf)
-                return -ENOMEM;
+                return emit(o, s, d, n);
         if (o->color & (1u << s))
-                k = (size_t) snprintf((char *) buf, room, "\033[%dm%s\033[0m:%*s ", 31 + (int) ((size_t) (h - o->hosts) % 6),
-                                      h->name, (int) (o->width - strlen(h->name)), "");
+                k = snprintf(prefix, sizeof prefix, "\033[%dm%s\033[0m:%*s ", 31 + (int) ((size_t) (h - o->hosts) % 6),
+                             h->name, pad, "");
         else
-                k = (size_t) snprintf((char *) buf, room, "%s:%*s ", h->name, (int) (o->width - strlen(h->name)), "");
-        memcpy(buf + k, d, n);
-        k += n;
-        if (add_newline)
-                buf[k++] = '\n';
-        return write_all(o->fd[s], buf, k);
+                k = snprintf(prefix, sizeof prefix, "%s:%*s ", h->name, pad, "");
+        r = emit(o, s, prefix, (size_t) MIN(MAX(k, 0), (int) sizeof prefix - 1));
+        if (r >= 0)
+                r = emit(o, s, d, n);
+        if (r >= 0 && add_newline)
+                r = emit(o, s, "\n", 1);
+        return r;
 }
 
 static int hold(Held *held, const uint8_t *d, size_t n) {
@@ -242,7 +287,7 @@ int fanout_output_data(FanoutOutput *o, size_t host, FanoutStream s, const uint8
                                 return r;
                 }
         }
-        return 0;
+        return flush(o);
 }
 
 int fanout_output_host_end(FanoutOutput *o, size_t host) {
@@ -259,7 +304,7 @@ int fanout_output_host_end(FanoutOutput *o, size_t host) {
                 if (r < 0)
                         return r;
         }
-        return 0;
+        return flush(o);
 }
 
 static int print_held(FanoutOutput *o, Held *held, int fd) {
