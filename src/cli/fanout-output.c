@@ -252,6 +252,10 @@ static int hold(Held *held, const uint8_t *d, size_t n) {
         return write_all(held->spill_fd, d, n);
 }
 
+void fanout_output_set_offset(FanoutOutput *o, size_t host, uint64_t offset) {
+        o->hosts[host].received = offset;
+}
+
 int fanout_output_data(FanoutOutput *o, size_t host, FanoutStream s, const uint8_t *d, size_t n) {
         HostOut *h = &o->hosts[host];
         Pending *p = &h->pending[s];

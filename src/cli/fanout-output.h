@@ -45,6 +45,9 @@ int fanout_output_new(FanoutMode mode, const char *const *names, size_t n, int o
                       FanoutOutput **ret);
 FanoutOutput *fanout_output_free(FanoutOutput *o);
 
+/* Where host's output starts (logs --offset): the first JSON offset. */
+void fanout_output_set_offset(FanoutOutput *o, size_t host, uint64_t offset);
+
 /* Bytes host wrote to stream. Whole lines are written at once; a partial
  * line waits for its end. 0 or -errno of a failed write (-EPIPE: our
  * stdout was closed). */

@@ -429,10 +429,14 @@ static int resolve_targets(Fanout *f, char ***ret_jobs, char **ret_error) {
                         r = cli_hosts_add_list(&f->cfg, run.entries[i].host, &f->list, ret_error);
                 if (r >= 0 && !(jobs = calloc(f->list.n ?: 1, sizeof(char *))))
                         r = -ENOMEM;
-                /* Hosts come out in the run's order, one each. */
-                for (size_t i = 0; r >= 0 && i < run.n && i < f->list.n; i++)
-                        if (!(jobs[i] = strdup(run.entries[i].job_id)))
-                                r = -ENOMEM;
+                /* Each host its job, by name (a host listed twice keeps its first). */
+                for (size_t i = 0; r >= 0 && i < f->list.n; i++)
+                        for (size_t j = 0; j < run.n; j++)
+                                if (strcmp(run.entries[j].host, f->list.hosts[i].name) == 0) {
+                                        if (!(jobs[i] = strdup(run.entries[j].job_id)))
+                                                r = -ENOMEM;
+                                        break;
+                                }
                 fanout_run_done(&run);
         } else if (a->job && strchr(a->job, ':')) {
                 const char *colon = strrchr(a->job, ':');
@@ -582,6 +586,9 @@ int cli_fanout_execute(const CliArgs *args, const CliSettings *settings, char **
         r = setup_hosts(&f, ret_message);
         if (r >= 0)
                 r = fanout_output_new(output_mode(args), f.names, f.n, STDOUT_FILENO, STDERR_FILENO, color_mask(), &f.output);
+        /* logs --offset N: the JSON offsets count from N. */
+        for (size_t i = 0; r >= 0 && args->command == CLI_COMMAND_LOGS && i < f.n; i++)
+                fanout_output_set_offset(f.output, i, args->offset);
         if (r < 0) {
                 fanout_free(&f);
                 if (r == -ENOMEM && !*ret_message)

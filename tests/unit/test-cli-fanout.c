@@ -133,6 +133,13 @@ static void test_json(void **state) {
                       "{\"host\":\"db1\",\"stream\":\"stdout\",\"offset\":4,\"data\":\"tail\"}\n");
         expect_stream(&t, FANOUT_STDERR, "");
         close_out(&t);
+
+        /* logs --offset N: offsets count from N. */
+        t = open_out(FANOUT_MODE_JSON, 0);
+        fanout_output_set_offset(t.o, 2, 100);
+        FEED(&t, 2, FANOUT_STDOUT, "x\n");
+        expect_stream(&t, FANOUT_STDOUT, "{\"host\":\"web03\",\"stream\":\"stdout\",\"offset\":100,\"data\":\"x\\n\"}\n");
+        close_out(&t);
 }
 
 static void test_group(void **state) {
