@@ -266,6 +266,24 @@ test_group_and_failfast() {
                 "$(awk '$1 ~ /^host0[123]$/ {printf "%s%s", s, $2; s=" "}' "$TMP/ff.err")"
 }
 
+test_logs_and_parallel() {
+        local want
+        # --parallel 2: 20 hosts two at a time, still every one's output.
+        timeout 120 "$JWCTL" run --parallel 2 --save lp --hosts @all -- sh -c "$JOB" >"$TMP/lp.out" 2>"$TMP/lp.err"
+        check "parallel 2 exit" 3 $?
+        want=$(for i in "${GOOD[@]}"; do printf 'host%s: out s%s\nhost%s: tail-s%s\n' "$i" "$i" "$i" "$i"; done | sort)
+        check "parallel 2 stdout" "$want" "$(sort "$TMP/lp.out")"
+        # logs @run: each finished job's output again, from its own host.
+        timeout 60 "$JWCTL" logs @lp >"$TMP/logs.out" 2>"$TMP/logs.err"
+        check "logs @run exit" 0 $?
+        check "logs @run stdout" "$want" "$(sort "$TMP/logs.out")"
+        check "logs @run stderr" "$(for i in "${GOOD[@]}"; do printf 'host%s: err s%s\n' "$i" "$i"; done | sort)" \
+                "$(grep ': err ' "$TMP/logs.err" | sort)"
+        timeout 60 "$JWCTL" logs --stdout --offset 4 --no-prefix "host02:$(awk '$1 == "host02" {print $2}' "$TMP/statehome/jwctl/runs/lp")" \
+                >"$TMP/logs2.out" 2>/dev/null
+        check "logs HOST:ID --offset" "s02 tail-s02" "$(tr '\n' ' ' <"$TMP/logs2.out")"
+}
+
 test_usage() {
         timeout 10 "$JWCTL" list --hosts host01,web9,@nogroup >/dev/null 2>"$TMP/u.err"
         check "unknown names: usage error" 2 $?
@@ -291,6 +309,7 @@ test_bytes_exact
 test_saved_run
 test_ctrl_c
 test_group_and_failfast
+test_logs_and_parallel
 test_usage
 
 echo "$PASSES passed, $FAILS failed"
