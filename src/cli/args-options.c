@@ -58,7 +58,7 @@ static int apply_view(Parser *p, const OptDef *o, const char *shown, const char 
 
 #define CMD_BIT(c) (1u << (c))
 #define START_RUN (CMD_BIT(CLI_COMMAND_START) | CMD_BIT(CLI_COMMAND_RUN))
-#define FANOUT_CMDS ((1u << _CLI_COMMAND_MAX) - 2u) /* every command */
+#define FANOUT_CMDS 0 /* every command, before or after its name */
 
 static const OptDef options[] = {
         { "help", 'h', false, OPT_HELP, 0, apply_global },

@@ -111,7 +111,7 @@ static const char usage_global[] =
         "  -h, --help            show help (also 'jwctl help COMMAND')\n"
         "  --version             show the version\n"
         "\n"
-        "Across hosts (after the command; see FAN-OUT in jwctl(1)):\n"
+        "Across hosts (before or after the command; see FAN-OUT in jwctl(1)):\n"
         "  --hosts LIST          config names, HOST:PORT, @GROUP, web[01-20]\n"
         "  --hosts-file FILE     --parallel N   --no-prefix   --group-output\n"
         "  --fail-fast           run|start --save NAME, then JOB = @NAME or HOST:ID\n"

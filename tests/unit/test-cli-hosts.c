@@ -256,11 +256,69 @@ static void test_settings_file(void **state) {
         cli_args_done(&a);
 }
 
+#define ARGV(...) ((const char *[]) { "jwctl", __VA_ARGS__, NULL })
+static int parse(const char **argv, CliArgs *a, char **e) {
+        int n = 0;
+        while (argv[n])
+                n++;
+        return cli_args_parse(n, (char **) argv, a, e);
+}
+
+static void test_args(void **state) {
+        CliArgs a;
+        char *e = NULL;
+
+        assert_int_equal(parse(ARGV("--hosts", "a,b", "run", "--hosts", "@g", "--parallel", "3", "--no-prefix",
+                                    "--fail-fast", "--save", "r-1.x", "--json", "--", "true"), &a, &e), 0);
+        assert_int_equal(a.fanout.n_hosts, 2);
+        assert_string_equal(a.fanout.hosts[1], "@g");
+        assert_int_equal(a.fanout.parallel, 3);
+        assert_true(a.fanout.no_prefix && a.fanout.fail_fast && a.json);
+        assert_string_equal(a.fanout.save, "r-1.x");
+        assert_true(cli_args_names_hosts(&a));
+        cli_args_done(&a);
+        cli_args_done(&a);
+
+        /* @RUN and HOST:ID stand for a JOB and name hosts. */
+        assert_int_equal(parse(ARGV("status", "@deploy"), &a, &e), 0);
+        assert_string_equal(a.job, "@deploy");
+        assert_true(cli_args_names_hosts(&a));
+        cli_args_done(&a);
+        assert_int_equal(parse(ARGV("stop", "[::1]:7:0123abcd"), &a, &e), 0);
+        assert_true(cli_args_fans_out(&a));
+        cli_args_done(&a);
+        /* Without them, one server as before; --json alone fans out run only. */
+        assert_int_equal(parse(ARGV("status", "--json", "0123abcd"), &a, &e), 0);
+        assert_false(cli_args_fans_out(&a));
+        cli_args_done(&a);
+        assert_int_equal(parse(ARGV("run", "--json", "true"), &a, &e), 0);
+        assert_true(cli_args_fans_out(&a));
+        assert_false(cli_args_names_hosts(&a));
+        cli_args_done(&a);
+
+        static const struct { const char *argv[6]; const char *needle; } bad[] = {
+                { { "jwctl", "run", "--parallel", "0", "true", NULL }, "expected a number of hosts from 1 to 4096" },
+                { { "jwctl", "run", "--parallel", "4097", "true", NULL }, "from 1 to 4096" },
+                { { "jwctl", "run", "--save", ".x", "true", NULL }, "a run name is up to 64" },
+                { { "jwctl", "run", "--save", "a/b", "true", NULL }, "a run name is up to 64" },
+                { { "jwctl", "list", "--hosts", "", NULL }, "needs a list of hosts" },
+                { { "jwctl", "list", "--save", "x", NULL }, "unknown option '--save'" },
+                { { "jwctl", "status", "@a/b", NULL }, "is not a job id" },
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                assert_int_equal(parse((const char **) bad[i].argv, &a, &e), -EINVAL);
+                if (!e || !strstr(e, bad[i].needle))
+                        fail_msg("%s: message '%s' lacks '%s'", bad[i].argv[2], e ?: "(none)", bad[i].needle);
+                free(e);
+                e = NULL;
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_config),   cmocka_unit_test(test_config_errors), cmocka_unit_test(test_lists),
                 cmocka_unit_test(test_unknown),  cmocka_unit_test(test_ranges),        cmocka_unit_test(test_file),
-                cmocka_unit_test(test_settings), cmocka_unit_test(test_settings_file),
+                cmocka_unit_test(test_settings), cmocka_unit_test(test_settings_file), cmocka_unit_test(test_args),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
