@@ -7,7 +7,9 @@
  * the config file $XDG_CONFIG_HOME/jwctl/config (~/.config/jwctl/config),
  * lines "key = value" with the keys server, cert, key, ca, timeout,
  * kernel-tls, reconnect-timeout, keepalive (also JWCTL_KERNEL_TLS,
- * JWCTL_RECONNECT_TIMEOUT, JWCTL_KEEPALIVE).
+ * JWCTL_RECONNECT_TIMEOUT, JWCTL_KEEPALIVE). Lines "host NAME ..." and
+ * "group NAME" belong to the fan-out (cli/hosts.h): skipped here, and the
+ * file's text kept in config_text for it.
  * The resolving function is pure (environment lookup and file text are
  * passed in) so it is unit-tested; cli_settings_load() does the I/O.
  */
