@@ -27,6 +27,25 @@ _jwctl_job_ids()
         sort -u
 }
 
+# Host names and @groups of the config file (for --hosts).
+_jwctl_hosts()
+{
+    local cfg=${XDG_CONFIG_HOME:-$HOME/.config}/jwctl/config
+    [[ -r $cfg ]] || return
+    sed -n -e 's/^[[:space:]]*host[[:space:]]\{1,\}\([^[:space:]=]*\)[[:space:]]*=.*$/\1/p' \
+        -e 's/^[[:space:]]*group[[:space:]]\{1,\}\([^[:space:]=]*\)[[:space:]]*=.*$/@\1/p' "$cfg"
+}
+
+# Saved runs (jwctl run|start --save NAME), as @NAME.
+_jwctl_runs()
+{
+    local dir=${XDG_STATE_HOME:-$HOME/.local/state}/jwctl/runs f
+    [[ -d $dir ]] || return
+    for f in "$dir"/*; do
+        [[ -f $f && $f != *.tmp.* ]] && echo "@${f##*/}"
+    done
+}
+
 _jwctl()
 {
     local cur prev words cword
@@ -48,7 +67,7 @@ _jwctl()
         case $w in
             --server|--cert|--key|--ca|--timeout|--reconnect-timeout|--keepalive|--env|--cwd|--offset|--grace|\
             --cpu|--memory|--pids|--io-read-bps|--io-write-bps|--isolate|--max-runtime|--signal|\
-            --name|--label|--state|--owner)
+            --name|--label|--state|--owner|--hosts|--hosts-file|--parallel|--save)
                 ((i++)); continue ;;
             -s)
                 [[ $cmd == kill ]] && ((i++)); continue ;;
@@ -67,8 +86,13 @@ _jwctl()
     done
 
     case $prev in
-        --cert|--key|--ca)
+        --cert|--key|--ca|--hosts-file)
             COMPREPLY=($(compgen -f -- "$cur")); compopt -o filenames 2>/dev/null; return ;;
+        --hosts)
+            # a comma-separated list: complete the word after the last comma
+            local hdone=""
+            [[ $cur == *,* ]] && hdone=${cur%,*},
+            COMPREPLY=($(compgen -P "$hdone" -W "$(_jwctl_hosts)" -- "${cur##*,}")); return ;;
         --cwd)
             COMPREPLY=($(compgen -d -- "$cur")); compopt -o filenames 2>/dev/null; return ;;
         --io-read-bps|--io-write-bps)
@@ -92,7 +116,7 @@ _jwctl()
             done
             COMPREPLY=($(compgen -P "$done_part" -W "$left" -- "${cur##*,}")); return ;;
         --server|--timeout|--reconnect-timeout|--keepalive|--env|--offset|--grace|--cpu|--memory|--pids|\
-        --name|--label|--owner)
+        --name|--label|--owner|--parallel|--save)
             return ;;
         -s|--signal)
             if [[ $cmd == kill || $prev == --signal ]]; then
@@ -123,12 +147,14 @@ _jwctl()
     fi
 
     local opts=""
+    # Fan-out over several hosts (jwctl(1) FAN-OUT), every command.
+    local fanout_opts="--hosts --hosts-file --parallel --no-prefix --group-output --fail-fast"
     case $cmd in
-        start)     opts="--env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --max-runtime --name --label --" ;;
-        run)       opts="-n --no-stdin -t --tty --env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --max-runtime --name --label --" ;;
+        start)     opts="--env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --max-runtime --name --label --save --" ;;
+        run)       opts="-n --no-stdin -t --tty --env --cwd --cpu --memory --pids --io-read-bps --io-write-bps --isolate --max-runtime --name --label --save --json --" ;;
         status)    opts="--json" ;;
         list)      opts="--json --running --state --owner --name --label" ;;
-        logs)      opts="-f --follow --stdout --stderr --offset" ;;
+        logs)      opts="-f --follow --stdout --stderr --offset --json" ;;
         stop)      opts="--grace" ;;
         wait)      opts="" ;;
         kill)      opts="-s --signal --all" ;;
@@ -136,13 +162,18 @@ _jwctl()
         *)         return ;;
     esac
 
+    [[ $cmd != help ]] && opts+=" $fanout_opts"
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$opts $global_opts" -- "$cur"))
         return
     fi
     case $cmd in
         status|logs|stop|wait|kill)
-            COMPREPLY=($(compgen -W "$(_jwctl_job_ids)" -- "$cur")) ;;
+            if [[ $cur == @* ]]; then
+                COMPREPLY=($(compgen -W "$(_jwctl_runs)" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "$(_jwctl_job_ids)" -- "$cur"))
+            fi ;;
     esac
 } &&
 complete -F _jwctl jwctl

@@ -44,3 +44,20 @@ const OptDef *args_option_find(const Parser *p, const char *name, size_t len, ch
 const char *args_see_help(const Parser *p);
 /* The command's name, or "jwctl" before there is one. */
 const char *args_command_label(const Parser *p);
+
+/* The fan-out options (--hosts, --hosts-file, --parallel, --no-prefix,
+ * --group-output, --fail-fast, --save), in args-fanout.c; ids from
+ * ARGS_OPT_FANOUT_FIRST on. */
+enum {
+        ARGS_OPT_FANOUT_FIRST = 1000,
+        ARGS_OPT_HOSTS = ARGS_OPT_FANOUT_FIRST,
+        ARGS_OPT_HOSTS_FILE,
+        ARGS_OPT_PARALLEL,
+        ARGS_OPT_NO_PREFIX,
+        ARGS_OPT_GROUP_OUTPUT,
+        ARGS_OPT_FAIL_FAST,
+        ARGS_OPT_SAVE,
+};
+int args_apply_fanout(Parser *p, const OptDef *o, const char *shown, const char *value);
+/* "@RUN" or "HOST:ID" in place of a JOB. */
+bool args_fanout_job_ref(const char *word);

@@ -69,6 +69,7 @@ static int apply_names(Parser *p, const OptDef *o, const char *shown, const char
 
 #define CMD_BIT(c) (1u << (c))
 #define START_RUN (CMD_BIT(CLI_COMMAND_START) | CMD_BIT(CLI_COMMAND_RUN))
+#define FANOUT_CMDS 0 /* every command, before or after its name */
 
 static const OptDef options[] = {
         { "help", 'h', false, OPT_HELP, 0, apply_global },
@@ -82,7 +83,8 @@ static const OptDef options[] = {
         { "keepalive", 0, true, OPT_KEEPALIVE, 0, apply_global },
         { "env", 0, true, OPT_ENV, START_RUN, apply_job },
         { "cwd", 0, true, OPT_CWD, START_RUN, apply_job },
-        { "json", 0, false, OPT_JSON, CMD_BIT(CLI_COMMAND_STATUS) | CMD_BIT(CLI_COMMAND_LIST), apply_view },
+        { "json", 0, false, OPT_JSON, CMD_BIT(CLI_COMMAND_STATUS) | CMD_BIT(CLI_COMMAND_LIST) |
+                CMD_BIT(CLI_COMMAND_RUN) | CMD_BIT(CLI_COMMAND_LOGS), apply_view }, /* run, logs: fan-out output as JSON */
         { "running", 0, false, OPT_RUNNING, CMD_BIT(CLI_COMMAND_LIST), apply_view },
         { "follow", 'f', false, OPT_FOLLOW, CMD_BIT(CLI_COMMAND_LOGS), apply_view },
         { "stdout", 0, false, OPT_STDOUT, CMD_BIT(CLI_COMMAND_LOGS), apply_view },
@@ -104,6 +106,14 @@ static const OptDef options[] = {
         { "owner", 0, true, OPT_OWNER, CMD_BIT(CLI_COMMAND_LIST), apply_names },
         { "no-stdin", 'n', false, OPT_NO_STDIN, CMD_BIT(CLI_COMMAND_RUN), apply_job },
         { "tty", 't', false, OPT_TTY, CMD_BIT(CLI_COMMAND_RUN), apply_job },
+        /* Fan-out (args-fanout.c). */
+        { "hosts", 0, true, ARGS_OPT_HOSTS, FANOUT_CMDS, args_apply_fanout },
+        { "hosts-file", 0, true, ARGS_OPT_HOSTS_FILE, FANOUT_CMDS, args_apply_fanout },
+        { "parallel", 0, true, ARGS_OPT_PARALLEL, FANOUT_CMDS, args_apply_fanout },
+        { "no-prefix", 0, false, ARGS_OPT_NO_PREFIX, FANOUT_CMDS, args_apply_fanout },
+        { "group-output", 0, false, ARGS_OPT_GROUP_OUTPUT, FANOUT_CMDS, args_apply_fanout },
+        { "fail-fast", 0, false, ARGS_OPT_FAIL_FAST, FANOUT_CMDS, args_apply_fanout },
+        { "save", 0, true, ARGS_OPT_SAVE, START_RUN, args_apply_fanout },
 };
 
 static bool option_applies(const Parser *p, const OptDef *o) {

@@ -55,6 +55,9 @@ void cli_args_done(CliArgs *a) {
         free(a->labels);
         a->labels = NULL;
         a->n_labels = 0;
+        free(a->fanout.hosts);
+        a->fanout.hosts = NULL;
+        a->fanout.n_hosts = 0;
         a->n_io = 0;
 }
 
@@ -125,6 +128,11 @@ static int set_job(Parser *p, const char *word) {
 
         if (a->job)
                 return replace_message(&p->error, -EINVAL, "unexpected argument '%s': '%s' takes one JOB%s", word, args_command_label(p), args_see_help(p));
+        /* @RUN and HOST:ID name jobs of a fan-out (cli/fanout.c checks them). */
+        if (args_fanout_job_ref(word)) {
+                a->job = word;
+                return 0;
+        }
         for (const char *c = word; *c; c++)
                 if (!is_job_char(*c)) {
                         /* A name then (cli/resolve.h), if it keeps the rules. */

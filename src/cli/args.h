@@ -122,12 +122,32 @@ typedef struct CliArgs {
 
         /* status, logs, stop, wait, kill */
         const char *job;
+
+        /* Fan-out over several hosts (cli/fanout.h): --hosts, --hosts-file,
+         * --parallel, --no-prefix, --group-output, --fail-fast, --save. */
+        struct {
+                const char **hosts;        /* --hosts values (array owned, strings in argv) */
+                size_t n_hosts;
+                const char *hosts_file;
+                unsigned parallel;         /* 0: CLI_FANOUT_PARALLEL_DEFAULT */
+                bool no_prefix;
+                bool group_output;
+                bool fail_fast;
+                const char *save;          /* run/start --save NAME */
+        } fanout;
 } CliArgs;
 
 /* --state words: the API's states, and "finished" for every state but
  * running. Bit N of CliArgs.states is the API's JobState N. */
 #define CLI_STATE_RUNNING (1u << 1)
 #define CLI_STATE_FINISHED ((1u << 2) | (1u << 3) | (1u << 4) | (1u << 5))
+
+/* Whether a command line asks for a fan-out: hosts named, a saved run or a
+ * HOST:ID job, or a fan-out-only option. */
+bool cli_args_fans_out(const CliArgs *a);
+/* Whether it names its hosts itself (--hosts, --hosts-file, @RUN, HOST:ID):
+ * then no default server is needed. */
+bool cli_args_names_hosts(const CliArgs *a);
 
 /* Parses argv[1..argc-1]. On success fills *ret (strings point into argv,
  * which must outlive it; release with cli_args_done()) and returns 0. On a

@@ -131,8 +131,8 @@ int cli_client_connect_full(const CliSettings *s, CliClient **ret, int *ret_exit
                 return r;
         }
 
-        r = tls_client_connect(c->tls_ctx, s->host, s->port, s->timeout_usec,
-                               s->kernel_tls_off ? TLS_CLIENT_NO_KERNEL_TLS : 0, &c->tls, &fd, &failure, &message);
+        r = tls_client_connect_named(c->tls_ctx, s->host, s->port, s->tls_name, s->timeout_usec,
+                                     s->kernel_tls_off ? TLS_CLIENT_NO_KERNEL_TLS : 0, &c->tls, &fd, &failure, &message);
         if (r < 0) {
                 if (ret_failure)
                         *ret_failure = failure;

@@ -23,6 +23,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/context.h"
+#include "cli/fanout.h"
 #include "cli/format.h"
 #include "cli/input.h"
 #include "cli/reconnect.h"
@@ -139,6 +140,10 @@ static int do_start(Cli *cli, bool stdin_open, const Jobworker__V1__Terminal *tt
         *ret_job_id = strdup(sr->job_id);
         protobuf_c_message_free_unpacked(resp, NULL);
         return *ret_job_id ? 0 : cli_oom(cli);
+}
+
+int cli_command_start_job(Cli *cli, char **ret_job_id) {
+        return do_start(cli, false, NULL, ret_job_id); /* a fan-out forwards no stdin */
 }
 
 static int cmd_start(Cli *cli) {
@@ -383,6 +388,19 @@ static int cmd_wait(Cli *cli) {
         return cli_follow_to_end(cli, id, false, seen);
 }
 
+int cli_command_dispatch(Cli *cli) {
+        static int (*const commands[])(Cli *) = {
+                [CLI_COMMAND_START] = cmd_start, [CLI_COMMAND_RUN] = cmd_run,   [CLI_COMMAND_STATUS] = cmd_status,
+                [CLI_COMMAND_LIST] = cmd_list,   [CLI_COMMAND_LOGS] = cmd_logs, [CLI_COMMAND_STOP] = cmd_stop,
+                [CLI_COMMAND_WAIT] = cmd_wait,   [CLI_COMMAND_KILL] = cmd_kill,
+        };
+        CliCommand c = cli->args->command;
+
+        if ((size_t) c < ELEMENTSOF(commands) && commands[c])
+                return commands[c](cli);
+        return cli_set_message(cli, CLI_EXIT_USAGE, "missing command (see 'jwctl --help')");
+}
+
 int cli_execute(const CliArgs *args, const CliSettings *settings, char **ret_message) {
         Cli cli = {
                 .args = args,
@@ -392,6 +410,10 @@ int cli_execute(const CliArgs *args, const CliSettings *settings, char **ret_mes
                 .out = stdout,
         };
         int exit_code, r;
+
+        /* Several hosts, a saved run, HOST:ID: cli/fanout.c. */
+        if (cli_args_fans_out(args))
+                return cli_fanout_execute(args, settings, ret_message);
 
         r = cli_signals_start(&cli.signals);
         if (r < 0) {
@@ -408,15 +430,7 @@ int cli_execute(const CliArgs *args, const CliSettings *settings, char **ret_mes
         }
         cli_signals_set_client(&cli.signals, cli.client);
 
-        static int (*const commands[])(Cli *) = {
-                [CLI_COMMAND_START] = cmd_start, [CLI_COMMAND_RUN] = cmd_run,   [CLI_COMMAND_STATUS] = cmd_status,
-                [CLI_COMMAND_LIST] = cmd_list,   [CLI_COMMAND_LOGS] = cmd_logs, [CLI_COMMAND_STOP] = cmd_stop,
-                [CLI_COMMAND_WAIT] = cmd_wait,   [CLI_COMMAND_KILL] = cmd_kill,
-        };
-        if ((size_t) args->command < ELEMENTSOF(commands) && commands[args->command])
-                exit_code = commands[args->command](&cli);
-        else
-                exit_code = cli_set_message(&cli, CLI_EXIT_USAGE, "missing command (see 'jwctl --help')");
+        exit_code = cli_command_dispatch(&cli);
         /* wait, logs -f: a signal that came during the calls before the
          * stream still means "interrupted". */
         if (exit_code != CLI_EXIT_INTERRUPTED && cli_signals_count(&cli.signals) > 0 &&

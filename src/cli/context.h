@@ -52,3 +52,10 @@ int cli_flush_out(Cli *cli);
 /* The exit code of a job that ended, as a shell reports it (128+N for
  * signal N); a job lost or still running is CLI_EXIT_FAILED with a message. */
 int cli_job_exit_code(Cli *cli, const Jobworker__V1__JobStatus *st);
+
+/* Used by the fan-out (cli/fanout.c), in commands.c: the command of
+ * cli->args run on cli's connection (its exit code, as cli_execute()), and
+ * Start of the job cli->args describes (0 and *ret_job_id malloc()ed, or an
+ * exit code with cli->message). */
+int cli_command_dispatch(Cli *cli);
+int cli_command_start_job(Cli *cli, char **ret_job_id);

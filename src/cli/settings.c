@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/hosts.h"
 #include "cli/settings.h"
 #include "shared/macro.h"
 #include "shared/parse-util.h"
@@ -34,6 +35,9 @@ void cli_settings_done(CliSettings *s) {
         free(s->cert);
         free(s->key);
         free(s->ca);
+        free(s->tls_name);
+        free(s->config_path);
+        free(s->config_text);
         *s = (CliSettings) {};
 }
 
@@ -133,6 +137,12 @@ static int parse_config(const char *path, const char *text, char *values[static 
                         char *k = strip(s), *v = strip(eq + 1);
                         size_t vn = strlen(v);
 
+                        /* host and group lines are the fan-out's (cli/hosts.c). */
+                        if (cli_hosts_config_key(k)) {
+                                line = save;
+                                continue;
+                        }
+
                         /* Allow "value" in double quotes, for file names with blanks at the ends. */
                         if (vn >= 2 && v[0] == '"' && v[vn - 1] == '"') {
                                 v[vn - 1] = '\0';
@@ -230,6 +240,9 @@ int cli_settings_resolve(const CliArgs *a, CliGetenvFn getenv_fn, void *userdata
         for (int k = KEY_SERVER; k <= KEY_CA; k++) {
                 const char *env = getenv_fn(env_names[k], userdata);
 
+                /* A fan-out names its hosts; no default server is needed. */
+                if (k == KEY_SERVER && !cmdline[k] && cli_args_names_hosts(a))
+                        continue;
                 if (cmdline[k])
                         *targets[k] = strdup(cmdline[k]);
                 else if (env && *env)
@@ -275,9 +288,19 @@ int cli_settings_resolve(const CliArgs *a, CliGetenvFn getenv_fn, void *userdata
         if (r < 0)
                 goto finish;
 
-        r = cli_split_host_port(s.server, &s.host, &s.port, ret_error);
-        if (r < 0)
+        if (s.server) {
+                r = cli_split_host_port(s.server, &s.host, &s.port, ret_error);
+                if (r < 0)
+                        goto finish;
+        }
+        if (config_path && !(s.config_path = strdup(config_path))) {
+                r = -ENOMEM;
                 goto finish;
+        }
+        if (config_text && !(s.config_text = strdup(config_text))) {
+                r = -ENOMEM;
+                goto finish;
+        }
 
         *ret = s;
         s = (CliSettings) {};

@@ -7,7 +7,9 @@
  * the config file $XDG_CONFIG_HOME/jwctl/config (~/.config/jwctl/config),
  * lines "key = value" with the keys server, cert, key, ca, timeout,
  * kernel-tls, reconnect-timeout, keepalive (also JWCTL_KERNEL_TLS,
- * JWCTL_RECONNECT_TIMEOUT, JWCTL_KEEPALIVE).
+ * JWCTL_RECONNECT_TIMEOUT, JWCTL_KEEPALIVE). Lines "host NAME ..." and
+ * "group NAME" belong to the fan-out (cli/hosts.h): skipped here, and the
+ * file's text kept in config_text for it.
  * The resolving function is pure (environment lookup and file text are
  * passed in) so it is unit-tested; cli_settings_load() does the I/O.
  */
@@ -27,6 +29,11 @@ typedef struct CliSettings {
         uint64_t reconnect_usec; /* bound of one outage of a follower; 0: never reconnect */
         uint64_t keepalive_usec; /* HTTP/2 ping interval while a call is open; 0: no pings */
         bool kernel_tls_off; /* kernel-tls = off (JWCTL_KERNEL_TLS): records stay in GnuTLS */
+        /* Fan-out (cli/hosts.h): the name the server certificate must carry
+         * (NULL: host), and the config file for its host/group lines. */
+        char *tls_name;
+        char *config_path;
+        char *config_text;
 } CliSettings;
 
 /* Returns the value of an environment variable or NULL. */

@@ -84,6 +84,38 @@ static void send_stop(CliSignals *s, const char *job_id) {
         cli_call_status_done(&st);
 }
 
+/* What one signal does (see signals.h). may_die: a real signal, which
+ * ends jwctl when nothing is registered; a delivered one never does. */
+static void on_signal(CliSignals *s, int signo, bool may_die) {
+        pthread_mutex_lock(&s->lock);
+        s->count++;
+        wake(s);
+        if (s->handler) {
+                void (*fn)(void *) = s->handler;
+                void *userdata = s->handler_userdata;
+
+                pthread_mutex_unlock(&s->lock);
+                fn(userdata);
+                return;
+        }
+        if (may_die && !s->call && !s->stop_job && !s->defer) {
+                if (s->tty)
+                        cli_tty_restore(s->tty);
+                pthread_mutex_unlock(&s->lock);
+                die_by_signal(signo);
+        }
+        if (s->stop_job && s->count == 1) {
+                _cleanup_free_ char *id = strdup(s->stop_job);
+                pthread_mutex_unlock(&s->lock);
+                if (id)
+                        send_stop(s, id);
+                return;
+        }
+        if (s->call)
+                cli_output_call_cancel(s->call);
+        pthread_mutex_unlock(&s->lock);
+}
+
 static void *signal_thread(void *userdata) {
         CliSignals *s = userdata;
 
@@ -100,27 +132,27 @@ static void *signal_thread(void *userdata) {
                         return NULL;
                 if (read(s->signal_fd, &si, sizeof si) != (ssize_t) sizeof si)
                         continue;
-
-                pthread_mutex_lock(&s->lock);
-                s->count++;
-                wake(s);
-                if (!s->call && !s->stop_job && !s->defer) {
-                        if (s->tty)
-                                cli_tty_restore(s->tty);
-                        pthread_mutex_unlock(&s->lock);
-                        die_by_signal((int) si.ssi_signo);
-                }
-                if (s->stop_job && s->count == 1) {
-                        _cleanup_free_ char *id = strdup(s->stop_job);
-                        pthread_mutex_unlock(&s->lock);
-                        if (id)
-                                send_stop(s, id);
-                        continue;
-                }
-                if (s->call)
-                        cli_output_call_cancel(s->call);
-                pthread_mutex_unlock(&s->lock);
+                on_signal(s, (int) si.ssi_signo, true);
         }
+}
+
+int cli_signals_init(CliSignals *s) {
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_cond_init(&s->idle, NULL);
+        s->signal_fd = s->quit_fd = -1;
+        s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        return s->wake_fd < 0 ? negative_errno() : 0;
+}
+
+void cli_signals_deliver(CliSignals *s) {
+        on_signal(s, 0, false);
+}
+
+void cli_signals_set_handler(CliSignals *s, void (*fn)(void *userdata), void *userdata) {
+        pthread_mutex_lock(&s->lock);
+        s->handler = fn;
+        s->handler_userdata = userdata;
+        pthread_mutex_unlock(&s->lock);
 }
 
 int cli_signals_start(CliSignals *s) {

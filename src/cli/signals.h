@@ -39,6 +39,8 @@ typedef struct CliSignals {
         bool stop_failed;
         char *stop_error;
         CliTty *tty;             /* run -t: put back before a death by signal */
+        void (*handler)(void *userdata); /* fan-out: replaces all of the above */
+        void *handler_userdata;
 } CliSignals;
 
 /* run -t: the terminal to restore before dying of a signal (borrowed,
@@ -49,6 +51,15 @@ void cli_signals_set_tty(CliSignals *s, CliTty *tty);
 int cli_signals_start(CliSignals *s);
 /* Ends the thread (before the client it may use is freed) and frees all. */
 void cli_signals_stop(CliSignals *s);
+
+/* Fan-out (cli/fanout.c). One host's CliSignals has no thread: init sets
+ * it up (release with cli_signals_stop()) and deliver acts as a signal
+ * would, without ever ending the process. The one real signal thread
+ * calls handler(userdata) on every signal instead of acting itself
+ * (after counting it); the handler delivers to every host. */
+int cli_signals_init(CliSignals *s);
+void cli_signals_deliver(CliSignals *s);
+void cli_signals_set_handler(CliSignals *s, void (*fn)(void *userdata), void *userdata);
 
 /* The client Stop is sent through (borrowed; outlives the thread). */
 void cli_signals_set_client(CliSignals *s, CliClient *client);

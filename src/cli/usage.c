@@ -39,6 +39,20 @@
         "Without a limit the server's policy default applies; above your bound is\n" \
         "'permission denied'.\n"
 
+/* The fan-out options every command takes (cli/fanout.h). */
+#define FANOUT_OPTIONS_HELP \
+        "\n" \
+        "Across hosts (see FAN-OUT in jwctl(1)):\n" \
+        "  --hosts LIST      names from the config, HOST:PORT, @GROUP, ranges like\n" \
+        "                    web[01-20], comma-separated (repeatable)\n" \
+        "  --hosts-file FILE one LIST per line\n" \
+        "  --parallel N      at most N hosts at once (default 64)\n" \
+        "  --no-prefix       no host name before each line\n" \
+        "  --group-output    each host's output together at the end, identical\n" \
+        "                    outputs folded\n" \
+        "  --fail-fast       stop every host at the first failure\n" \
+        "JOB may also be HOST:ID (one host) or @RUN (a run saved with --save).\n"
+
 static const char *const command_names[_CLI_COMMAND_MAX] = {
         [CLI_COMMAND_NONE] = "",
         [CLI_COMMAND_START] = "start",
@@ -106,6 +120,13 @@ static const char usage_global[] =
         "  -h, --help            show help (also 'jwctl help COMMAND')\n"
         "  --version             show the version\n"
         "\n"
+        "Across hosts (before or after the command; see FAN-OUT in jwctl(1)):\n"
+        "  --hosts LIST          config names, HOST:PORT, @GROUP, web[01-20]\n"
+        "  --hosts-file FILE     --parallel N   --no-prefix   --group-output\n"
+        "  --fail-fast           run|start --save NAME, then JOB = @NAME or HOST:ID\n"
+        "                        exit status: 0 all succeeded, 3 a host unreachable,\n"
+        "                        1 otherwise; a summary table on standard error\n"
+        "\n"
         "JOB is a job id, a unique prefix of one (at least 8 characters), or a job\n"
         "name (your newest job of that name).\n"
         "Config file: $XDG_CONFIG_HOME/jwctl/config (default ~/.config/jwctl/config),\n"
@@ -123,7 +144,9 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "The first word that is not an option starts the command; words after it,\n"
                 "even those starting with '-', are its arguments. PATH is searched.\n"
                 "\n"
-                JOB_OPTIONS_HELP,
+                JOB_OPTIONS_HELP
+                "  --save NAME       remember which job each host started, for @NAME\n"
+                FANOUT_OPTIONS_HELP,
         [CLI_COMMAND_RUN] =
                 "Usage: jwctl [OPTIONS] run [-n|-t] [--env KEY=VALUE]... [--cwd DIR] [LIMITS] [--] CMD [ARG...]\n"
                 "\n"
@@ -139,7 +162,10 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "  -t, --tty         run the job on a terminal (jwctl run -t -- bash): our\n"
                 "                    terminal in raw mode, Ctrl-C goes to the job as a key,\n"
                 "                    window sizes follow; stdin must be a terminal\n"
-                JOB_OPTIONS_HELP,
+                JOB_OPTIONS_HELP
+                "  --save NAME       remember which job each host started, for @NAME\n"
+                "  --json            across hosts: one JSON object per output line\n"
+                FANOUT_OPTIONS_HELP,
         [CLI_COMMAND_STATUS] =
                 "Usage: jwctl [OPTIONS] status [--json] JOB\n"
                 "\n"
@@ -147,7 +173,8 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "signal) or lost; its command, owner, pid, times and output sizes.\n"
                 "\n"
                 "  --json       print one JSON object (field names in jwctl(1))\n"
-                "  -h, --help   show this help\n",
+                "  -h, --help   show this help\n"
+                FANOUT_OPTIONS_HELP,
         [CLI_COMMAND_LIST] =
                 "Usage: jwctl [OPTIONS] list [--json] [--running] [--state STATES] [--owner USER]\n"
                 "                           [--name NAME] [--label KEY=VALUE]...\n"
@@ -163,7 +190,8 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "  --owner USER        only jobs USER started\n"
                 "  --name NAME         only jobs named NAME\n"
                 "  --label KEY=VALUE   only jobs with this label (repeatable: all of them)\n"
-                "  -h, --help          show this help\n",
+                "  -h, --help          show this help\n"
+                FANOUT_OPTIONS_HELP,
         [CLI_COMMAND_LOGS] =
                 "Usage: jwctl [OPTIONS] logs [-f|--follow] [--stdout|--stderr] [--offset N] JOB\n"
                 "\n"
@@ -175,7 +203,9 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "  --stderr       only the job's standard error\n"
                 "  --offset N     skip the first N bytes of the selected output (in the\n"
                 "                 order it was captured), to resume an earlier transfer\n"
-                "  -h, --help     show this help\n",
+                "  --json         across hosts: one JSON object per output line\n"
+                "  -h, --help     show this help\n"
+                FANOUT_OPTIONS_HELP,
         [CLI_COMMAND_STOP] =
                 "Usage: jwctl [OPTIONS] stop [--grace DURATION] JOB\n"
                 "\n"
@@ -183,14 +213,16 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "grace period.\n"
                 "\n"
                 "  --grace DURATION  time between SIGTERM and SIGKILL (default: the server's)\n"
-                "  -h, --help        show this help\n",
+                "  -h, --help        show this help\n"
+                FANOUT_OPTIONS_HELP,
         [CLI_COMMAND_WAIT] =
                 "Usage: jwctl [OPTIONS] wait JOB\n"
                 "\n"
                 "Wait until the job ends and exit with its exit code (128+N if it was\n"
                 "killed by signal N). Ctrl-C stops waiting (the job keeps running).\n"
                 "\n"
-                "  -h, --help   show this help\n",
+                "  -h, --help   show this help\n"
+                FANOUT_OPTIONS_HELP,
         [CLI_COMMAND_KILL] =
                 "Usage: jwctl [OPTIONS] kill [-s SIGNAL] [--all] JOB\n"
                 "\n"
@@ -204,7 +236,8 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "  --all                every process of the job (its cgroup frozen while\n"
                 "                       they are signalled, so none escapes by forking;\n"
                 "                       without a cgroup its process group)\n"
-                "  -h, --help           show this help\n",
+                "  -h, --help           show this help\n"
+                FANOUT_OPTIONS_HELP,
 };
 
 const char *cli_usage(CliCommand c) {

@@ -396,6 +396,13 @@ static int client_start_pump(TlsClient *c, int fd) {
 
 int tls_client_connect(TlsContext *ctx, const char *host, const char *port, uint64_t timeout_usec, unsigned flags,
                        TlsClient **ret, int *ret_grpc_fd, TlsClientFailure *ret_failure, char **ret_message) {
+        return tls_client_connect_named(ctx, host, port, NULL, timeout_usec, flags, ret, ret_grpc_fd, ret_failure,
+                                        ret_message);
+}
+
+int tls_client_connect_named(TlsContext *ctx, const char *host, const char *port, const char *server_name,
+                             uint64_t timeout_usec, unsigned flags, TlsClient **ret, int *ret_grpc_fd,
+                             TlsClientFailure *ret_failure, char **ret_message) {
         _cleanup_close_ int fd = -1;
         _cleanup_free_ char *hostport = NULL;
         TlsClient *c = NULL;
@@ -423,7 +430,7 @@ int tls_client_connect(TlsContext *ctx, const char *host, const char *port, uint
                 return -ENOMEM;
         c->tcp_fd = c->plain_fd = c->wake_fd = -1;
 
-        r = tls_session_new(&c->tls, ctx, fd, host);
+        r = tls_session_new(&c->tls, ctx, fd, server_name ?: host);
         r = r < 0 ? report_errno(&rep, r) : client_handshake(c, fd, deadline, &rep);
         if (r >= 0 && !(flags & TLS_CLIENT_NO_KERNEL_TLS))
                 r = client_try_kernel(c, fd, deadline, &rep);

@@ -37,6 +37,13 @@ typedef struct TlsClient TlsClient;
 int tls_client_connect(TlsContext *client_ctx, const char *host, const char *port, uint64_t timeout_usec, unsigned flags,
                        TlsClient **ret, int *ret_grpc_fd, TlsClientFailure *ret_failure, char **ret_message);
 
+/* The same, with the server's certificate checked against server_name
+ * (also sent as SNI) instead of host; NULL: host. A fan-out's per-host
+ * tls-name (jwctl's config) uses it. */
+int tls_client_connect_named(TlsContext *client_ctx, const char *host, const char *port, const char *server_name,
+                             uint64_t timeout_usec, unsigned flags, TlsClient **ret, int *ret_grpc_fd,
+                             TlsClientFailure *ret_failure, char **ret_message);
+
 /* After a call failed with UNAVAILABLE: if the server closed the TLS session with an alert (TLS 1.3 reports a refused
  * client certificate only after the client believes it is connected), return a malloc()ed message such as
  * "the server refused our certificate: certificate expired" (alert 45), "... not trusted (unknown CA)" (48),

@@ -32,7 +32,7 @@ check "USR1 USR2" jwctl kill -s US
 check "USR1 USR2" jwctl kill --signal us
 check "" jwctl kill -s USR1 ''
 check "--server --stderr --stdout" jwctl logs --s
-check "--ca --cert --help --json --keepalive --key --label --name --owner --reconnect-timeout --running --server --state --timeout --version" jwctl list --
+check "--ca --cert --fail-fast --group-output --help --hosts --hosts-file --json --keepalive --key --label --name --no-prefix --owner --parallel --reconnect-timeout --running --server --state --timeout --version" jwctl list --
 check "--label" jwctl start --l
 check "--name --no-stdin" jwctl run --n
 check "--name" jwctl start --n
@@ -41,7 +41,7 @@ check "running,ended running,exited running,finished running,killed running,lost
 check "" jwctl start --name ''
 check "" jwctl list --label ''
 check "--json" jwctl list --name web --j
-check "--grace" jwctl stop --g
+check "--grace --group-output" jwctl stop --g
 check "--env" jwctl run --e
 check "--ca --cert --cpu --cwd" jwctl start --c
 check "--io-read-bps --io-write-bps --isolate" jwctl run --i
@@ -57,5 +57,14 @@ check "$TMPD/alice-key.pem $TMPD/alice.pem" jwctl --cert "$TMPD/al"
 check "$TMPD/alice-key.pem" jwctl start -- cat "$TMPD/alice-"
 check "sha256sum" jwctl run -- sha256su
 check "" jwctl status ''
+# Fan-out: hosts and @groups from the config file, saved runs as @NAME.
+mkdir -p "$TMPD/cfg/jwctl" "$TMPD/state/jwctl/runs"
+printf 'host web01 = a:1\nhost web01 tls-name = x\nhost web02 = b:1\ngroup web = web01 web02\n' >"$TMPD/cfg/jwctl/config"
+touch "$TMPD/state/jwctl/runs/deploy" "$TMPD/state/jwctl/runs/deploy.tmp.12"
+XDG_CONFIG_HOME=$TMPD/cfg check "@web web01 web02" jwctl run --hosts ''
+XDG_CONFIG_HOME=$TMPD/cfg check "web01,web01 web01,web02" jwctl run --hosts web01,w
+XDG_STATE_HOME=$TMPD/state check "@deploy" jwctl status @
+check "--save --server" jwctl run --s
+check "--hosts --hosts-file" jwctl wait --hosts
 [[ $FAILS == 0 ]] && echo "completion: all checks passed"
 [[ $FAILS == 0 ]]
