@@ -133,6 +133,9 @@ static int set_job(Parser *p, const char *word) {
                 a->job = word;
                 return 0;
         }
+        if (word[0] == '@')
+                return replace_message(&p->error, -EINVAL, "'%s' is not a saved run: a run name (run --save NAME) is up to 64 "
+                                       "letters, digits, '.', '-', '_' (not starting with '.')", word);
         for (const char *c = word; *c; c++)
                 if (!is_job_char(*c)) {
                         /* A name then (cli/resolve.h), if it keeps the rules. */

@@ -34,8 +34,8 @@ check "" jwctl kill -s USR1 ''
 check "--server --stderr --stdout" jwctl logs --s
 check "--ca --cert --fail-fast --group-output --help --hosts --hosts-file --json --keepalive --key --label --name --no-prefix --owner --parallel --reconnect-timeout --running --server --state --timeout --version" jwctl list --
 check "--label" jwctl start --l
-check "--name --no-stdin" jwctl run --n
-check "--name" jwctl start --n
+check "--name --no-prefix --no-stdin" jwctl run --n
+check "--name --no-prefix" jwctl start --n
 check "running" jwctl list --state r
 check "running,ended running,exited running,finished running,killed running,lost" jwctl list --state running,
 check "" jwctl start --name ''

@@ -291,6 +291,12 @@ test_usage() {
                 "$(cat "$TMP/u.err")"
         timeout 10 "$JWCTL" list --hosts 'host[01-99999]' >/dev/null 2>"$TMP/u.err"
         check "range bound" 2 $?
+        timeout 10 "$JWCTL" run -t --hosts host01,host02 -- true >/dev/null 2>"$TMP/u.err"
+        check "run -t across hosts: usage error" 2 $?
+        check "run -t across hosts named" "jwctl: run -t/--tty works with one host only, not across hosts" "$(cat "$TMP/u.err")"
+        # A fan-out forwards no stdin: cat reads /dev/null on every host.
+        echo secret | timeout 30 "$JWCTL" run --no-prefix --hosts host01,host02 -- cat >"$TMP/u.out" 2>/dev/null
+        check "fan-out: no stdin forwarded" "0:" "$?:$(cat "$TMP/u.out")"
         printf 'host01\n# comment\nhost02,host01\n' >"$TMP/hosts.txt"
         timeout 30 "$JWCTL" list --hosts-file "$TMP/hosts.txt" >/dev/null 2>"$TMP/u.err"
         check "hosts file" 0 $?

@@ -341,7 +341,7 @@ static void test_job_argument(void **state) {
         EXPECT_ERROR("missing JOB", "stop", "--grace", "1");
         EXPECT_ERROR("missing JOB", "wait", "--");
         EXPECT_ERROR("too short", "status", "0123abc");
-        EXPECT_ERROR("neither a job id", "status", "hello:world");
+        EXPECT_ERROR("neither a job id", "status", "hello/world"); /* hello:world is HOST:ID */
         EXPECT_ERROR("not a job id", "stop", JOB "0");
         EXPECT_ERROR("unexpected argument '0123abce'", "status", "0123abcd", "0123abce");
         EXPECT_ERROR("'list' takes no arguments", "list", "0123abcd");

@@ -303,7 +303,7 @@ static void test_args(void **state) {
                 { { "jwctl", "run", "--save", "a/b", "true", NULL }, "a run name is up to 64" },
                 { { "jwctl", "list", "--hosts", "", NULL }, "needs a list of hosts" },
                 { { "jwctl", "list", "--save", "x", NULL }, "unknown option '--save'" },
-                { { "jwctl", "status", "@a/b", NULL }, "is not a job id" },
+                { { "jwctl", "status", "@a/b", NULL }, "'@a/b' is not a saved run: a run name" },
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 assert_int_equal(parse((const char **) bad[i].argv, &a, &e), -EINVAL);
