@@ -23,6 +23,9 @@
  * caller takes it (and those of the first, incomplete message as they
  * arrive, so a message larger than the window still completes). A consumer
  * that stops taking messages stops the server after H2_STREAM_WINDOW bytes.
+ *
+ * This file is the connection: the I/O thread, nghttp2's callbacks, timers
+ * (call deadlines, keepalive). h2-call.c is the callers' side of a call.
  */
 
 #include <errno.h>
@@ -36,67 +39,26 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/h2.h"
-#include "cli/h2-status.h"
+#include "cli/h2-internal.h"
 #include "shared/macro.h"
 #include "shared/time-util.h"
 
-/* Per stream, what the server may send before we take it; measured against
- * 1 MiB: a 1 GiB follow moved at the same speed with both, 4 MiB leaves
- * room for a faster path. The connection window is the sum for a few calls. */
+/* Per stream, what the server may send before we take it: the most a slow
+ * consumer makes us hold per call (plus the message it holds). The
+ * connection window is room for a few such calls at once. */
 #define H2_STREAM_WINDOW (4u * 1024 * 1024)
 #define H2_CONN_WINDOW (16u * 1024 * 1024)
 #define H2_READ_SIZE (64u * 1024)
 #define H2_READ_BUDGET (1u * 1024 * 1024) /* then write what is due (window updates) */
 #define H2_IO_STACK (256u * 1024)
 
-typedef struct Buf {
-        uint8_t *data;
-        size_t off, len, size; /* the bytes are data[off, off + len) */
-} Buf;
-
-struct H2Call {
-        H2Conn *conn;
-        H2Call *prev, *next; /* in conn->calls */
-        pthread_cond_t cond;
-        int32_t stream_id;   /* > 0 once submitted */
-        bool stream_open;    /* nghttp2 still has the stream */
-        bool ended;          /* the status is known; no more data will come */
-        bool send_closed;
-        uint64_t deadline;   /* CLOCK_MONOTONIC usec, 0: none */
-        Buf in;              /* received, length-prefixed messages */
-        uint64_t in_total, consumed, taken; /* stream bytes received / given back / taken by the caller */
-        uint8_t *msg;        /* the message the caller holds */
-        size_t msg_size;
-        Buf out;             /* length-prefixed messages to send */
-        H2Status st;
-};
-
-struct H2Conn {
-        pthread_mutex_t lock;
-        TlsClient *tls;
-        nghttp2_session *session;
-        int wake_fd;
-        pthread_t thread;
-        bool thread_started;
-        bool stop;
-        char *dead;          /* why the connection is dead, NULL while it lives */
-        H2Call *calls;
-        unsigned n_open;
-        char *authority, *user_agent;
-        Buf obuf;            /* frames to write, coalesced into records */
-        size_t send_retry;   /* size of a tls_client_send() that said -EAGAIN */
-        uint64_t ka, ka_timeout, next_ping, ping_deadline;
-        uint8_t *rbuf;
-};
-
-static void buf_free(Buf *b) {
+void h2_buf_free(H2Buf *b) {
         free(b->data);
-        *b = (Buf) {};
+        *b = (H2Buf) {};
 }
 
 /* Appends n bytes (prefixed with a gRPC message header when header). */
-static int buf_append(Buf *b, const void *p, size_t n, bool header) {
+int h2_buf_append(H2Buf *b, const void *p, size_t n, bool header) {
         size_t need = n + (header ? 5 : 0);
 
         if (b->off > 0 && (b->len == 0 || b->off + b->len + need > b->size)) {
@@ -126,26 +88,26 @@ static int buf_append(Buf *b, const void *p, size_t n, bool header) {
         return 0;
 }
 
-static void buf_drop(Buf *b, size_t n) {
+void h2_buf_drop(H2Buf *b, size_t n) {
         b->off += n;
         b->len -= n;
         if (b->len == 0)
                 b->off = 0;
 }
 
-static void wake(H2Conn *c) {
+void h2_wake(H2Conn *c) {
         uint64_t one = 1;
         (void) !write(c->wake_fd, &one, sizeof one);
 }
 
 /* Caller side: after queueing work in the session. */
-static void kick(H2Conn *c) {
+void h2_kick(H2Conn *c) {
         if (c->session && nghttp2_session_want_write(c->session))
-                wake(c);
+                h2_wake(c);
 }
 
 /* The length of the first message in b (header included), or 5 if its header is incomplete. */
-static size_t first_message_size(const Buf *b) {
+size_t h2_first_message_size(const H2Buf *b) {
         const uint8_t *p = b->data + b->off;
         if (b->len < 5)
                 return 5;
@@ -153,8 +115,8 @@ static size_t first_message_size(const Buf *b) {
 }
 
 /* Gives back to flow control what was taken plus the first message so far. */
-static void credit(H2Conn *c, H2Call *k) {
-        uint64_t limit = MIN(k->taken + first_message_size(&k->in), k->in_total);
+void h2_credit(H2Conn *c, H2Call *k) {
+        uint64_t limit = MIN(k->taken + h2_first_message_size(&k->in), k->in_total);
 
         if (limit <= k->consumed)
                 return;
@@ -164,7 +126,7 @@ static void credit(H2Conn *c, H2Call *k) {
 }
 
 /* The call ends with st (taken) unless it ended already. */
-static void call_end(H2Call *k, H2Status *st) {
+void h2_call_end(H2Call *k, H2Status *st) {
         if (k->ended) {
                 h2_status_done(st);
                 return;
@@ -173,19 +135,19 @@ static void call_end(H2Call *k, H2Status *st) {
         h2_status_done(&k->st);
         k->st = *st;
         *st = (H2Status) {};
-        buf_free(&k->out);
+        h2_buf_free(&k->out);
         pthread_cond_broadcast(&k->cond);
 }
 
-static void call_end_with(H2Call *k, grpc_status_code code, const char *message) {
+void h2_call_end_with(H2Call *k, grpc_status_code code, const char *message) {
         H2Status st = { .code = code, .code_set = true, .message = message ? strdup(message) : NULL };
-        call_end(k, &st);
+        h2_call_end(k, &st);
 }
 
 /* A local end while nghttp2 still has the stream: reset it. */
-static void call_abort(H2Conn *c, H2Call *k, grpc_status_code code, const char *message) {
-        call_end_with(k, code, message);
-        buf_free(&k->in); /* nothing more is delivered */
+void h2_call_abort(H2Conn *c, H2Call *k, grpc_status_code code, const char *message) {
+        h2_call_end_with(k, code, message);
+        h2_buf_free(&k->in); /* nothing more is delivered */
         if (k->stream_open && !c->dead)
                 (void) nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, k->stream_id, NGHTTP2_CANCEL);
 }
@@ -197,7 +159,7 @@ static void conn_die(H2Conn *c, const char *why) {
         if (!c->dead)
                 c->dead = strdup("out of memory");
         for (H2Call *k = c->calls; k; k = k->next) {
-                call_end_with(k, GRPC_STATUS_UNAVAILABLE, why);
+                h2_call_end_with(k, GRPC_STATUS_UNAVAILABLE, why);
                 k->stream_open = false;
         }
         c->n_open = 0;
@@ -228,8 +190,8 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t stream_id, const u
                 (void) nghttp2_session_consume(s, stream_id, len);
                 return 0;
         }
-        if (buf_append(&k->in, data, len, false) < 0) {
-                call_abort(c, k, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        if (h2_buf_append(&k->in, data, len, false) < 0) {
+                h2_call_abort(c, k, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
                 (void) nghttp2_session_consume(s, stream_id, len);
                 return 0;
         }
@@ -246,7 +208,7 @@ static int on_stream_close(nghttp2_session *s, int32_t stream_id, uint32_t error
                 c->n_open--;
         if (!k)
                 return 0;
-        credit(c, k);
+        h2_credit(c, k);
         /* The stream is gone: what it still holds in the connection window comes back now. */
         if (k->in_total > k->consumed)
                 (void) nghttp2_session_consume_connection(s, (size_t) (k->in_total - k->consumed));
@@ -256,7 +218,7 @@ static int on_stream_close(nghttp2_session *s, int32_t stream_id, uint32_t error
                 h2_status_finish(&k->st, error_code);
                 H2Status st = k->st;
                 k->st = (H2Status) {};
-                call_end(k, &st);
+                h2_call_end(k, &st);
         }
         pthread_cond_broadcast(&k->cond);
         return 0;
@@ -272,8 +234,8 @@ static int on_frame(nghttp2_session *s, const nghttp2_frame *frame, void *userda
         return 0;
 }
 
-static ssize_t read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t length, uint32_t *flags,
-                         nghttp2_data_source *source, void *userdata) {
+ssize_t h2_read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t length, uint32_t *flags,
+                     nghttp2_data_source *source, void *userdata) {
         H2Call *k = nghttp2_session_get_stream_user_data(s, stream_id);
         size_t n;
 
@@ -282,7 +244,7 @@ static ssize_t read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf, si
         n = MIN(length, k->out.len);
         if (n) {
                 memcpy(buf, k->out.data + k->out.off, n);
-                buf_drop(&k->out, n);
+                h2_buf_drop(&k->out, n);
                 pthread_cond_broadcast(&k->cond); /* room for a blocked sender */
         }
         if (k->out.len == 0 && (k->send_closed || k->ended))
@@ -320,7 +282,7 @@ static void io_read(H2Conn *c) {
                 moved += (size_t) n;
         }
         for (H2Call *k = c->calls; k; k = k->next)
-                credit(c, k);
+                h2_credit(c, k);
 }
 
 /* Writes what nghttp2 has to send. True if the socket is full (wait for POLLOUT). */
@@ -337,7 +299,7 @@ static bool io_write(H2Conn *c) {
                                 }
                                 if (n == 0)
                                         break;
-                                if (buf_append(&c->obuf, p, (size_t) n, false) < 0) {
+                                if (h2_buf_append(&c->obuf, p, (size_t) n, false) < 0) {
                                         conn_die(c, "out of memory");
                                         return false;
                                 }
@@ -356,7 +318,7 @@ static bool io_write(H2Conn *c) {
                         conn_die(c, "the connection failed");
                         return false;
                 }
-                buf_drop(&c->obuf, (size_t) n);
+                h2_buf_drop(&c->obuf, (size_t) n);
         }
         return false;
 }
@@ -371,7 +333,7 @@ static int io_timers(H2Conn *c) {
                 if (k->ended || !k->deadline)
                         continue;
                 if (k->deadline <= now)
-                        call_abort(c, k, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
+                        h2_call_abort(c, k, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline exceeded");
                 else
                         next = MIN(next, k->deadline);
         }
@@ -510,17 +472,17 @@ H2Conn *h2_conn_free(H2Conn *c) {
                 pthread_mutex_lock(&c->lock);
                 c->stop = true;
                 pthread_mutex_unlock(&c->lock);
-                wake(c);
+                h2_wake(c);
                 pthread_join(c->thread, NULL);
         }
         for (H2Call *k = c->calls; k; k = k->next) { /* calls freed after us see a dead connection */
-                call_end_with(k, GRPC_STATUS_CANCELLED, NULL);
+                h2_call_end_with(k, GRPC_STATUS_CANCELLED, NULL);
                 k->conn = NULL;
         }
         nghttp2_session_del(c->session);
         tls_client_free(c->tls);
         safe_close(c->wake_fd);
-        buf_free(&c->obuf);
+        h2_buf_free(&c->obuf);
         pthread_mutex_destroy(&c->lock);
         free(c->dead);
         free(c->authority);
@@ -532,204 +494,4 @@ H2Conn *h2_conn_free(H2Conn *c) {
 
 TlsClient *h2_conn_tls(H2Conn *c) {
         return c->tls;
-}
-
-#define NV(n, v) { (uint8_t *) (n), (uint8_t *) (v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE }
-
-static void call_submit(H2Conn *c, H2Call *k, const char *path, uint64_t timeout_usec, const char *timeout) {
-        nghttp2_nv hdrs[] = {
-                NV(":method", "POST"), NV(":scheme", "https"), NV(":path", path),
-                NV(":authority", c->authority), NV("content-type", "application/grpc"), NV("te", "trailers"),
-                NV("user-agent", c->user_agent), NV("grpc-timeout", timeout),
-        };
-        nghttp2_data_provider body = { .read_callback = read_body };
-        int32_t id;
-
-        if (c->dead) {
-                call_end_with(k, GRPC_STATUS_UNAVAILABLE, c->dead);
-                return;
-        }
-        id = nghttp2_submit_request(c->session, NULL, hdrs, ELEMENTSOF(hdrs) - (timeout_usec ? 0 : 1), &body, k);
-        if (id < 0) {
-                call_end_with(k, GRPC_STATUS_UNAVAILABLE,
-                              id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE ? "the server is closing the connection"
-                                                                        : nghttp2_strerror(id));
-                return;
-        }
-        k->stream_id = id;
-        k->stream_open = true;
-        c->n_open++;
-        wake(c);
-}
-
-int h2_call_start(H2Conn *c, const char *path, uint64_t timeout_usec, H2Call **ret) {
-        H2Call *k = calloc(1, sizeof *k);
-        char timeout[32];
-
-        if (!k)
-                return -ENOMEM;
-        h2_timeout_header(timeout_usec, timeout, sizeof timeout);
-        k->conn = c;
-        pthread_cond_init(&k->cond, NULL);
-        if (timeout_usec)
-                k->deadline = now_usec(CLOCK_MONOTONIC) + timeout_usec;
-        pthread_mutex_lock(&c->lock);
-        k->next = c->calls;
-        if (c->calls)
-                c->calls->prev = k;
-        c->calls = k;
-        call_submit(c, k, path, timeout_usec, timeout);
-        pthread_mutex_unlock(&c->lock);
-        *ret = k;
-        return 0;
-}
-
-int h2_call_send(H2Call *k, const void *msg, size_t len) {
-        H2Conn *c = k->conn;
-        int r;
-
-        if (!c)
-                return -EPIPE;
-        pthread_mutex_lock(&c->lock);
-        while (!k->ended && !k->send_closed && k->out.len > H2_SEND_QUEUE_MAX)
-                pthread_cond_wait(&k->cond, &c->lock);
-        if (k->ended || k->send_closed)
-                r = -EPIPE;
-        else
-                r = buf_append(&k->out, msg, len, true);
-        if (r == 0 && k->stream_open) {
-                (void) nghttp2_session_resume_data(c->session, k->stream_id);
-                kick(c);
-        }
-        pthread_mutex_unlock(&c->lock);
-        return r;
-}
-
-int h2_call_close_send(H2Call *k) {
-        H2Conn *c = k->conn;
-        int r = 0;
-
-        if (!c)
-                return -EPIPE;
-        pthread_mutex_lock(&c->lock);
-        if (k->ended)
-                r = -EPIPE;
-        k->send_closed = true;
-        if (k->stream_open) {
-                (void) nghttp2_session_resume_data(c->session, k->stream_id);
-                kick(c);
-        }
-        pthread_mutex_unlock(&c->lock);
-        return r;
-}
-
-/* Moves the first message of k->in to k->msg. 1, 0 if incomplete, -errno. */
-static int take_message(H2Conn *c, H2Call *k, const uint8_t **ret_msg, size_t *ret_len) {
-        size_t size = first_message_size(&k->in);
-
-        if (k->in.len < 5 || k->in.len < size)
-                return 0;
-        if (k->in.data[k->in.off] != 0) { /* compressed: we never asked for that */
-                call_abort(c, k, GRPC_STATUS_INTERNAL, "the server sent a compressed message");
-                return -EBADMSG;
-        }
-        if (size - 5 > k->msg_size || !k->msg) {
-                uint8_t *m = realloc(k->msg, MAX(size - 5, (size_t) 1));
-                if (!m)
-                        return -ENOMEM;
-                k->msg = m;
-                k->msg_size = MAX(size - 5, (size_t) 1);
-        }
-        memcpy(k->msg, k->in.data + k->in.off + 5, size - 5);
-        buf_drop(&k->in, size);
-        k->taken += size;
-        credit(c, k);
-        kick(c);
-        *ret_msg = k->msg;
-        *ret_len = size - 5;
-        return 1;
-}
-
-int h2_call_recv(H2Call *k, const uint8_t **ret_msg, size_t *ret_len) {
-        H2Conn *c = k->conn;
-        int r;
-
-        if (!c)
-                return 0;
-        pthread_mutex_lock(&c->lock);
-        for (;;) {
-                r = take_message(c, k, ret_msg, ret_len);
-                if (r != 0 || k->ended)
-                        break;
-                pthread_cond_wait(&k->cond, &c->lock);
-        }
-        pthread_mutex_unlock(&c->lock);
-        return r;
-}
-
-int h2_call_status(H2Call *k, grpc_status_code *ret_code, char **ret_message) {
-        H2Conn *c = k->conn;
-        char *m = NULL;
-
-        if (c) {
-                pthread_mutex_lock(&c->lock);
-                while (!k->ended)
-                        pthread_cond_wait(&k->cond, &c->lock);
-                pthread_mutex_unlock(&c->lock);
-        }
-        if (k->st.message) {
-                m = strdup(k->st.message);
-                if (!m)
-                        return -ENOMEM;
-        }
-        *ret_code = k->ended ? k->st.code : GRPC_STATUS_CANCELLED;
-        *ret_message = m;
-        return 0;
-}
-
-void h2_call_cancel(H2Call *k) {
-        H2Conn *c = k->conn;
-
-        if (!c)
-                return;
-        pthread_mutex_lock(&c->lock);
-        if (!k->ended) {
-                call_abort(c, k, GRPC_STATUS_CANCELLED, NULL);
-                kick(c);
-        }
-        pthread_mutex_unlock(&c->lock);
-}
-
-H2Call *h2_call_free(H2Call *k) {
-        H2Conn *c;
-
-        if (!k)
-                return NULL;
-        c = k->conn;
-        if (c) {
-                pthread_mutex_lock(&c->lock);
-                if (!k->ended)
-                        call_abort(c, k, GRPC_STATUS_CANCELLED, NULL);
-                if (k->stream_open) {
-                        (void) nghttp2_session_set_stream_user_data(c->session, k->stream_id, NULL);
-                        if (k->in_total > k->consumed)
-                                (void) nghttp2_session_consume(c->session, k->stream_id,
-                                                               (size_t) (k->in_total - k->consumed));
-                        kick(c);
-                }
-                if (k->prev)
-                        k->prev->next = k->next;
-                else
-                        c->calls = k->next;
-                if (k->next)
-                        k->next->prev = k->prev;
-                pthread_mutex_unlock(&c->lock);
-        }
-        h2_status_done(&k->st);
-        pthread_cond_destroy(&k->cond);
-        buf_free(&k->in);
-        buf_free(&k->out);
-        free(k->msg);
-        free(k);
-        return NULL;
 }
