@@ -143,7 +143,7 @@ void h2_timeout_header(uint64_t usec, char *buf, size_t size) {
                 { 'u', 1 }, { 'm', 1000 }, { 'S', 1000000 }, { 'M', 60000000 }, { 'H', 3600000000 },
         };
         for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-                uint64_t v = (usec + units[i].usec - 1) / units[i].usec;
+                uint64_t v = usec / units[i].usec + (usec % units[i].usec != 0); /* up, without overflow */
                 if (v < 100000000 || i == sizeof units / sizeof units[0] - 1) {
                         snprintf(buf, size, "%" PRIu64 "%c", v < 100000000 ? v : 99999999, units[i].unit);
                         return;
