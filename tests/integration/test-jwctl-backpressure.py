@@ -21,6 +21,14 @@ SIZE = 1 << 30
 RSS_PEAK_MAX = 32 << 20
 
 
+def sanitized():
+    """A jwctl built with AddressSanitizer: its quarantine and shadow memory
+    make RSS say nothing about our buffers, so only the bytes are checked."""
+    out = subprocess.run([JWCTL, "--version"], env=dict(os.environ, LD_TRACE_LOADED_OBJECTS="1"),
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
+    return b"libasan" in out
+
+
 def vm_kib(pid, field):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -46,7 +54,7 @@ def test_slow_pipe_keeps_rss_bounded():
         h.wait_state(stub, job, [pb.JOB_STATE_EXITED], timeout=300)
         peak = vm_kib(p.pid, "VmHWM")
         print("jwctl's peak RSS with 1 GiB waiting for it: %d KiB" % peak, flush=True)
-        if peak * 1024 > RSS_PEAK_MAX:
+        if peak * 1024 > RSS_PEAK_MAX and not sanitized():
             h.fail("jwctl's RSS grew to %d KiB behind a pipe nobody read" % peak)
         total = 0
         while True:
