@@ -105,29 +105,25 @@ int h2_call_close_send(H2Call *k) {
         return r;
 }
 
-/* Moves the first message of k->in to k->msg. 1, 0 if incomplete, -errno. */
+/* Hands the first message of k->in to the caller in place: the buffer is
+ * pinned (its bytes do not move) until the next recv. 1, 0 if incomplete,
+ * -errno. */
 static int take_message(H2Conn *c, H2Call *k, const uint8_t **ret_msg, size_t *ret_len) {
         size_t size = h2_first_message_size(&k->in);
+        const uint8_t *p = k->in.data + k->in.off;
 
         if (k->in.len < 5 || k->in.len < size)
                 return 0;
-        if (k->in.data[k->in.off] != 0) { /* compressed: we never asked for that */
+        if (p[0] != 0) { /* compressed: we never asked for that */
                 h2_call_abort(c, k, GRPC_STATUS_INTERNAL, "the server sent a compressed message");
                 return -EBADMSG;
         }
-        if (size - 5 > k->msg_size || !k->msg) {
-                uint8_t *m = realloc(k->msg, MAX(size - 5, (size_t) 1));
-                if (!m)
-                        return -ENOMEM;
-                k->msg = m;
-                k->msg_size = MAX(size - 5, (size_t) 1);
-        }
-        memcpy(k->msg, k->in.data + k->in.off + 5, size - 5);
+        k->in.pinned = true;
         h2_buf_drop(&k->in, size);
         k->taken += size;
         h2_credit(c, k);
         h2_kick(c);
-        *ret_msg = k->msg;
+        *ret_msg = p + 5;
         *ret_len = size - 5;
         return 1;
 }
@@ -139,6 +135,7 @@ int h2_call_recv(H2Call *k, const uint8_t **ret_msg, size_t *ret_len) {
         if (!c)
                 return 0;
         pthread_mutex_lock(&c->lock);
+        h2_buf_unpin(&k->in); /* the caller is done with the last message */
         for (;;) {
                 r = take_message(c, k, ret_msg, ret_len);
                 if (r != 0 || k->ended)
@@ -211,7 +208,6 @@ H2Call *h2_call_free(H2Call *k) {
         pthread_cond_destroy(&k->cond);
         h2_buf_free(&k->in);
         h2_buf_free(&k->out);
-        free(k->msg);
         free(k);
         return NULL;
 }

@@ -19,6 +19,8 @@
 typedef struct H2Buf {
         uint8_t *data;
         size_t off, len, size; /* the bytes are data[off, off + len) */
+        bool pinned;           /* bytes before off are still read by the caller: data must not move */
+        uint8_t *retired;      /* a pinned data the buffer moved away from, freed at unpin */
 } H2Buf;
 
 struct H2Call {
@@ -30,10 +32,8 @@ struct H2Call {
         bool ended;          /* the status is known; no more data will come */
         bool send_closed;
         uint64_t deadline;   /* CLOCK_MONOTONIC usec, 0: none */
-        H2Buf in;              /* received, length-prefixed messages */
+        H2Buf in;              /* received, length-prefixed messages; pinned while the caller holds one */
         uint64_t in_total, consumed, taken; /* stream bytes received / given back / taken by the caller */
-        uint8_t *msg;        /* the message the caller holds */
-        size_t msg_size;
         H2Buf out;             /* length-prefixed messages to send */
         H2Status st;
 };
@@ -60,6 +60,10 @@ void h2_buf_free(H2Buf *b);
 /* Appends n bytes, prefixed with a gRPC message header when header. 0 or -ENOMEM. */
 int h2_buf_append(H2Buf *b, const void *p, size_t n, bool header);
 void h2_buf_drop(H2Buf *b, size_t n);
+/* Drops the contents; a pinned buffer keeps its memory for the caller. */
+void h2_buf_clear(H2Buf *b);
+/* The caller is done with the bytes before off. */
+void h2_buf_unpin(H2Buf *b);
 
 /* Wakes the I/O thread (any thread, lock or not). */
 void h2_wake(H2Conn *c);

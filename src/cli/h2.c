@@ -28,6 +28,7 @@
  * (call deadlines, keepalive). h2-call.c is the callers' side of a call.
  */
 
+#include <assert.h>
 #include <errno.h>
 #include <nghttp2/nghttp2.h>
 #include <poll.h>
@@ -54,13 +55,31 @@
 
 void h2_buf_free(H2Buf *b) {
         free(b->data);
+        free(b->retired);
         *b = (H2Buf) {};
 }
 
-/* Appends n bytes (prefixed with a gRPC message header when header). */
-int h2_buf_append(H2Buf *b, const void *p, size_t n, bool header) {
-        size_t need = n + (header ? 5 : 0);
-
+/* Makes room for need more bytes at the end. A pinned buffer's bytes stay
+ * where they are: the rest moves to a new buffer, the old one is retired
+ * until h2_buf_unpin(). */
+static int buf_reserve(H2Buf *b, size_t need) {
+        if (b->pinned) {
+                if (b->off + b->len + need <= b->size)
+                        return 0;
+                size_t size = MAX(b->size, 2 * (b->len + need));
+                uint8_t *d = malloc(size);
+                if (!d)
+                        return -ENOMEM;
+                if (b->len)
+                        memcpy(d, b->data + b->off, b->len);
+                assert(!b->retired);
+                b->retired = b->data;
+                b->data = d;
+                b->size = size;
+                b->off = 0;
+                b->pinned = false;
+                return 0;
+        }
         if (b->off > 0 && (b->len == 0 || b->off + b->len + need > b->size)) {
                 memmove(b->data, b->data + b->off, b->len);
                 b->off = 0;
@@ -73,6 +92,16 @@ int h2_buf_append(H2Buf *b, const void *p, size_t n, bool header) {
                 b->data = d;
                 b->size = size;
         }
+        return 0;
+}
+
+/* Appends n bytes (prefixed with a gRPC message header when header). */
+int h2_buf_append(H2Buf *b, const void *p, size_t n, bool header) {
+        size_t need = n + (header ? 5 : 0);
+        int r = buf_reserve(b, need);
+
+        if (r < 0)
+                return r;
         uint8_t *w = b->data + b->off + b->len;
         if (header) {
                 w[0] = 0;
@@ -91,8 +120,21 @@ int h2_buf_append(H2Buf *b, const void *p, size_t n, bool header) {
 void h2_buf_drop(H2Buf *b, size_t n) {
         b->off += n;
         b->len -= n;
-        if (b->len == 0)
+        if (b->len == 0 && !b->pinned)
                 b->off = 0;
+}
+
+void h2_buf_clear(H2Buf *b) {
+        if (b->pinned)
+                h2_buf_drop(b, b->len); /* the caller still reads the bytes before off */
+        else
+                h2_buf_free(b);
+}
+
+void h2_buf_unpin(H2Buf *b) {
+        free(b->retired);
+        b->retired = NULL;
+        b->pinned = false;
 }
 
 void h2_wake(H2Conn *c) {
@@ -147,7 +189,7 @@ void h2_call_end_with(H2Call *k, grpc_status_code code, const char *message) {
 /* A local end while nghttp2 still has the stream: reset it. */
 void h2_call_abort(H2Conn *c, H2Call *k, grpc_status_code code, const char *message) {
         h2_call_end_with(k, code, message);
-        h2_buf_free(&k->in); /* nothing more is delivered */
+        h2_buf_clear(&k->in); /* nothing more is delivered; a message the caller holds stays */
         if (k->stream_open && !c->dead)
                 (void) nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, k->stream_id, NGHTTP2_CANCEL);
 }
@@ -260,7 +302,8 @@ static void io_read(H2Conn *c) {
         size_t moved = 0;
 
         while (!c->dead && moved < H2_READ_BUDGET) {
-                ssize_t n = tls_client_recv(c->tls, c->rbuf, H2_READ_SIZE);
+                const uint8_t *data;
+                ssize_t n = tls_client_recv_view(c->tls, c->rbuf, H2_READ_SIZE, &data);
                 if (n == -EAGAIN)
                         break;
                 if (n == 0) {
@@ -272,7 +315,8 @@ static void io_read(H2Conn *c) {
                                                  : "the connection failed");
                         break;
                 }
-                ssize_t r = nghttp2_session_mem_recv(c->session, c->rbuf, (size_t) n);
+                ssize_t r = nghttp2_session_mem_recv(c->session, data, (size_t) n);
+                tls_client_recv_done(c->tls); /* nghttp2 copied what it keeps */
                 if (r < 0) {
                         char why[128];
                         snprintf(why, sizeof why, "HTTP/2 error: %s", nghttp2_strerror((int) r));

@@ -51,6 +51,7 @@ struct TlsClient {
         bool kernel;    /* kernel TLS: gRPC (or, direct, our caller) has the TCP socket, no pump */
         bool direct;    /* TLS_CLIENT_DIRECT: no pump; the caller moves records through us */
         int alert;      /* direct: fatal alert received, -1 none (read it with __atomic) */
+        gnutls_packet_t packet; /* direct: the record tls_client_recv_view() handed out */
         int tcp_fd;
         int plain_fd;
         int wake_fd;
@@ -467,39 +468,78 @@ size_t tls_client_pending(TlsClient *c) {
         return c->tls ? tls_session_pending(c->tls) : 0;
 }
 
-ssize_t tls_client_recv(TlsClient *c, void *buf, size_t size) {
-        gnutls_session_t g;
+/* What a failed GnuTLS read means for tls_client_recv*(): 1 to call again,
+ * or the value to return. */
+static ssize_t recv_error(TlsClient *c, ssize_t n) {
+        gnutls_session_t g = tls_session_gnutls(c->tls);
 
-        if (c->kernel) {
-                ssize_t n = recv(c->tcp_fd, buf, size, MSG_DONTWAIT);
-                if (n >= 0)
-                        return n;
-                if (errno == EAGAIN || errno == EINTR)
-                        return -EAGAIN;
-                return errno == ECONNRESET ? 0 : -EIO; /* a record that is not data reads as EIO */
+        if (n == GNUTLS_E_AGAIN) /* also after a record without data while more is buffered */
+                return tls_session_pending(c->tls) > 0 ? 1 : -EAGAIN;
+        if (n == GNUTLS_E_INTERRUPTED)
+                return 1;
+        if (n == GNUTLS_E_PREMATURE_TERMINATION || n == GNUTLS_E_PULL_ERROR)
+                return 0;
+        if (n == GNUTLS_E_FATAL_ALERT_RECEIVED) {
+                __atomic_store_n(&c->alert, (int) gnutls_alert_get(g), __ATOMIC_RELEASE);
+                return -EPROTO;
         }
-        g = tls_session_gnutls(c->tls);
+        if (!gnutls_error_is_fatal((int) n))
+                return 1; /* a warning alert */
+        return -EIO;
+}
+
+static ssize_t kernel_recv(TlsClient *c, void *buf, size_t size) {
+        ssize_t n = recv(c->tcp_fd, buf, size, MSG_DONTWAIT);
+        if (n >= 0)
+                return n;
+        if (errno == EAGAIN || errno == EINTR)
+                return -EAGAIN;
+        return errno == ECONNRESET ? 0 : -EIO; /* a record that is not data reads as EIO */
+}
+
+ssize_t tls_client_recv(TlsClient *c, void *buf, size_t size) {
+        if (c->kernel)
+                return kernel_recv(c, buf, size);
         for (;;) {
-                ssize_t n = gnutls_record_recv(g, buf, size);
+                ssize_t n = gnutls_record_recv(tls_session_gnutls(c->tls), buf, size);
                 if (n >= 0)
                         return n;
-                if (n == GNUTLS_E_AGAIN) {
-                        /* also after a record without data while more is buffered */
-                        if (tls_session_pending(c->tls) > 0)
-                                continue;
-                        return -EAGAIN;
+                n = recv_error(c, n);
+                if (n != 1)
+                        return n;
+        }
+}
+
+ssize_t tls_client_recv_view(TlsClient *c, void *buf, size_t size, const uint8_t **ret_data) {
+        tls_client_recv_done(c);
+        if (c->kernel) {
+                *ret_data = buf;
+                return kernel_recv(c, buf, size);
+        }
+        for (;;) {
+                gnutls_packet_t pkt = NULL;
+                ssize_t n = gnutls_record_recv_packet(tls_session_gnutls(c->tls), &pkt);
+                if (n > 0) {
+                        gnutls_datum_t d;
+                        gnutls_packet_get(pkt, &d, NULL);
+                        c->packet = pkt;
+                        *ret_data = d.data;
+                        return d.size;
                 }
-                if (n == GNUTLS_E_INTERRUPTED)
-                        continue;
-                if (n == GNUTLS_E_PREMATURE_TERMINATION || n == GNUTLS_E_PULL_ERROR)
+                if (pkt)
+                        gnutls_packet_deinit(pkt);
+                if (n == 0)
                         return 0;
-                if (n == GNUTLS_E_FATAL_ALERT_RECEIVED) {
-                        __atomic_store_n(&c->alert, (int) gnutls_alert_get(g), __ATOMIC_RELEASE);
-                        return -EPROTO;
-                }
-                if (!gnutls_error_is_fatal((int) n))
-                        continue; /* a warning alert */
-                return -EIO;
+                n = recv_error(c, n);
+                if (n != 1)
+                        return n;
+        }
+}
+
+void tls_client_recv_done(TlsClient *c) {
+        if (c->packet) {
+                gnutls_packet_deinit(c->packet);
+                c->packet = NULL;
         }
 }
 
@@ -540,6 +580,7 @@ TlsClient *tls_client_free(TlsClient *c) {
         }
         if (!c->kernel && !c->direct)
                 tls_pump_done(&c->pump);
+        tls_client_recv_done(c);
         tls_session_free(c->tls);
         safe_close(c->tcp_fd);
         safe_close(c->plain_fd);

@@ -61,6 +61,11 @@ int tls_client_fd(TlsClient *c);
  * fatal alert (tls_client_failure_message() explains it), -EIO. Not to be
  * called from two threads at once, nor at the same time as tls_client_send(). */
 ssize_t tls_client_recv(TlsClient *c, void *buf, size_t size);
+/* The same without a copy where GnuTLS holds the decrypted record:
+ * *ret_data points into it (or into buf, with kernel TLS) and stays valid
+ * until tls_client_recv_done() or the next tls_client_recv_view(). */
+ssize_t tls_client_recv_view(TlsClient *c, void *buf, size_t size, const uint8_t **ret_data);
+void tls_client_recv_done(TlsClient *c);
 /* Input already read from the socket and not yet returned by tls_client_recv(). */
 size_t tls_client_pending(TlsClient *c);
 /* Encrypts and writes up to one record of buf: the bytes taken (> 0),
