@@ -2,7 +2,9 @@
 /*
  * The client mirror image of the bridge (see client.h): one connection, so
  * one pump thread using poll(); the same pump (pump.c) and the same policy
- * (tls.c) as the server.
+ * (tls.c) as the server. With TLS_CLIENT_DIRECT (jwctl since issue 16)
+ * there is no pump: the caller reads and writes records through
+ * tls_client_recv_view()/tls_client_send(), GnuTLS's or the kernel's.
  *
  * The one idea: every failure the user can meet becomes one sentence naming
  * HOST:PORT and the reason in user words, and a TLS 1.3 refusal of our
