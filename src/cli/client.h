@@ -3,19 +3,21 @@
 
 /*
  * jwctl's connection to jobworkerd: TLS by src/tls (GnuTLS, the same policy
- * as the daemon), HTTP/2 and calls by gRPC C core over the plaintext end of
- * the TLS pump's socketpair, messages by protobuf-c.
+ * as the daemon), HTTP/2 by nghttp2 directly on the TLS session and gRPC's
+ * wire protocol by hand (cli/h2.h), messages by protobuf-c. No gRPC C core:
+ * only its header-only <grpc/status.h> for the status codes.
  *
  * Calls are thread-safe in the way jwctl needs: the main thread may sit in a
  * streaming call while the signal thread makes a unary call (Stop) or cancels
- * the stream; every call has its own completion queue.
+ * the stream; the connection's I/O thread serves them all.
  */
 
-#include <grpc/grpc.h>
+#include <grpc/status.h>
 #include <protobuf-c/protobuf-c.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cli/h2.h"
 #include "cli/settings.h"
 #include "jobworker/v1/jobworker.pb-c.h"
 #include "tls/client.h"
@@ -43,21 +45,18 @@ typedef struct CliCallStatus {
 void cli_call_status_done(CliCallStatus *s);
 
 /* Loads the TLS credentials, connects and handshakes within the settings'
- * timeout, and sets up a gRPC channel on top. grpc_init() must have been
- * called. On failure returns < 0 with *ret_exit (CLI_EXIT_USAGE for a
+ * timeout, and starts HTTP/2 on top. On failure returns < 0 with *ret_exit (CLI_EXIT_USAGE for a
  * missing/unreadable file, CLI_EXIT_CONNECT otherwise) and a malloc()ed
  * one-line *ret_error ("cannot connect to HOST:PORT: connection refused"). */
 int cli_client_connect(const CliSettings *s, CliClient **ret, int *ret_exit, char **ret_error);
 /* The same, and on failure *ret_failure (may be NULL) says which stage of
  * tls_client_connect() failed: TLS_CLIENT_OK when it was not the network
- * or TLS (a file, memory, gRPC). */
+ * or TLS (a file, memory). */
 int cli_client_connect_full(const CliSettings *s, CliClient **ret, int *ret_exit, char **ret_error,
                             TlsClientFailure *ret_failure);
 CliClient *cli_client_free(CliClient *c);
 
 const char *cli_client_server(const CliClient *c);
-/* The client's channel (for a call of its own: input.c); the client keeps it. */
-grpc_channel *cli_client_channel(CliClient *c);
 uint64_t cli_client_timeout_usec(const CliClient *c);
 
 /* After a call failed with UNAVAILABLE: why the server closed TLS ("the
@@ -75,6 +74,16 @@ const char *cli_client_identity(CliClient *c);
 int cli_client_unary(CliClient *c, const char *method, const ProtobufCMessage *request,
                      const ProtobufCMessageDescriptor *response_descriptor,
                      ProtobufCMessage **ret_response, CliCallStatus *ret_status);
+
+/* The generic call under the two shapes below (cli/h2.h): any gRPC method,
+ * any number of messages each way. timeout_usec: 0 for none. The call is
+ * the caller's (h2_call_free() it before cli_client_free()). A
+ * client-streaming call such as Input is: cli_client_call(c,
+ * CLI_METHOD("Input"), 0, &k); h2_call_send() of each packed request (it
+ * blocks while the server's flow control holds us back); h2_call_close_send()
+ * at the end of input; h2_call_recv() of the one response; h2_call_status().
+ * Cancelling it from the signal thread is h2_call_cancel(). 0 or -ENOMEM. */
+int cli_client_call(CliClient *c, const char *method, uint64_t timeout_usec, H2Call **ret);
 
 /* A server-streaming Output call, without deadline. */
 typedef struct CliOutputCall CliOutputCall;

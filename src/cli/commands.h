@@ -15,7 +15,7 @@
  * killed by SIGPIPE, without a message). */
 #define CLI_EXIT_BROKEN_PIPE 141
 
-/* Runs the parsed command. grpc_init() must have been called, and SIGINT,
+/* Runs the parsed command. SIGINT,
  * SIGTERM and SIGHUP must be blocked in every thread (main() blocks them
  * before any thread exists): a signal thread here decides what they do
  * (run: stop the job and exit 130; wait, logs -f: exit 130; otherwise: die

@@ -2,14 +2,15 @@
 /*
  * Forwarding our standard input to a job (see input.h).
  *
- * The one idea: the sender reads a block only once the previous message was
- * taken by gRPC, and gRPC takes it only as HTTP/2 flow control allows; the
- * server asks for the next message only when the job's pipe took the last
- * one. So a job that does not read stops our reads: nothing piles up on
- * either side, and `jwctl run -- sort < big` needs no more memory than a
- * block. A stop request (the job ended, or jwctl is going) wakes the thread
- * through an eventfd when it waits for our stdin and cancels the call when it
- * waits for gRPC.
+ * The one idea: the sender reads a block only once the HTTP/2 stack took
+ * the previous message (h2_call_send() blocks while more than
+ * H2_SEND_QUEUE_MAX bytes wait), and those bytes leave only as the server's
+ * flow control allows; the server asks for the next message only when the
+ * job's pipe took the last one. So a job that does not read stops our
+ * reads: nothing piles up on either side, and `jwctl run -- sort < big`
+ * needs no more memory than the send queue. A stop request (the job ended,
+ * or jwctl is going) wakes the thread through an eventfd when it waits for
+ * our stdin and cancels the call when it waits for the network.
  */
 
 #include <errno.h>
@@ -26,35 +27,27 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include <grpc/byte_buffer.h>
-#include <grpc/support/time.h>
-
+#include "cli/h2.h"
 #include "cli/input.h"
 #include "jobworker/v1/jobworker.pb-c.h"
 #include "shared/macro.h"
-#include "wire/codec.h"
 
 /* Bytes per message: big enough that a fast pipe costs few messages, far
  * below the server's 2 MiB message limit. */
 #define INPUT_BLOCK (128u * 1024u)
 
-enum { TAG_SEND = 1, TAG_STATUS = 2, TAG_END = 3 };
-#define TAG(n) ((void *) (uintptr_t) (n))
-
 struct CliInput {
-        grpc_call *call;
-        grpc_completion_queue *cq;
-        grpc_metadata_array initial_md, trailing_md, resp_md;
+        H2Call *call;
         grpc_status_code status;
-        grpc_slice details;
         char *job_id;
         int fd;                 /* ours to read, borrowed */
         int stop_fd;            /* eventfd: stop */
         int winch_fd;           /* tty: signalfd of SIGWINCH, else -1 */
         pthread_t thread;
         bool thread_started;
-        bool md_sent;
-        uint8_t *buf;
+        bool named;             /* the first message (naming the job) went out */
+        uint8_t *buf;           /* a block read from fd */
+        uint8_t *packed;        /* the message carrying it */
 };
 
 bool cli_input_wanted(const CliArgs *a, int fd) {
@@ -69,34 +62,21 @@ bool cli_input_wanted(const CliArgs *a, int fd) {
         return true;
 }
 
-static bool pluck(grpc_completion_queue *cq, void *tag) {
-        grpc_event ev = grpc_completion_queue_pluck(cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-        return ev.type == GRPC_OP_COMPLETE && ev.success;
-}
-
-/* Sends one message (with the initial metadata, the first time); false
- * when the call is over (the server ended it, or we were stopped). */
+/* Sends one message (naming the job the first time); false when the call
+ * is over (the server ended it, or we were stopped). */
 static bool send_message(CliInput *in, Jobworker__V1__InputRequest *req) {
-        grpc_op ops[2] = {}, *op = ops;
-        grpc_byte_buffer *bb;
-        bool ok;
+        size_t size;
 
-        if (!in->md_sent) {
-                req->job_id = in->job_id; /* the first message names the job */
-                op->op = GRPC_OP_SEND_INITIAL_METADATA;
-                op++;
-                in->md_sent = true;
-        }
-        bb = codec_pack(&req->base);
-        if (!bb)
+        if (!in->named)
+                req->job_id = in->job_id;
+        size = protobuf_c_message_get_packed_size(&req->base);
+        if (size > INPUT_BLOCK + 64 + strlen(in->job_id))
+                return false; /* cannot be: a block, a tag and the id */
+        protobuf_c_message_pack(&req->base, in->packed);
+        if (h2_call_send(in->call, in->packed, size) < 0)
                 return false;
-        op->op = GRPC_OP_SEND_MESSAGE;
-        op->data.send_message.send_message = bb;
-        op++;
-        ok = grpc_call_start_batch(in->call, ops, (size_t) (op - ops), TAG(TAG_SEND), NULL) == GRPC_CALL_OK &&
-             pluck(in->cq, TAG(TAG_SEND));
-        grpc_byte_buffer_destroy(bb);
-        return ok;
+        in->named = true;
+        return true;
 }
 
 /* Our terminal's size changed: tell the job's. */
@@ -141,21 +121,14 @@ static bool wait_readable(CliInput *in) {
 /* eof, half-close, and the server's answer. */
 static void send_eof(CliInput *in) {
         Jobworker__V1__InputRequest req = JOBWORKER__V1__INPUT_REQUEST__INIT;
-        grpc_byte_buffer *resp = NULL;
+        const uint8_t *msg;
+        size_t len;
 
         req.kind_case = JOBWORKER__V1__INPUT_REQUEST__KIND_EOF;
         req.eof = true;
-        if (!send_message(in, &req))
+        if (!send_message(in, &req) || h2_call_close_send(in->call) < 0)
                 return;
-        grpc_op ops[3] = {
-                { .op = GRPC_OP_SEND_CLOSE_FROM_CLIENT },
-                { .op = GRPC_OP_RECV_INITIAL_METADATA, .data.recv_initial_metadata.recv_initial_metadata = &in->resp_md },
-                { .op = GRPC_OP_RECV_MESSAGE, .data.recv_message.recv_message = &resp },
-        };
-        if (grpc_call_start_batch(in->call, ops, ELEMENTSOF(ops), TAG(TAG_END), NULL) == GRPC_CALL_OK)
-                (void) pluck(in->cq, TAG(TAG_END));
-        if (resp)
-                grpc_byte_buffer_destroy(resp);
+        (void) h2_call_recv(in->call, &msg, &len); /* the byte count, unused */
 }
 
 static void *input_thread(void *userdata) {
@@ -176,7 +149,7 @@ static void *input_thread(void *userdata) {
                 }
                 if (n < 0) {
                         /* A read error: the job gets EOF as from a writer that went away. */
-                        grpc_call_cancel(in->call, NULL);
+                        h2_call_cancel(in->call);
                         break;
                 }
                 req.kind_case = JOBWORKER__V1__INPUT_REQUEST__KIND_DATA;
@@ -185,7 +158,8 @@ static void *input_thread(void *userdata) {
                 if (!send_message(in, &req))
                         break; /* the server ended the call: its status says why */
         }
-        (void) pluck(in->cq, TAG(TAG_STATUS));
+        if (h2_call_status(in->call, &in->status, NULL) < 0)
+                in->status = GRPC_STATUS_UNKNOWN;
         return NULL;
 }
 
@@ -198,10 +172,6 @@ int cli_input_start(CliClient *c, const char *job_id, int fd, bool tty, CliInput
         in->fd = fd;
         in->winch_fd = in->stop_fd = -1;
         in->status = GRPC_STATUS_UNKNOWN;
-        in->details = grpc_empty_slice();
-        grpc_metadata_array_init(&in->initial_md);
-        grpc_metadata_array_init(&in->trailing_md);
-        grpc_metadata_array_init(&in->resp_md);
         if (tty) {
                 sigset_t set;
                 sigemptyset(&set);
@@ -216,27 +186,20 @@ int cli_input_start(CliClient *c, const char *job_id, int fd, bool tty, CliInput
         in->stop_fd = eventfd(0, EFD_CLOEXEC);
         in->job_id = strdup(job_id);
         in->buf = malloc(INPUT_BLOCK);
-        in->cq = grpc_completion_queue_create_for_pluck(NULL);
-        if (in->stop_fd < 0 || !in->job_id || !in->buf || !in->cq) {
+        if (in->job_id)
+                in->packed = malloc(INPUT_BLOCK + 64 + strlen(in->job_id));
+        if (in->stop_fd < 0 || !in->job_id || !in->buf || !in->packed) {
                 cli_input_free(in);
                 return -ENOMEM;
         }
-        in->call = grpc_channel_create_call(cli_client_channel(c), NULL, GRPC_PROPAGATE_DEFAULTS, in->cq,
-                                            grpc_slice_from_static_string(CLI_METHOD("Input")), NULL,
-                                            gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-        grpc_op status_op = {
-                .op = GRPC_OP_RECV_STATUS_ON_CLIENT,
-                .data.recv_status_on_client = { .trailing_metadata = &in->trailing_md, .status = &in->status,
-                                                .status_details = &in->details },
-        };
-        if (!in->call || grpc_call_start_batch(in->call, &status_op, 1, TAG(TAG_STATUS), NULL) != GRPC_CALL_OK) {
+        /* No deadline: stdin lasts as long as the job reads it. */
+        r = cli_client_call(c, CLI_METHOD("Input"), 0, &in->call);
+        if (r < 0) {
                 cli_input_free(in);
-                return -EIO;
+                return r;
         }
         r = -pthread_create(&in->thread, NULL, input_thread, in);
         if (r < 0) {
-                grpc_call_cancel(in->call, NULL);
-                (void) pluck(in->cq, TAG(TAG_STATUS));
                 cli_input_free(in);
                 return r;
         }
@@ -250,7 +213,7 @@ void cli_input_stop(CliInput *in, grpc_status_code *ret_code) {
 
         if (in->thread_started) {
                 (void) !write(in->stop_fd, &one, sizeof(one));
-                grpc_call_cancel(in->call, NULL);
+                h2_call_cancel(in->call);
                 pthread_join(in->thread, NULL);
                 in->thread_started = false;
         }
@@ -262,23 +225,12 @@ CliInput *cli_input_free(CliInput *in) {
         if (!in)
                 return NULL;
         cli_input_stop(in, NULL);
-        if (in->call)
-                grpc_call_unref(in->call);
-        if (in->cq) {
-                grpc_completion_queue_shutdown(in->cq);
-                while (grpc_completion_queue_pluck(in->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-                       GRPC_QUEUE_SHUTDOWN)
-                        ;
-                grpc_completion_queue_destroy(in->cq);
-        }
-        grpc_slice_unref(in->details);
-        grpc_metadata_array_destroy(&in->initial_md);
-        grpc_metadata_array_destroy(&in->trailing_md);
-        grpc_metadata_array_destroy(&in->resp_md);
+        h2_call_free(in->call);
         safe_close(in->stop_fd);
         safe_close(in->winch_fd);
         free(in->job_id);
         free(in->buf);
+        free(in->packed);
         free(in);
         return NULL;
 }

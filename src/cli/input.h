@@ -6,8 +6,9 @@
  * by a thread of its own, beside the output follower on the main thread.
  *
  * Threads: cli_input_start() and cli_input_stop() on the main thread; the
- * sender thread touches only its call and its completion queue (never the
- * CliClient, which a reconnect of the follower may replace).
+ * sender thread touches only its own call (never the CliClient, which a
+ * reconnect of the follower may replace; freeing it cancels the call, whose
+ * connection is the one that was lost).
  */
 
 #include <stdbool.h>

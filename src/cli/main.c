@@ -5,8 +5,6 @@
  * (cli/commands.h) and is the only place that prints errors and exits.
  */
 
-#include <grpc/grpc.h>
-#include <grpc/support/log.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,12 +17,6 @@
 #include "cli/settings.h"
 #include "cli/usage.h"
 #include "shared/macro.h"
-
-
-/* gRPC's own log lines are not in the user's words and would break the
- * "one line per error" rule; they stay available with GRPC_VERBOSITY set. */
-static void grpc_log_nothing(gpr_log_func_args *args) {
-}
 
 /* One line on stderr, whatever the message holds (it may quote the user's
  * arguments or the server's words): control characters become '?'. */
@@ -65,7 +57,7 @@ int main(int argc, char **argv) {
                 return r == -EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;
         }
 
-        /* Before any thread exists (gRPC's, the TLS pump's): the signal
+        /* Before any thread exists (the connections' I/O threads): the signal
          * thread of cli_execute() is the only one to receive these. A closed
          * stdout shows up as EPIPE from write(), not as a signal. */
         sigemptyset(&set);
@@ -76,11 +68,7 @@ int main(int argc, char **argv) {
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         signal(SIGPIPE, SIG_IGN);
 
-        if (!getenv("GRPC_VERBOSITY"))
-                gpr_set_log_function(grpc_log_nothing);
-        grpc_init();
         code = cli_execute(&args, &settings, &message);
-        grpc_shutdown();
 
         if (message)
                 print_error(message);

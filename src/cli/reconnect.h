@@ -13,7 +13,7 @@
  * signal thread never uses a freed one.
  */
 
-#include <grpc/grpc.h>
+#include <grpc/status.h>
 #include <stdbool.h>
 #include <stdint.h>
 

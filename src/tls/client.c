@@ -2,7 +2,9 @@
 /*
  * The client mirror image of the bridge (see client.h): one connection, so
  * one pump thread using poll(); the same pump (pump.c) and the same policy
- * (tls.c) as the server.
+ * (tls.c) as the server. With TLS_CLIENT_DIRECT (jwctl since issue 16)
+ * there is no pump: the caller reads and writes records through
+ * tls_client_recv_view()/tls_client_send(), GnuTLS's or the kernel's.
  *
  * The one idea: every failure the user can meet becomes one sentence naming
  * HOST:PORT and the reason in user words, and a TLS 1.3 refusal of our
@@ -48,7 +50,10 @@
 
 struct TlsClient {
         TlsSession *tls;
-        bool kernel;    /* kernel TLS: gRPC has the TCP socket, no pump */
+        bool kernel;    /* kernel TLS: gRPC (or, direct, our caller) has the TCP socket, no pump */
+        bool direct;    /* TLS_CLIENT_DIRECT: no pump; the caller moves records through us */
+        int alert;      /* direct: fatal alert received, -1 none (read it with __atomic) */
+        gnutls_packet_t packet; /* direct: the record tls_client_recv_view() handed out */
         int tcp_fd;
         int plain_fd;
         int wake_fd;
@@ -429,12 +434,21 @@ int tls_client_connect_named(TlsContext *ctx, const char *host, const char *port
         if (!c)
                 return -ENOMEM;
         c->tcp_fd = c->plain_fd = c->wake_fd = -1;
+        c->alert = -1;
 
         r = tls_session_new(&c->tls, ctx, fd, server_name ?: host);
         r = r < 0 ? report_errno(&rep, r) : client_handshake(c, fd, deadline, &rep);
         if (r >= 0 && !(flags & TLS_CLIENT_NO_KERNEL_TLS))
                 r = client_try_kernel(c, fd, deadline, &rep);
-        if (r > 0) {
+        if (r >= 0 && (flags & TLS_CLIENT_DIRECT)) {
+                c->kernel = r > 0;
+                if (c->kernel)
+                        c->tls = tls_session_free(c->tls);
+                c->direct = true;
+                c->tcp_fd = TAKE_FD(fd);
+                *ret_grpc_fd = -1;
+                r = 0;
+        } else if (r > 0) {
                 c->kernel = true;
                 c->tls = tls_session_free(c->tls); /* the kernel has the state now */
                 *ret_grpc_fd = TAKE_FD(fd);
@@ -455,12 +469,112 @@ int tls_client_connect_named(TlsContext *ctx, const char *host, const char *port
         return 0;
 }
 
+int tls_client_fd(TlsClient *c) {
+        return c->direct ? c->tcp_fd : -1;
+}
+
+size_t tls_client_pending(TlsClient *c) {
+        return c->tls ? tls_session_pending(c->tls) : 0;
+}
+
+/* What a failed GnuTLS read means for tls_client_recv*(): 1 to call again,
+ * or the value to return. */
+static ssize_t recv_error(TlsClient *c, ssize_t n) {
+        gnutls_session_t g = tls_session_gnutls(c->tls);
+
+        if (n == GNUTLS_E_AGAIN) /* also after a record without data while more is buffered */
+                return tls_session_pending(c->tls) > 0 ? 1 : -EAGAIN;
+        if (n == GNUTLS_E_INTERRUPTED)
+                return 1;
+        if (n == GNUTLS_E_PREMATURE_TERMINATION || n == GNUTLS_E_PULL_ERROR)
+                return 0;
+        if (n == GNUTLS_E_FATAL_ALERT_RECEIVED) {
+                __atomic_store_n(&c->alert, (int) gnutls_alert_get(g), __ATOMIC_RELEASE);
+                return -EPROTO;
+        }
+        if (!gnutls_error_is_fatal((int) n))
+                return 1; /* a warning alert */
+        return -EIO;
+}
+
+static ssize_t kernel_recv(TlsClient *c, void *buf, size_t size) {
+        ssize_t n = recv(c->tcp_fd, buf, size, MSG_DONTWAIT);
+        if (n >= 0)
+                return n;
+        if (errno == EAGAIN || errno == EINTR)
+                return -EAGAIN;
+        return errno == ECONNRESET ? 0 : -EIO; /* a record that is not data reads as EIO */
+}
+
+ssize_t tls_client_recv(TlsClient *c, void *buf, size_t size) {
+        if (c->kernel)
+                return kernel_recv(c, buf, size);
+        for (;;) {
+                ssize_t n = gnutls_record_recv(tls_session_gnutls(c->tls), buf, size);
+                if (n >= 0)
+                        return n;
+                n = recv_error(c, n);
+                if (n != 1)
+                        return n;
+        }
+}
+
+ssize_t tls_client_recv_view(TlsClient *c, void *buf, size_t size, const uint8_t **ret_data) {
+        tls_client_recv_done(c);
+        if (c->kernel) {
+                *ret_data = buf;
+                return kernel_recv(c, buf, size);
+        }
+        for (;;) {
+                gnutls_packet_t pkt = NULL;
+                ssize_t n = gnutls_record_recv_packet(tls_session_gnutls(c->tls), &pkt);
+                if (n > 0) {
+                        gnutls_datum_t d;
+                        gnutls_packet_get(pkt, &d, NULL);
+                        c->packet = pkt;
+                        *ret_data = d.data;
+                        return d.size;
+                }
+                if (pkt)
+                        gnutls_packet_deinit(pkt);
+                if (n == 0)
+                        return 0;
+                n = recv_error(c, n);
+                if (n != 1)
+                        return n;
+        }
+}
+
+void tls_client_recv_done(TlsClient *c) {
+        if (c->packet) {
+                gnutls_packet_deinit(c->packet);
+                c->packet = NULL;
+        }
+}
+
+ssize_t tls_client_send(TlsClient *c, const void *buf, size_t size) {
+        if (c->kernel) {
+                ssize_t n = send(c->tcp_fd, buf, size, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n >= 0)
+                        return n;
+                return errno == EAGAIN || errno == EINTR ? -EAGAIN : -EPIPE;
+        }
+        for (;;) {
+                ssize_t n = gnutls_record_send(tls_session_gnutls(c->tls), buf, MIN(size, (size_t) TLS_RECORD_MAX));
+                if (n >= 0)
+                        return n;
+                if (n == GNUTLS_E_INTERRUPTED)
+                        continue;
+                return n == GNUTLS_E_AGAIN ? -EAGAIN : -EPIPE;
+        }
+}
+
 char *tls_client_failure_message(TlsClient *c) {
         int alert;
 
         if (!c || c->kernel)
                 return NULL;
-        alert = __atomic_load_n(&c->pump.alert, __ATOMIC_ACQUIRE);
+        alert = __atomic_load_n(c->direct ? &c->alert : &c->pump.alert, __ATOMIC_ACQUIRE);
         return alert < 0 ? NULL : alert_words((gnutls_alert_description_t) alert);
 }
 
@@ -473,8 +587,9 @@ TlsClient *tls_client_free(TlsClient *c) {
                 (void) !write(c->wake_fd, &one, sizeof one);
                 pthread_join(c->thread, NULL);
         }
-        if (!c->kernel)
+        if (!c->kernel && !c->direct)
                 tls_pump_done(&c->pump);
+        tls_client_recv_done(c);
         tls_session_free(c->tls);
         safe_close(c->tcp_fd);
         safe_close(c->plain_fd);

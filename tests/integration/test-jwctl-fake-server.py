@@ -114,6 +114,8 @@ def end(status):
 ID_A = "abcdef01-0000-4000-8000-00000000000a"
 ID_B = "abcdef01-0000-4000-8000-00000000000b"
 ID_C = "12345678-0000-4000-8000-00000000000c"
+BIG_JOBS = 20000     # ~7.5 MB in one List answer
+MANY_CHUNKS = 3000   # 12 MB of Output
 
 
 class Fake:
@@ -138,6 +140,9 @@ class Fake:
             return b""
         if self.mode == "weird":
             return fb(1, job_status(ID_C, RUNNING, owner='bo"b\\', command="a\x1b[31mb\n\t\u00e9\u20ac|\x7f"))
+        if self.mode == "big":  # one answer larger than gRPC's default 4 MiB cap and than jwctl's window
+            return b"".join(fb(1, job_status("%08x-0000-4000-8000-%012x" % (i, i), EXITED, command="c" * 300))
+                            for i in range(BIG_JOBS))
         return fb(1, job_status(ID_A, EXITED)) + fb(1, job_status(ID_B, RUNNING)) + fb(1, job_status(ID_C, EXITED))
 
     def Start(self, req, ctx):
@@ -153,7 +158,8 @@ class Fake:
                  "stop-denied": (grpc.StatusCode.PERMISSION_DENIED, "no"),
                  "stop-ended": (grpc.StatusCode.FAILED_PRECONDITION, "job has ended"),
                  "stop-busy": (grpc.StatusCode.RESOURCE_EXHAUSTED, "too many requests"),
-                 "stop-internal": (grpc.StatusCode.INTERNAL, "disk on fire")}
+                 "stop-internal": (grpc.StatusCode.INTERNAL, "disk on fire"),
+                 "stop-percent": (grpc.StatusCode.INTERNAL, "100% on fire")}
         if self.mode in codes:
             ctx.abort(*codes[self.mode])
         return fb(1, job_status(ID_C, RUNNING, stop_requested=True))
@@ -176,6 +182,10 @@ class Fake:
             yield b"\xff\xff\xff"
         elif self.mode == "exit":
             yield end(job_status(ID_C, EXITED, exit_code=200))
+        elif self.mode == "many":  # more messages than fit in jwctl's flow-control window
+            for i in range(MANY_CHUNKS):
+                yield chunk(STDOUT, i * 4096, bytes([i % 251]) * 4096)
+            yield end(job_status(ID_C, EXITED, exit_code=0))
 
 
 fake = Fake()
@@ -315,6 +325,21 @@ try:
     rc, out, err = jw("list", mode="weird")
     check(rc == 0 and b"\x1b" not in out and b"\x7f" not in out and "a?[31mb??\u00e9\u20ac|?".encode() in out,
           "list text neutralizes control characters", out)
+
+    # Large answers: no receive cap, and a message larger than the flow-control window completes.
+    rc, out, err = jw("list", "--json", mode="big")
+    try:
+        jobs = json.loads(out) if rc == 0 else []
+    except ValueError:
+        jobs = []
+    check(rc == 0 and len(jobs) == BIG_JOBS and jobs[-1]["job_id"] == "%08x-0000-4000-8000-%012x" % (BIG_JOBS - 1, BIG_JOBS - 1),
+          "a List answer of %d jobs" % BIG_JOBS, (rc, len(jobs), err[:200]))
+    rc, out, err = jw("logs", ID_C, mode="many")
+    want = b"".join(bytes([i % 251]) * 4096 for i in range(MANY_CHUNKS))
+    check(rc == 0 and out == want and err == b"", "an Output stream larger than the window, byte-exact",
+          (rc, len(out), err[:200]))
+    # grpc-message is percent-encoded on the wire
+    check_error(jw("stop", ID_C, mode="stop-percent"), 1, "INTERNAL: 100% on fire", "percent-encoded message")
 finally:
     server.stop(0)
 
