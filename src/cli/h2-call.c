@@ -156,13 +156,14 @@ int h2_call_status(H2Call *k, grpc_status_code *ret_code, char **ret_message) {
                         pthread_cond_wait(&k->cond, &c->lock);
                 pthread_mutex_unlock(&c->lock);
         }
-        if (k->st.message) {
+        if (ret_message && k->st.message) {
                 m = strdup(k->st.message);
                 if (!m)
                         return -ENOMEM;
         }
         *ret_code = k->ended ? k->st.code : GRPC_STATUS_CANCELLED;
-        *ret_message = m;
+        if (ret_message)
+                *ret_message = m;
         return 0;
 }
 

@@ -60,7 +60,7 @@ int h2_call_close_send(H2Call *k);
  * server instead of growing our memory. */
 int h2_call_recv(H2Call *k, const uint8_t **ret_msg, size_t *ret_len);
 /* Waits for the end and returns its status; *ret_message is malloc()ed or
- * NULL. 0 or -ENOMEM. */
+ * NULL (ret_message NULL: not wanted). 0 or -ENOMEM. */
 int h2_call_status(H2Call *k, grpc_status_code *ret_code, char **ret_message);
 /* Thread-safe, at any moment: ends the call with CANCELLED (RST_STREAM). */
 void h2_call_cancel(H2Call *k);

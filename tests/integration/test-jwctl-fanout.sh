@@ -49,7 +49,7 @@ cleanup() {
         local bg
         stop_daemons
         for bg in $(jobs -p); do kill -KILL "$bg" 2>/dev/null; done
-        rm -rf "$TMP"
+        [[ -n ${KEEP_TMP:-} ]] || rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
@@ -234,7 +234,10 @@ test_saved_run() {
 
 test_ctrl_c() {
         local pid rc
-        timeout 120 "$JWCTL" run --save cc --hosts @all -- \
+        # --foreground: timeout(1) passes our SIGINT to jwctl alone; without
+        # it, it sends it to its process group as well, and jwctl gets two
+        # (a second Ctrl-C cancels the streams before the jobs' last words).
+        timeout --foreground -k 10 120 "$JWCTL" run --save cc --hosts @all -- \
                 sh -c 'trap "echo stopped; exit 7" TERM; echo started; while :; do sleep 0.1; done' \
                 >"$TMP/cc.out" 2>"$TMP/cc.err" &
         pid=$!
@@ -243,7 +246,6 @@ test_ctrl_c() {
                 sleep 0.1
         done
         check "every host started" "${#GOOD[@]}" "$(grep -c ': started$' "$TMP/cc.out")"
-        # timeout(1) forwards the signal to jwctl.
         kill -INT "$pid"
         rc=124
         for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
