@@ -156,6 +156,7 @@ typedef struct Posted {
         struct Posted *next;
         EngineClosure fn;
         void *userdata;
+        bool own;       /* the engine's own (engine_post_own()) */
 } Posted;
 
 /* Faults a unit test can ask for, to see the engine handle what the kernel
@@ -281,6 +282,15 @@ void engine_cancel(Engine *e, uint64_t ud);
 void engine_rearm_later(Engine *e, Job *j, unsigned what);
 int engine_arm_wake(Engine *e);
 void engine_run_posted(Engine *e);
+/* engine_post() of a closure of the engine's own (a start's result), which
+ * needs the engine to undo what it did even while engine_free() runs. */
+int engine_post_own(Engine *e, EngineClosure fn, void *userdata);
+/* engine_free(): runs what is posted, the engine's own closures with the
+ * engine, the others with NULL (as engine_post() promises: their posters
+ * may be gone), so that each frees its data. */
+void engine_run_posted_freeing(Engine *e);
+/* The same with NULL for all, once the engine is no longer whole. */
+void engine_drop_posted(Engine *e);
 
 /* job.c: job objects, the id hash, starting --------------------------------- */
 

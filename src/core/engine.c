@@ -243,13 +243,7 @@ static void engine_free_objects(Engine *e) {
         ring_slot_table_done(&e->job_slots);
         ring_slot_table_done(&e->sub_slots);
 
-        /* Closures nobody will run on the engine: let them free their data. */
-        for (Posted *p = e->post_head, *next; p; p = next) {
-                next = p->next;
-                p->fn(NULL, p->userdata);
-                free(p);
-        }
-        e->post_head = e->post_tail = NULL;
+        engine_drop_posted(e);
         owner_usage_free_all(e);
 }
 
@@ -260,12 +254,16 @@ Engine *engine_free(Engine *e) {
         e->observer = NULL;
         e->freeing = true;
         claims_done(e);
-        /* Starts in flight first: their results come back as posted
-         * closures, run here while the engine is whole; each is undone
-         * (a spawned child killed) and its done told -ECANCELED. */
+        /* What others posted for the running engine is told NULL, as
+         * engine_post() promises: its poster may be gone already (the
+         * daemon frees its server first, whose last completions post
+         * closures that would read it). Starts in flight come back as
+         * closures of our own, run while the engine is whole: each is
+         * undone (a spawned child killed) and its done told -ECANCELED. */
+        engine_run_posted_freeing(e);
         e->spawner = spawner_free(e->spawner);
         if (e->ring_ok)
-                engine_run_posted(e);
+                engine_run_posted_freeing(e);
         engine_end_jobs(e);
         engine_free_objects(e);
         e->keeper = keeper_unref(e->keeper);

@@ -495,7 +495,7 @@ void job_start_finish(Engine *e, void *userdata) {
         StartWaiter *waiters;
         int r = js->r;
 
-        if (!e) { /* the engine went first (cannot happen: it runs us) */
+        if (!e) { /* cannot happen: engine_free() runs its own closures with itself */
                 job_start_abandon(js);
                 return;
         }
@@ -637,7 +637,7 @@ int engine_start_job(Engine *e, const JobSpec *spec, EngineStartDone done, void 
         if (r < 0) {
                 /* Answered from the loop like every start, never from here. */
                 js->r = r;
-                r = engine_post(e, job_start_finish, js);
+                r = engine_post_own(e, job_start_finish, js);
                 if (r < 0) {
                         start_uncount(e, js);
                         js->done = NULL;

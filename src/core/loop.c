@@ -160,13 +160,37 @@ void engine_run_posted(Engine *e) {
         }
 }
 
-int engine_post(Engine *e, EngineClosure fn, void *userdata) {
+static void run_posted_without(Engine *e, bool keep_own) {
+        Posted *p;
+
+        pthread_mutex_lock(&e->post_lock);
+        p = e->post_head;
+        e->post_head = e->post_tail = NULL;
+        pthread_mutex_unlock(&e->post_lock);
+
+        while (p) {
+                Posted *next = p->next;
+                p->fn(keep_own && p->own ? e : NULL, p->userdata);
+                free(p);
+                p = next;
+        }
+}
+
+void engine_run_posted_freeing(Engine *e) {
+        run_posted_without(e, true);
+}
+
+void engine_drop_posted(Engine *e) {
+        run_posted_without(e, false);
+}
+
+static int post(Engine *e, EngineClosure fn, void *userdata, bool own) {
         Posted *p = malloc(sizeof(Posted));
         uint64_t one = 1;
 
         if (!p)
                 return -ENOMEM;
-        *p = (Posted) { .fn = fn, .userdata = userdata };
+        *p = (Posted) { .fn = fn, .userdata = userdata, .own = own };
         pthread_mutex_lock(&e->post_lock);
         if (e->post_tail)
                 e->post_tail->next = p;
@@ -176,6 +200,14 @@ int engine_post(Engine *e, EngineClosure fn, void *userdata) {
         pthread_mutex_unlock(&e->post_lock);
         (void) !write(e->wake_fd, &one, sizeof(one));
         return 0;
+}
+
+int engine_post(Engine *e, EngineClosure fn, void *userdata) {
+        return post(e, fn, userdata, false);
+}
+
+int engine_post_own(Engine *e, EngineClosure fn, void *userdata) {
+        return post(e, fn, userdata, true);
 }
 
 void engine_wake_stop(Engine *e) {

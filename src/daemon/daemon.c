@@ -482,16 +482,16 @@ Daemon *daemon_free(Daemon *d) {
         if (!d)
                 return NULL;
         d->signals = signal_thread_free(d->signals);
-        /* Closures the signal thread posted late still run, in engine_free()
-         * and with the engine (core runs what is queued while it is whole),
-         * after the server below is gone: STOPPED tells them so. */
+        /* Closures posted late (the signal thread's, the server's last
+         * completions) run in engine_free() with engine NULL, after the
+         * server below is gone; STOPPED also tells any that runs earlier. */
         d->state = DAEMON_STOPPED;
         /* Before the server: the bridge thread calls into it. */
         d->bridge = tls_bridge_free(d->bridge);
         d->server = server_free(d->server);
         d->drain_timer = engine_timer_free(d->engine, d->drain_timer);
         d->notifier = notifier_free(d->notifier);
-        /* Runs closures still queued with engine == NULL: they release calls,
+        /* Runs closures still queued with engine NULL: they release calls,
          * so gRPC must still be up. */
         d->engine = engine_free(d->engine);
         if (d->grpc_initialized)

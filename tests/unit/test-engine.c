@@ -714,6 +714,77 @@ static void test_post_from_other_thread(void **state) {
         free(dir);
 }
 
+/* A closure posted to an engine that is freed before it runs is told NULL
+ * (engine_post()'s promise): its owner may be gone by then. The daemon
+ * frees its gRPC server before its engine, and an Output stream's "chunk
+ * sent" closure posted by the server's last completions used to run in
+ * engine_free() with the engine, reading the freed server. */
+typedef struct LateCtx {
+        int with_engine, without;
+} LateCtx;
+
+static void late_posted(Engine *e, void *ud) {
+        LateCtx *l = ud;
+        if (e)
+                l->with_engine++;
+        else
+                l->without++;
+}
+
+static void test_post_after_loop_told_null_at_free(void **state) {
+        char *dir = make_state_dir("engine");
+        Engine *e = engine_at(dir, 0, 0);
+        LateCtx l = {};
+
+        /* The loop has ended (engine_run() returned), then posts come. */
+        assert_int_equal(engine_post(e, late_posted, &l), 0);
+        assert_int_equal(engine_post(e, late_posted, &l), 0);
+        engine_free(e);
+        assert_int_equal(l.with_engine, 0);
+        assert_int_equal(l.without, 2);
+        rm_rf(dir);
+        free(dir);
+}
+
+/* A start whose result was posted back before engine_free() (the spawn
+ * done, the loop no longer running) is still the engine's to undo: its
+ * done is told once, with NULL and an error, and its process is killed. */
+typedef struct FreeStart {
+        int calls, r;
+        bool with_engine;
+} FreeStart;
+
+static void free_start_done(Engine *e, int r, const JobId *id, const JobStartError *error, void *ud) {
+        FreeStart *f = ud;
+        f->calls++;
+        f->r = r;
+        f->with_engine = e != NULL;
+}
+
+static void test_start_posted_before_free_is_undone(void **state) {
+        char *dir = make_state_dir("engine");
+        Engine *e = engine_at(dir, 0, 0);
+        char marker[512];
+        const char *argv[] = { "sh", "-c", "sleep 0.5; touch \"$0\"", marker, NULL };
+        JobSpec spec = { .argv = argv, .cgroup_fd = -1 };
+        FreeStart f = {};
+        struct stat st;
+
+        snprintf(marker, sizeof(marker), "%s/ran", dir);
+        assert_int_equal(engine_start_job(e, &spec, free_start_done, &f), 0);
+        /* The spawn thread finishes and posts its result; nobody runs it. */
+        usleep(200 * 1000);
+        engine_free(e);
+        assert_int_equal(f.calls, 1);
+        assert_false(f.with_engine);
+        assert_true(f.r < 0);
+        /* Killed: it never got to touch its file. */
+        usleep(700 * 1000);
+        assert_int_equal(stat(marker, &st), -1);
+        rm_rf(dir);
+        free(dir);
+}
+
 static void run_capture(Engine *e, const char *const *argv, unsigned isolate, char *out, JobStatus *ret) {
         JobSpec spec = { .argv = argv, .cgroup_fd = -1, .isolate = isolate };
         JobStartError err;
@@ -885,6 +956,8 @@ int main(void) {
                 cmocka_unit_test(test_fds_per_running_job),
                 cmocka_unit_test(test_isolation),
                 cmocka_unit_test(test_thousand_jobs_no_leak),
+                cmocka_unit_test(test_post_after_loop_told_null_at_free),
+                cmocka_unit_test(test_start_posted_before_free_is_undone),
                 cmocka_unit_test(test_exact_bytes_three_subscribers),
                 cmocka_unit_test(test_stalled_subscriber_holds_nothing),
         };
