@@ -539,8 +539,8 @@ static unsigned color_mask(void) {
         return m;
 }
 
-/* Many hosts at once need many fds: 2 pipes, a socket, a socketpair and
- * gRPC's own per host. Take what the hard limit allows. */
+/* Many hosts at once need many fds: 2 pipes and a socket per host (5 fds;
+ * bench/README.md measures it). Take what the hard limit allows. */
 static void raise_fd_limit(void) {
         struct rlimit rl;
 
