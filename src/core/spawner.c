@@ -37,6 +37,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 
 #include "core/job-start.h"
@@ -86,6 +87,8 @@ static void post_result(Spawner *sp, JobStart *js) {
 static void *worker_main(void *p) {
         SpawnWorker *w = p;
         Spawner *sp = w->sp;
+
+        (void) prctl(PR_SET_NAME, "jw-spawn"); /* top -H, bench/run's per-thread CPU */
 
         pthread_mutex_lock(&sp->lock);
         for (;;) {

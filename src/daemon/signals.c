@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -47,6 +48,8 @@ int signals_block(sigset_t *ret_mask) {
 
 static void *signal_thread(void *userdata) {
         SignalThread *t = userdata;
+
+        (void) prctl(PR_SET_NAME, "jw-signals"); /* top -H, bench/run's per-thread CPU */
 
         for (;;) {
                 struct pollfd pfd[2] = {

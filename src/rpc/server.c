@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -360,6 +361,8 @@ static void on_shutdown(Server *s) {
 
 static void *cq_thread(void *userdata) {
         Server *s = userdata;
+
+        (void) prctl(PR_SET_NAME, "jw-grpc-cq"); /* top -H, bench/run's per-thread CPU */
 
         for (;;) {
                 grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
