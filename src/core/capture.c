@@ -83,8 +83,9 @@ static void job_appended_bytes(Engine *e, Job *j, JobStream stream, uint64_t n) 
         job_wake_subscribers(e, j);
 }
 
-/* Appends what a pipe gave us, honouring the output cap. */
-static void job_capture(Engine *e, Job *j, JobStream stream, const uint8_t *data, size_t n) {
+/* Appends what a pipe gave us, honouring the output cap. Returns the bytes
+ * kept: data's first bytes, now the log's last. */
+static size_t job_capture(Engine *e, Job *j, JobStream stream, const uint8_t *data, size_t n) {
         uint64_t kept = j->st.stdout_bytes + j->st.stderr_bytes;
         size_t take = n;
 
@@ -110,6 +111,7 @@ static void job_capture(Engine *e, Job *j, JobStream stream, const uint8_t *data
                 j->st.truncated = true;
                 j->st.dropped_bytes += n - take;
         }
+        return take;
 }
 
 /* Pipe -> log with splice(): one copy (pipe pages into the page cache)
@@ -198,11 +200,20 @@ int job_drain_pipe(Engine *e, Job *j, int i, unsigned budget, bool stop_short) {
                         continue;
                 }
 
-                n = read(j->pipe_fd[i], e->buf, ENGINE_BUFFER_SIZE);
+                /* A follower that has all the log so far gets the pipe
+                 * read into its own buffer (subscriber.c, the direct path). */
+                void *buf = e->buf;
+                size_t size = ENGINE_BUFFER_SIZE;
+                Subscriber *direct = j->log_failed ? NULL : sub_direct_begin(j, stream, &buf, &size);
+
+                n = read(j->pipe_fd[i], buf, size);
+                int err = errno;
+                if (n <= 0 && direct)
+                        sub_direct_end(e, direct, stream, buf, 0);
                 if (n < 0) {
-                        if (errno == EINTR)
+                        if (err == EINTR)
                                 continue;
-                        if (errno == EAGAIN)
+                        if (err == EAGAIN)
                                 return DRAIN_AGAIN;
                         n = 0; /* treat as EOF */
                 }
@@ -211,7 +222,9 @@ int job_drain_pipe(Engine *e, Job *j, int i, unsigned budget, bool stop_short) {
                         return DRAIN_EOF;
                 }
                 job_grow_pipe(j, i, (size_t) n);
-                job_capture(e, j, stream, e->buf, (size_t) n);
+                size_t kept = job_capture(e, j, stream, buf, (size_t) n);
+                if (direct)
+                        sub_direct_end(e, direct, stream, buf, kept); /* direct may be gone now */
                 if (stop_short && (size_t) n < BATCH_TINY)
                         return DRAIN_AGAIN;
         }

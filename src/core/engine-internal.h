@@ -235,6 +235,7 @@ struct Engine {
         EngineFaults faults;
         unsigned removal_errors; /* unlinks of a removal that failed (not ENOENT) */
         uint64_t log_bytes_scanned; /* log bytes walked by store_load() (tests) */
+        uint64_t chunks_direct;     /* chunks a follower got straight from a pipe read (subscriber.c) */
         unsigned logs_cut;          /* logs whose torn end store_load() cut off */
         uint64_t log_bytes_cut;
         unsigned logs_finished;     /* logs whose provisional last record it made whole */
@@ -380,6 +381,8 @@ void job_close_pipe(Engine *e, Job *j, int i);
 void sub_queue(Engine *e, Subscriber *s);
 void sub_run(Engine *e, Subscriber *s);
 void sub_free(Engine *e, Subscriber *s);
+Subscriber *sub_direct_begin(Job *j, JobStream stream, void **ret_buf, size_t *ret_size);
+void sub_direct_end(Engine *e, Subscriber *s, JobStream stream, const void *buf, size_t logged);
 void job_wake_subscribers(Engine *e, Job *j);
 
 /* owner-usage.c: the per-owner tally ----------------------------------------------- */

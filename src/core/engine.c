@@ -377,6 +377,7 @@ void engine_get_counts(Engine *e, EngineCounts *ret) {
                 .keep_bundles = kc.bundles,
                 .keep_failures = kc.failures,
                 .keep_error = kc.last_error,
+                .chunks_direct = e->chunks_direct,
                 .running = e->n_running,
                 .finished = (unsigned) e->finished.n,
                 .subscribers = e->n_subscribers,

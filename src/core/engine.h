@@ -477,6 +477,7 @@ typedef struct EngineCounts {
         unsigned keep_bundles;       /* fd bundles in the store now */
         unsigned keep_failures;      /* jobs whose fds could not be kept */
         int keep_error;              /* positive errno of the last such failure */
+        uint64_t chunks_direct;      /* chunks a caught-up follower got straight from a pipe read */
 } EngineCounts;
 void engine_get_counts(Engine *e, EngineCounts *ret);
 
@@ -536,9 +537,11 @@ typedef struct SubscriberOps {
         /* Optional: memory of at least `size` bytes to read the next chunk
          * into, so that the consumer can send it without copying it again
          * (NULL: the engine uses its own). Asked only when the log has more
-         * bytes for this subscriber. If nothing was read into it after all
-         * (only unselected streams were there), buffer(userdata, 0) gives
-         * it back; its return value is then ignored. */
+         * bytes for this subscriber, or, when it follows and has everything
+         * logged so far, just before its job's pipe is read (straight into
+         * it). If nothing was read into it after all (only unselected
+         * streams were there, or the pipe had nothing), buffer(userdata, 0)
+         * gives it back; its return value is then ignored. */
         void *(*buffer)(void *userdata, size_t size);
         /* Optional: the most bytes of log the consumer takes in its next
          * chunk (a chunk it holds while its client is slow costs memory);

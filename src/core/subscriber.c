@@ -81,6 +81,54 @@ static ssize_t sub_send_chunk(Engine *e, Subscriber *s) {
         return n;
 }
 
+/* The direct path (capture.c): a follower that has read everything logged
+ * so far and may take a chunk now gets the job's pipe read straight into
+ * its buffer; that buffer is then appended to the log and sent as it is,
+ * so the bytes are not read back from the log (one copy less per byte:
+ * measured in bench/README.md, "Per byte"). Any other subscriber reads the
+ * log as before; so does this one whenever it is not caught up. */
+Subscriber *sub_direct_begin(Job *j, JobStream stream, void **ret_buf, size_t *ret_size) {
+        for (ListNode *n = j->subs.first; n; n = n->next) {
+                Subscriber *s = list_entry(n, Subscriber, in_job);
+                if (!s->ready || !s->follow || !s->ops.buffer || !(s->streams & stream))
+                        continue;
+                /* At the end, between records, the log's header read, no
+                 * skip pending: exactly where the next record will start. */
+                if (s->cur.version == 0 || s->cur.rec_left > 0 || s->cur.pos != j->log_size || s->cur.view < s->skip_to)
+                        continue;
+                size_t max = s->ops.chunk_max ? s->ops.chunk_max(s->userdata) : 0;
+                if (max == 0 || max > ENGINE_CHUNK_MAX)
+                        max = ENGINE_CHUNK_MAX;
+                void *buf = s->ops.buffer(s->userdata, max);
+                if (!buf)
+                        return NULL;
+                *ret_buf = buf;
+                *ret_size = max;
+                return s;
+        }
+        return NULL;
+}
+
+/* The pipe read gave n bytes into s's buffer and the last `logged` of the
+ * log (ending at j->log_size) are its first `logged` bytes: hand them over
+ * as if read from the log. logged == 0 (nothing read, or nothing kept) gives
+ * the buffer back. s may be gone afterwards. */
+void sub_direct_end(Engine *e, Subscriber *s, JobStream stream, const void *buf, size_t logged) {
+        Job *j = s->job;
+
+        if (logged == 0) {
+                (void) s->ops.buffer(s->userdata, 0);
+                return;
+        }
+        s->cur.pos = j->log_size;
+        s->cur.rec_left = 0;
+        s->cur.view += logged;
+        s->ready = false;
+        list_unlink(&e->runnable, &s->runnable);
+        e->chunks_direct++;
+        s->ops.chunk(s->userdata, stream, s->cur.view - logged, buf, logged);
+}
+
 /* Delivers one chunk, or the end, to a ready subscriber. */
 void sub_run(Engine *e, Subscriber *s) {
         Job *j = s->job;

@@ -84,6 +84,9 @@ typedef struct Reader {
         bool bad;
         bool stall;             /* never ask for more */
         bool check_data;
+        bool buffered;          /* gives the engine its buffers (SubscriberOps.buffer) */
+        uint8_t *buf;           /* the one handed out, until its chunk or its return */
+        unsigned buffers_used, buffers_returned;
         JobStream last_stream;
         uint64_t base_out;      /* stdout offset of the first byte (for offset tests) */
         JobStatus end;
@@ -117,6 +120,12 @@ static void reader_chunk(void *ud, JobStream stream, uint64_t offset, const void
         r->got[stream] += size;
         r->view += size;
         r->chunks++;
+        if (r->buf && p == r->buf) { /* read into our buffer: ours again */
+                r->buffers_used++;
+                free(r->buf);
+                r->buf = NULL;
+        } else if (r->buf)
+                r->bad = true; /* a buffer asked for and then neither used nor returned */
         if (!r->stall)
                 assert_int_equal(engine_subscriber_ready(r->e, r->id), 0);
 }
@@ -127,13 +136,36 @@ static void reader_end(void *ud, const JobStatus *st) {
         r->end = *st;
 }
 
+static void *reader_buffer(void *ud, size_t size) {
+        Reader *r = ud;
+
+        if (size == 0) {
+                if (!r->buf)
+                        r->bad = true;
+                r->buffers_returned++;
+                free(r->buf);
+                r->buf = NULL;
+                return NULL;
+        }
+        if (r->buf)
+                r->bad = true; /* asked twice without a chunk or a return between */
+        free(r->buf);
+        r->buf = malloc(size);
+        assert_non_null(r->buf);
+        memset(r->buf, 0xa5, size); /* a byte the engine did not write shows */
+        return r->buf;
+}
+
 static const SubscriberOps reader_ops = { .chunk = reader_chunk, .end = reader_end };
+static const SubscriberOps reader_buffered_ops = { .chunk = reader_chunk, .end = reader_end, .buffer = reader_buffer };
 
 static void reader_subscribe(Engine *e, Reader *r, const JobId *id, unsigned streams, uint64_t offset, bool follow) {
         r->e = e;
         r->hash = 0xcbf29ce484222325ull;
         r->view = offset;
-        assert_int_equal(engine_subscribe(e, id, streams, offset, follow, &reader_ops, r, &r->id), 0);
+        assert_int_equal(engine_subscribe(e, id, streams, offset, follow, r->buffered ? &reader_buffered_ops : &reader_ops,
+                                          r, &r->id),
+                         0);
 }
 
 static void run_until_ended(Engine *e, Reader *r, unsigned timeout_ms) {
@@ -513,6 +545,79 @@ static void test_thousand_jobs_no_leak(void **state) {
         print_message("RSS %ld KiB -> %ld KiB after 1000 jobs\n", rss0, rss1);
         if (RSS_CHECKS)
                 assert_true(rss1 - rss0 < 4 * 1024);
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
+/* The direct path (subscriber.c): a caught-up follower with a buffer gets
+ * the job's pipe read straight into it. Beside each other, all byte-exact
+ * and in the same order: stdout only, stderr only, both, both but lagging
+ * (it asks for more only once per loop turn, so it falls behind and reads
+ * the log back), and one without a buffer (always the log). Every buffer
+ * handed out comes back in a chunk or is returned; the direct path was
+ * taken. Then an output cap: a direct chunk carries only what the log
+ * kept. */
+static void test_direct_path_followers_exact(void **state) {
+        char *dir = make_state_dir("engine");
+        Engine *e = engine_at(dir, 0, 0);
+        const uint64_t n_out = 48 * MiB, n_err = 3 * MiB, seed = 9;
+        Reader out = { .seed = seed, .check_data = true, .buffered = true }, err = out, both = out, lag = out, plain = out;
+        const char *argv[] = { testprog, "write", "50331648", "3145728", "9", NULL };
+        EngineCounts c;
+
+        lag.stall = true;
+        plain.buffered = false;
+        JobId id = start_job_ok(e, argv);
+        reader_subscribe(e, &out, &id, JOB_STREAM_STDOUT, 0, true);
+        reader_subscribe(e, &err, &id, JOB_STREAM_STDERR, 0, true);
+        reader_subscribe(e, &both, &id, JOB_STREAMS_ALL, 0, true);
+        reader_subscribe(e, &lag, &id, JOB_STREAMS_ALL, 0, true);
+        reader_subscribe(e, &plain, &id, JOB_STREAMS_ALL, 0, true);
+
+        uint64_t until = mono_ms() + 120000;
+        while (!out.ended || !err.ended || !both.ended || !lag.ended || !plain.ended) {
+                if (mono_ms() > until)
+                        fail_msg("followers did not end within 120 s");
+                assert_int_equal(engine_run_once(e, 100000), 0);
+                if (!lag.ended)
+                        (void) engine_subscriber_ready(e, lag.id);
+        }
+        Reader *all[] = { &out, &err, &both, &lag, &plain };
+        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+                assert_false(all[i]->bad);
+                assert_null(all[i]->buf);
+                assert_int_equal(all[i]->end.state, JOB_STATE_EXITED);
+        }
+        assert_int_equal(out.got[JOB_STREAM_STDOUT], n_out);
+        assert_int_equal(out.got[JOB_STREAM_STDERR], 0);
+        assert_int_equal(err.got[JOB_STREAM_STDERR], n_err);
+        assert_int_equal(err.got[JOB_STREAM_STDOUT], 0);
+        assert_int_equal(both.got[JOB_STREAM_STDOUT], n_out);
+        assert_int_equal(both.got[JOB_STREAM_STDERR], n_err);
+        assert_int_equal(lag.got[JOB_STREAM_STDOUT] + lag.got[JOB_STREAM_STDERR], n_out + n_err);
+        assert_int_equal(plain.got[JOB_STREAM_STDOUT] + plain.got[JOB_STREAM_STDERR], n_out + n_err);
+        /* The interleaving too: the same sequence of stream changes and bytes. */
+        assert_true(both.hash == plain.hash);
+        assert_true(lag.hash == plain.hash);
+        assert_int_equal(plain.buffers_used + plain.buffers_returned, 0);
+        engine_get_counts(e, &c);
+        assert_true(c.chunks_direct > 0);
+        assert_true(out.buffers_used > 0);
+        engine_free(e);
+
+        /* A cap of 5 MiB + 1: the job writes on, the log and every follower stop at the cap. */
+        const uint64_t cap = 5 * MiB + 1;
+        Reader capped = { .seed = seed, .check_data = true, .buffered = true };
+        e = engine_at(dir, cap, 0);
+        id = start_job_ok(e, argv);
+        reader_subscribe(e, &capped, &id, JOB_STREAMS_ALL, 0, true);
+        run_until_ended(e, &capped, 120000);
+        assert_false(capped.bad);
+        assert_null(capped.buf);
+        assert_true(capped.end.truncated);
+        assert_int_equal(capped.got[JOB_STREAM_STDOUT] + capped.got[JOB_STREAM_STDERR], cap);
+        assert_int_equal(capped.end.stdout_bytes + capped.end.stderr_bytes, cap);
         engine_free(e);
         rm_rf(dir);
         free(dir);
@@ -959,6 +1064,7 @@ int main(void) {
                 cmocka_unit_test(test_post_after_loop_told_null_at_free),
                 cmocka_unit_test(test_start_posted_before_free_is_undone),
                 cmocka_unit_test(test_exact_bytes_three_subscribers),
+                cmocka_unit_test(test_direct_path_followers_exact),
                 cmocka_unit_test(test_stalled_subscriber_holds_nothing),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
