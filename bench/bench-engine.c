@@ -4,7 +4,9 @@
  * Engine benchmarks, each beside its floor in the same process:
  *   spawn    engine_start_job + exit of /bin/true, vs clone3(PIDFD)+exec+waitid
  *   capture  a job writing N bytes to stdout into its output log, vs a
- *            plain C reader of the same writer through a 1 MiB pipe
+ *            plain C reader of the same writer through a 1 MiB pipe; then
+ *            warm (page cache written and freed just before) beside the
+ *            file floor: the same reader writing what it reads to a file
  * Prints one line per figure: name value baseline ratio (min-max of runs).
  *
  * usage: bench-engine WRITER [capture-bytes] [spawn-count] [runs]
@@ -56,7 +58,9 @@ static double floor_spawn(int count) {
         return (double) count / (now() - t0); /* spawns per second */
 }
 
-static double floor_pipe(const char *writer, uint64_t bytes) {
+/* out_fd >= 0: what is read is also written there (the file floor: the
+ * least a reader that keeps the bytes in a file does). */
+static double floor_pipe(const char *writer, uint64_t bytes, int out_fd) {
         static char buf[1 << 20];
         char n[32];
         int p[2];
@@ -79,6 +83,8 @@ static double floor_pipe(const char *writer, uint64_t bytes) {
                 ssize_t k = read(p[0], buf, sizeof(buf));
                 if (k <= 0)
                         break;
+                if (out_fd >= 0 && write(out_fd, buf, (size_t) k) != k)
+                        abort();
                 got += (uint64_t) k;
         }
         waitpid(pid, NULL, 0);
@@ -88,6 +94,38 @@ static double floor_pipe(const char *writer, uint64_t bytes) {
         if (got != bytes)
                 fprintf(stderr, "floor_pipe: got %llu of %llu\n", (unsigned long long) got, (unsigned long long) bytes);
         return (double) bytes / dt; /* bytes per second */
+}
+
+/* The file floor in dir, warm (see warm_page_cache()). */
+static double floor_file(const char *dir, const char *writer, uint64_t bytes) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/floor-file", dir);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0)
+                abort();
+        double rate = floor_pipe(writer, bytes, fd);
+        close(fd);
+        unlink(path);
+        return rate;
+}
+
+/* Writes bytes of page cache in dir and frees it (unlink): the next
+ * allocations reuse pages the host already backs. On this VM a page the
+ * guest freed long ago is reported to the host and costs a host fault on
+ * its next first touch (bench/README.md, "Capture"); a warm figure shows
+ * what the code costs without that. */
+static void warm_page_cache(const char *dir, uint64_t bytes) {
+        static char buf[1 << 20];
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/warm", dir);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0)
+                abort();
+        for (uint64_t n = 0; n < bytes; n += sizeof(buf))
+                if (write(fd, buf, sizeof(buf)) != (ssize_t) sizeof(buf))
+                        abort();
+        close(fd);
+        unlink(path);
 }
 
 /* Engine ------------------------------------------------------------------- */
@@ -162,7 +200,7 @@ int main(int argc, char **argv) {
         uint64_t bytes = argc > 2 ? strtoull(argv[2], NULL, 10) : (4ull << 30);
         int count = argc > 3 ? atoi(argv[3]) : 2000;
         int runs = argc > 4 ? atoi(argv[4]) : 3;
-        double fs[16], es[16], fp[16], ep[16], eq[16];
+        double fs[16], es[16], fp[16], ep[16], eq[16], ff[16], ew[16];
         if (runs > 16)
                 runs = 16;
 
@@ -172,16 +210,23 @@ int main(int argc, char **argv) {
                         abort();
                 fs[r] = floor_spawn(count);
                 es[r] = engine_spawn(dir, count);
-                fp[r] = floor_pipe(writer, bytes);
+                fp[r] = floor_pipe(writer, bytes, -1);
                 ep[r] = engine_capture(dir, writer, bytes, false);
                 rm_rf(dir);
                 if (!mkdtemp(strcpy(dir, "/var/tmp/jw-bench-XXXXXX")))
                         abort();
                 eq[r] = engine_capture(dir, writer, bytes, true);
                 rm_rf(dir);
+                if (!mkdtemp(strcpy(dir, "/var/tmp/jw-bench-XXXXXX")))
+                        abort();
+                warm_page_cache(dir, bytes);
+                ff[r] = floor_file(dir, writer, bytes);
+                warm_page_cache(dir, bytes);
+                ew[r] = engine_capture(dir, writer, bytes, false);
+                rm_rf(dir);
         }
         double mfs = median(fs, runs), mes = median(es, runs), mfp = median(fp, runs), mep = median(ep, runs),
-               meq = median(eq, runs);
+               meq = median(eq, runs), mff = median(ff, runs), mew = median(ew, runs);
         printf("%-34s %12s %12s %8s  %s\n", "figure", "value", "baseline", "ratio", "value min-max");
         printf("%-34s %10.0f/s %10.0f/s %8.2f  %.0f-%.0f\n", "engine spawn+reap /bin/true", mes, mfs, mes / mfs, es[0],
                es[runs - 1]);
@@ -189,5 +234,9 @@ int main(int argc, char **argv) {
                mep / mfp, ep[0] / 1e9, ep[runs - 1] / 1e9);
         printf("%-34s %8.2f GB/s %8.2f GB/s %8.2f  %.2f-%.2f\n", "  same with splice()", meq / 1e9, mfp / 1e9,
                meq / mfp, eq[0] / 1e9, eq[runs - 1] / 1e9);
+        printf("%-34s %8.2f GB/s %8.2f GB/s %8.2f  %.2f-%.2f\n", "warm capture to log (read+pwritev)", mew / 1e9, mfp / 1e9,
+               mew / mfp, ew[0] / 1e9, ew[runs - 1] / 1e9);
+        printf("%-34s %8.2f GB/s %8.2f GB/s %8.2f  %.2f-%.2f\n", "warm file floor (read+write)", mff / 1e9, mfp / 1e9,
+               mff / mfp, ff[0] / 1e9, ff[runs - 1] / 1e9);
         return 0;
 }
