@@ -5,7 +5,10 @@
  *
  * The one idea: memory does not grow with output. Pipe data is read into
  * one engine-wide buffer and appended to the job's output log file at once;
- * subscribers are cursors into that file (subscriber.c).
+ * subscribers are cursors into that file (subscriber.c). The exception that
+ * saves a copy: a follower that has all the log so far and may take a chunk
+ * lends its own buffer, the pipe is read into it, appended from it and sent
+ * as it is (the direct path, sub_direct_begin()).
  *
  * Pipes are watched with one-shot POLL_ADD and read with plain non-blocking
  * read(): no buffer is committed to a pipe that has nothing to say, so ten

@@ -285,7 +285,9 @@ typedef struct EngineConfig {
         /* Capture with splice() instead of read()+pwritev(). Off by default:
          * splice into a file still copies into the page cache, and does it
          * while holding the pipe's lock, so the job's writes wait; measured
-         * slower in most runs (bench/README.md). Kept for the benchmark. */
+         * slower in most runs (bench/README.md). Kept for the benchmark;
+         * the engine splices anyway where jobs outlive it (crash-exact,
+         * capture.c). */
         bool capture_splice;
         /* NULL: running jobs do not outlive the engine's process. */
         const EngineFdStore *fdstore;
