@@ -332,6 +332,7 @@ static int daemon_new_server(Daemon *d) {
                 .keepalive_usec = d->config.keepalive_usec,
                 .denied = daemon_on_denied,
                 .start_failed = daemon_on_start_failed,
+                .acted = daemon_on_acted,
                 .userdata = d,
                 .socket_dir = daemon_state_dir(d),
         };

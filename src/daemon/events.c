@@ -6,7 +6,8 @@
  * one per peer (its address without the port, or its client identity), so
  * that one noisy client can neither flood the journal nor crowd out the
  * others, then the global one of its kind. Lines about jobs are not
- * limited: only an authorized caller starts jobs, and each job is bounded.
+ * limited: only an authorized caller starts jobs, and each job is bounded;
+ * but a Stop or a Signal can be repeated at will, so those lines are.
  */
 
 #include <errno.h>
@@ -27,6 +28,7 @@ void event_limits_init(EventLimits *l) {
                 .accepted = LOG_RATELIMIT_INIT(200, RATELIMIT_INTERVAL_USEC),
                 .denied = LOG_RATELIMIT_INIT(100, RATELIMIT_INTERVAL_USEC),
                 .start_failed = LOG_RATELIMIT_INIT(10, RATELIMIT_INTERVAL_USEC),
+                .acted = LOG_RATELIMIT_INIT(200, RATELIMIT_INTERVAL_USEC),
         };
         /* Per peer 20 lines in 10 s; every kind allows more in total, so one
          * peer cannot use up the budget of the others. */
@@ -145,6 +147,22 @@ void daemon_on_denied(void *userdata, const char *identity, const char *action, 
         else
                 log_ratelimited(&d->limits.denied, LOG_NOTICE, fields, "permission denied: %s may not %s", identity,
                                 action);
+}
+
+/* A Stop or a Signal was carried out: journalctl JOB_ID=... tells who. */
+void daemon_on_acted(void *userdata, const char *identity, const JobStatus *st, const char *what) {
+        Daemon *d = userdata;
+        char id[JOB_ID_STRING_MAX], client[300], idf[16 + JOB_ID_STRING_MAX], ownerf[16 + JOB_OWNER_MAX + 1];
+        const char *fields[] = { client, idf, ownerf,
+                                 strncmp(what, "stop", 4) == 0 ? LOG_MID_JOB_STOP : LOG_MID_JOB_SIGNAL, NULL };
+
+        job_id_to_string(&st->id, id);
+        snprintf(client, sizeof(client), "CLIENT=%s", identity);
+        snprintf(idf, sizeof(idf), "JOB_ID=%s", id);
+        snprintf(ownerf, sizeof(ownerf), "JOB_OWNER=%s", st->owner);
+        if (!peer_may_log(d, identity, false, "stop and signal lines", fields))
+                return;
+        log_ratelimited(&d->limits.acted, LOG_INFO, fields, "job %s of %s: %s, by %s", id, st->owner, what, identity);
 }
 
 /* A Start failed for lack of resources. */

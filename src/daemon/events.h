@@ -23,6 +23,7 @@ typedef struct EventLimits {
         LogRateLimit accepted;
         LogRateLimit denied;
         LogRateLimit start_failed;
+        LogRateLimit acted;
         PeerRateLimit per_peer;        /* what one address or client may make us log */
 } EventLimits;
 
@@ -37,3 +38,4 @@ extern const TlsBridgeOps daemon_bridge_ops;
 void daemon_observer(Engine *e, EngineEvent ev, const JobStatus *st, void *userdata);
 void daemon_on_denied(void *userdata, const char *identity, const char *action, const char *job_id);
 void daemon_on_start_failed(void *userdata, const char *identity, StatusResource resource, const char *reason);
+void daemon_on_acted(void *userdata, const char *identity, const JobStatus *st, const char *what);

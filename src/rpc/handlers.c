@@ -10,6 +10,7 @@
  */
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,8 @@
 #include "rpc/response.h"
 #include "rpc/server-internal.h"
 #include "rpc/status-map.h"
+#include "shared/macro.h"
+#include "shared/parse-util.h"
 
 static void finish_not_found(RpcCall *c) {
         call_finishf(c, GRPC_STATUS_NOT_FOUND, "no job %s", c->request->job_id_string);
@@ -241,6 +244,20 @@ bool handlers_authorize_job(Engine *e, RpcCall *c, AuthzAction action, JobStatus
         return false;
 }
 
+/* Tells the daemon's log who stopped or signalled which job. */
+static void report_acted(RpcCall *c, const JobStatus *st, const char *fmt, ...) _printf_(3, 4);
+static void report_acted(RpcCall *c, const JobStatus *st, const char *fmt, ...) {
+        char what[128];
+        va_list ap;
+
+        if (!c->server->acted)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof(what), fmt, ap);
+        va_end(ap);
+        c->server->acted(c->server->denied_userdata, c->identity, st, what);
+}
+
 static void handle_stop(Engine *e, RpcCall *c) {
         JobStatus st;
         int r;
@@ -261,6 +278,12 @@ static void handle_stop(Engine *e, RpcCall *c) {
         if (r < 0) {
                 handlers_finish_error(c, r, "cannot look up job");
                 return;
+        }
+        if (c->request->grace_usec == UINT64_MAX)
+                report_acted(c, &st, "stop requested with the default grace");
+        else {
+                char grace[PARSE_DURATION_STRING_MAX];
+                report_acted(c, &st, "stop requested with a grace of %s", format_duration(c->request->grace_usec, grace));
         }
         status_response(c, &st);
 }
@@ -290,6 +313,8 @@ static void handle_signal(Engine *e, RpcCall *c) {
                 handlers_finish_error(c, r, "cannot look up job");
                 return;
         }
+        report_acted(c, &st, "signal %s (%d) sent to %s", sigabbrev_np(req->signal) ?: "RT", req->signal,
+                     req->signal_all ? "all its processes" : "its main process");
         status_response(c, &st);
 }
 

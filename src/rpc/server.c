@@ -438,6 +438,7 @@ int server_new(Server **ret, Engine *engine, Policy *policy, const ServerConfig 
         s->keepalive_usec = config && config->keepalive_usec ? config->keepalive_usec : SERVER_DEFAULT_KEEPALIVE_USEC;
         s->denied = config ? config->denied : NULL;
         s->start_failed = config ? config->start_failed : NULL;
+        s->acted = config ? config->acted : NULL;
         s->denied_userdata = config ? config->userdata : NULL;
         s->max_output_streams = config && config->max_output_streams ? config->max_output_streams
                                                                      : SERVER_DEFAULT_MAX_OUTPUT_STREAMS;

@@ -8,6 +8,8 @@
   (all task-manager) may; bob (analyst) gets PERMISSION_DENIED; alice does
   not see charlie's job (NOT_FOUND); an unknown signal number is
   INVALID_ARGUMENT naming it; an ended job FAILED_PRECONDITION;
+- each Signal and Stop carried out is in the daemon's log: the job, its
+  owner, the signal or the grace, and who;
 - jwctl kill -s USR1 reaches the job and prints nothing; jwctl kill (TERM)
   ends it killed by signal 15, not as a stop; unknown names are refused by
   jwctl itself (exit 2);
@@ -96,7 +98,10 @@ def test_main_process(d, pb, C):
     st = alice.Status(pb.StatusRequest(job_id=jid), timeout=10).status
     if st.state != pb.JOB_STATE_RUNNING or st.stop_requested:
         h.fail("after USR1 to the main process: %s" % one_line(st))
+    # the journal says who did what to which job
+    d.wait_log(r"job %s of alice: signal USR1 \(10\) sent to its main process, by alice" % jid)
     alice.Stop(pb.StopRequest(job_id=jid, use_grace=True, grace_ms=0), timeout=10)
+    d.wait_log(r"job %s of alice: stop requested with a grace of 0s, by alice" % jid)
 
 
 def test_all_reaches_child(d, pb, C):
@@ -117,7 +122,8 @@ def test_authorization(d, pb, C):
     h.expect_code(lambda: bob.Signal(pb.SignalRequest(job_id=jid, signal=15), timeout=10),
                   C.PERMISSION_DENIED, "'bob' may not signal job %s" % jid)
     # charlie (all task-manager) may: CONT changes nothing for a sleep
-    charlie.Signal(pb.SignalRequest(job_id=jid, signal=18), timeout=10)
+    charlie.Signal(pb.SignalRequest(job_id=jid, signal=18, all=True), timeout=10)
+    d.wait_log(r"job %s of alice: signal CONT \(18\) sent to all its processes, by charlie" % jid)
     cj = charlie.Start(pb.StartRequest(argv=["sleep", "60"]), timeout=10).job_id
     h.expect_code(lambda: alice.Signal(pb.SignalRequest(job_id=cj, signal=15), timeout=10),
                   C.NOT_FOUND, "no job %s" % cj)
