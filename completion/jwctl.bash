@@ -157,7 +157,7 @@ _jwctl()
         logs)      opts="-f --follow --stdout --stderr --offset --json" ;;
         stop)      opts="--grace" ;;
         wait)      opts="" ;;
-        kill)      opts="-s --signal --all" ;;
+        kill)      opts="-s --signal --all -l --list" ;;
         help)      COMPREPLY=($(compgen -W "${commands% help}" -- "$cur")); return ;;
         *)         return ;;
     esac

@@ -54,6 +54,7 @@ typedef enum OptId {
         OPT_MAX_RUNTIME,
         OPT_SIGNAL,
         OPT_ALL,
+        OPT_LIST_SIGNALS,
         OPT_NAME,
         OPT_LABEL,
         OPT_STATE,
@@ -100,6 +101,7 @@ static const OptDef options[] = {
         { "max-runtime", 0, true, OPT_MAX_RUNTIME, START_RUN, apply_job },
         { "signal", 's', true, OPT_SIGNAL, CMD_BIT(CLI_COMMAND_KILL), apply_view },
         { "all", 0, false, OPT_ALL, CMD_BIT(CLI_COMMAND_KILL), apply_view },
+        { "list", 'l', false, OPT_LIST_SIGNALS, CMD_BIT(CLI_COMMAND_KILL), apply_view },
         { "name", 0, true, OPT_NAME, START_RUN | CMD_BIT(CLI_COMMAND_LIST), apply_names },
         { "label", 0, true, OPT_LABEL, START_RUN | CMD_BIT(CLI_COMMAND_LIST), apply_names },
         { "state", 0, true, OPT_STATE, CMD_BIT(CLI_COMMAND_LIST), apply_names },
@@ -393,6 +395,9 @@ static int apply_view(Parser *p, const OptDef *o, const char *shown, const char 
                 return 0;
         case OPT_ALL:
                 a->signal_all = true;
+                return 0;
+        case OPT_LIST_SIGNALS:
+                a->signal_list = true;
                 return 0;
         }
         assert(!"unhandled view option");

@@ -128,6 +128,10 @@ static int set_job(Parser *p, const char *word) {
 
         if (a->job)
                 return replace_message(&p->error, -EINVAL, "unexpected argument '%s': '%s' takes one JOB%s", word, args_command_label(p), args_see_help(p));
+        if (a->signal_list) { /* kill -l SIGNAL: a signal, checked when it is listed */
+                a->job = word;
+                return 0;
+        }
         /* @RUN and HOST:ID name jobs of a fan-out (cli/fanout.c checks them). */
         if (args_fanout_job_ref(word)) {
                 a->job = word;
@@ -246,6 +250,8 @@ static int validate(Parser *p) {
         case CLI_COMMAND_STOP:
         case CLI_COMMAND_WAIT:
         case CLI_COMMAND_KILL:
+                if (a->signal_list)
+                        return 0; /* kill -l [SIGNAL]: no job, no server */
                 if (!a->job)
                         return replace_message(&p->error, -EINVAL, "missing JOB: 'jwctl %s' needs a job id%s", args_command_label(p), args_see_help(p));
                 return 0;

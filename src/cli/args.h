@@ -119,6 +119,7 @@ typedef struct CliArgs {
         /* kill */
         int signal;                /* -s/--signal, 1..64; 0: not given (TERM) */
         bool signal_all;           /* --all: every process of the job */
+        bool signal_list;          /* kill -l/--list: names and numbers; job: the one to translate, if any */
 
         /* status, logs, stop, wait, kill */
         const char *job;

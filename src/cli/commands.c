@@ -28,6 +28,7 @@
 #include "cli/input.h"
 #include "cli/reconnect.h"
 #include "cli/resolve.h"
+#include "cli/signame.h"
 #include "cli/stream.h"
 #include "shared/job-name.h"
 #include "cli/tty.h"
@@ -399,6 +400,45 @@ int cli_command_dispatch(Cli *cli) {
         if ((size_t) c < ELEMENTSOF(commands) && commands[c])
                 return commands[c](cli);
         return cli_set_message(cli, CLI_EXIT_USAGE, "missing command (see 'jwctl --help')");
+}
+
+/* kill -l: every signal's number and name, one per line; kill -l SIGNAL:
+ * the name of a number, the number of a name. Nothing asks the server
+ * (Linux numbering is the server's too). */
+int cli_list_signals(const CliArgs *args, char **ret_message) {
+        char name[CLI_SIGNAL_NAME_MAX];
+        int sig;
+
+        if (args->signal_all || args->signal) {
+                *ret_message = strdup("kill -l/--list takes no -s/--signal or --all");
+                return CLI_EXIT_USAGE;
+        }
+        if (args->job) {
+                if (cli_signal_parse(args->job, &sig) < 0) {
+                        if (asprintf(ret_message, "unknown signal '%s': expected a name like TERM, SIGUSR1, hup or "
+                                                  "RTMIN+2, or a number from 1 to %d", args->job, CLI_SIGNAL_MAX) < 0)
+                                *ret_message = NULL;
+                        return CLI_EXIT_USAGE;
+                }
+                if (args->job[0] < '0' || args->job[0] > '9')
+                        printf("%d\n", sig);
+                else if (cli_signal_abbrev(sig, name))
+                        printf("%s\n", name);
+                else {
+                        if (asprintf(ret_message, "signal %d has no name (the C library keeps it for itself)", sig) < 0)
+                                *ret_message = NULL;
+                        return CLI_EXIT_FAILED;
+                }
+        } else
+                for (sig = 1; sig <= CLI_SIGNAL_MAX; sig++)
+                        if (cli_signal_abbrev(sig, name))
+                                printf("%2d %s\n", sig, name);
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+                if (asprintf(ret_message, "cannot write to standard output: %s", strerror(errno)) < 0)
+                        *ret_message = NULL;
+                return CLI_EXIT_FAILED;
+        }
+        return CLI_EXIT_OK;
 }
 
 int cli_execute(const CliArgs *args, const CliSettings *settings, char **ret_message) {

@@ -23,3 +23,7 @@
  * Returns the exit code; *ret_message is a malloc()ed line for stderr (an
  * error, or a warning with exit code 0) or NULL. */
 int cli_execute(const CliArgs *args, const CliSettings *settings, char **ret_message);
+
+/* kill -l [SIGNAL]: every signal's number and name, or one translated,
+ * on stdout; needs no server. Exit code, *ret_message as cli_execute(). */
+int cli_list_signals(const CliArgs *args, char **ret_message);

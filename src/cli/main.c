@@ -50,6 +50,14 @@ int main(int argc, char **argv) {
                 return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
         }
 
+        if (args.command == CLI_COMMAND_KILL && args.signal_list) { /* no server, no settings */
+                code = cli_list_signals(&args, &message);
+                if (message)
+                        print_error(message);
+                cli_args_done(&args);
+                return code;
+        }
+
         r = cli_settings_load(&args, &settings, &error);
         if (r < 0) {
                 print_error(error ?: strerror(-r));

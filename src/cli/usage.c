@@ -225,6 +225,7 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 FANOUT_OPTIONS_HELP,
         [CLI_COMMAND_KILL] =
                 "Usage: jwctl [OPTIONS] kill [-s SIGNAL] [--all] JOB\n"
+                "       jwctl kill -l [SIGNAL]\n"
                 "\n"
                 "Send a signal to a running job's main process and print nothing, as\n"
                 "kill(1) does. Unlike stop, nothing follows: the job ends, or not, as its\n"
@@ -236,6 +237,8 @@ static const char *const usage_command[_CLI_COMMAND_MAX] = {
                 "  --all                every process of the job (its cgroup frozen while\n"
                 "                       they are signalled, so none escapes by forking;\n"
                 "                       without a cgroup its process group)\n"
+                "  -l, --list           print every signal's number and name (with\n"
+                "                       SIGNAL: its number, or a number's name); no server\n"
                 "  -h, --help           show this help\n"
                 FANOUT_OPTIONS_HELP,
 };

@@ -12,7 +12,8 @@
   owner, the signal or the grace, and who;
 - jwctl kill -s USR1 reaches the job and prints nothing; jwctl kill (TERM)
   ends it killed by signal 15, not as a stop; unknown names are refused by
-  jwctl itself (exit 2);
+  jwctl itself (exit 2); jwctl kill -l lists and translates names without
+  a server;
 - all of the above without cgroups (--cgroup off: the process group), and
   all=true again with a cgroup per job where one can be made here (its
   cgroup.events says frozen 0 afterwards)."""
@@ -155,6 +156,20 @@ def test_jwctl_kill(d, pb, C):
     code, out, err = finish(jwctl(d.target, "kill", "-s", "BOGUS", jid))
     if code != 2 or b"unknown signal 'BOGUS'" not in err:
         h.fail("jwctl kill -s BOGUS: exit %d, stderr %r" % (code, err))
+    # kill -l: the table, and one signal either way, with no server at all
+    nowhere = "127.0.0.1:1"
+    code, out, err = finish(jwctl(nowhere, "kill", "-l"))
+    lines = out.decode().splitlines()
+    if code != 0 or err or len(lines) != 62 or lines[0].split() != ["1", "HUP"] or \
+            "15 TERM" not in [ln.strip() for ln in lines] or lines[-1].split() != ["64", "RTMAX"]:
+        h.fail("jwctl kill -l: exit %d, stdout %r, stderr %r" % (code, out[:200], err))
+    for arg, want in (("15", b"TERM\n"), ("sigusr1", b"10\n"), ("RTMIN+2", b"36\n")):
+        code, out, err = finish(jwctl(nowhere, "kill", "-l", arg))
+        if code != 0 or out != want or err:
+            h.fail("jwctl kill -l %s: exit %d, stdout %r, stderr %r" % (arg, code, out, err))
+    code, out, err = finish(jwctl(nowhere, "kill", "-l", "BOGUS"))
+    if code != 2 or b"unknown signal 'BOGUS'" not in err:
+        h.fail("jwctl kill -l BOGUS: exit %d, stderr %r" % (code, err))
     alice.Stop(pb.StopRequest(job_id=jid, use_grace=True, grace_ms=0), timeout=10)
     # plain kill: TERM to the main process (a lone one: without a cgroup a
     # child would outlive it)

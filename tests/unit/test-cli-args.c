@@ -494,6 +494,18 @@ static void test_kill(void **state) {
         EXPECT_ERROR("unknown option '--all' for 'stop'", "stop", "--all", JOB);
         EXPECT_ERROR("unknown option '-s' for 'stop'", "stop", "-s", "TERM", JOB);
         EXPECT_ERROR("takes one JOB", "kill", JOB, JOB);
+
+        /* kill -l [SIGNAL]: no job needed; the word after it is a signal, not a job */
+        assert_int_equal(PARSE(&a, &e, "kill", "-l"), 0);
+        assert_true(a.signal_list);
+        assert_null(a.job);
+        cli_args_done(&a);
+        assert_int_equal(PARSE(&a, &e, "kill", "--list", "15"), 0);
+        assert_true(a.signal_list);
+        assert_string_equal(a.job, "15");
+        cli_args_done(&a);
+        EXPECT_ERROR("unknown option '-l' for 'stop'", "stop", "-l", JOB);
+        assert_non_null(strstr(cli_usage(CLI_COMMAND_KILL), "jwctl kill -l [SIGNAL]"));
         assert_non_null(strstr(cli_usage(CLI_COMMAND_KILL), "kill [-s SIGNAL] [--all] JOB"));
         assert_non_null(strstr(cli_usage(CLI_COMMAND_NONE), "kill [-s SIGNAL] [--all] JOB"));
 }
