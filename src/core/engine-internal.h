@@ -157,6 +157,7 @@ typedef struct Posted {
         EngineClosure fn;
         void *userdata;
         bool own;       /* the engine's own (engine_post_own()) */
+        bool embedded;  /* memory of the poster's (engine_post_own()): not freed here */
 } Posted;
 
 /* Faults a unit test can ask for, to see the engine handle what the kernel
@@ -169,6 +170,7 @@ typedef struct EngineFaults {
         unsigned sqe_failed;    /* count of injected get_sqe failures */
         bool no_exit_info;      /* the kernel has no PIDFD_INFO_EXIT (as 6.1) */
         int signal_procs_fail;  /* errno: signalling a frozen job's members fails (job-signal.c) */
+        unsigned post_fail;     /* this many engine_post*() calls fail with -ENOMEM (loop.c) */
 } EngineFaults;
 
 struct Engine {
@@ -284,8 +286,12 @@ void engine_rearm_later(Engine *e, Job *j, unsigned what);
 int engine_arm_wake(Engine *e);
 void engine_run_posted(Engine *e);
 /* engine_post() of a closure of the engine's own (a start's result), which
- * needs the engine to undo what it did even while engine_free() runs. */
-int engine_post_own(Engine *e, EngineClosure fn, void *userdata);
+ * needs the engine to undo what it did even while engine_free() runs. In
+ * node, memory of the poster's that stays until fn has run: it cannot fail
+ * (a start whose result could not be posted would hold its name and its
+ * owner's count forever, and its caller would wait forever). */
+void engine_post_own(Engine *e, Posted *node, EngineClosure fn, void *userdata);
+bool engine_post_should_fail(Engine *e); /* EngineFaults.post_fail */
 /* engine_free(): runs what is posted, the engine's own closures with the
  * engine, the others with NULL (as engine_post() promises: their posters
  * may be gone), so that each frees its data. */

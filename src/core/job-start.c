@@ -637,13 +637,7 @@ int engine_start_job(Engine *e, const JobSpec *spec, EngineStartDone done, void 
         if (r < 0) {
                 /* Answered from the loop like every start, never from here. */
                 js->r = r;
-                r = engine_post_own(e, job_start_finish, js);
-                if (r < 0) {
-                        start_uncount(e, js);
-                        js->done = NULL;
-                        job_start_free(e, js, true);
-                        return r;
-                }
+                engine_post_own(e, &js->finished, job_start_finish, js);
         }
         return 0;
 }

@@ -25,6 +25,7 @@ typedef struct StartWaiter {
 
 struct JobStart {
         JobStart *next;                      /* the spawner's queue */
+        Posted finished;                     /* job_start_finish() posted to the engine (cannot fail) */
         EngineStartDone done;
         void *userdata;
         int r;                               /* result of the spawn stage */

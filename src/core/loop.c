@@ -154,8 +154,10 @@ void engine_run_posted(Engine *e) {
 
         while (p) {
                 Posted *next = p->next;
+                bool embedded = p->embedded; /* p may be gone once fn ran */
                 p->fn(e, p->userdata);
-                free(p);
+                if (!embedded)
+                        free(p);
                 p = next;
         }
 }
@@ -170,8 +172,10 @@ static void run_posted_without(Engine *e, bool keep_own) {
 
         while (p) {
                 Posted *next = p->next;
+                bool embedded = p->embedded;
                 p->fn(keep_own && p->own ? e : NULL, p->userdata);
-                free(p);
+                if (!embedded)
+                        free(p);
                 p = next;
         }
 }
@@ -184,13 +188,9 @@ void engine_drop_posted(Engine *e) {
         run_posted_without(e, false);
 }
 
-static int post(Engine *e, EngineClosure fn, void *userdata, bool own) {
-        Posted *p = malloc(sizeof(Posted));
+static void post_node(Engine *e, Posted *p) {
         uint64_t one = 1;
 
-        if (!p)
-                return -ENOMEM;
-        *p = (Posted) { .fn = fn, .userdata = userdata, .own = own };
         pthread_mutex_lock(&e->post_lock);
         if (e->post_tail)
                 e->post_tail->next = p;
@@ -199,15 +199,33 @@ static int post(Engine *e, EngineClosure fn, void *userdata, bool own) {
         e->post_tail = p;
         pthread_mutex_unlock(&e->post_lock);
         (void) !write(e->wake_fd, &one, sizeof(one));
-        return 0;
+}
+
+bool engine_post_should_fail(Engine *e) {
+        bool fail = false;
+
+        pthread_mutex_lock(&e->post_lock);
+        if (e->faults.post_fail > 0) {
+                e->faults.post_fail--;
+                fail = true;
+        }
+        pthread_mutex_unlock(&e->post_lock);
+        return fail;
 }
 
 int engine_post(Engine *e, EngineClosure fn, void *userdata) {
-        return post(e, fn, userdata, false);
+        Posted *p = engine_post_should_fail(e) ? NULL : malloc(sizeof(Posted));
+
+        if (!p)
+                return -ENOMEM;
+        *p = (Posted) { .fn = fn, .userdata = userdata };
+        post_node(e, p);
+        return 0;
 }
 
-int engine_post_own(Engine *e, EngineClosure fn, void *userdata) {
-        return post(e, fn, userdata, true);
+void engine_post_own(Engine *e, Posted *node, EngineClosure fn, void *userdata) {
+        *node = (Posted) { .fn = fn, .userdata = userdata, .own = true, .embedded = true };
+        post_node(e, node);
 }
 
 void engine_wake_stop(Engine *e) {

@@ -79,8 +79,10 @@ static void spawner_unref_locked(Spawner *sp) {
 static void post_result(Spawner *sp, JobStart *js) {
         /* Under sp->lock: the engine is alive until spawner_free() has
          * abandoned us, which takes the lock. */
-        if (sp->e && engine_post_own(sp->e, job_start_finish, js) >= 0)
+        if (sp->e) {
+                engine_post_own(sp->e, &js->finished, job_start_finish, js);
                 return;
+        }
         job_start_abandon(js);
 }
 

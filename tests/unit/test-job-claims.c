@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 #include "../helpers/engine-test-util.h"
-#include "core/engine.h"
+#include "core/engine-internal.h" /* EngineFaults */
 
 static const char *sleep_argv[] = { "/bin/sleep", "30", NULL };
 static const char *true_argv[] = { "/bin/true", NULL };
@@ -110,6 +110,47 @@ static void test_name_claimed_while_starting(void **state) {
         }
         assert_int_equal(n_ok, 1);
         assert_int_equal(n_exists, 1);
+        stop_and_wait(e, &ids[0]);
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
+/* A start's result is posted from the spawner's thread to the engine's; a
+ * post that failed (no memory for its node) dropped the start: its caller
+ * never heard back, its owner's count stayed, and it freed its name and
+ * request id claims while the engine's maps still held them (a use after
+ * free at the next start with the name). The result now travels in the
+ * start's own memory: with every other post failing, both starts answer,
+ * the name and the request id still work. */
+static void test_start_result_post_cannot_fail(void **state) {
+        char *dir = make_state_dir("claims-post");
+        Engine *e = engine_at(dir);
+        JobSpec spec = { .argv = sleep_argv, .owner = "alice", .cgroup_fd = -1, .name = "posted", .request_id = "rq-p" };
+        JobSpec bad = { .argv = (const char *[]) { "/nonexistent/program", NULL }, .owner = "alice", .cgroup_fd = -1,
+                        .name = "posted-bad" };
+        JobId ids[2] = {}, again;
+        JobStartError err;
+        uint64_t until = mono_ms() + 20000;
+
+        n_done = n_ok = n_exists = 0;
+        e->faults.post_fail = 1000;
+        assert_int_equal(engine_start_job(e, &spec, count_done, &ids[0]), 0);
+        assert_int_equal(engine_start_job(e, &bad, count_done, &ids[1]), 0);
+        while (n_done < 2) {
+                if (mono_ms() > until)
+                        fail_msg("%d of 2 starts answered within 20 s", n_done);
+                assert_int_equal(engine_run_once(e, 100000), 0);
+        }
+        e->faults.post_fail = 0;
+        assert_int_equal(n_ok, 1);
+        /* the name is held by the running job, the request id finds it */
+        assert_int_equal(start_named(e, "alice", true_argv, "posted", NULL, NULL, &again, &err), -EEXIST);
+        again = start_ok(e, "alice", true_argv, NULL, NULL, "rq-p");
+        assert_true(job_id_equal(&again, &ids[0]));
+        /* the failed start let go of its name */
+        again = start_ok(e, "alice", true_argv, "posted-bad", NULL, NULL);
+        (void) wait_job(e, &again, 10000);
         stop_and_wait(e, &ids[0]);
         engine_free(e);
         rm_rf(dir);
@@ -240,6 +281,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_name_unique_while_running),
                 cmocka_unit_test(test_name_claimed_while_starting),
+                cmocka_unit_test(test_start_result_post_cannot_fail),
                 cmocka_unit_test(test_request_id),
                 cmocka_unit_test(test_list_filters),
                 cmocka_unit_test(test_engine_checks),
