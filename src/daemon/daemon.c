@@ -25,6 +25,7 @@
 
 #include "core/cgroup.h"
 #include "daemon/daemon-internal.h"
+#include "daemon/grpc-log.h"
 #include "daemon/log.h"
 #include "shared/string-util.h"
 
@@ -338,6 +339,7 @@ static int daemon_new_server(Daemon *d) {
         };
         int r;
 
+        grpc_log_install();
         grpc_init();
         d->grpc_initialized = true;
         r = server_new(&d->server, d->engine, TAKE_PTR(d->policy), &sc);

@@ -17,6 +17,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <grpc/support/log.h>
+
+#include "daemon/grpc-log.h"
 #include "daemon/log.h"
 
 static size_t fmt(char *buf, size_t size, bool tty, int level, const char *f, ...) _printf_(5, 6);
@@ -276,6 +279,25 @@ static void test_ratelimited(void **state) {
         assert_string_equal(capture_end(&c), "<4>3 similar messages suppressed\n<5>refused 5\n<5>refused 6\n");
 }
 
+/* gRPC's own messages: one escaped line of ours each, whatever bytes of a
+ * peer's they quote (before, gRPC wrote them to stderr as they were: the
+ * line feed below made a second line, a fake emergency). */
+static void test_grpc_messages(void **state) {
+        Capture c;
+        char *out;
+
+        log_set_max_level(LOG_INFO);
+        grpc_log_install();
+        gpr_log_verbosity_init();                    /* as grpc_init() does */
+        gpr_set_log_verbosity(GPR_LOG_SEVERITY_DEBUG); /* gRPC hands over all: our level filters */
+        capture_begin(&c);
+        gpr_log(GPR_ERROR, "bad header from peer: %s", "x\n<0>forged \x1b[2J");
+        gpr_log(GPR_INFO, "%s", "informational");
+        gpr_log(GPR_DEBUG, "%s", "not at level info");
+        out = capture_end(&c);
+        assert_string_equal(out, "<4>gRPC: bad header from peer: x <0>forged \\x1b[2J\n<6>gRPC: informational\n");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_stderr_not_a_terminal),
@@ -294,6 +316,7 @@ int main(void) {
                 cmocka_unit_test(test_log_fields_to_stderr),
                 cmocka_unit_test(test_log_fields_no_raw_escape),
                 cmocka_unit_test(test_ratelimited),
+                cmocka_unit_test(test_grpc_messages),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
