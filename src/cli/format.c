@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "cli/format.h"
+#include "cli/signame.h"
 #include "shared/macro.h"
 #include "shared/parse-util.h"
 #include "shared/utf8.h"
@@ -62,10 +63,10 @@ static void json_cstring(FILE *f, const char *s) {
 }
 
 const char *cli_signal_name(int sig, char buf[static 16]) {
-        const char *n = sig > 0 ? sigabbrev_np(sig) : NULL;
+        char abbrev[CLI_SIGNAL_NAME_MAX];
 
-        if (n)
-                snprintf(buf, 16, "SIG%s", n);
+        if (cli_signal_abbrev(sig, abbrev)) /* real-time ones too: SIGRTMIN+6 */
+                snprintf(buf, 16, "SIG%.12s", abbrev);
         else
                 snprintf(buf, 16, "SIG%d", sig);
         return buf;

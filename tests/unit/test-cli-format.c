@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* jwctl's output formats (src/cli/format.c): JSON escaping, status/list text and JSON. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <errno.h>
@@ -169,6 +170,9 @@ static void test_state_short(void **state) {
         assert_string_equal(cli_state_short(&st, b), "lost");
         assert_string_equal(cli_signal_name(2, sig), "SIGINT");
         assert_string_equal(cli_signal_name(0, sig), "SIG0");
+        assert_string_equal(cli_signal_name(SIGRTMIN + 6, sig), "SIGRTMIN+6");
+        assert_string_equal(cli_signal_name(SIGRTMAX, sig), "SIGRTMAX");
+        assert_string_equal(cli_signal_name(32, sig), "SIG32");
 }
 
 static void test_text(void **state) {
