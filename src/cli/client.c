@@ -124,6 +124,7 @@ int cli_client_connect_full(const CliSettings *s, CliClient **ret, int *ret_exit
                 .user_agent = "jwctl/" JWCTL_VERSION,
                 .keepalive_usec = s->keepalive_usec,
                 .keepalive_timeout_usec = MIN(s->keepalive_usec, CLI_KEEPALIVE_TIMEOUT_MAX_USEC),
+                .stream_window = s->stream_window,
         };
         r = h2_conn_new(tls, &opt, &c->conn); /* takes tls */
         if (r < 0) {

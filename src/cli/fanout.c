@@ -469,6 +469,18 @@ static int resolve_targets(Fanout *f, char ***ret_jobs, char **ret_error) {
         return 0;
 }
 
+/* What each host's stream may hold unread (fanout.h): the whole client's at
+ * most FANOUT_WINDOWS_TOTAL over the hosts served at once, within [1 MiB, 4 MiB]
+ * (jwctl's own default for one host). A host's window is what the client
+ * holds for it while output flows: measured 9 MiB of RSS per host with 4 MiB
+ * windows (bench/README.md, "Fan-out"); 1 MiB still covers a 50 ms path at
+ * 20 MB/s per host. */
+#define FANOUT_WINDOWS_TOTAL (64u * 1024 * 1024)
+uint32_t cli_fanout_stream_window(unsigned at_once) {
+        uint32_t w = FANOUT_WINDOWS_TOTAL / MAX(at_once, 1u);
+        return MIN(MAX(w, 1024u * 1024), 4u * 1024 * 1024);
+}
+
 static int setup_hosts(Fanout *f, char **ret_error) {
         char **jobs = NULL;
         int r;
@@ -495,6 +507,9 @@ static int setup_hosts(Fanout *f, char **ret_error) {
                         h->args.job = h->job;
                 f->names[i] = h->name;
                 r = cli_host_settings(f->settings, &f->list.hosts[i], &h->settings, ret_error);
+                if (r >= 0)
+                        h->settings.stream_window = cli_fanout_stream_window(
+                                (unsigned) MIN((size_t) (f->args->fanout.parallel ?: CLI_FANOUT_PARALLEL_DEFAULT), f->n));
         }
         for (size_t i = 0; jobs && i < f->n; i++)
                 free(jobs[i]);

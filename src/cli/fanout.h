@@ -14,6 +14,8 @@
  * (cli/signals.h) delivers Ctrl-C to every running host.
  */
 
+#include <stdint.h>
+
 #include "cli/args.h"
 #include "cli/settings.h"
 
@@ -22,3 +24,9 @@
 
 /* As cli_execute() (cli/commands.h), across hosts. */
 int cli_fanout_execute(const CliArgs *args, const CliSettings *settings, char **ret_message);
+
+/* The HTTP/2 receive window of each host's calls when at_once hosts are
+ * served at the same time: 64 MiB over them all, at least 1 MiB, at most
+ * the 4 MiB of a single jwctl (what the client holds per host while output
+ * flows). */
+uint32_t cli_fanout_stream_window(unsigned at_once);

@@ -50,6 +50,7 @@ struct H2Conn {
         H2Call *calls;
         unsigned n_open;
         char *authority, *user_agent;
+        uint32_t stream_window; /* what a stream may hold unread (H2Options) */
         H2Buf obuf;            /* frames to write, coalesced into records */
         size_t send_retry;   /* size of a tls_client_send() that said -EAGAIN */
         uint64_t ka, ka_timeout, next_ping, ping_deadline;

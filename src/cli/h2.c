@@ -461,7 +461,7 @@ static int session_new(H2Conn *c) {
 
         nghttp2_settings_entry settings[] = {
                 { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
-                { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW },
+                { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, c->stream_window },
         };
         if (nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, settings, ELEMENTSOF(settings)) != 0 ||
             nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW) != 0)
@@ -483,6 +483,7 @@ int h2_conn_new(TlsClient *tls, const H2Options *opt, H2Conn **ret) {
         c->tls = tls;
         c->ka = opt->keepalive_usec;
         c->ka_timeout = opt->keepalive_timeout_usec ?: opt->keepalive_usec;
+        c->stream_window = opt->stream_window ? MIN(opt->stream_window, (uint32_t) NGHTTP2_MAX_WINDOW_SIZE) : H2_STREAM_WINDOW;
         c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         c->authority = strdup(opt->authority);
         c->user_agent = strdup(opt->user_agent ?: "jwctl");

@@ -30,6 +30,7 @@ typedef struct H2Options {
         const char *user_agent;
         uint64_t keepalive_usec;    /* a PING this often while a call is open; 0: none */
         uint64_t keepalive_timeout_usec; /* no PING ack within this: the connection is dead */
+        uint32_t stream_window;     /* receive window per call; 0: H2_STREAM_WINDOW (4 MiB) */
 } H2Options;
 
 /* Takes tls (connected with TLS_CLIENT_DIRECT) in all cases, sends the

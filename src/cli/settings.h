@@ -29,6 +29,7 @@ typedef struct CliSettings {
         uint64_t reconnect_usec; /* bound of one outage of a follower; 0: never reconnect */
         uint64_t keepalive_usec; /* HTTP/2 ping interval while a call is open; 0: no pings */
         bool kernel_tls_off; /* kernel-tls = off (JWCTL_KERNEL_TLS): records stay in GnuTLS */
+        uint32_t stream_window; /* HTTP/2 receive window per call; 0: the client's default (cli/h2.c) */
         /* Fan-out (cli/hosts.h): the name the server certificate must carry
          * (NULL: host), and the config file for its host/group lines. */
         char *tls_name;

@@ -18,6 +18,7 @@
 #include "cli/fanout-output.h"
 #include "cli/fanout-runs.h"
 #include "cli/fanout-summary.h"
+#include "cli/fanout.h"
 
 static const char *const names[] = { "web01", "db1", "web03" };
 
@@ -286,6 +287,19 @@ static void test_runs_file(void **state) {
         assert_int_equal(system(cmd), 0);
 }
 
+/* Each host's HTTP/2 window: 4 MiB (one jwctl's) for up to 16 hosts at
+ * once, then 64 MiB shared, never under 1 MiB. */
+static void test_stream_window(void **state) {
+        const uint32_t MiB = 1024 * 1024;
+
+        assert_int_equal(cli_fanout_stream_window(0), 4 * MiB);
+        assert_int_equal(cli_fanout_stream_window(1), 4 * MiB);
+        assert_int_equal(cli_fanout_stream_window(16), 4 * MiB);
+        assert_int_equal(cli_fanout_stream_window(20), 64 * MiB / 20);
+        assert_int_equal(cli_fanout_stream_window(64), 1 * MiB);
+        assert_int_equal(cli_fanout_stream_window(1000), 1 * MiB);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_prefix),   cmocka_unit_test(test_prefix_color_and_long),
@@ -293,6 +307,7 @@ int main(void) {
                 cmocka_unit_test(test_group),    cmocka_unit_test(test_classify),
                 cmocka_unit_test(test_exit_code), cmocka_unit_test(test_summary),
                 cmocka_unit_test(test_runs),     cmocka_unit_test(test_runs_file),
+                cmocka_unit_test(test_stream_window),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
