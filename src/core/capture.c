@@ -31,6 +31,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 
 #include "core/engine-internal.h"
 #include "shared/macro.h"
@@ -204,10 +205,15 @@ int job_drain_pipe(Engine *e, Job *j, int i, unsigned budget, bool stop_short) {
                 }
 
                 /* A follower that has all the log so far gets the pipe
-                 * read into its own buffer (subscriber.c, the direct path). */
+                 * read into its own buffer (subscriber.c, the direct path),
+                 * sized by what the pipe holds: nothing is allocated for a
+                 * pipe that turns out empty, and a line gets a small one. */
                 void *buf = e->buf;
                 size_t size = ENGINE_BUFFER_SIZE;
-                Subscriber *direct = j->log_failed ? NULL : sub_direct_begin(j, stream, &buf, &size);
+                Subscriber *direct = NULL;
+                int avail = 0;
+                if (!j->log_failed && j->subs.n > 0 && ioctl(j->pipe_fd[i], FIONREAD, &avail) == 0 && avail > 0)
+                        direct = sub_direct_begin(j, stream, (size_t) avail, &buf, &size);
 
                 n = read(j->pipe_fd[i], buf, size);
                 int err = errno;

@@ -387,7 +387,8 @@ void job_close_pipe(Engine *e, Job *j, int i);
 void sub_queue(Engine *e, Subscriber *s);
 void sub_run(Engine *e, Subscriber *s);
 void sub_free(Engine *e, Subscriber *s);
-Subscriber *sub_direct_begin(Job *j, JobStream stream, void **ret_buf, size_t *ret_size);
+/* want: what the pipe holds (FIONREAD), > 0. */
+Subscriber *sub_direct_begin(Job *j, JobStream stream, size_t want, void **ret_buf, size_t *ret_size);
 void sub_direct_end(Engine *e, Subscriber *s, JobStream stream, const void *buf, size_t logged);
 void job_wake_subscribers(Engine *e, Job *j);
 

@@ -87,7 +87,7 @@ static ssize_t sub_send_chunk(Engine *e, Subscriber *s) {
  * so the bytes are not read back from the log (one copy less per byte:
  * measured in bench/README.md, "Per byte"). Any other subscriber reads the
  * log as before; so does this one whenever it is not caught up. */
-Subscriber *sub_direct_begin(Job *j, JobStream stream, void **ret_buf, size_t *ret_size) {
+Subscriber *sub_direct_begin(Job *j, JobStream stream, size_t want, void **ret_buf, size_t *ret_size) {
         for (ListNode *n = j->subs.first; n; n = n->next) {
                 Subscriber *s = list_entry(n, Subscriber, in_job);
                 if (!s->ready || !s->follow || !s->ops.buffer || !(s->streams & stream))
@@ -99,6 +99,7 @@ Subscriber *sub_direct_begin(Job *j, JobStream stream, void **ret_buf, size_t *r
                 size_t max = s->ops.chunk_max ? s->ops.chunk_max(s->userdata) : 0;
                 if (max == 0 || max > ENGINE_CHUNK_MAX)
                         max = ENGINE_CHUNK_MAX;
+                max = MIN(max, want); /* a line gets a small buffer, as from the log */
                 void *buf = s->ops.buffer(s->userdata, max);
                 if (!buf)
                         return NULL;

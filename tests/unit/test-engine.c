@@ -87,6 +87,7 @@ typedef struct Reader {
         bool buffered;          /* gives the engine its buffers (SubscriberOps.buffer) */
         uint8_t *buf;           /* the one handed out, until its chunk or its return */
         unsigned buffers_used, buffers_returned;
+        size_t buffer_max;      /* the largest buffer asked for */
         JobStream last_stream;
         uint64_t base_out;      /* stdout offset of the first byte (for offset tests) */
         JobStatus end;
@@ -149,6 +150,8 @@ static void *reader_buffer(void *ud, size_t size) {
         }
         if (r->buf)
                 r->bad = true; /* asked twice without a chunk or a return between */
+        if (size > r->buffer_max)
+                r->buffer_max = size;
         free(r->buf);
         r->buf = malloc(size);
         assert_non_null(r->buf);
@@ -623,6 +626,32 @@ static void test_direct_path_followers_exact(void **state) {
         free(dir);
 }
 
+/* A job printing a line now and then to a caught-up follower: each line
+ * comes by the direct path in a buffer the size of what the pipe held, not
+ * a whole chunk's (256 KiB held per line otherwise). */
+static void test_direct_path_lines_get_small_buffers(void **state) {
+        char *dir = make_state_dir("engine");
+        Engine *e = engine_at(dir, 0, 0);
+        const char *argv[] = { "/bin/sh", "-c", "for i in 1 2 3 4 5 6; do echo line$i; sleep 0.05; done", NULL };
+        Reader r = { .buffered = true };
+        char out[GRAB_MAX + 1] = "";
+
+        JobId id = start_job_ok(e, argv);
+        r.e = e;
+        r.hash = 0xcbf29ce484222325ull;
+        assert_int_equal(engine_subscribe(e, &id, JOB_STREAM_STDOUT, 0, true, &reader_buffered_ops, &r, &r.id), 0);
+        run_until_ended(e, &r, 20000);
+        assert_null(r.buf);
+        assert_int_equal(r.got[JOB_STREAM_STDOUT], 36);
+        assert_true(r.buffers_used > 0);       /* lines came by the direct path */
+        assert_true(r.buffer_max <= 4096);     /* sized by what the pipe held */
+        grab_finished_stdout(e, &id, out);
+        assert_string_equal(out, "line1\nline2\nline3\nline4\nline5\nline6\n");
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
 static void test_restart_keeps_finished_jobs(void **state) {
         char *dir = make_state_dir("engine");
         Engine *e = engine_at(dir, 0, 0);
@@ -1065,6 +1094,7 @@ int main(void) {
                 cmocka_unit_test(test_start_posted_before_free_is_undone),
                 cmocka_unit_test(test_exact_bytes_three_subscribers),
                 cmocka_unit_test(test_direct_path_followers_exact),
+                cmocka_unit_test(test_direct_path_lines_get_small_buffers),
                 cmocka_unit_test(test_stalled_subscriber_holds_nothing),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
