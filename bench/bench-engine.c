@@ -189,6 +189,14 @@ static double engine_capture(char *dir, const char *writer, uint64_t bytes, bool
         return (double) bytes / dt;
 }
 
+/* One GB/s line: the median of v (sorted by median()) against base, and v's range. */
+static void print_rate(const char *name, double *v, int runs, double base) {
+        double m = median(v, runs);
+
+        printf("%-34s %8.2f GB/s %8.2f GB/s %8.2f  %.2f-%.2f\n", name, m / 1e9, base / 1e9, m / base, v[0] / 1e9,
+               v[runs - 1] / 1e9);
+}
+
 int main(int argc, char **argv) {
         if (argc < 2) {
                 fprintf(stderr, "usage: %s WRITER [capture-bytes] [spawn-count] [runs]\n", argv[0]);
@@ -225,18 +233,13 @@ int main(int argc, char **argv) {
                 ew[r] = engine_capture(dir, writer, bytes, false);
                 rm_rf(dir);
         }
-        double mfs = median(fs, runs), mes = median(es, runs), mfp = median(fp, runs), mep = median(ep, runs),
-               meq = median(eq, runs), mff = median(ff, runs), mew = median(ew, runs);
+        double mfs = median(fs, runs), mes = median(es, runs), mfp = median(fp, runs);
         printf("%-34s %12s %12s %8s  %s\n", "figure", "value", "baseline", "ratio", "value min-max");
         printf("%-34s %10.0f/s %10.0f/s %8.2f  %.0f-%.0f\n", "engine spawn+reap /bin/true", mes, mfs, mes / mfs, es[0],
                es[runs - 1]);
-        printf("%-34s %8.2f GB/s %8.2f GB/s %8.2f  %.2f-%.2f\n", "engine capture to log (read+pwritev)", mep / 1e9, mfp / 1e9,
-               mep / mfp, ep[0] / 1e9, ep[runs - 1] / 1e9);
-        printf("%-34s %8.2f GB/s %8.2f GB/s %8.2f  %.2f-%.2f\n", "  same with splice()", meq / 1e9, mfp / 1e9,
-               meq / mfp, eq[0] / 1e9, eq[runs - 1] / 1e9);
-        printf("%-34s %8.2f GB/s %8.2f GB/s %8.2f  %.2f-%.2f\n", "warm capture to log (read+pwritev)", mew / 1e9, mfp / 1e9,
-               mew / mfp, ew[0] / 1e9, ew[runs - 1] / 1e9);
-        printf("%-34s %8.2f GB/s %8.2f GB/s %8.2f  %.2f-%.2f\n", "warm file floor (read+write)", mff / 1e9, mfp / 1e9,
-               mff / mfp, ff[0] / 1e9, ff[runs - 1] / 1e9);
+        print_rate("engine capture to log (read+pwritev)", ep, runs, mfp);
+        print_rate("  same with splice()", eq, runs, mfp);
+        print_rate("warm capture to log (read+pwritev)", ew, runs, mfp);
+        print_rate("warm file floor (read+write)", ff, runs, mfp);
         return 0;
 }

@@ -390,8 +390,8 @@ static int apply_view(Parser *p, const OptDef *o, const char *shown, const char 
                 return 0;
         case OPT_SIGNAL:
                 if (cli_signal_parse(value, &a->signal) < 0)
-                        return replace_message(&p->error, -EINVAL, "unknown signal '%s' for '%s': expected a name like TERM, "
-                                    "SIGUSR1, hup or RTMIN+2, or a number from 1 to %d", value, shown, CLI_SIGNAL_MAX);
+                        return replace_message(&p->error, -EINVAL, "unknown signal '%s' for '%s': expected " CLI_SIGNAL_EXPECTED,
+                                               value, shown);
                 return 0;
         case OPT_ALL:
                 a->signal_all = true;

@@ -406,7 +406,7 @@ int cli_command_dispatch(Cli *cli) {
  * the name of a number, the number of a name. Nothing asks the server
  * (Linux numbering is the server's too). */
 int cli_list_signals(const CliArgs *args, char **ret_message) {
-        char name[CLI_SIGNAL_NAME_MAX];
+        char name[SIGNAL_NAME_MAX];
         int sig;
 
         if (args->signal_all || args->signal) {
@@ -415,14 +415,13 @@ int cli_list_signals(const CliArgs *args, char **ret_message) {
         }
         if (args->job) {
                 if (cli_signal_parse(args->job, &sig) < 0) {
-                        if (asprintf(ret_message, "unknown signal '%s': expected a name like TERM, SIGUSR1, hup or "
-                                                  "RTMIN+2, or a number from 1 to %d", args->job, CLI_SIGNAL_MAX) < 0)
+                        if (asprintf(ret_message, "unknown signal '%s': expected " CLI_SIGNAL_EXPECTED, args->job) < 0)
                                 *ret_message = NULL;
                         return CLI_EXIT_USAGE;
                 }
                 if (args->job[0] < '0' || args->job[0] > '9')
                         printf("%d\n", sig);
-                else if (cli_signal_abbrev(sig, name))
+                else if (signal_abbrev(sig, name))
                         printf("%s\n", name);
                 else {
                         if (asprintf(ret_message, "signal %d has no name (the C library keeps it for itself)", sig) < 0)
@@ -431,7 +430,7 @@ int cli_list_signals(const CliArgs *args, char **ret_message) {
                 }
         } else
                 for (sig = 1; sig <= CLI_SIGNAL_MAX; sig++)
-                        if (cli_signal_abbrev(sig, name))
+                        if (signal_abbrev(sig, name))
                                 printf("%2d %s\n", sig, name);
         if (fflush(stdout) != 0 || ferror(stdout)) {
                 if (asprintf(ret_message, "cannot write to standard output: %s", strerror(errno)) < 0)

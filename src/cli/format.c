@@ -63,9 +63,9 @@ static void json_cstring(FILE *f, const char *s) {
 }
 
 const char *cli_signal_name(int sig, char buf[static 16]) {
-        char abbrev[CLI_SIGNAL_NAME_MAX];
+        char abbrev[SIGNAL_NAME_MAX];
 
-        if (cli_signal_abbrev(sig, abbrev)) /* real-time ones too: SIGRTMIN+6 */
+        if (signal_abbrev(sig, abbrev)) /* real-time ones too: SIGRTMIN+6 */
                 snprintf(buf, 16, "SIG%.12s", abbrev);
         else
                 snprintf(buf, 16, "SIG%d", sig);

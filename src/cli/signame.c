@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -47,29 +46,6 @@ static int parse_realtime(const char *s, int *ret) {
                 return -EINVAL;
         *ret = sig;
         return 0;
-}
-
-const char *cli_signal_abbrev(int sig, char buf[static CLI_SIGNAL_NAME_MAX]) {
-        const char *a;
-
-        if (sig < 1 || sig > CLI_SIGNAL_MAX)
-                return NULL;
-        if (sig < SIGRTMIN) {
-                a = sigabbrev_np(sig);
-                if (!a)
-                        return NULL;
-                snprintf(buf, CLI_SIGNAL_NAME_MAX, "%s", a);
-                return buf;
-        }
-        if (sig > SIGRTMAX)
-                return NULL;
-        /* As kill -l and bash count them: from RTMIN up to the middle, then
-         * down from RTMAX. */
-        if (sig - SIGRTMIN <= (SIGRTMAX - SIGRTMIN) / 2)
-                snprintf(buf, CLI_SIGNAL_NAME_MAX, sig == SIGRTMIN ? "RTMIN" : "RTMIN+%d", sig - SIGRTMIN);
-        else
-                snprintf(buf, CLI_SIGNAL_NAME_MAX, sig == SIGRTMAX ? "RTMAX" : "RTMAX-%d", SIGRTMAX - sig);
-        return buf;
 }
 
 int cli_signal_parse(const char *s, int *ret) {

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include "shared/signal-name.h"
+
 /*
  * Signal names and numbers as `jwctl kill -s SIGNAL` takes them: a name in
  * any case, with or without "SIG" (TERM, sigterm, SIGUSR1, RTMIN+3,
@@ -8,14 +10,11 @@
  * the server. Pure functions, no I/O.
  */
 
-#define CLI_SIGNAL_MAX 64
+#define CLI_SIGNAL_MAX SIGNAL_NUMBER_MAX /* names: shared/signal-name.h */
 
 /* 0 and *ret set, or -EINVAL for an unknown name or a number out of range. */
 int cli_signal_parse(const char *s, int *ret);
 
-/* sig's name without "SIG", as cli_signal_parse() reads it back ("TERM",
- * "RTMIN+2", "RTMAX-1"), in buf (CLI_SIGNAL_NAME_MAX bytes); NULL for a
- * number without a name (0, above CLI_SIGNAL_MAX, or 32 and 33, which the
- * C library keeps for itself). */
-#define CLI_SIGNAL_NAME_MAX 16
-const char *cli_signal_abbrev(int sig, char buf[static CLI_SIGNAL_NAME_MAX]);
+/* What cli_signal_parse() takes, for error messages (64: CLI_SIGNAL_MAX). */
+#define CLI_SIGNAL_EXPECTED "a name like TERM, SIGUSR1, hup or RTMIN+2, or a number from 1 to 64"
+_Static_assert(CLI_SIGNAL_MAX == 64, "CLI_SIGNAL_EXPECTED names the bound");

@@ -8,7 +8,7 @@
  * subscribers are cursors into that file (subscriber.c). The exception that
  * saves a copy: a follower that has all the log so far and may take a chunk
  * lends its own buffer, the pipe is read into it, appended from it and sent
- * as it is (the direct path, sub_direct_begin()).
+ * as it is (the direct path, sub_direct_candidate()).
  *
  * Pipes are watched with one-shot POLL_ADD and read with plain non-blocking
  * read(): no buffer is committed to a pipe that has nothing to say, so ten
@@ -208,12 +208,17 @@ int job_drain_pipe(Engine *e, Job *j, int i, unsigned budget, bool stop_short) {
                  * read into its own buffer (subscriber.c, the direct path),
                  * sized by what the pipe holds: nothing is allocated for a
                  * pipe that turns out empty, and a line gets a small one. */
-                void *buf = e->buf;
+                void *buf = NULL;
                 size_t size = ENGINE_BUFFER_SIZE;
-                Subscriber *direct = NULL;
+                Subscriber *direct = j->log_failed ? NULL : sub_direct_candidate(j, stream);
                 int avail = 0;
-                if (!j->log_failed && j->subs.n > 0 && ioctl(j->pipe_fd[i], FIONREAD, &avail) == 0 && avail > 0)
-                        direct = sub_direct_begin(j, stream, (size_t) avail, &buf, &size);
+                if (direct && ioctl(j->pipe_fd[i], FIONREAD, &avail) == 0 && avail > 0)
+                        buf = sub_direct_buffer(direct, (size_t) avail, &size);
+                if (!buf) {
+                        direct = NULL;
+                        buf = e->buf;
+                        size = ENGINE_BUFFER_SIZE;
+                }
 
                 n = read(j->pipe_fd[i], buf, size);
                 int err = errno;

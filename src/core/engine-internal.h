@@ -156,8 +156,7 @@ typedef struct Posted {
         struct Posted *next;
         EngineClosure fn;
         void *userdata;
-        bool own;       /* the engine's own (engine_post_own()) */
-        bool embedded;  /* memory of the poster's (engine_post_own()): not freed here */
+        bool own;       /* the engine's own (engine_post_own()), in the poster's memory: not freed here */
 } Posted;
 
 /* Faults a unit test can ask for, to see the engine handle what the kernel
@@ -170,7 +169,7 @@ typedef struct EngineFaults {
         unsigned sqe_failed;    /* count of injected get_sqe failures */
         bool no_exit_info;      /* the kernel has no PIDFD_INFO_EXIT (as 6.1) */
         int signal_procs_fail;  /* errno: signalling a frozen job's members fails (job-signal.c) */
-        unsigned post_fail;     /* this many engine_post*() calls fail with -ENOMEM (loop.c) */
+        unsigned post_fail;     /* this many engine_post() calls fail with -ENOMEM (loop.c) */
 } EngineFaults;
 
 struct Engine {
@@ -291,7 +290,6 @@ void engine_run_posted(Engine *e);
  * (a start whose result could not be posted would hold its name and its
  * owner's count forever, and its caller would wait forever). */
 void engine_post_own(Engine *e, Posted *node, EngineClosure fn, void *userdata);
-bool engine_post_should_fail(Engine *e); /* EngineFaults.post_fail */
 /* engine_free(): runs what is posted, the engine's own closures with the
  * engine, the others with NULL (as engine_post() promises: their posters
  * may be gone), so that each frees its data. */
@@ -387,8 +385,11 @@ void job_close_pipe(Engine *e, Job *j, int i);
 void sub_queue(Engine *e, Subscriber *s);
 void sub_run(Engine *e, Subscriber *s);
 void sub_free(Engine *e, Subscriber *s);
-/* want: what the pipe holds (FIONREAD), > 0. */
-Subscriber *sub_direct_begin(Job *j, JobStream stream, size_t want, void **ret_buf, size_t *ret_size);
+/* The direct path (subscriber.c): a follower that may take the next bytes
+ * of stream as they are read, or NULL; then its buffer for at most want
+ * bytes (what the pipe holds), NULL if it has none. */
+Subscriber *sub_direct_candidate(Job *j, JobStream stream);
+void *sub_direct_buffer(Subscriber *s, size_t want, size_t *ret_size);
 void sub_direct_end(Engine *e, Subscriber *s, JobStream stream, const void *buf, size_t logged);
 void job_wake_subscribers(Engine *e, Job *j);
 

@@ -154,9 +154,9 @@ void engine_run_posted(Engine *e) {
 
         while (p) {
                 Posted *next = p->next;
-                bool embedded = p->embedded; /* p may be gone once fn ran */
+                bool own = p->own; /* p may be gone once fn ran */
                 p->fn(e, p->userdata);
-                if (!embedded)
+                if (!own)
                         free(p);
                 p = next;
         }
@@ -172,9 +172,9 @@ static void run_posted_without(Engine *e, bool keep_own) {
 
         while (p) {
                 Posted *next = p->next;
-                bool embedded = p->embedded;
-                p->fn(keep_own && p->own ? e : NULL, p->userdata);
-                if (!embedded)
+                bool own = p->own;
+                p->fn(keep_own && own ? e : NULL, p->userdata);
+                if (!own)
                         free(p);
                 p = next;
         }
@@ -201,7 +201,7 @@ static void post_node(Engine *e, Posted *p) {
         (void) !write(e->wake_fd, &one, sizeof(one));
 }
 
-bool engine_post_should_fail(Engine *e) {
+static bool post_should_fail(Engine *e) { /* EngineFaults.post_fail */
         bool fail = false;
 
         pthread_mutex_lock(&e->post_lock);
@@ -214,7 +214,7 @@ bool engine_post_should_fail(Engine *e) {
 }
 
 int engine_post(Engine *e, EngineClosure fn, void *userdata) {
-        Posted *p = engine_post_should_fail(e) ? NULL : malloc(sizeof(Posted));
+        Posted *p = post_should_fail(e) ? NULL : malloc(sizeof(Posted));
 
         if (!p)
                 return -ENOMEM;
@@ -224,7 +224,7 @@ int engine_post(Engine *e, EngineClosure fn, void *userdata) {
 }
 
 void engine_post_own(Engine *e, Posted *node, EngineClosure fn, void *userdata) {
-        *node = (Posted) { .fn = fn, .userdata = userdata, .own = true, .embedded = true };
+        *node = (Posted) { .fn = fn, .userdata = userdata, .own = true };
         post_node(e, node);
 }
 

@@ -51,6 +51,14 @@ void sub_free(Engine *e, Subscriber *s) {
         job_notify(e, ENGINE_EVENT_SUBSCRIBERS, j);
 }
 
+/* The most a chunk to s may hold: what its consumer takes now, at most
+ * ENGINE_CHUNK_MAX. */
+static size_t sub_chunk_max(const Subscriber *s) {
+        size_t max = s->ops.chunk_max ? s->ops.chunk_max(s->userdata) : 0;
+
+        return max == 0 || max > ENGINE_CHUNK_MAX ? ENGINE_CHUNK_MAX : max;
+}
+
 /* Hands the next chunk to s: > 0 if one was handed over (s may be gone
  * then), 0 at the end of what exists, < 0 if the log cannot be read. */
 static ssize_t sub_send_chunk(Engine *e, Subscriber *s) {
@@ -64,9 +72,7 @@ static ssize_t sub_send_chunk(Engine *e, Subscriber *s) {
                 return 0;
         /* The file bytes left bound the data bytes left: a small chunk gets
          * a small buffer. The consumer may ask for less. */
-        size_t max = s->ops.chunk_max ? s->ops.chunk_max(s->userdata) : 0;
-        if (max == 0 || max > ENGINE_CHUNK_MAX)
-                max = ENGINE_CHUNK_MAX;
+        size_t max = sub_chunk_max(s);
         size_t want = (size_t) MIN((uint64_t) max, j->log_size - s->cur.pos);
         uint8_t *buf = s->ops.buffer ? s->ops.buffer(s->userdata, want) : NULL;
 
@@ -87,7 +93,7 @@ static ssize_t sub_send_chunk(Engine *e, Subscriber *s) {
  * so the bytes are not read back from the log (one copy less per byte:
  * measured in bench/README.md, "Per byte"). Any other subscriber reads the
  * log as before; so does this one whenever it is not caught up. */
-Subscriber *sub_direct_begin(Job *j, JobStream stream, size_t want, void **ret_buf, size_t *ret_size) {
+Subscriber *sub_direct_candidate(Job *j, JobStream stream) {
         for (ListNode *n = j->subs.first; n; n = n->next) {
                 Subscriber *s = list_entry(n, Subscriber, in_job);
                 if (!s->ready || !s->follow || !s->ops.buffer || !(s->streams & stream))
@@ -96,18 +102,18 @@ Subscriber *sub_direct_begin(Job *j, JobStream stream, size_t want, void **ret_b
                  * skip pending: exactly where the next record will start. */
                 if (s->cur.version == 0 || s->cur.rec_left > 0 || s->cur.pos != j->log_size || s->cur.view < s->skip_to)
                         continue;
-                size_t max = s->ops.chunk_max ? s->ops.chunk_max(s->userdata) : 0;
-                if (max == 0 || max > ENGINE_CHUNK_MAX)
-                        max = ENGINE_CHUNK_MAX;
-                max = MIN(max, want); /* a line gets a small buffer, as from the log */
-                void *buf = s->ops.buffer(s->userdata, max);
-                if (!buf)
-                        return NULL;
-                *ret_buf = buf;
-                *ret_size = max;
                 return s;
         }
         return NULL;
+}
+
+void *sub_direct_buffer(Subscriber *s, size_t want, size_t *ret_size) {
+        size_t size = MIN(sub_chunk_max(s), want); /* a line gets a small buffer, as from the log */
+        void *buf = s->ops.buffer(s->userdata, size);
+
+        if (buf)
+                *ret_size = size;
+        return buf;
 }
 
 /* The pipe read gave n bytes into s's buffer and the last `logged` of the

@@ -150,11 +150,11 @@ void daemon_on_denied(void *userdata, const char *identity, const char *action, 
 }
 
 /* A Stop or a Signal was carried out: journalctl JOB_ID=... tells who. */
-void daemon_on_acted(void *userdata, const char *identity, const JobStatus *st, const char *what) {
+void daemon_on_acted(void *userdata, const char *identity, AuthzAction action, const JobStatus *st, const char *what) {
         Daemon *d = userdata;
         char id[JOB_ID_STRING_MAX], client[300], idf[16 + JOB_ID_STRING_MAX], ownerf[16 + JOB_OWNER_MAX + 1];
         const char *fields[] = { client, idf, ownerf,
-                                 strncmp(what, "stop", 4) == 0 ? LOG_MID_JOB_STOP : LOG_MID_JOB_SIGNAL, NULL };
+                                 action == AUTHZ_ACTION_STOP ? LOG_MID_JOB_STOP : LOG_MID_JOB_SIGNAL, NULL };
 
         job_id_to_string(&st->id, id);
         snprintf(client, sizeof(client), "CLIENT=%s", identity);

@@ -14,6 +14,7 @@
 #include "core/engine.h"
 #include "daemon/log.h"
 #include "daemon/peer-ratelimit.h"
+#include "policy/authz.h"
 #include "rpc/status-map.h"
 #include "tls/bridge.h"
 
@@ -38,4 +39,4 @@ extern const TlsBridgeOps daemon_bridge_ops;
 void daemon_observer(Engine *e, EngineEvent ev, const JobStatus *st, void *userdata);
 void daemon_on_denied(void *userdata, const char *identity, const char *action, const char *job_id);
 void daemon_on_start_failed(void *userdata, const char *identity, StatusResource resource, const char *reason);
-void daemon_on_acted(void *userdata, const char *identity, const JobStatus *st, const char *what);
+void daemon_on_acted(void *userdata, const char *identity, AuthzAction action, const JobStatus *st, const char *what);

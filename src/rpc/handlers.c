@@ -23,6 +23,7 @@
 #include "rpc/status-map.h"
 #include "shared/macro.h"
 #include "shared/parse-util.h"
+#include "shared/signal-name.h"
 
 static void finish_not_found(RpcCall *c) {
         call_finishf(c, GRPC_STATUS_NOT_FOUND, "no job %s", c->request->job_id_string);
@@ -245,8 +246,8 @@ bool handlers_authorize_job(Engine *e, RpcCall *c, AuthzAction action, JobStatus
 }
 
 /* Tells the daemon's log who stopped or signalled which job. */
-static void report_acted(RpcCall *c, const JobStatus *st, const char *fmt, ...) _printf_(3, 4);
-static void report_acted(RpcCall *c, const JobStatus *st, const char *fmt, ...) {
+static void report_acted(RpcCall *c, AuthzAction action, const JobStatus *st, const char *fmt, ...) _printf_(4, 5);
+static void report_acted(RpcCall *c, AuthzAction action, const JobStatus *st, const char *fmt, ...) {
         char what[128];
         va_list ap;
 
@@ -255,7 +256,7 @@ static void report_acted(RpcCall *c, const JobStatus *st, const char *fmt, ...) 
         va_start(ap, fmt);
         vsnprintf(what, sizeof(what), fmt, ap);
         va_end(ap);
-        c->server->acted(c->server->denied_userdata, c->identity, st, what);
+        c->server->acted(c->server->denied_userdata, c->identity, action, st, what);
 }
 
 static void handle_stop(Engine *e, RpcCall *c) {
@@ -280,10 +281,11 @@ static void handle_stop(Engine *e, RpcCall *c) {
                 return;
         }
         if (c->request->grace_usec == UINT64_MAX)
-                report_acted(c, &st, "stop requested with the default grace");
+                report_acted(c, AUTHZ_ACTION_STOP, &st, "stop requested with the default grace");
         else {
                 char grace[PARSE_DURATION_STRING_MAX];
-                report_acted(c, &st, "stop requested with a grace of %s", format_duration(c->request->grace_usec, grace));
+                report_acted(c, AUTHZ_ACTION_STOP, &st, "stop requested with a grace of %s",
+                             format_duration(c->request->grace_usec, grace));
         }
         status_response(c, &st);
 }
@@ -313,8 +315,9 @@ static void handle_signal(Engine *e, RpcCall *c) {
                 handlers_finish_error(c, r, "cannot look up job");
                 return;
         }
-        report_acted(c, &st, "signal %s (%d) sent to %s", sigabbrev_np(req->signal) ?: "RT", req->signal,
-                     req->signal_all ? "all its processes" : "its main process");
+        char name[SIGNAL_NAME_MAX];
+        report_acted(c, AUTHZ_ACTION_SIGNAL, &st, "signal %s (%d) sent to %s", signal_abbrev(req->signal, name) ?: "?",
+                     req->signal, req->signal_all ? "all its processes" : "its main process");
         status_response(c, &st);
 }
 

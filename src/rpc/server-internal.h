@@ -61,7 +61,7 @@ struct Server {
         void (*denied)(void *userdata, const char *identity, const char *action, const char *job_id);
         void *denied_userdata;
         void (*start_failed)(void *userdata, const char *identity, StatusResource resource, const char *reason);
-        void (*acted)(void *userdata, const char *identity, const JobStatus *st, const char *what);
+        void (*acted)(void *userdata, const char *identity, AuthzAction action, const JobStatus *st, const char *what);
         char *socket_base;            /* where the private socket directory goes */
 
         grpc_server *grpc;

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "core/engine.h"
+#include "policy/authz.h"
 #include "policy/policy.h"
 #include "rpc/status-map.h"
 
@@ -54,10 +55,11 @@ typedef struct ServerConfig {
          * it. resource says which (status_map_resource_hint() words it);
          * reason is the message the client got. */
         void (*start_failed)(void *userdata, const char *identity, StatusResource resource, const char *reason);
-        /* Engine thread: a Stop or a Signal was carried out (for the daemon's
-         * log: who did what to which job). what says it in words ("stop
-         * requested with a grace of 10s", "signal TERM (15) sent to its main process"). */
-        void (*acted)(void *userdata, const char *identity, const JobStatus *st, const char *what);
+        /* Engine thread: a Stop or a Signal (action) was carried out (for the
+         * daemon's log: who did what to which job). what says it in words
+         * ("stop requested with a grace of 10s", "signal TERM (15) sent to
+         * its main process"). */
+        void (*acted)(void *userdata, const char *identity, AuthzAction action, const JobStatus *st, const char *what);
         void *userdata;
         /* Where the private directory of gRPC's unix socket is made (as
          * <socket_dir>/rpc, mode 0700, emptied at start and removed at

@@ -85,11 +85,11 @@ static void test_refused(void **state) {
 /* kill -l's names: every number from 1 to 64 but the two the C library
  * keeps has one, and it parses back to the same number. */
 static void test_names_round_trip(void **state) {
-        char buf[CLI_SIGNAL_NAME_MAX];
+        char buf[SIGNAL_NAME_MAX];
         unsigned named = 0;
 
         for (int sig = 1; sig <= CLI_SIGNAL_MAX; sig++) {
-                const char *n = cli_signal_abbrev(sig, buf);
+                const char *n = signal_abbrev(sig, buf);
                 if (!n) {
                         assert_true(sig >= 32 && sig < SIGRTMIN);
                         continue;
@@ -98,13 +98,13 @@ static void test_names_round_trip(void **state) {
                 assert_int_equal(parsed(n), sig);
         }
         assert_int_equal(named, CLI_SIGNAL_MAX - (SIGRTMIN - 32));
-        assert_string_equal(cli_signal_abbrev(15, buf), "TERM");
-        assert_string_equal(cli_signal_abbrev(SIGRTMIN, buf), "RTMIN");
-        assert_string_equal(cli_signal_abbrev(SIGRTMIN + 15, buf), "RTMIN+15");
-        assert_string_equal(cli_signal_abbrev(SIGRTMIN + 16, buf), "RTMAX-14");
-        assert_string_equal(cli_signal_abbrev(SIGRTMAX, buf), "RTMAX");
-        assert_null(cli_signal_abbrev(0, buf));
-        assert_null(cli_signal_abbrev(65, buf));
+        assert_string_equal(signal_abbrev(15, buf), "TERM");
+        assert_string_equal(signal_abbrev(SIGRTMIN, buf), "RTMIN");
+        assert_string_equal(signal_abbrev(SIGRTMIN + 15, buf), "RTMIN+15");
+        assert_string_equal(signal_abbrev(SIGRTMIN + 16, buf), "RTMAX-14");
+        assert_string_equal(signal_abbrev(SIGRTMAX, buf), "RTMAX");
+        assert_null(signal_abbrev(0, buf));
+        assert_null(signal_abbrev(65, buf));
 }
 
 int main(void) {
