@@ -176,6 +176,17 @@ static int tty_request(Cli *cli, Jobworker__V1__Terminal *t) {
         return 0;
 }
 
+/* A job whose stdin was cut short read EOF early, and its output may look
+ * complete: say so (the exit code stays the job's, as documented). */
+static void input_warn_cut(const CliInput *in, const char *id) {
+        _cleanup_free_ char *why = NULL;
+        uint64_t sent;
+
+        if (in && cli_input_cut(in, &sent, &why))
+                fprintf(stderr, "jwctl: warning: standard input to job %s was cut after at most %" PRIu64
+                        " bytes (%s); the job read end-of-file there\n", id, sent, why ?: "out of memory");
+}
+
 static int cmd_run(Cli *cli) {
         Jobworker__V1__Terminal term = JOBWORKER__V1__TERMINAL__INIT;
         _cleanup_free_ char *id = NULL;
@@ -208,9 +219,12 @@ static int cmd_run(Cli *cli) {
         }
         r = cli_follow_to_end(cli, id, true, 0);
         /* The job has ended (or we are going): what it did not read is moot. */
-        cli_input_free(in);
+        if (in)
+                cli_input_stop(in, NULL);
         cli_signals_set_tty(&cli->signals, NULL);
         cli_tty_restore(&saved);
+        input_warn_cut(in, id);
+        cli_input_free(in);
         return r;
 }
 

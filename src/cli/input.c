@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
@@ -27,8 +28,10 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "cli/format.h"
 #include "cli/h2.h"
 #include "cli/input.h"
+#include "cli/reconnect.h"
 #include "jobworker/v1/jobworker.pb-c.h"
 #include "shared/macro.h"
 
@@ -46,6 +49,9 @@ struct CliInput {
         pthread_t thread;
         bool thread_started;
         bool named;             /* the first message (naming the job) went out */
+        int read_errno;         /* reading fd failed: why */
+        uint64_t sent;          /* data bytes handed to the call */
+        char *message;          /* the call's final message, if any */
         uint8_t *buf;           /* a block read from fd */
         uint8_t *packed;        /* the message carrying it */
 };
@@ -149,6 +155,7 @@ static void *input_thread(void *userdata) {
                 }
                 if (n < 0) {
                         /* A read error: the job gets EOF as from a writer that went away. */
+                        in->read_errno = errno;
                         h2_call_cancel(in->call);
                         break;
                 }
@@ -157,8 +164,9 @@ static void *input_thread(void *userdata) {
                 req.data.len = (size_t) n;
                 if (!send_message(in, &req))
                         break; /* the server ended the call: its status says why */
+                in->sent += (uint64_t) n;
         }
-        if (h2_call_status(in->call, &in->status, NULL) < 0)
+        if (h2_call_status(in->call, &in->status, &in->message) < 0)
                 in->status = GRPC_STATUS_UNKNOWN;
         return NULL;
 }
@@ -221,6 +229,21 @@ void cli_input_stop(CliInput *in, grpc_status_code *ret_code) {
                 *ret_code = in->status;
 }
 
+bool cli_input_cut(const CliInput *in, uint64_t *ret_sent, char **ret_why) {
+        char *why = NULL;
+
+        if (in->read_errno != 0) {
+                if (asprintf(&why, "cannot read standard input: %s", strerror(in->read_errno)) < 0)
+                        why = NULL;
+        } else if (cli_failure_of_status(in->status, false) != CLI_FAILURE_TRANSPORT)
+                return false; /* forwarded whole, cancelled by us (CANCELLED) or ended by the job */
+        else
+                why = cli_terminal_safe(in->message ?: "the connection was lost");
+        *ret_sent = in->sent;
+        *ret_why = why;
+        return true;
+}
+
 CliInput *cli_input_free(CliInput *in) {
         if (!in)
                 return NULL;
@@ -231,6 +254,7 @@ CliInput *cli_input_free(CliInput *in) {
         free(in->job_id);
         free(in->buf);
         free(in->packed);
+        free(in->message);
         free(in);
         return NULL;
 }

@@ -12,6 +12,7 @@
  */
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <grpc/status.h>
 
@@ -35,5 +36,13 @@ int cli_input_start(CliClient *c, const char *job_id, int fd, bool tty, CliInput
  * and waits for the thread. The call's final status in *ret_code (OK when
  * all input was forwarded). */
 void cli_input_stop(CliInput *in, grpc_status_code *ret_code);
+
+/* After cli_input_stop(): whether the forwarding was cut before our stdin
+ * ended, and not by the job (which may close its stdin or end at will) nor
+ * by us: the connection was lost, the server went down, or our stdin could
+ * not be read. Then *ret_sent is the data bytes handed to the call (the job
+ * got at most those) and *ret_why says why, in the user's words
+ * (malloc()ed). The job read EOF there (jwctl(1), "Standard input"). */
+bool cli_input_cut(const CliInput *in, uint64_t *ret_sent, char **ret_why);
 
 CliInput *cli_input_free(CliInput *in);

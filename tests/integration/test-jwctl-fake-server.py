@@ -14,6 +14,7 @@ jwctl was not built or grpcio is missing.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -124,6 +125,12 @@ class Fake:
         self.start_lost = False
         self.requests = []   # (method, decoded request)
         self.lock = threading.Lock()
+        self.reset_input()
+
+    def reset_input(self):
+        self.input_data = bytearray()   # what Input calls delivered
+        self.input_eof = False
+        self.input_done = threading.Event()
 
     def record(self, method, req):
         with self.lock:
@@ -164,8 +171,28 @@ class Fake:
             ctx.abort(*codes[self.mode])
         return fb(1, job_status(ID_C, RUNNING, stop_requested=True))
 
+    def Input(self, reqs, ctx):
+        """input-cut: the call ends UNAVAILABLE after the first data, as when the
+        server goes down; else it takes everything up to eof."""
+        ctx.add_callback(self.input_done.set)   # the call is over, status sent
+        for raw_req in reqs:
+            m = decode(raw_req)
+            self.input_data += b"".join(m.get(2, []))
+            if m.get(3):
+                self.input_eof = True
+            if self.mode == "input-cut":
+                ctx.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
+        return fv(1, len(self.input_data))
+
     def Output(self, req, ctx):
         self.record("Output", req)
+        if self.mode in ("input-cut", "input-whole"):
+            # The job's end only once its stdin call is over (both orders
+            # of the end and the cut are not under test here).
+            self.input_done.wait(30)
+            yield chunk(STDOUT, 0, b"sorted\n")
+            yield end(job_status(ID_C, EXITED))
+            return
         if self.mode == "gaps":
             yield chunk(STDOUT, 0, b"abc")
             yield chunk(STDOUT, 2, b"cdef")          # overlaps one byte
@@ -205,6 +232,7 @@ server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
 server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("jobworker.v1.JobWorker", {
     "List": raw(fake.List), "Start": raw(fake.Start), "Stop": raw(fake.Stop),
     "Output": raw(fake.Output, streaming=True),
+    "Input": grpc.stream_unary_rpc_method_handler(fake.Input, request_deserializer=None, response_serializer=None),
     # no Status: grpcio answers UNIMPLEMENTED
 })])
 creds = grpc.ssl_server_credentials([(read("server-key.pem"), read("server.pem"))],
@@ -220,9 +248,11 @@ failures = 0
 checks = 0
 
 
-def jw(*args, mode=None):
+def jw(*args, mode=None, stdin=None):
     fake.mode = mode
-    p = subprocess.run([jwctl, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    fake.reset_input()
+    p = subprocess.run([jwctl, *args], env=env, input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -338,6 +368,23 @@ try:
     want = b"".join(bytes([i % 251]) * 4096 for i in range(MANY_CHUNKS))
     check(rc == 0 and out == want and err == b"", "an Output stream larger than the window, byte-exact",
           (rc, len(out), err[:200]))
+    # Standard input cut short by the server going down: the job read EOF
+    # early and its output may look whole, so jwctl says so; the exit code
+    # stays the job's. Forwarded whole: not a word.
+    data = bytes(range(256)) * 4096   # 1 MiB: more than one Input message
+    rc, out, err = jw("run", "--", "sort", mode="input-whole", stdin=data)
+    check(rc == 0 and out == b"sorted\n" and err == b"" and bytes(fake.input_data) == data and fake.input_eof,
+          "stdin forwarded whole, no warning", (rc, out, err[:300], len(fake.input_data), fake.input_eof))
+    rc, out, err = jw("run", "--", "sort", mode="input-cut", stdin=data)
+    sent = len(fake.input_data)
+    check(rc == 0 and out == b"sorted\n" and 0 < sent < len(data) and err.count(b"\n") == 1 and
+          err.startswith(b"jwctl: warning: standard input to job " + ID_C.encode() + b" was cut after at most ") and
+          b"(the server is shutting down); the job read end-of-file there\n" in err,
+          "stdin cut short: said once, exit code the job's", (rc, out, err[:300], sent))
+    m = re.search(rb"at most (\d+) bytes", err)
+    check(m is not None and sent <= int(m.group(1)) < len(data), "the bytes said bound what the server got",
+          (err[:300], sent))
+
     # grpc-message is percent-encoded on the wire
     check_error(jw("stop", ID_C, mode="stop-percent"), 1, "INTERNAL: 100% on fire", "percent-encoded message")
 finally:
