@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What a job claims among its owner's jobs: its name, while it is starting
- * or running (two running jobs of one owner never share a name), and its
+ * or running (two running jobs of one owner never share a name; a lost job
+ * whose process still runs counts as running: job_holds_name()), and its
  * Start's request id, for as long as its record exists (a retried Start
  * with that id gets the same job, also while the first is still starting).
  *
@@ -127,7 +128,11 @@ int claims_check_start(Engine *e, const JobSpec *spec, JobStartError *err, Engin
                 err->error = EEXIST;
                 job_id_to_string(c->job ? &c->job->st.id : &c->start->id, id);
                 snprintf(err->message, sizeof(err->message), "a job of %s named '%s' is %s: %s (a name is unique among "
-                         "running jobs of an owner)", owner, spec->name, c->job ? "running" : "starting", id);
+                         "running jobs of an owner)", owner, spec->name,
+                         !c->job                               ? "starting"
+                         : c->job->st.state == JOB_STATE_LOST ? "lost, and its process still runs"
+                                                               : "running",
+                         id);
                 return -EEXIST;
         }
         return 0;
@@ -173,12 +178,20 @@ void claims_start_free(Engine *e, JobStart *js) {
         }
 }
 
+/* A job holds its name while its work may still be going on: running, or
+ * lost (a previous daemon died without keeping it) with its process alive,
+ * so that a second `--name nightly` does not run beside the first. Its
+ * claim goes at its end either way (claims_job_ended()). */
+static bool job_holds_name(const Job *j) {
+        return j->st.state == JOB_STATE_RUNNING || (j->st.state == JOB_STATE_LOST && j->st.process_alive);
+}
+
 void claims_job_loaded(Engine *e, Job *j) {
         /* An old record has neither; a name two records both claim (no
          * daemon wrote that) stays with the first. */
         if (j->st.request_id[0])
                 (void) claim_put(&e->request_ids, j->st.request_id, j->st.owner, j, NULL, &j->rid_claim);
-        if (j->st.name[0] && j->st.state == JOB_STATE_RUNNING)
+        if (j->st.name[0] && job_holds_name(j))
                 (void) claim_put(&e->names, j->st.name, j->st.owner, j, NULL, &j->name_claim);
 }
 

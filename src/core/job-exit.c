@@ -155,6 +155,7 @@ static void job_finish(Engine *e, Job *j, const siginfo_t *si) {
 /* The process of a LOST job ended: not our child, so how is not known. */
 static void job_lost_ended(Engine *e, Job *j) {
         j->st.process_alive = false;
+        claims_job_ended(e, j); /* its name is free now */
         j->pidfd = safe_close(j->pidfd);
         j->rearm &= ~(unsigned) (REARM_PIDFD | REARM_STOP);
         job_runtime_done(e, j);

@@ -220,11 +220,11 @@ static int load_job(Engine *e, const char *dir) {
                 job_free(e, j);
                 return r;
         }
-        claims_job_loaded(e, j);
         if (kept)
                 load_watch_adopted(e, j, changed);
         else if (was_running)
                 load_adopt_alive(e, j);
+        claims_job_loaded(e, j); /* after: a lost job whose process runs holds its name */
         return 0;
 }
 

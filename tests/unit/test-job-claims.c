@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "../helpers/engine-test-util.h"
@@ -78,6 +80,66 @@ static void test_name_unique_while_running(void **state) {
         (void) wait_job(e, &c, 10000);
         stop_and_wait(e, &b);
         stop_and_wait(e, &other);
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
+/* A daemon that dies (SIGKILL) with a named job running, without cgroups:
+ * the job goes on, and the next daemon lists it as lost with its process
+ * alive. It still holds its name, as a running job does: before, a second
+ * "nightly" started beside the first. Once its process has ended the name
+ * is free again. */
+static void test_name_held_by_lost_job_that_runs(void **state) {
+        char *dir = make_state_dir("claims-lost");
+        const char *long_sleep[] = { "/bin/sleep", "60", NULL };
+        JobStartError err;
+        JobStatus s;
+        JobId lost, id;
+        char idl[JOB_ID_STRING_MAX];
+        pid_t child;
+        int p[2];
+
+        assert_int_equal(pipe(p), 0);
+        child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+                Engine *ce = engine_at(dir);
+                JobId cid;
+                if (start_named(ce, "alice", long_sleep, "nightly", NULL, NULL, &cid, NULL) < 0)
+                        _exit(1);
+                (void) !write(p[1], &cid, sizeof(cid));
+                for (;;)
+                        (void) engine_run_once(ce, UINT64_MAX);
+        }
+        close(p[1]);
+        assert_int_equal(read(p[0], &lost, sizeof(lost)), (ssize_t) sizeof(lost));
+        close(p[0]);
+        assert_int_equal(kill(child, SIGKILL), 0);
+        assert_int_equal(waitpid(child, NULL, 0), child);
+
+        Engine *e = engine_at(dir);
+        assert_int_equal(engine_get_status(e, &lost, &s), 0);
+        assert_int_equal(s.state, JOB_STATE_LOST);
+        assert_true(s.process_alive);
+
+        assert_int_equal(start_named(e, "alice", true_argv, "nightly", NULL, NULL, &id, &err), -EEXIST);
+        assert_int_equal(err.stage, JOB_START_STAGE_NAME);
+        assert_non_null(strstr(err.message, job_id_to_string(&lost, idl)));
+        assert_non_null(strstr(err.message, "'nightly' is lost, and its process still runs"));
+        id = start_ok(e, "bob", true_argv, "nightly", NULL, NULL); /* another owner's name */
+        (void) wait_job(e, &id, 10000);
+
+        assert_int_equal(engine_stop_job(e, &lost, 0), 0);
+        uint64_t until = mono_ms() + 10000;
+        while (engine_get_status(e, &lost, &s) == 0 && s.process_alive) {
+                if (mono_ms() > until)
+                        fail_msg("the lost job's process did not end within 10 s");
+                assert_int_equal(engine_run_once(e, 100000), 0);
+        }
+        id = start_ok(e, "alice", sleep_argv, "nightly", NULL, NULL);
+        assert_false(job_id_equal(&id, &lost));
+        stop_and_wait(e, &id);
         engine_free(e);
         rm_rf(dir);
         free(dir);
@@ -281,6 +343,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_name_unique_while_running),
                 cmocka_unit_test(test_name_claimed_while_starting),
+                cmocka_unit_test(test_name_held_by_lost_job_that_runs),
                 cmocka_unit_test(test_start_result_post_cannot_fail),
                 cmocka_unit_test(test_request_id),
                 cmocka_unit_test(test_list_filters),
