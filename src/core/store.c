@@ -220,9 +220,11 @@ static int load_job(Engine *e, const char *dir) {
                 job_free(e, j);
                 return r;
         }
+        /* Lost now, or by an earlier daemon's word: a lost job's process
+         * may outlive more than one daemon (a second crash or restart). */
         if (kept)
                 load_watch_adopted(e, j, changed);
-        else if (was_running)
+        else if (was_running || j->st.state == JOB_STATE_LOST)
                 load_adopt_alive(e, j);
         claims_job_loaded(e, j); /* after: a lost job whose process runs holds its name */
         return 0;

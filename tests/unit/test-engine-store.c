@@ -544,6 +544,71 @@ static void test_lost_alive_stoppable(void **state) {
         free(dir);
 }
 
+/* A daemon that loads dir and is then killed with SIGKILL, as in a crash
+ * (after it wrote what it learnt at load). */
+static void load_and_crash(const char *dir) {
+        int p[2];
+        char c = 0;
+        pid_t child;
+
+        assert_int_equal(pipe(p), 0);
+        child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+                Engine *e = NULL;
+                EngineConfig cfg = { .state_dir = dir };
+                if (engine_new(&e, &cfg) < 0)
+                        _exit(1);
+                (void) !write(p[1], "x", 1);
+                for (;;)
+                        (void) engine_run_once(e, UINT64_MAX);
+        }
+        close(p[1]);
+        assert_int_equal(read(p[0], &c, 1), 1);
+        close(p[0]);
+        assert_int_equal(kill(child, SIGKILL), 0);
+        assert_int_equal(waitpid(child, NULL, 0), child);
+}
+
+/* A lost job whose process still runs stays known across a second daemon
+ * that dies: its record already says lost (the second daemon wrote that),
+ * and the third finds its process again by pid and start time. Before, it
+ * was looked for only in records that said running: the third daemon
+ * showed it lost with no process, Stop could not reach it, and its name
+ * was free. */
+static void test_lost_alive_across_second_crash(void **state) {
+        char *dir = plain_dir();
+        const char *argv[] = { "/bin/sleep", "60", NULL };
+        EngineConfig c = { .state_dir = dir };
+        pid_t pid = start_job_and_die(&c, argv, 0, NULL);
+        JobStatus s;
+        JobStatus *all = NULL;
+        size_t n = 0;
+
+        load_and_crash(dir); /* marks it lost, finds it alive, dies */
+        Engine *e = NULL;
+        assert_int_equal(engine_new(&e, &c), 0);
+        assert_int_equal(engine_list(e, NULL, &all, &n), 0);
+        assert_int_equal(n, 1);
+        s = all[0];
+        free(all);
+        assert_int_equal(s.state, JOB_STATE_LOST);
+        assert_int_equal(s.pid, pid);
+        assert_true(s.process_alive);
+
+        assert_int_equal(engine_stop_job(e, &s.id, 0), 0);
+        uint64_t until = mono_ms() + 10000;
+        while (engine_get_status(e, &s.id, &s) == 0 && s.process_alive) {
+                if (mono_ms() > until)
+                        fail_msg("the lost job's process did not end within 10 s");
+                assert_int_equal(engine_run_once(e, 100000), 0);
+        }
+        assert_true(pid_gone(pid));
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
 /* Exit 77 (meson: SKIP) where tmpfs cannot be mounted (no CAP_SYS_ADMIN). */
 static bool can_mount(void) {
         char tmpl[] = "/tmp/jw-test-store-XXXXXX";
@@ -573,6 +638,7 @@ int main(void) {
                 cmocka_unit_test(test_output_from_readonly_state_dir),
                 cmocka_unit_test(test_dir_deleted_while_running),
                 cmocka_unit_test(test_lost_alive_stoppable),
+                cmocka_unit_test(test_lost_alive_across_second_crash),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
