@@ -138,28 +138,96 @@ static int wire_walk(const uint8_t *p, size_t size, uint32_t string_fields,
 }
 
 /* StartRequest's nested parts, before protobuf-c allocates them: the io
- * device strings (Limits.io = 4, IoLimit.device = 1) must not hide a NUL
- * byte, and the io entries (protobuf-c merges repeated Limits messages) and
- * isolate values (field 5, packed or not) are bounded. */
+ * device strings (Limits.io = 4, IoLimit.device = 1), the labels' keys and
+ * values (Label, field 11) and the terminal's TERM (Terminal, field 16)
+ * must not hide a NUL byte, and the io entries (protobuf-c merges repeated
+ * Limits messages) and isolate values (field 5, packed or not) are
+ * bounded. */
 #define START_FIELD_LIMITS 4
 #define START_FIELD_ISOLATE 5
+#define START_FIELD_LABELS 11
+#define START_FIELD_TTY 16
 #define LIMITS_FIELD_IO 4
 #define IO_FIELD_DEVICE 1
+#define LIST_FIELD_LABELS 5
 #define START_ISOLATE_MAX 16
+
+static const char *const label_field_names[3] = { NULL, "key", "value" };
+#define LABEL_STRINGS ((1u << 1) | (1u << 2))
+#define TERMINAL_STRINGS (1u << 3)
+
+/* A nested message's first string field of mask (fields < 32) that holds
+ * a NUL byte: its number, 0 if none, -EINVAL if it is not valid protobuf. */
+static int nested_nul_field(const uint8_t *p, size_t size, uint32_t mask) {
+        const uint8_t *end = p + size;
+
+        while (p < end) {
+                const uint8_t *d;
+                uint64_t f, l;
+                unsigned t;
+
+                if (wire_next(&p, end, &f, &t, &d, &l) < 0)
+                        return -EINVAL;
+                if (t == 2 && f < 32 && (mask & (1u << f)) && memchr(d, 0, l))
+                        return (int) f;
+        }
+        return 0;
+}
+
+/* Labels (Start's and List's): "labels[i].key contains a NUL byte". */
+static int check_label_wire(const char *type, size_t i, const uint8_t *data, size_t len, char **ret_message) {
+        int f = nested_nul_field(data, len, LABEL_STRINGS);
+
+        if (f < 0)
+                return replace_message(ret_message, -EINVAL, "malformed labels in %s (not valid protobuf)", type);
+        if (f > 0)
+                return replace_message(ret_message, -EINVAL, "labels[%zu].%s contains a NUL byte", i, label_field_names[f]);
+        return 0;
+}
+
+static int check_list_wire(const uint8_t *p, size_t size, char **ret_message) {
+        const uint8_t *end = p + size;
+        size_t n_labels = 0;
+
+        while (p < end) {
+                const uint8_t *data;
+                uint64_t field, len;
+                unsigned type;
+                int k;
+
+                if (wire_next(&p, end, &field, &type, &data, &len) < 0)
+                        return replace_message(ret_message, -EINVAL, "malformed ListRequest message (not valid protobuf)");
+                if (field == LIST_FIELD_LABELS && type == 2 &&
+                    (k = check_label_wire("ListRequest", n_labels++, data, len, ret_message)) < 0)
+                        return k;
+        }
+        return 0;
+}
 
 static int check_start_wire(const uint8_t *p, size_t size, char **ret_message) {
         const uint8_t *end = p + size;
-        size_t n_io = 0, n_isolate = 0;
+        size_t n_io = 0, n_isolate = 0, n_labels = 0;
 
         while (p < end) {
                 const uint8_t *data, *lp, *lend;
                 uint64_t field, len;
                 unsigned type;
+                int k;
 
                 if (wire_next(&p, end, &field, &type, &data, &len) < 0)
                         return replace_message(ret_message, -EINVAL, "malformed StartRequest message (not valid protobuf)");
                 if (field == START_FIELD_ISOLATE)
                         n_isolate += type == 2 ? len : 1; /* a packed varint has at least one byte */
+                if (field == START_FIELD_LABELS && type == 2 &&
+                    (k = check_label_wire("StartRequest", n_labels++, data, len, ret_message)) < 0)
+                        return k;
+                if (field == START_FIELD_TTY && type == 2) {
+                        k = nested_nul_field(data, len, TERMINAL_STRINGS);
+                        if (k < 0)
+                                return replace_message(ret_message, -EINVAL, "malformed tty in StartRequest (not valid protobuf)");
+                        if (k > 0)
+                                return replace_message(ret_message, -EINVAL, "tty.term contains a NUL byte");
+                }
                 if (field != START_FIELD_LIMITS || type != 2)
                         continue;
                 for (lp = data, lend = data + len; lp < lend;) {
@@ -584,8 +652,9 @@ static int request_decode_full(RequestMethod method, bool first, const void *dat
         k = check_counts(method, counts, ret_message);
         if (k < 0)
                 return k;
-        if (method == REQUEST_START) {
-                k = check_start_wire(data, size, ret_message);
+        if (method == REQUEST_START || method == REQUEST_LIST) {
+                k = method == REQUEST_START ? check_start_wire(data, size, ret_message)
+                                            : check_list_wire(data, size, ret_message);
                 if (k < 0)
                         return k;
         }

@@ -127,6 +127,11 @@ def main():
     h.expect_code(lambda: raw["Status"](b"\x0a\x50garbage", timeout=10), C.INVALID_ARGUMENT, "malformed")
     h.expect_code(lambda: raw["List"](b"\x0b", timeout=10), C.INVALID_ARGUMENT, "malformed")
     h.expect_code(lambda: raw["Start"](b"\x0a\x06ls\x00-rf", timeout=10), C.INVALID_ARGUMENT, "NUL byte")
+    # nested strings too: a label protobuf-c would have cut to "team"
+    h.expect_code(lambda: s.Start(pb.StartRequest(argv=["true"], labels=[pb.Label(key="team\x00x", value="w")]),
+                                  timeout=10), C.INVALID_ARGUMENT, "labels[0].key contains a NUL byte")
+    h.expect_code(lambda: s.List(pb.ListRequest(labels=[pb.Label(key="team", value="w\x00b")]), timeout=10),
+                  C.INVALID_ARGUMENT, "labels[0].value contains a NUL byte")
     h.expect_code(lambda: s.Start(pb.StartRequest(argv=[]), timeout=10), C.INVALID_ARGUMENT, "argv is empty")
     h.expect_code(lambda: s.Start(pb.StartRequest(argv=["x"] * 5000), timeout=10), C.INVALID_ARGUMENT,
                   "too many arguments: 5000")

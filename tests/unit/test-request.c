@@ -477,6 +477,35 @@ static void test_nul_bytes(void **state) {
         memcpy(status + 2, ID, 36);
         memcpy(status + 38, "\0junk", 5);
         decode_fails_raw(REQUEST_STATUS, status, sizeof(status), -EINVAL, "job_id contains a NUL byte");
+
+        /* Nested strings, which protobuf-c would cut at the NUL as well
+         * (a label "team\0x" became "team"): StartRequest { argv: "ls",
+         * labels: [{ key: "a", value: "1" }, { key: "team\0x", value: "w" }] } */
+        static const uint8_t nul_label_key[] = { 0x0a, 0x02, 'l', 's', 0x5a, 0x06, 0x0a, 0x01, 'a', 0x12, 0x01, '1',
+                                                 0x5a, 0x0b, 0x0a, 0x06, 't', 'e', 'a', 'm', 0, 'x', 0x12, 0x01, 'w' };
+        /* { argv: "ls", labels: [{ key: "k", value: "v\0" }] } */
+        static const uint8_t nul_label_value[] = { 0x0a, 0x02, 'l', 's', 0x5a, 0x07, 0x0a, 0x01, 'k', 0x12, 0x02, 'v', 0 };
+        /* { argv: "ls", tty: { rows: 24, cols: 80, term: "xterm\0" } } */
+        static const uint8_t nul_term[] = { 0x0a, 0x02, 'l', 's', 0x82, 0x01, 0x0c, 0x08, 24, 0x10, 80,
+                                            0x1a, 0x06, 'x', 't', 'e', 'r', 'm', 0 };
+        /* ListRequest { labels: [{ key: "team", value: "w\0b" }] } */
+        static const uint8_t nul_selector[] = { 0x2a, 0x0b, 0x0a, 0x04, 't', 'e', 'a', 'm', 0x12, 0x03, 'w', 0, 'b' };
+        /* ListRequest { labels: [ broken ] } */
+        static const uint8_t bad_selector[] = { 0x2a, 0x02, 0x0a, 0x05 };
+        /* the same without the NULs decode */
+        static const uint8_t ok_selector[] = { 0x2a, 0x0a, 0x0a, 0x04, 't', 'e', 'a', 'm', 0x12, 0x02, 'w', 'b' };
+        Request *r = NULL;
+        char *error = NULL;
+
+        decode_fails_raw(REQUEST_START, nul_label_key, sizeof(nul_label_key), -EINVAL, "labels[1].key contains a NUL byte");
+        decode_fails_raw(REQUEST_START, nul_label_value, sizeof(nul_label_value), -EINVAL,
+                         "labels[0].value contains a NUL byte");
+        decode_fails_raw(REQUEST_START, nul_term, sizeof(nul_term), -EINVAL, "tty.term contains a NUL byte");
+        decode_fails_raw(REQUEST_LIST, nul_selector, sizeof(nul_selector), -EINVAL, "labels[0].value contains a NUL byte");
+        decode_fails_raw(REQUEST_LIST, bad_selector, sizeof(bad_selector), -EINVAL, "malformed labels in ListRequest");
+        assert_int_equal(request_decode(REQUEST_LIST, ok_selector, sizeof(ok_selector), &r, &error), 0);
+        assert_int_equal(r->n_list_labels, 1);
+        request_free(r);
 }
 
 static void test_malformed(void **state) {
