@@ -11,9 +11,11 @@ Environment (set by tests/integration/meson.build):
 
 import atexit
 import os
+import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -227,6 +229,43 @@ class Daemon:
                 pass
         if self in _daemons:
             _daemons.remove(self)
+
+
+def stable_port():
+    """A free port on 127.0.0.1 that the kernel never hands out by itself:
+    below its ephemeral range (or above it, where that starts too low).
+    A port the kernel gave a daemon at bind(port 0) is ephemeral: once the
+    daemon is killed it may be taken at once as the source port of any
+    connection on the machine, or by another test's daemon, and a restart on
+    the same address then fails with EADDRINUSE (seen once in a loaded run
+    of test-jwctl-reconnect)."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        lo, hi = (int(x) for x in f.read().split())
+    span = (max(1024, lo - 16384), lo) if lo - 1024 >= 4096 else (hi + 1, 65536)
+    for _ in range(200):
+        port = random.randrange(*span)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    fail("no free port in %d..%d" % span)
+
+
+def daemon_on_stable_port(args=(), **kw):
+    """A Daemon on a stable_port(), for a test that restarts it on the same
+    address. Another test may probe the same port at the same moment: a
+    start that finds it taken tries another (at most five)."""
+    for attempt in range(5):
+        try:
+            return Daemon(listen=False, args=list(args) + ["--listen", "127.0.0.1:%d" % stable_port()], **kw)
+        except AssertionError as e:
+            if "Address already in use" not in str(e) or attempt == 4:
+                raise
 
 
 def expect_code(fn, code, contains=None):

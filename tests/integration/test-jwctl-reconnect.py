@@ -67,7 +67,7 @@ def subscribed_daemon(n):
     path = os.path.join(h.tmpdir(), "notify")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
-    d = h.Daemon(env=dict(os.environ, NOTIFY_SOCKET=path))
+    d = h.daemon_on_stable_port(env=dict(os.environ, NOTIFY_SOCKET=path))
 
     def wait_subscribers(timeout=20.0):
         deadline = time.monotonic() + timeout
@@ -256,7 +256,7 @@ def test_job_ends_during_outage():
 def test_long_outage_is_told():
     """An outage of ~4.5 s: one line when it passes 3 s, one when back; the
     bytes are still exact."""
-    d = h.Daemon()
+    d = h.daemon_on_stable_port()
     job = start_job(d, "printf 'one\\n'; sleep 60")
     wait_captured(d, job, 4)
     logs = jwctl(d, "logs", "-f", job)
@@ -311,7 +311,7 @@ def test_give_up_after_bound():
 
 def test_interrupt_during_outage():
     """Ctrl-C while reconnecting ends the follower at once with 130."""
-    d = h.Daemon()
+    d = h.daemon_on_stable_port()
     job = start_job(d, "printf 'x\\n'; sleep 60")
     wait_captured(d, job, 2)
     pid = d.stub("alice").Status(h.stubs()[0].StatusRequest(job_id=job), timeout=10).status.pid
@@ -332,7 +332,7 @@ def test_refusal_after_restart_is_final():
     """The new daemon's policy no longer knows alice: the resumed stream is
     refused, and the follower ends at once with that refusal (exit 1),
     instead of retrying until the bound."""
-    d = h.Daemon()
+    d = h.daemon_on_stable_port()
     job = start_job(d, "printf 'x\\n'; sleep 60")
     wait_captured(d, job, 2)
     pid = d.stub("alice").Status(h.stubs()[0].StatusRequest(job_id=job), timeout=10).status.pid
@@ -353,7 +353,7 @@ def test_refusal_after_restart_is_final():
 def test_reconnect_off():
     """--reconnect-timeout 0: the lost connection ends the follower at once
     with exit 3, as before."""
-    d = h.Daemon()
+    d = h.daemon_on_stable_port()
     job = start_job(d, "printf 'x\\n'; sleep 60")
     wait_captured(d, job, 2)
     pid = d.stub("alice").Status(h.stubs()[0].StatusRequest(job_id=job), timeout=10).status.pid
