@@ -170,6 +170,7 @@ typedef struct EngineFaults {
         bool no_exit_info;      /* the kernel has no PIDFD_INFO_EXIT (as 6.1) */
         int signal_procs_fail;  /* errno: signalling a frozen job's members fails (job-signal.c) */
         unsigned post_fail;     /* this many engine_post() calls fail with -ENOMEM (loop.c) */
+        uint64_t spawn_delay_usec; /* each spawn waits this long first, as on a loaded machine (job-start.c) */
 } EngineFaults;
 
 struct Engine {

@@ -65,6 +65,7 @@ struct JobStart {
         uint64_t pid_starttime;              /* jobrecord_pid_starttime(pid) */
         uint64_t start_usec;
         uint64_t runtime_deadline;           /* CLOCK_MONOTONIC usec, 0: no limit */
+        uint64_t spawn_delay_usec;           /* EngineFaults.spawn_delay_usec */
         JobStartError err;
         Keeper *keeper;                      /* a reference, or NULL */
         uint32_t keep_bundle;                /* where its fds are kept, 0 */

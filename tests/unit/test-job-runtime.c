@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "../helpers/engine-test-util.h"
+#include "core/engine-internal.h" /* EngineFaults */
 
 static const char *testprog;
 
@@ -60,6 +61,28 @@ static void test_sleep_past_limit_is_stopped(void **state) {
         assert_int_equal(engine_get_status(e, &id, &s), 0);
         assert_true(s.timed_out);
         assert_int_equal(s.max_runtime_usec, 300000);
+        engine_free(e);
+        rm_rf(dir);
+        free(dir);
+}
+
+/* A spawn that waits its turn (a loaded machine; here a fault hook holds
+ * it 300 ms) does not eat into the limit: the job runs its whole limit by
+ * its own start and end times. Before, the limit counted from the Start
+ * call, and this job was stopped the moment it started. */
+static void test_limit_counts_from_the_spawn(void **state) {
+        char *dir = make_state_dir("runtime");
+        Engine *e = engine_new_ok(&(EngineConfig){ .state_dir = dir, .default_grace_usec = 5000000 });
+        const char *argv[] = { "sleep", "60", NULL };
+
+        e->faults.spawn_delay_usec = 300000;
+        JobId id = start_limited(e, argv, 300000);
+        JobStatus s = wait_job(e, &id, 10000);
+        assert_int_equal(s.state, JOB_STATE_KILLED);
+        assert_true(s.timed_out);
+        if (s.end_usec - s.start_usec < 300000 - 2000)
+                fail_msg("a job with a 300 ms limit ran %.3f s", (double) (s.end_usec - s.start_usec) / 1e6);
+        assert_true(s.end_usec - s.start_usec < 5000000);
         engine_free(e);
         rm_rf(dir);
         free(dir);
@@ -215,6 +238,7 @@ int main(void) {
         }
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_sleep_past_limit_is_stopped),
+                cmocka_unit_test(test_limit_counts_from_the_spawn),
                 cmocka_unit_test(test_stubborn_job_killed_after_grace),
                 cmocka_unit_test(test_job_within_limit_not_marked),
                 cmocka_unit_test(test_no_limit_no_deadline),
