@@ -231,7 +231,7 @@ static int check_start_wire(const uint8_t *p, size_t size, char **ret_message) {
                 if (field != START_FIELD_LIMITS || type != 2)
                         continue;
                 for (lp = data, lend = data + len; lp < lend;) {
-                        const uint8_t *io, *ip, *iend;
+                        const uint8_t *io;
                         uint64_t f, l;
                         unsigned t;
 
@@ -241,16 +241,11 @@ static int check_start_wire(const uint8_t *p, size_t size, char **ret_message) {
                                 continue;
                         if (++n_io > LIMITS_IO_MAX)
                                 return replace_message(ret_message, -E2BIG, "too many io limits (at most %u)", LIMITS_IO_MAX);
-                        for (ip = io, iend = io + l; ip < iend;) {
-                                const uint8_t *d;
-                                uint64_t ff, ll;
-                                unsigned tt;
-
-                                if (wire_next(&ip, iend, &ff, &tt, &d, &ll) < 0)
-                                        return replace_message(ret_message, -EINVAL, "malformed io limit in StartRequest (not valid protobuf)");
-                                if (ff == IO_FIELD_DEVICE && tt == 2 && memchr(d, 0, ll))
-                                        return replace_message(ret_message, -EINVAL, "limits.io[%zu].device contains a NUL byte", n_io - 1);
-                        }
+                        k = nested_nul_field(io, l, 1u << IO_FIELD_DEVICE);
+                        if (k < 0)
+                                return replace_message(ret_message, -EINVAL, "malformed io limit in StartRequest (not valid protobuf)");
+                        if (k > 0)
+                                return replace_message(ret_message, -EINVAL, "limits.io[%zu].device contains a NUL byte", n_io - 1);
                 }
         }
         if (n_isolate > START_ISOLATE_MAX)
