@@ -102,6 +102,51 @@ static inline pid_t start_job_and_die(const EngineConfig *c, const char *const *
         return job_pid;
 }
 
+/* A daemon killed (SIGKILL) while it runs: a child process makes an engine
+ * on c, starts spec unless it is NULL (then it only loads what c's state
+ * directory holds, and writes what it learnt, lost jobs included), tells
+ * the parent, turns its loop and is killed. The job's id in *ret_id when
+ * spec is given; the job itself is left running. */
+static inline void engine_killed_while_running(const EngineConfig *c, const JobSpec *spec, JobId *ret_id) {
+        JobId id = {};
+        pid_t child;
+        int p[2];
+
+        assert_int_equal(pipe(p), 0);
+        child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+                Engine *e = NULL;
+                if (engine_new(&e, c) < 0 || (spec && engine_start_job_wait(e, spec, &id, NULL) < 0))
+                        _exit(1);
+                (void) !write(p[1], &id, sizeof(id));
+                for (;;)
+                        (void) engine_run_once(e, UINT64_MAX);
+        }
+        close(p[1]);
+        assert_int_equal(read(p[0], &id, sizeof(id)), (ssize_t) sizeof(id));
+        close(p[0]);
+        assert_int_equal(kill(child, SIGKILL), 0);
+        assert_int_equal(waitpid(child, NULL, 0), child);
+        if (ret_id)
+                *ret_id = id;
+}
+
+/* Stops a lost job whose process still runs and turns e's loop until that
+ * process has ended (at most 10 s): its last status. */
+static inline JobStatus stop_lost_and_wait(Engine *e, const JobId *id) {
+        uint64_t until = mono_ms() + 10000;
+        JobStatus s;
+
+        assert_int_equal(engine_stop_job(e, id, 0), 0);
+        while (engine_get_status(e, id, &s) == 0 && s.process_alive) {
+                if (mono_ms() > until)
+                        fail_msg("the lost job's process did not end within 10 s");
+                assert_int_equal(engine_run_once(e, 100000), 0);
+        }
+        return s;
+}
+
 /* A subscriber's chunk callback appending to the NUL-terminated string ud
  * (GRAB_MAX + 1 bytes; what does not fit is dropped). */
 #define GRAB_MAX 4095

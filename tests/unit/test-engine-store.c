@@ -496,30 +496,12 @@ static void test_dir_deleted_while_running(void **state) {
  * an engine, killed with SIGKILL. */
 static void test_lost_alive_stoppable(void **state) {
         char *dir = plain_dir();
-        int p[2];
-        pid_t child;
+        const char *argv[] = { "/bin/sleep", "60", NULL };
+        JobSpec spec = { .argv = argv, .owner = "tester", .cgroup_fd = -1 };
         JobId id;
         JobStatus s;
 
-        assert_int_equal(pipe(p), 0);
-        child = fork();
-        assert_true(child >= 0);
-        if (child == 0) {
-                const char *argv[] = { "/bin/sleep", "60", NULL };
-                Engine *e = NULL;
-                EngineConfig c = { .state_dir = dir };
-                JobId cid;
-                if (engine_new(&e, &c) < 0 || start_job(e, argv, &cid, NULL) < 0)
-                        _exit(1);
-                (void) !write(p[1], &cid, sizeof(cid));
-                for (;;)
-                        (void) engine_run_once(e, UINT64_MAX);
-        }
-        close(p[1]);
-        assert_int_equal(read(p[0], &id, sizeof(id)), (ssize_t) sizeof(id));
-        close(p[0]);
-        assert_int_equal(kill(child, SIGKILL), 0);
-        assert_int_equal(waitpid(child, NULL, 0), child);
+        engine_killed_while_running(&(EngineConfig){ .state_dir = dir }, &spec, &id);
 
         /* Retention of a microsecond: every other finished job would go. */
         Engine *e = NULL;
@@ -531,43 +513,11 @@ static void test_lost_alive_stoppable(void **state) {
         pid_t pid = s.pid;
         assert_false(pid_gone(pid));
 
-        assert_int_equal(engine_stop_job(e, &id, 0), 0);
-        uint64_t until = mono_ms() + 10000;
-        while (engine_get_status(e, &id, &s) == 0 && s.process_alive) {
-                if (mono_ms() > until)
-                        fail_msg("the lost job's process did not end within 10 s");
-                assert_int_equal(engine_run_once(e, 100000), 0);
-        }
+        (void) stop_lost_and_wait(e, &id);
         assert_true(pid_gone(pid));
         engine_free(e);
         rm_rf(dir);
         free(dir);
-}
-
-/* A daemon that loads dir and is then killed with SIGKILL, as in a crash
- * (after it wrote what it learnt at load). */
-static void load_and_crash(const char *dir) {
-        int p[2];
-        char c = 0;
-        pid_t child;
-
-        assert_int_equal(pipe(p), 0);
-        child = fork();
-        assert_true(child >= 0);
-        if (child == 0) {
-                Engine *e = NULL;
-                EngineConfig cfg = { .state_dir = dir };
-                if (engine_new(&e, &cfg) < 0)
-                        _exit(1);
-                (void) !write(p[1], "x", 1);
-                for (;;)
-                        (void) engine_run_once(e, UINT64_MAX);
-        }
-        close(p[1]);
-        assert_int_equal(read(p[0], &c, 1), 1);
-        close(p[0]);
-        assert_int_equal(kill(child, SIGKILL), 0);
-        assert_int_equal(waitpid(child, NULL, 0), child);
 }
 
 /* A lost job whose process still runs stays known across a second daemon
@@ -585,7 +535,7 @@ static void test_lost_alive_across_second_crash(void **state) {
         JobStatus *all = NULL;
         size_t n = 0;
 
-        load_and_crash(dir); /* marks it lost, finds it alive, dies */
+        engine_killed_while_running(&c, NULL, NULL); /* marks it lost, finds it alive, dies */
         Engine *e = NULL;
         assert_int_equal(engine_new(&e, &c), 0);
         assert_int_equal(engine_list(e, NULL, &all, &n), 0);
@@ -596,13 +546,7 @@ static void test_lost_alive_across_second_crash(void **state) {
         assert_int_equal(s.pid, pid);
         assert_true(s.process_alive);
 
-        assert_int_equal(engine_stop_job(e, &s.id, 0), 0);
-        uint64_t until = mono_ms() + 10000;
-        while (engine_get_status(e, &s.id, &s) == 0 && s.process_alive) {
-                if (mono_ms() > until)
-                        fail_msg("the lost job's process did not end within 10 s");
-                assert_int_equal(engine_run_once(e, 100000), 0);
-        }
+        (void) stop_lost_and_wait(e, &s.id);
         assert_true(pid_gone(pid));
         engine_free(e);
         rm_rf(dir);

@@ -93,30 +93,13 @@ static void test_name_unique_while_running(void **state) {
 static void test_name_held_by_lost_job_that_runs(void **state) {
         char *dir = make_state_dir("claims-lost");
         const char *long_sleep[] = { "/bin/sleep", "60", NULL };
+        JobSpec spec = { .argv = long_sleep, .owner = "alice", .cgroup_fd = -1, .name = "nightly" };
         JobStartError err;
         JobStatus s;
         JobId lost, id;
         char idl[JOB_ID_STRING_MAX];
-        pid_t child;
-        int p[2];
 
-        assert_int_equal(pipe(p), 0);
-        child = fork();
-        assert_true(child >= 0);
-        if (child == 0) {
-                Engine *ce = engine_at(dir);
-                JobId cid;
-                if (start_named(ce, "alice", long_sleep, "nightly", NULL, NULL, &cid, NULL) < 0)
-                        _exit(1);
-                (void) !write(p[1], &cid, sizeof(cid));
-                for (;;)
-                        (void) engine_run_once(ce, UINT64_MAX);
-        }
-        close(p[1]);
-        assert_int_equal(read(p[0], &lost, sizeof(lost)), (ssize_t) sizeof(lost));
-        close(p[0]);
-        assert_int_equal(kill(child, SIGKILL), 0);
-        assert_int_equal(waitpid(child, NULL, 0), child);
+        engine_killed_while_running(&(EngineConfig){ .state_dir = dir }, &spec, &lost);
 
         Engine *e = engine_at(dir);
         assert_int_equal(engine_get_status(e, &lost, &s), 0);
@@ -130,13 +113,7 @@ static void test_name_held_by_lost_job_that_runs(void **state) {
         id = start_ok(e, "bob", true_argv, "nightly", NULL, NULL); /* another owner's name */
         (void) wait_job(e, &id, 10000);
 
-        assert_int_equal(engine_stop_job(e, &lost, 0), 0);
-        uint64_t until = mono_ms() + 10000;
-        while (engine_get_status(e, &lost, &s) == 0 && s.process_alive) {
-                if (mono_ms() > until)
-                        fail_msg("the lost job's process did not end within 10 s");
-                assert_int_equal(engine_run_once(e, 100000), 0);
-        }
+        (void) stop_lost_and_wait(e, &lost);
         id = start_ok(e, "alice", sleep_argv, "nightly", NULL, NULL);
         assert_false(job_id_equal(&id, &lost));
         stop_and_wait(e, &id);
