@@ -115,11 +115,14 @@ static int wire_next(const uint8_t **p, const uint8_t *end, uint64_t *ret_field,
         }
 }
 
-static int wire_walk(const uint8_t *p, size_t size, uint32_t string_fields,
-                     size_t counts[static WIRE_FIELDS], unsigned *ret_nul_field) {
+/* Walks one message: *ret_nul_field is the first field of string_fields
+ * that holds a NUL byte (0: none), counts[f] how often field f occurs
+ * (counts NULL: not counted). -EINVAL if it is not valid protobuf. */
+static int wire_walk(const uint8_t *p, size_t size, uint32_t string_fields, size_t *counts, unsigned *ret_nul_field) {
         const uint8_t *end = p + size;
 
-        memset(counts, 0, sizeof(size_t) * WIRE_FIELDS);
+        if (counts)
+                memset(counts, 0, sizeof(size_t) * WIRE_FIELDS);
         *ret_nul_field = 0;
         while (p < end) {
                 const uint8_t *data;
@@ -131,7 +134,7 @@ static int wire_walk(const uint8_t *p, size_t size, uint32_t string_fields,
                 if (type == 2 && field < WIRE_FIELDS && (string_fields & (1u << field)) &&
                     memchr(data, 0, len) && *ret_nul_field == 0)
                         *ret_nul_field = field;
-                if (field < WIRE_FIELDS)
+                if (counts && field < WIRE_FIELDS)
                         counts[field]++;
         }
         return 0;
@@ -156,22 +159,12 @@ static const char *const label_field_names[3] = { NULL, "key", "value" };
 #define LABEL_STRINGS ((1u << 1) | (1u << 2))
 #define TERMINAL_STRINGS (1u << 3)
 
-/* A nested message's first string field of mask (fields < 32) that holds
- * a NUL byte: its number, 0 if none, -EINVAL if it is not valid protobuf. */
+/* A nested message's first string field of mask that holds a NUL byte:
+ * its number, 0 if none, -EINVAL if it is not valid protobuf. */
 static int nested_nul_field(const uint8_t *p, size_t size, uint32_t mask) {
-        const uint8_t *end = p + size;
+        unsigned f;
 
-        while (p < end) {
-                const uint8_t *d;
-                uint64_t f, l;
-                unsigned t;
-
-                if (wire_next(&p, end, &f, &t, &d, &l) < 0)
-                        return -EINVAL;
-                if (t == 2 && f < 32 && (mask & (1u << f)) && memchr(d, 0, l))
-                        return (int) f;
-        }
-        return 0;
+        return wire_walk(p, size, mask, NULL, &f) < 0 ? -EINVAL : (int) f;
 }
 
 /* Labels (Start's and List's): "labels[i].key contains a NUL byte". */

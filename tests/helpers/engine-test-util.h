@@ -106,7 +106,8 @@ static inline pid_t start_job_and_die(const EngineConfig *c, const char *const *
  * on c, starts spec unless it is NULL (then it only loads what c's state
  * directory holds, and writes what it learnt, lost jobs included), tells
  * the parent, turns its loop and is killed. The job's id in *ret_id when
- * spec is given; the job itself is left running. */
+ * spec is given; the job itself is left running. (start_job_and_die()
+ * above is the other way to die: after the job wrote so much, by exit.) */
 static inline void engine_killed_while_running(const EngineConfig *c, const JobSpec *spec, JobId *ret_id) {
         JobId id = {};
         pid_t child;
